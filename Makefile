@@ -1,0 +1,35 @@
+# Every target sets up .venv first (when missing or stale), so a fresh machine needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-quick lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ja]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/leaky curves --out out/curves
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+test-quick: $(STAMP)
+	$(BIN)/pytest -m "not slow" -x -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/step_memory_and_time.py
+	$(BIN)/python benchmarks/bias_leaky_relu_speed.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,606 @@
+"""Rectified activations as functions, with exact gradients and a memory-light backward.
+
+The forward passes call PyTorch's own kernels, and every backward pass calls the very
+kernel PyTorch's autograd uses (``aten.leaky_relu_backward``), so values and gradients
+are bitwise the same as ``torch.nn.functional``. What changes is what autograd keeps
+alive between forward and backward:
+
+======================  =====================================  ==========================
+op                      PyTorch keeps                          leaky keeps
+======================  =====================================  ==========================
+``leaky_relu``          the input x                            the output y (or 1 bit/x)
+``rrelu`` (eval)        x and a full-size noise tensor         y
+``rrelu`` (training)    x and a full-size noise tensor         y and a generator state
+``bias_leaky_relu``     x + b and leaky(x + b) (eager ops)     y
+======================  =====================================  ==========================
+
+The output is free to keep: the next layer (a Linear or a convolution) keeps it anyway
+for its own weight gradient, so the two references share one storage. This works
+because for a slope >= 0 the sign of the output equals the sign of the input.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as torch_f
+
+from leaky.spec import leaky_gain
+
+__all__ = [
+    "SAVE_MODES",
+    "SaveMode",
+    "bias_leaky_relu",
+    "leaky_relu",
+    "pack_positive_mask",
+    "prelu",
+    "relu",
+    "rrelu",
+    "sigmoid",
+    "tanh",
+    "unpack_positive_mask",
+]
+
+SaveMode = Literal["auto", "output", "mask", "input"]
+SAVE_MODES: tuple[str, ...] = ("auto", "output", "mask", "input")
+
+_aten = torch.ops.aten
+
+
+# --------------------------------------------------------------------------- validation
+def _check_tensor(x: Any, name: str = "input") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"Expected `{name}` to be a floating-point tensor, but got dtype {x.dtype}; "
+            f"convert it first, for example with `{name}.float()`"
+        )
+
+
+def check_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Expected `{name}` to be a real number, but got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"Expected `{name}` to be a finite number, but got {value}")
+    return value
+
+
+def check_negative_slope(negative_slope: Any, inplace: bool = False) -> float:
+    """Validate a Leaky ReLU slope: finite, and >= 0 when the op works in place.
+
+    Examples:
+        >>> check_negative_slope(0.2)
+        0.2
+    """
+    slope = check_number(negative_slope, "negative_slope")
+    if inplace and slope < 0:
+        raise ValueError(
+            f"Expected `negative_slope` to be a finite number >= 0 for in-place use, but got "
+            f"{slope}: with a negative slope the input cannot be recovered from the output; "
+            "use inplace=False"
+        )
+    return slope
+
+
+def resolve_save(save: Any, negative_slope: float, inplace: bool) -> str:
+    """Turn ``save="auto"`` into a concrete mode and reject impossible combinations.
+
+    Examples:
+        >>> resolve_save("auto", 0.01, False), resolve_save("auto", -0.5, False)
+        ('output', 'input')
+    """
+    if save not in SAVE_MODES:
+        raise ValueError(f"Expected `save` to be one of {', '.join(SAVE_MODES)}, but got {save!r}")
+    if save == "auto":
+        return "output" if negative_slope >= 0 else "input"
+    if save == "output" and negative_slope < 0:
+        raise ValueError(
+            f"save='output' needs negative_slope >= 0 (the output's sign must equal the "
+            f"input's), but got {negative_slope}; use save='mask' or save='input'"
+        )
+    if save == "input" and inplace:
+        raise ValueError("save='input' cannot be combined with inplace=True: the input is overwritten")
+    return save
+
+
+def _needs_graph(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+# --------------------------------------------------------------------------- 1-bit masks
+_BIT_SHIFTS: dict[torch.device, torch.Tensor] = {}
+
+
+def _bit_shifts(device: torch.device) -> torch.Tensor:
+    if device not in _BIT_SHIFTS:
+        _BIT_SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
+    return _BIT_SHIFTS[device]
+
+
+def pack_positive_mask(x: torch.Tensor) -> torch.Tensor:
+    """Pack ``x > 0`` into ceil(x.numel() / 8) bytes, in row-major order.
+
+    Examples:
+        >>> pack_positive_mask(torch.tensor([1.0, -1.0, 2.0, 0.0, 3.0])).tolist()
+        [21]
+    """
+    positive = torch.gt(x, 0).reshape(-1)
+    padding = -positive.numel() % 8
+    if padding:
+        positive = torch.cat([positive, positive.new_zeros(padding)])
+    bits = positive.view(-1, 8).view(torch.uint8)
+    return torch.bitwise_left_shift(bits, _bit_shifts(x.device)).sum(dim=1, dtype=torch.uint8)
+
+
+def unpack_positive_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Inverse of :func:`pack_positive_mask`: a bool tensor of ``shape``.
+
+    Examples:
+        >>> unpack_positive_mask(torch.tensor([21], dtype=torch.uint8), torch.Size([5])).tolist()
+        [True, False, True, False, True]
+    """
+    numel = math.prod(shape)
+    bits = torch.bitwise_right_shift(packed.unsqueeze(1), _bit_shifts(packed.device)) & 1
+    return bits.view(torch.bool).reshape(-1)[:numel].view(shape)
+
+
+def _sign_surrogate(packed: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    # 1 where x > 0 and 0 elsewhere, in `like`'s dtype and layout, so that PyTorch's own
+    # backward kernel can consume it in place of x and give bitwise the same gradient.
+    surrogate = torch.empty_like(like)
+    surrogate.copy_(unpack_positive_mask(packed, like.shape))
+    return surrogate
+
+
+# --------------------------------------------------------------------------- leaky_relu
+class _LeakyReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, negative_slope: float, inplace: bool, save: str
+    ) -> torch.Tensor:
+        mask = pack_positive_mask(x) if save == "mask" else None
+        if inplace:
+            y = torch_f.leaky_relu_(x, negative_slope)
+            ctx.mark_dirty(x)
+        else:
+            y = torch_f.leaky_relu(x, negative_slope)
+        ctx.negative_slope = negative_slope
+        ctx.save = save
+        ctx.save_for_backward({"output": y, "input": x, "mask": mask}[save])
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+        (saved,) = ctx.saved_tensors
+        if ctx.save == "mask":
+            saved = _sign_surrogate(saved, grad)
+        grad_input = _aten.leaky_relu_backward(
+            grad, saved, ctx.negative_slope, ctx.save == "output"
+        )
+        return grad_input, None, None, None
+
+
+def leaky_relu(
+    input: torch.Tensor,
+    negative_slope: float = 0.01,
+    inplace: bool = False,
+    *,
+    save: SaveMode = "auto",
+) -> torch.Tensor:
+    r"""Apply Leaky ReLU elementwise, keeping the least that gives an exact gradient.
+
+    .. math::
+        \text{LeakyReLU}(x) = \max(0, x) + \text{negative\_slope} \cdot \min(0, x)
+
+    or, case by case: ``x`` if ``x > 0``, else ``negative_slope * x``. The derivative is 1
+    for ``x > 0`` and ``negative_slope`` otherwise (also at exactly 0, as in PyTorch).
+
+    Forward and gradient are bitwise the same as ``torch.nn.functional.leaky_relu`` for
+    every input, NaN, +-inf, -0.0 and subnormals included. Default 0.01 is PyTorch's and
+    JAX's; Keras' ``LeakyReLU`` layer uses 0.3 and ``tf.nn.leaky_relu`` 0.2.
+
+    Args:
+        input: floating-point tensor of any shape.
+        negative_slope: slope for ``x <= 0``; finite. Default: 0.01
+        inplace: overwrite ``input`` with the result (needs ``negative_slope >= 0``).
+            Default: ``False``
+        save: what backward keeps. ``"output"``: only the output tensor, which the next
+            layer usually keeps anyway (needs ``negative_slope >= 0``). ``"mask"``: a
+            bit-packed sign mask of ceil(n/8) bytes, not the output. ``"input"``: the
+            input, as PyTorch does. ``"auto"``: ``"output"`` for slopes >= 0, else
+            ``"input"``. All give exactly the same gradients. Default: ``"auto"``
+
+    Shape:
+        - Input: :math:`(*)`, any number of dimensions.
+        - Output: :math:`(*)`, same shape as the input.
+
+    Examples:
+        >>> x = torch.tensor([-2.0, 0.0, 3.0], requires_grad=True)
+        >>> y = leaky_relu(x, 0.1)
+        >>> y
+        tensor([-0.2000,  0.0000,  3.0000], grad_fn=<_LeakyReLUFunctionBackward>)
+        >>> y.sum().backward()
+        >>> x.grad
+        tensor([0.1000, 0.1000, 1.0000])
+    """
+    _check_tensor(input)
+    slope = check_negative_slope(negative_slope, inplace)
+    mode = resolve_save(save, slope, inplace)
+    if not _needs_graph(input):
+        return torch_f.leaky_relu_(input, slope) if inplace else torch_f.leaky_relu(input, slope)
+    return _LeakyReLUFunction.apply(input, slope, inplace, mode)
+
+
+# --------------------------------------------------------------------------- rrelu
+def check_rrelu_bounds(lower: Any, upper: Any) -> tuple[float, float]:
+    """Validate RReLU's slope range: finite numbers with ``lower <= upper``.
+
+    Examples:
+        >>> check_rrelu_bounds(0.1, 0.3)
+        (0.1, 0.3)
+    """
+    low = check_number(lower, "lower")
+    high = check_number(upper, "upper")
+    if low > high:
+        raise ValueError(
+            f"Expected `lower` <= `upper` for RReLU's slope range, but got lower={low}, "
+            f"upper={high}; swap them"
+        )
+    return low, high
+
+
+def _default_generator(device: torch.device) -> torch.Generator:
+    if device.type == "cpu":
+        return torch.default_generator
+    return torch.Generator(device=device).manual_seed(
+        int(torch.randint(2**62, (1,), generator=torch.default_generator))
+    )
+
+
+def _random_slopes(
+    like: torch.Tensor, lower: float, upper: float, generator: torch.Generator
+) -> torch.Tensor:
+    return torch.empty_like(like).uniform_(lower, upper, generator=generator)
+
+
+def _rrelu_training_forward(
+    x: torch.Tensor, lower: float, upper: float, inplace: bool, generator: torch.Generator
+) -> torch.Tensor:
+    slopes = _random_slopes(x, lower, upper, generator)
+    slopes.masked_fill_(torch.gt(x, 0), 1.0)
+    return x.mul_(slopes) if inplace else torch.mul(x, slopes)
+
+
+class _RReLUTrainingFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        lower: float,
+        upper: float,
+        inplace: bool,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        # Keep the generator's state, not the slopes: backward draws them again.
+        ctx.generator_state = generator.get_state()
+        ctx.generator_device = generator.device
+        ctx.lower, ctx.upper = lower, upper
+        # sign(y) == sign(x) when every slope is >= 0; otherwise keep 1 bit per element.
+        mask = pack_positive_mask(x) if lower < 0 else None
+        y = _rrelu_training_forward(x, lower, upper, inplace, generator)
+        if inplace:
+            ctx.mark_dirty(x)
+        ctx.save_for_backward(y if mask is None else mask)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
+        (saved,) = ctx.saved_tensors
+        generator = torch.Generator(device=ctx.generator_device)
+        generator.set_state(ctx.generator_state)
+        slopes = _random_slopes(grad, ctx.lower, ctx.upper, generator)
+        if saved.dtype == torch.uint8:
+            positive = unpack_positive_mask(saved, grad.shape)
+        else:
+            positive = torch.gt(saved, 0)
+        slopes.masked_fill_(positive, 1.0)
+        return grad * slopes, None, None, None, None
+
+
+def rrelu(
+    input: torch.Tensor,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    inplace: bool = False,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Randomized Leaky ReLU (Xu et al. 2015), keeping no noise tensor.
+
+    .. math::
+        \text{RReLU}(x) = x \text{ if } x > 0 \text{ else } a x,
+        \quad a \sim \mathcal{U}(\text{lower}, \text{upper}) \text{ in training}
+
+    In evaluation ``a = (lower + upper) / 2`` and this is :func:`leaky_relu` with that
+    slope: bitwise PyTorch's values and gradients, without the full-size noise tensor
+    PyTorch allocates and keeps even in evaluation. In training every element draws its
+    own slope from ``generator`` (PyTorch's default generator when None, so
+    ``torch.manual_seed`` makes runs repeat); backward keeps the output and the
+    generator's state and draws the same slopes again, instead of keeping them.
+
+    Args:
+        input: floating-point tensor of any shape.
+        lower: lower bound of the slope range. Default: 1/8
+        upper: upper bound of the slope range. Default: 1/3
+        training: draw random slopes (True) or use the mean slope. Default: ``False``
+        inplace: overwrite ``input`` with the result (needs ``lower >= 0``). Default: ``False``
+        generator: source of the random slopes in training. Default: ``None``
+
+    Shape:
+        - Input: :math:`(*)`. Output: :math:`(*)`, same shape.
+
+    Examples:
+        >>> rrelu(torch.tensor([-1.0, 2.0]), 0.1, 0.3)
+        tensor([-0.2000,  2.0000])
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = rrelu(-torch.ones(1000), 0.1, 0.3, training=True, generator=g)
+        >>> bool(((y <= -0.1) & (y >= -0.3)).all())
+        True
+    """
+    _check_tensor(input)
+    low, high = check_rrelu_bounds(lower, upper)
+    if not training:
+        return leaky_relu(input, (low + high) / 2, inplace)
+    if inplace and low < 0:
+        check_negative_slope(low, inplace=True)
+    if generator is None:
+        generator = _default_generator(input.device)
+    if not _needs_graph(input):
+        return _rrelu_training_forward(input, low, high, inplace, generator)
+    return _RReLUTrainingFunction.apply(input, low, high, inplace, generator)
+
+
+# --------------------------------------------------------------------------- prelu
+def check_prelu_weight(input: torch.Tensor, weight: Any) -> None:
+    """Check that PReLU's ``weight`` has 1 element or one per channel of ``input``."""
+    _check_tensor(weight, "weight")
+    channels = input.shape[1] if input.dim() >= 2 else 1
+    if weight.numel() not in (1, channels):
+        raise ValueError(
+            f"Expected PReLU's `weight` to have 1 element or one per channel "
+            f"(input.shape[1] = {channels}), but got {weight.numel()} elements; "
+            f"use PReLU(num_parameters={channels}) or num_parameters=1"
+        )
+
+
+def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    r"""PReLU: Leaky ReLU whose slope ``weight`` is learned (He et al. 2015).
+
+    .. math::
+        \text{PReLU}(x) = \max(0, x) + a \cdot \min(0, x)
+
+    ``weight`` holds one slope shared by all channels or one per channel; the channel
+    dimension is dim 1 (inputs with fewer than 2 dims have one channel). This is
+    ``torch.nn.functional.prelu`` with clearer errors: the slope's gradient needs the
+    input itself, so there is nothing lighter to keep.
+
+    Args:
+        input: floating-point tensor, channels in dim 1.
+        weight: slopes, 1 or ``input.shape[1]`` elements.
+
+    Shape:
+        - Input: :math:`(N, C, *)` or :math:`(*)`. Output: same shape.
+
+    Examples:
+        >>> prelu(torch.tensor([[-1.0, 2.0]]), torch.tensor([0.25]))
+        tensor([[-0.2500,  2.0000]])
+    """
+    _check_tensor(input)
+    check_prelu_weight(input, weight)
+    if input.dim() == 0:
+        raise ValueError("Expected `input` to have at least one dimension for PReLU, got a scalar")
+    return torch_f.prelu(input, weight)
+
+
+# --------------------------------------------------------------------------- bias_leaky_relu
+def resolve_gain(gain: Any, negative_slope: float) -> float:
+    """Turn ``gain`` (a number or ``"he"``) into a finite number > 0.
+
+    Examples:
+        >>> resolve_gain("he", 0.0) == math.sqrt(2)
+        True
+    """
+    if gain == "he":
+        return leaky_gain(negative_slope)
+    value = check_number(gain, "gain")
+    if value <= 0:
+        raise ValueError(f"Expected `gain` to be > 0 (or 'he'), but got {value}")
+    return value
+
+
+def check_clamp(clamp: Any) -> float | None:
+    if clamp is None:
+        return None
+    value = check_number(clamp, "clamp")
+    if value <= 0:
+        raise ValueError(f"Expected `clamp` to be > 0 or None, but got {value}")
+    return value
+
+
+def _check_bias(x: torch.Tensor, bias: torch.Tensor | None, dim: int) -> None:
+    if bias is None:
+        return
+    _check_tensor(bias, "bias")
+    if bias.dtype != x.dtype:
+        raise TypeError(
+            f"Expected `bias` to have the input's dtype {x.dtype}, but got {bias.dtype}; "
+            f"use bias.to({x.dtype})"
+        )
+    if bias.dim() != 1 or bias.shape[0] != x.shape[dim]:
+        raise ValueError(
+            f"Expected `bias` of shape ({x.shape[dim]},) to match input.shape[{dim}] for input "
+            f"of shape {tuple(x.shape)}, but got bias of shape {tuple(bias.shape)}"
+        )
+
+
+def _bias_view(x: torch.Tensor, bias: torch.Tensor | None, dim: int) -> torch.Tensor | None:
+    if bias is None:
+        return None
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return bias.view(shape)
+
+
+def _bias_leaky_relu_forward(
+    x: torch.Tensor,
+    bias: torch.Tensor | None,
+    slope: float,
+    gain: float,
+    clamp: float | None,
+) -> torch.Tensor:
+    # gain * leaky(x + b) == leaky(gain * x + gain * b) for gain > 0, so bias and gain go
+    # into one pass that allocates the output, and the activation runs in place on it.
+    if bias is None:
+        y = torch.mul(x, gain) if gain != 1.0 else x.clone()
+    else:
+        y = torch.add(bias * gain, x, alpha=gain) if gain != 1.0 else torch.add(x, bias)
+    torch_f.leaky_relu_(y, slope)
+    if clamp is not None:
+        y.clamp_(-clamp, clamp)
+    return y
+
+
+class _BiasLeakyReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        bias: torch.Tensor | None,
+        slope: float,
+        gain: float,
+        clamp: float | None,
+        dim: int,
+    ) -> torch.Tensor:
+        y = _bias_leaky_relu_forward(x, _bias_view(x, bias, dim), slope, gain, clamp)
+        ctx.slope, ctx.gain, ctx.clamp = slope, gain, clamp
+        ctx.reduce_dims = [d for d in range(x.dim()) if d != dim]
+        ctx.save_for_backward(y)  # sign(y) == sign(x + b) for slope >= 0 and gain > 0
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (y,) = ctx.saved_tensors
+        grad_x = _aten.leaky_relu_backward(grad, y, ctx.slope, True)
+        if ctx.clamp is not None:
+            # Clamped outputs pass no gradient; at exactly |y| == clamp neither (as in
+            # StyleGAN2's bias_act), since y alone cannot tell x + b == clamp from > clamp.
+            grad_x = grad_x.masked_fill(torch.abs(y) >= ctx.clamp, 0.0)
+        if ctx.gain != 1.0:
+            grad_x = grad_x * ctx.gain
+        grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_bias = grad_x.sum(dim=ctx.reduce_dims) if ctx.reduce_dims else grad_x
+        return (grad_x if ctx.needs_input_grad[0] else None), grad_bias, None, None, None, None
+
+
+def bias_leaky_relu(
+    input: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    negative_slope: float = 0.2,
+    gain: float | Literal["he"] = math.sqrt(2.0),
+    clamp: float | None = None,
+    dim: int = 1,
+) -> torch.Tensor:
+    r"""Bias add, Leaky ReLU, gain and optional clamp as one op with one output allocation.
+
+    .. math::
+        y = \operatorname{clamp}\big(\text{gain} \cdot
+            \text{LeakyReLU}(x + b), -c, c\big)
+
+    The default ``gain = sqrt(2)`` is StyleGAN2's fixed gain for its ``lrelu`` (slope
+    0.2). The He gain that keeps the signal's variance for this slope is
+    ``sqrt(2 / (1 + a^2))`` (1.387 for a = 0.2, what ``leaky.spec`` and
+    ``leaky.init.calculate_gain`` give); pass ``gain="he"`` for it.
+
+    Backward keeps only the output: for ``negative_slope >= 0`` and ``gain > 0`` the
+    output's sign is the sign of ``x + b``. Outputs at or beyond the clamp pass no
+    gradient (StyleGAN2's convention; ``torch.clamp`` passes it at exactly the bound).
+    The result differs from the eager ``F.leaky_relu(x + b, a) * gain`` by rounding only
+    (gain is applied before the activation, which is exact for gain > 0 in real numbers).
+
+    Args:
+        input: floating-point tensor.
+        bias: 1-D tensor with ``input.shape[dim]`` elements, or None. Default: ``None``
+        negative_slope: slope below zero, >= 0. Default: 0.2
+        gain: number > 0 multiplying the output, or ``"he"``. Default: ``sqrt(2)``
+        clamp: clamp the output to ``[-clamp, clamp]``; None for no clamp. Default: ``None``
+        dim: dimension of ``input`` the bias runs along. Default: 1
+
+    Shape:
+        - Input: :math:`(*)` with ``input.shape[dim] == bias.numel()``. Output: same shape.
+
+    Examples:
+        >>> x = torch.tensor([[-1.0, 1.0]])
+        >>> bias_leaky_relu(x, torch.tensor([0.5, 0.5]), gain=1.0)
+        tensor([[-0.1000,  1.5000]])
+    """
+    _check_tensor(input)
+    slope = check_number(negative_slope, "negative_slope")
+    if slope < 0:
+        raise ValueError(
+            f"Expected `negative_slope` >= 0 for bias_leaky_relu, but got {slope}; for a "
+            "negative slope use leaky_relu(x + bias, negative_slope) * gain"
+        )
+    gain_value = resolve_gain(gain, slope)
+    clamp_value = check_clamp(clamp)
+    if bias is not None and not -input.dim() <= dim < input.dim():
+        raise ValueError(
+            f"Expected `dim` in [{-input.dim()}, {input.dim() - 1}] for input of shape "
+            f"{tuple(input.shape)}, but got {dim}"
+        )
+    dim = dim % input.dim() if input.dim() else 0
+    _check_bias(input, bias, dim)
+    if not _needs_graph(input, bias):
+        bias_view = _bias_view(input, bias, dim)
+        return _bias_leaky_relu_forward(input, bias_view, slope, gain_value, clamp_value)
+    return _BiasLeakyReLUFunction.apply(input, bias, slope, gain_value, clamp_value, dim)
+
+
+# --------------------------------------------------------------------------- delegates
+def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """ReLU, PyTorch's own (it already keeps only its output for backward).
+
+    Examples:
+        >>> relu(torch.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
+    """
+    _check_tensor(input)
+    return torch_f.relu(input, inplace=inplace)
+
+
+def sigmoid(input: torch.Tensor) -> torch.Tensor:
+    """Sigmoid, PyTorch's own (it keeps only its output for backward).
+
+    Examples:
+        >>> sigmoid(torch.tensor([0.0]))
+        tensor([0.5000])
+    """
+    _check_tensor(input)
+    return torch.sigmoid(input)
+
+
+def tanh(input: torch.Tensor) -> torch.Tensor:
+    """Tanh, PyTorch's own (it keeps only its output for backward).
+
+    Examples:
+        >>> tanh(torch.tensor([0.0]))
+        tensor([0.])
+    """
+    _check_tensor(input)
+    return torch.tanh(input)
