@@ -8,6 +8,7 @@ Examples:
     >>> import torch, leaky
     >>> leaky.nn.LeakyReLU(0.1)(torch.tensor([-1.0, 2.0]))
     tensor([-0.1000,  2.0000])
+
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -18,14 +18,19 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
         >>> import tempfile
         >>> ensure_output_dir(Path(tempfile.mkdtemp()) / "a" / "b").is_dir()
         True
+
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"Expected an output folder, but {str(out)!r} is a file; choose another --out")
+        raise ValueError(
+            f"Expected an output folder, but {str(out)!r} is a file; choose another --out"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"Cannot create the output folder {str(out)!r}: {error.strerror}") from None
+        raise ValueError(
+            f"Cannot create the output folder {str(out)!r}: {error.strerror}"
+        ) from None
     return out
 
 
@@ -43,6 +48,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         ...     _ = tmp.write_text("done")
         >>> target.read_text()
         'done'
+
     """
     target = Path(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)

@@ -76,6 +76,7 @@ def check_negative_slope(negative_slope: Any, inplace: bool = False) -> float:
     Examples:
         >>> check_negative_slope(0.2)
         0.2
+
     """
     slope = check_number(negative_slope, "negative_slope")
     if inplace and slope < 0:
@@ -93,6 +94,7 @@ def resolve_save(save: Any, negative_slope: float, inplace: bool) -> str:
     Examples:
         >>> resolve_save("auto", 0.01, False), resolve_save("auto", -0.5, False)
         ('output', 'input')
+
     """
     if save not in SAVE_MODES:
         raise ValueError(f"Expected `save` to be one of {', '.join(SAVE_MODES)}, but got {save!r}")
@@ -104,7 +106,9 @@ def resolve_save(save: Any, negative_slope: float, inplace: bool) -> str:
             f"input's), but got {negative_slope}; use save='mask' or save='input'"
         )
     if save == "input" and inplace:
-        raise ValueError("save='input' cannot be combined with inplace=True: the input is overwritten")
+        raise ValueError(
+            "save='input' cannot be combined with inplace=True: the input is overwritten"
+        )
     return save
 
 
@@ -128,6 +132,7 @@ def pack_positive_mask(x: torch.Tensor) -> torch.Tensor:
     Examples:
         >>> pack_positive_mask(torch.tensor([1.0, -1.0, 2.0, 0.0, 3.0])).tolist()
         [21]
+
     """
     positive = torch.gt(x, 0).reshape(-1)
     padding = -positive.numel() % 8
@@ -143,6 +148,7 @@ def unpack_positive_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tenso
     Examples:
         >>> unpack_positive_mask(torch.tensor([21], dtype=torch.uint8), torch.Size([5])).tolist()
         [True, False, True, False, True]
+
     """
     numel = math.prod(shape)
     bits = torch.bitwise_right_shift(packed.unsqueeze(1), _bit_shifts(packed.device)) & 1
@@ -227,6 +233,7 @@ def leaky_relu(
         >>> y.sum().backward()
         >>> x.grad
         tensor([0.1000, 0.1000, 1.0000])
+
     """
     _check_tensor(input)
     slope = check_negative_slope(negative_slope, inplace)
@@ -243,6 +250,7 @@ def check_rrelu_bounds(lower: Any, upper: Any) -> tuple[float, float]:
     Examples:
         >>> check_rrelu_bounds(0.1, 0.3)
         (0.1, 0.3)
+
     """
     low = check_number(lower, "lower")
     high = check_number(upper, "upper")
@@ -352,6 +360,7 @@ def rrelu(
         >>> y = rrelu(-torch.ones(1000), 0.1, 0.3, training=True, generator=g)
         >>> bool(((y <= -0.1) & (y >= -0.3)).all())
         True
+
     """
     _check_tensor(input)
     low, high = check_rrelu_bounds(lower, upper)
@@ -400,6 +409,7 @@ def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     Examples:
         >>> prelu(torch.tensor([[-1.0, 2.0]]), torch.tensor([0.25]))
         tensor([[-0.2500,  2.0000]])
+
     """
     _check_tensor(input)
     check_prelu_weight(input, weight)
@@ -415,6 +425,7 @@ def resolve_gain(gain: Any, negative_slope: float) -> float:
     Examples:
         >>> resolve_gain("he", 0.0) == math.sqrt(2)
         True
+
     """
     if gain == "he":
         return leaky_gain(negative_slope)
@@ -466,10 +477,14 @@ def _bias_leaky_relu_forward(
 ) -> torch.Tensor:
     # gain * leaky(x + b) == leaky(gain * x + gain * b) for gain > 0, so bias and gain go
     # into one pass that allocates the output, and the activation runs in place on it.
+    # (addcmul rather than add(..., alpha=gain): torch.compile's Inductor drops `alpha` when
+    # the other operand comes from a matmul, as in Linear -> bias_leaky_relu.)
     if bias is None:
         y = torch.mul(x, gain) if gain != 1.0 else x.clone()
+    elif gain != 1.0:
+        y = torch.addcmul(bias * gain, x, torch.full((), gain, dtype=x.dtype, device=x.device))
     else:
-        y = torch.add(bias * gain, x, alpha=gain) if gain != 1.0 else torch.add(x, bias)
+        y = torch.add(x, bias)
     torch_f.leaky_relu_(y, slope)
     if clamp is not None:
         y.clamp_(-clamp, clamp)
@@ -549,6 +564,7 @@ def bias_leaky_relu(
         >>> x = torch.tensor([[-1.0, 1.0]])
         >>> bias_leaky_relu(x, torch.tensor([0.5, 0.5]), gain=1.0)
         tensor([[-0.1000,  1.5000]])
+
     """
     _check_tensor(input)
     slope = check_number(negative_slope, "negative_slope")
@@ -579,6 +595,7 @@ def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     Examples:
         >>> relu(torch.tensor([-1.0, 2.0]))
         tensor([0., 2.])
+
     """
     _check_tensor(input)
     return torch_f.relu(input, inplace=inplace)
@@ -590,6 +607,7 @@ def sigmoid(input: torch.Tensor) -> torch.Tensor:
     Examples:
         >>> sigmoid(torch.tensor([0.0]))
         tensor([0.5000])
+
     """
     _check_tensor(input)
     return torch.sigmoid(input)
@@ -601,6 +619,7 @@ def tanh(input: torch.Tensor) -> torch.Tensor:
     Examples:
         >>> tanh(torch.tensor([0.0]))
         tensor([0.])
+
     """
     _check_tensor(input)
     return torch.tanh(input)

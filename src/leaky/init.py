@@ -8,9 +8,11 @@ from :data:`leaky.spec.SPECS`.
 Examples:
     >>> calculate_gain("leaky_relu", 0.2) == torch.nn.init.calculate_gain("leaky_relu", 0.2)
     True
-    >>> w = kaiming_normal_(torch.empty(256, 4096), "relu", generator=torch.Generator().manual_seed(0))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> w = kaiming_normal_(torch.empty(256, 4096), "relu", generator=g)
     >>> round(w.var().item() * 4096, 1)
     2.0
+
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         True
         >>> round(calculate_gain("prelu"), 4)
         1.372
+
     """
     try:
         spec = get_spec(nonlinearity)
@@ -73,6 +76,7 @@ def fan(tensor: torch.Tensor, mode: Literal["fan_in", "fan_out"] = "fan_in") -> 
     Examples:
         >>> fan(torch.empty(16, 3, 5, 5)), fan(torch.empty(16, 3, 5, 5), "fan_out")
         (75, 400)
+
     """
     if tensor.dim() < 2:
         raise ValueError(
@@ -112,6 +116,7 @@ def kaiming_normal_(
         >>> w = kaiming_normal_(torch.empty(3, 4), "leaky_relu", negative_slope=0.2)
         >>> w.shape
         torch.Size([3, 4])
+
     """
     std = _std(tensor, activation, mode, params)
     with torch.no_grad():
@@ -134,6 +139,7 @@ def kaiming_uniform_(
         >>> w = kaiming_uniform_(torch.empty(3, 4), "relu")
         >>> bool(w.abs().max() <= math.sqrt(2) * math.sqrt(3 / 4))
         True
+
     """
     bound = math.sqrt(3.0) * _std(tensor, activation, mode, params)
     with torch.no_grad():
@@ -154,8 +160,9 @@ def init_layer_(
 
     Examples:
         >>> layer = init_layer_(torch.nn.Linear(8, 4), "relu")
-        >>> float(layer.bias.abs().sum())
+        >>> float(layer.bias.detach().abs().sum())
         0.0
+
     """
     weight = getattr(layer, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.dim() < 2:

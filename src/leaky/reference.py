@@ -16,6 +16,7 @@ Examples:
     ([0.0, 0.0, 3.0], [0.0, 0.0, 1.0])
     >>> leaky_relu(x, 0.1).tolist(), leaky_relu_derivative(x, 0.1).tolist()
     ([-0.2, 0.0, 3.0], [0.1, 0.1, 1.0])
+
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def relu_derivative(x: np.typing.ArrayLike) -> np.ndarray:
 def leaky_relu(x: np.typing.ArrayLike, negative_slope: float = 0.01) -> np.ndarray:
     """LeakyReLU(x) = x if x > 0 else negative_slope * x."""
     x = _f64(x)
-    return np.where(x > 0, x, negative_slope * x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(x > 0, x, negative_slope * x)
 
 
 def leaky_relu_derivative(x: np.typing.ArrayLike, negative_slope: float = 0.01) -> np.ndarray:
@@ -224,6 +226,7 @@ def second_moment_gain(f: object, points: int = 200) -> float:
     Examples:
         >>> round(second_moment_gain(relu), 6)
         1.414214
+
     """
     nodes, weights = np.polynomial.hermite_e.hermegauss(points)
     weights = weights / math.sqrt(2.0 * math.pi)

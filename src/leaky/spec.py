@@ -8,9 +8,10 @@ Examples:
     >>> get_spec("lrelu").name
     'leaky_relu'
     >>> round(get_spec("leaky_relu").gain(negative_slope=0.2), 6)
-    1.386750
+    1.38675
     >>> [s.name for s in SPECS if s.can_die]
     ['relu']
+
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def leaky_gain(negative_slope: float = 0.01) -> float:
     Examples:
         >>> leaky_gain(0.0) == math.sqrt(2)
         True
+
     """
     return math.sqrt(2.0 / (1.0 + negative_slope**2))
 
@@ -56,7 +58,8 @@ class ActivationSpec:
     Attributes:
         name: canonical name, as ``torch.nn.functional`` spells it.
         title: name for people ("Leaky ReLU").
-        aliases: other names :func:`get_spec` accepts.
+        aliases: other names :func:`get_spec` accepts (lookup ignores case, so the
+            ``torch.nn`` class names work too).
         family: ``"rectifier"`` (piecewise linear), ``"saturating"`` (bounded on both
             sides) or ``"smooth"`` (comparison points).
         defaults: the module's keyword defaults, PyTorch's own.
@@ -73,6 +76,7 @@ class ActivationSpec:
             whose pre-activation never turns positive stops learning for good.
         saturates: True when the derivative vanishes for large |x| on both sides.
         double_backward: whether second derivatives are supported.
+
     """
 
     name: str
@@ -122,7 +126,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="relu",
         title="ReLU",
-        aliases=("ReLU",),
+        aliases=(),
         family="rectifier",
         defaults={"inplace": False},
         forward=lambda x, **_: ref.relu(x),
@@ -140,9 +144,7 @@ SPECS: tuple[ActivationSpec, ...] = (
         family="rectifier",
         defaults={"negative_slope": 0.01, "inplace": False},
         forward=lambda x, negative_slope=0.01, **_: ref.leaky_relu(x, negative_slope),
-        derivative=lambda x, negative_slope=0.01, **_: ref.leaky_relu_derivative(
-            x, negative_slope
-        ),
+        derivative=lambda x, negative_slope=0.01, **_: ref.leaky_relu_derivative(x, negative_slope),
         gain=lambda negative_slope=0.01, **_: leaky_gain(negative_slope),
         module="leaky.nn:LeakyReLU",
         torch_modules=(torch.nn.LeakyReLU,),
@@ -152,7 +154,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="prelu",
         title="PReLU",
-        aliases=("PReLU",),
+        aliases=(),
         family="rectifier",
         defaults={"num_parameters": 1, "init": 0.25},
         forward=lambda x, init=0.25, **_: ref.prelu(x, init),
@@ -166,7 +168,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="rrelu",
         title="RReLU",
-        aliases=("RReLU",),
+        aliases=(),
         family="rectifier",
         defaults={"lower": 1.0 / 8, "upper": 1.0 / 3, "inplace": False},
         forward=lambda x, lower=1 / 8, upper=1 / 3, **_: ref.rrelu(x, lower, upper),
@@ -179,7 +181,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="sigmoid",
         title="Sigmoid",
-        aliases=("Sigmoid", "logistic"),
+        aliases=("logistic",),
         family="saturating",
         defaults={},
         forward=lambda x, **_: ref.sigmoid(x),
@@ -192,7 +194,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="tanh",
         title="tanh",
-        aliases=("Tanh",),
+        aliases=(),
         family="saturating",
         defaults={},
         forward=lambda x, **_: ref.tanh(x),
@@ -205,7 +207,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="elu",
         title="ELU",
-        aliases=("ELU",),
+        aliases=(),
         family="smooth",
         defaults={"alpha": 1.0, "inplace": False},
         forward=lambda x, alpha=1.0, **_: ref.elu(x, alpha),
@@ -218,7 +220,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="gelu",
         title="GELU",
-        aliases=("GELU",),
+        aliases=(),
         family="smooth",
         defaults={"approximate": "none"},
         forward=lambda x, **_: ref.gelu(x),
@@ -231,7 +233,7 @@ SPECS: tuple[ActivationSpec, ...] = (
     ActivationSpec(
         name="silu",
         title="SiLU",
-        aliases=("SiLU", "swish"),
+        aliases=("swish",),
         family="smooth",
         defaults={"inplace": False},
         forward=lambda x, **_: ref.silu(x),
@@ -254,6 +256,7 @@ def activation_names() -> tuple[str, ...]:
     Examples:
         >>> activation_names()[:3]
         ('relu', 'leaky_relu', 'prelu')
+
     """
     return tuple(spec.name for spec in SPECS)
 
@@ -267,6 +270,7 @@ def get_spec(name: str) -> ActivationSpec:
     Examples:
         >>> get_spec("ReLU").can_die
         True
+
     """
     if not isinstance(name, str):
         raise TypeError(f"Expected an activation name as a string, but got {type(name).__name__}")

@@ -19,6 +19,7 @@ class ActivationFunction(torch.nn.Module):
     Examples:
         >>> ActivationFunction(torch.tanh)
         ActivationFunction(fn=tanh)
+
     """
 
     def __init__(self, fn: Callable[..., torch.Tensor], **kwargs: Any) -> None:
@@ -78,6 +79,7 @@ def get_activation(
         Tanh()
         >>> get_activation(torch.nn.ReLU, inplace=True)
         ReLU(inplace=True)
+
     """
     if isinstance(activation, str):
         spec = get_spec(activation)

@@ -41,9 +41,10 @@ class LeakyReLU(torch.nn.LeakyReLU):
         LeakyReLU(negative_slope=0.2)
         >>> m(torch.tensor([-1.0, 1.0]))
         tensor([-0.2000,  1.0000])
+
     """
 
-    __constants__ = ["inplace", "negative_slope", "save"]
+    __constants__ = ["inplace", "negative_slope", "save"]  # noqa: RUF012 (torch.nn convention)
     save: str
 
     def __init__(
@@ -86,6 +87,7 @@ class PReLU(torch.nn.PReLU):
         PReLU(num_parameters=3, init=0.1)
         >>> list(m.state_dict())
         ['weight']
+
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class RReLU(torch.nn.RReLU):
         >>> m = RReLU(0.1, 0.3).eval()
         >>> m(torch.tensor([-1.0, 1.0]))
         tensor([-0.2000,  1.0000])
+
     """
 
     def __init__(
@@ -184,6 +187,7 @@ class BiasLeakyReLU(torch.nn.Module):
         BiasLeakyReLU(4, negative_slope=0.2, gain=1.3867504905630728)
         >>> m(torch.zeros(2, 4)).shape
         torch.Size([2, 4])
+
     """
 
     def __init__(

@@ -17,13 +17,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from leaky.atomic import atomic_path, ensure_output_dir  # noqa: E402
-from leaky.report.messages import Messages, get_messages  # noqa: E402
-from leaky.report.style import LINE_STYLES, color_for, figure_style, japanese_font  # noqa: E402
-from leaky.spec import ActivationSpec, get_spec  # noqa: E402
+from leaky.atomic import atomic_path, ensure_output_dir
+from leaky.report.messages import Messages, get_messages
+from leaky.report.style import LINE_STYLES, color_for, figure_style, japanese_font
+from leaky.spec import ActivationSpec, get_spec
 
 __all__ = ["DEFAULT_SLOPES", "CurveRow", "curve_rows", "format_curve_table", "write_curves"]
 
@@ -78,6 +78,7 @@ def curve_rows(slopes: Sequence[float] = DEFAULT_SLOPES) -> list[CurveRow]:
     Examples:
         >>> [row.label for row in curve_rows([0.1])]
         ['ReLU', 'Leaky ReLU (a=0.1)', 'PReLU (a=0.25 at init)', 'Sigmoid', 'tanh']
+
     """
     prelu = get_spec("prelu")
     rows = [CurveRow(get_spec("relu"), "ReLU")]
@@ -100,13 +101,14 @@ def _pad(text: str, width: int) -> str:
 
 
 def format_curve_table(rows: Sequence[CurveRow], lang: str = "en") -> str:
-    """A plain-text table: name, f(-2), f(2), f'(-2), f'(2), can a unit die?
+    """Format a plain-text table: name, f(-2), f(2), f'(-2), f'(2), can a unit die.
 
     Examples:
         >>> print(format_curve_table(curve_rows([0.01])[:2]))  # doctest: +NORMALIZE_WHITESPACE
         activation                f(-2)   f(2)    f'(-2)  f'(2)   can a unit die?
         ReLU                      0       2       0       1       yes: f'(x) = 0 for every x <= 0
         Leaky ReLU (a=0.01)       -0.02   2       0.01    1       no: f'(x) = 0.01 for x <= 0
+
     """
     messages = get_messages(lang)
     points = np.array([-2.0, 2.0])

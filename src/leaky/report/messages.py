@@ -7,6 +7,7 @@ Examples:
     'input x'
     >>> get_messages("ja")("curves.xlabel")
     '入力 x'
+
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def color_for(activation: str) -> str:
     Examples:
         >>> color_for("leaky_relu")
         '#0072B2'
+
     """
     return ACTIVATION_COLORS[activation]
 

@@ -1,0 +1,5 @@
+"""``python -m leaky`` runs the command line."""
+
+from leaky.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""Comparison helpers shared by the tests."""
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+_INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def assert_bitwise_equal(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Same dtype, shape and bits (NaN payloads and the sign of zero included)."""
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    view = _INT_VIEW[actual.element_size()]
+    a = actual.detach().contiguous().view(view)
+    b = expected.detach().contiguous().view(view)
+    if not torch.equal(a, b):
+        bad = (a != b).nonzero()[:5].tolist()
+        raise AssertionError(
+            f"tensors differ bitwise at {bad}: {actual.detach().flatten()[:8]} vs "
+            f"{expected.detach().flatten()[:8]}"
+        )
+
+
+# Values that break careless implementations.
+EDGE_VALUES = [
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    0.0,
+    -0.0,
+    1e-45,  # smallest float32 subnormal
+    -1e-45,
+    1e-310,  # float64 subnormal (flushes to 0 in float32)
+    -1e-310,
+    6e-8,  # float16 subnormal
+    -6e-8,
+    1.0,
+    -1.0,
+    3.4e38,
+    -3.4e38,
+]
+
+
+def edge_tensor(dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(EDGE_VALUES, dtype=torch.float64).to(dtype)
+
+
+@st.composite
+def float_tensors(draw, dtype: torch.dtype, min_dims: int = 0, max_dims: int = 4):
+    """Tensors of any small shape (empty included) with edge values mixed in."""
+    shape = draw(hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=0, max_side=6))
+    elements = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True, width=64),
+        st.sampled_from(EDGE_VALUES),
+    )
+    values = draw(hnp.arrays(np.float64, shape, elements=elements))
+    with np.errstate(over="ignore"):
+        return torch.from_numpy(values).to(dtype)
+
+
+slopes = st.one_of(
+    st.sampled_from([0.0, 0.01, 0.1, 0.2, 0.3, 1.0, 5.0]),
+    st.floats(min_value=0.0, max_value=10.0, allow_subnormal=True),
+)

@@ -1,0 +1,131 @@
+"""The `leaky` command: curves, --version, --help, and bad input without tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import leaky
+from leaky import atomic
+from leaky.cli import cli
+from leaky.report import curves as curves_module
+from leaky.report import get_messages
+from leaky.report.style import japanese_font
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version_and_help():
+    result = _run("--version")
+    assert result.exit_code == 0 and leaky.__version__ in result.output
+    result = _run("--help")
+    assert result.exit_code == 0 and "curves" in result.output
+
+
+def test_console_script_runs_in_a_real_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "leaky", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("leaky, version")
+
+
+def test_curves_writes_png_and_svg_and_prints_the_table(tmp_path):
+    result = _run("curves", "--out", str(tmp_path / "c"), "--slopes", "0.01,0.2")
+    assert result.exit_code == 0, result.output
+    png, svg = tmp_path / "c" / "curves.png", tmp_path / "c" / "curves.svg"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in svg.read_text()
+    lines = result.output.splitlines()
+    assert lines[0].split()[:5] == ["activation", "f(-2)", "f(2)", "f'(-2)", "f'(2)"]
+    relu = next(line for line in lines if line.startswith("ReLU "))
+    assert relu.split()[1:5] == ["0", "2", "0", "1"] and "yes" in relu
+    leaky_row = next(line for line in lines if line.startswith("Leaky ReLU (a=0.2)"))
+    assert leaky_row.split()[3:7] == ["-0.4", "2", "0.2", "1"] and "no" in leaky_row
+    assert not list((tmp_path / "c").glob(".*")), "temporary files left behind"
+
+
+def test_curves_in_japanese(tmp_path):
+    result = _run("curves", "--out", str(tmp_path), "--lang", "ja")
+    assert result.exit_code == 0, result.output
+    assert "活性化関数" in result.output and "デッドニューロン" in result.output
+    svg = (tmp_path / "curves.svg").read_text()
+    if japanese_font() is not None:
+        assert "勾配" in svg
+    else:
+        assert "勾配" not in svg
+
+
+def test_curves_in_japanese_without_a_japanese_font(tmp_path, monkeypatch):
+    monkeypatch.setattr(curves_module, "japanese_font", lambda: None)
+    result = CliRunner().invoke(cli, ["curves", "--out", str(tmp_path), "--lang", "ja"])
+    assert result.exit_code == 0, result.output
+    assert get_messages("ja")("curves.no_cjk_font") in result.output
+    svg = (tmp_path / "curves.svg").read_text()
+    assert "Gradient f'(x)" in svg and "勾配" not in svg
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["curves", "--slopes", "abc"], 2, "comma-separated numbers"),
+        (["curves", "--slopes", "-0.1"], 1, "Expected every slope to be >= 0"),
+        (["curves", "--slopes", "nan"], 1, "finite"),
+        (["curves", "--slopes", ","], 1, "at least one"),
+        (["curves", "--lang", "fr"], 2, "'fr' is not one of"),
+        (["curves", "--bogus"], 2, "No such option"),
+        (["nonsense"], 2, "No such command"),
+    ],
+)
+def test_bad_arguments_fail_cleanly(args, code, message, tmp_path):
+    result = _run(
+        *args,
+        *(["--out", str(tmp_path / "x")] if args[0] == "curves" and "--bogus" not in args else []),
+    )
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_output_path_that_is_a_file_fails_cleanly(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    result = _run("curves", "--out", str(blocker))
+    assert result.exit_code != 0 and "is a file" in result.output
+    assert blocker.read_text() == "keep me"
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "leaky", "curves", "--slopes", "-1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Error: Expected every slope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "result.svg"
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:
+        Path(tmp).write_text("<svg half")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_figure_save_keeps_the_previous_figure(tmp_path, monkeypatch):
+    (tmp_path / "curves.png").write_bytes(b"previous")
+
+    def broken_savefig(self, path, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", broken_savefig)
+    result = _run("curves", "--out", str(tmp_path))
+    assert result.exit_code == 1 and "No space left" in result.output
+    assert (tmp_path / "curves.png").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]

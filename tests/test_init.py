@@ -1,0 +1,123 @@
+"""leaky.init against torch.nn.init, and the He et al. (2015) variance argument."""
+
+import math
+
+import pytest
+import torch
+
+from leaky import init
+from leaky.reference import leaky_relu, second_moment_gain
+
+
+@pytest.mark.parametrize(
+    ("name", "param"),
+    [
+        ("relu", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.0),
+        ("leaky_relu", 0.2),
+        ("leaky_relu", 1.0),
+        ("sigmoid", None),
+        ("tanh", None),
+        ("linear", None),
+        ("conv2d", None),
+        ("selu", None),
+    ],
+)
+def test_calculate_gain_agrees_with_torch(name, param):
+    assert init.calculate_gain(name, param) == torch.nn.init.calculate_gain(name, param)
+
+
+def test_gains_pytorch_does_not_know():
+    assert init.calculate_gain("prelu") == math.sqrt(2 / (1 + 0.25**2))
+    assert init.calculate_gain("prelu", 0.1) == math.sqrt(2 / (1 + 0.1**2))
+    # RReLU: E[a^2] for a ~ U(lower, upper), checked against a Monte Carlo estimate.
+    a = torch.empty(1_000_000, dtype=torch.float64).uniform_(1 / 8, 1 / 3)
+    assert init.calculate_gain("rrelu") == pytest.approx(
+        math.sqrt(2 / (1 + (a * a).mean().item())), rel=1e-3
+    )
+    for name in ("elu", "gelu", "silu"):
+        gain = init.calculate_gain(name)
+        z = torch.randn(2_000_000, dtype=torch.float64)
+        f = {"elu": torch.nn.functional.elu, "gelu": torch.nn.functional.gelu}.get(
+            name, torch.nn.functional.silu
+        )
+        assert gain * gain * f(z).pow(2).mean().item() == pytest.approx(1.0, rel=1e-2)
+
+
+def test_second_moment_gain_gives_the_kaiming_formula():
+    for a in (0.0, 0.01, 0.2, 0.5):
+        gain = second_moment_gain(lambda x, a=a: leaky_relu(x, a))
+        assert gain == pytest.approx(math.sqrt(2 / (1 + a * a)), rel=1e-12)
+
+
+def test_unknown_nonlinearity_lists_our_names():
+    with pytest.raises(ValueError, match="Valid names: relu, leaky_relu"):
+        init.calculate_gain("swishy")
+
+
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+@pytest.mark.parametrize("shape", [(64, 32), (16, 8, 3, 3)])
+def test_kaiming_is_bitwise_torchs_with_the_same_generator(mode, slope, shape):
+    ours = init.kaiming_normal_(
+        torch.empty(shape),
+        "leaky_relu",
+        mode=mode,
+        negative_slope=slope,
+        generator=torch.Generator().manual_seed(0),
+    )
+    theirs = torch.nn.init.kaiming_normal_(
+        torch.empty(shape),
+        a=slope,
+        mode=mode,
+        nonlinearity="leaky_relu",
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert torch.equal(ours, theirs)
+    ours_u = init.kaiming_uniform_(
+        torch.empty(shape),
+        "leaky_relu",
+        mode=mode,
+        negative_slope=slope,
+        generator=torch.Generator().manual_seed(1),
+    )
+    theirs_u = torch.nn.init.kaiming_uniform_(
+        torch.empty(shape),
+        a=slope,
+        mode=mode,
+        nonlinearity="leaky_relu",
+        generator=torch.Generator().manual_seed(1),
+    )
+    assert torch.equal(ours_u, theirs_u)
+
+
+def test_kaiming_variance_formula():
+    w = init.kaiming_normal_(torch.empty(512, 2048), "leaky_relu", negative_slope=0.3)
+    assert w.var().item() == pytest.approx(2 / ((1 + 0.09) * 2048), rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu"])
+def test_signal_second_moment_is_kept_through_depth(name):
+    # The point of the gain: 30 layers deep the signal neither explodes nor vanishes.
+    torch.manual_seed(0)
+    from leaky.nn import get_activation
+
+    layers = []
+    for _ in range(30):
+        layers += [init.init_layer_(torch.nn.Linear(512, 512), name), get_activation(name)]
+    model = torch.nn.Sequential(*layers)
+    x = torch.randn(1024, 512)
+    with torch.no_grad():
+        y = model(x)
+    assert 0.3 < y.pow(2).mean().item() / x.pow(2).mean().item() < 3.0
+
+
+def test_init_layer_rejects_layers_without_weight_matrix():
+    with pytest.raises(TypeError, match="Linear, Conv"):
+        init.init_layer_(torch.nn.ReLU())
+
+
+def test_fan_of_a_vector_is_an_error():
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        init.fan(torch.empty(5))
