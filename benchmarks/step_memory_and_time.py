@@ -76,6 +76,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine_info(threads: int) -> dict[str, object]:
     try:
         usable = len(os.sched_getaffinity(0))
@@ -90,6 +98,7 @@ def machine_info(threads: int) -> dict[str, object]:
         "numpy": np.__version__,
         "threads": threads,
         "malloc_mmap_threshold": MMAP_THRESHOLD,
+        "load_average_at_start": load_average(),
         "platform": platform.platform(),
     }
 
@@ -234,7 +243,7 @@ def main() -> None:
     print(
         f"machine: {info['cpu']}, {info['usable_cores']} usable cores "
         f"(cpu_count {info['cpu_count']}); python {info['python']}, torch {info['torch']}, "
-        f"numpy {info['numpy']}"
+        f"numpy {info['numpy']}; load average at start {info['load_average_at_start']}"
     )
     print(
         f"setup: {args.depth} x [Linear({args.width},{args.width}) + act] + "
@@ -305,7 +314,7 @@ def main() -> None:
     growth_spread = max(s["growth_max"] - s["growth_min"] for s in summary.values())
     print(
         f"largest spread of a variant's growth across rounds: {growth_spread:.1f} MiB; "
-        f"total {total:.0f} s"
+        f"load average at end {load_average()}; total {total:.0f} s"
     )
 
     if args.json:
@@ -318,6 +327,7 @@ def main() -> None:
             "peak_reset_worked": all_reset,
             "summary": summary,
             "samples": samples,
+            "load_average_at_end": load_average(),
             "total_s": total,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

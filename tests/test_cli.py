@@ -46,6 +46,7 @@ def test_curves_writes_png_and_svg_and_prints_the_table(tmp_path):
     leaky_row = next(line for line in lines if line.startswith("Leaky ReLU (a=0.2)"))
     assert leaky_row.split()[3:7] == ["-0.4", "2", "0.2", "1"] and "no" in leaky_row
     assert not list((tmp_path / "c").glob(".*")), "temporary files left behind"
+    assert png.stat().st_mode & 0o044 == 0o044, "result files must be readable by others"
 
 
 def test_curves_in_japanese(tmp_path):
