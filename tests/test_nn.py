@@ -91,7 +91,7 @@ def test_bias_leaky_relu_module():
         (lambda: LeakyReLU(-0.1, save="output"), ValueError, "save='mask'"),
         (lambda: LeakyReLU(save="nothing"), ValueError, "save"),
         (lambda: RReLU(0.4, 0.1), ValueError, "lower"),
-        (lambda: RReLU(-0.1, 0.2, inplace=True), ValueError, "in-place"),
+        (lambda: RReLU(-0.1, 0.2, inplace=True), ValueError, "lower` >= 0 for in-place"),
         (lambda: BiasLeakyReLU(0), ValueError, "num_channels"),
         (lambda: BiasLeakyReLU(3, negative_slope=-1.0), ValueError, "negative_slope"),
         (lambda: BiasLeakyReLU(3, gain=-1.0), ValueError, "gain"),

@@ -363,11 +363,9 @@ def rrelu(
 
     """
     _check_tensor(input)
-    low, high = check_rrelu_bounds(lower, upper)
+    low, high = check_rrelu_bounds(lower, upper, inplace)
     if not training:
         return leaky_relu(input, (low + high) / 2, inplace)
-    if inplace and low < 0:
-        check_negative_slope(low, inplace=True)
     if generator is None:
         generator = _default_generator(input.device)
     if not _needs_graph(input):

@@ -146,9 +146,7 @@ class RReLU(torch.nn.RReLU):
         *,
         generator: torch.Generator | None = None,
     ) -> None:
-        low, high = F.check_rrelu_bounds(lower, upper)
-        if inplace:
-            F.check_negative_slope(low, inplace=True)
+        low, high = F.check_rrelu_bounds(lower, upper, inplace)
         super().__init__(low, high, inplace)
         self.generator = generator
 
