@@ -244,13 +244,12 @@ def leaky_relu(
 
 
 # --------------------------------------------------------------------------- rrelu
-def check_rrelu_bounds(lower: Any, upper: Any) -> tuple[float, float]:
-    """Validate RReLU's slope range: finite numbers with ``lower <= upper``.
+def check_rrelu_bounds(lower: Any, upper: Any, inplace: bool = False) -> tuple[float, float]:
+    """Validate RReLU's slope range: finite, ``lower <= upper``, ``lower >= 0`` in place.
 
     Examples:
         >>> check_rrelu_bounds(0.1, 0.3)
         (0.1, 0.3)
-
     """
     low = check_number(lower, "lower")
     high = check_number(upper, "upper")
@@ -258,6 +257,11 @@ def check_rrelu_bounds(lower: Any, upper: Any) -> tuple[float, float]:
         raise ValueError(
             f"Expected `lower` <= `upper` for RReLU's slope range, but got lower={low}, "
             f"upper={high}; swap them"
+        )
+    if inplace and low < 0:
+        raise ValueError(
+            f"Expected `lower` >= 0 for in-place use, but got {low}: with a negative slope the "
+            "input cannot be recovered from the output; use inplace=False"
         )
     return low, high
 
