@@ -10,10 +10,11 @@ from leaky.report.style import ACTIVATION_COLORS
 from leaky.spec import SPECS, activation_names, get_spec
 
 REQUIRED = ("relu", "leaky_relu", "prelu", "rrelu", "sigmoid", "tanh", "elu", "gelu", "silu")
+CLIPPED = ("relu6", "hardtanh")
 
 
 def test_table_has_every_required_row_once():
-    assert activation_names() == REQUIRED
+    assert activation_names() == REQUIRED + CLIPPED
 
 
 def test_names_and_aliases_are_unique():
@@ -44,9 +45,9 @@ def test_defaults_are_pytorchs():
     assert get_spec("elu").defaults["alpha"] == torch.nn.ELU().alpha
 
 
-def test_only_relu_can_die_and_only_sigmoid_tanh_saturate():
-    assert [s.name for s in SPECS if s.can_die] == ["relu"]
-    assert [s.name for s in SPECS if s.saturates] == ["sigmoid", "tanh"]
+def test_which_rows_can_die_and_which_saturate():
+    assert [s.name for s in SPECS if s.can_die] == ["relu", "relu6", "hardtanh"]
+    assert [s.name for s in SPECS if s.saturates] == ["sigmoid", "tanh", "relu6", "hardtanh"]
 
 
 def test_every_row_has_a_colour():
@@ -65,6 +66,8 @@ TORCH_F = {
     "elu": torch.nn.functional.elu,
     "gelu": torch.nn.functional.gelu,
     "silu": torch.nn.functional.silu,
+    "relu6": torch.nn.functional.relu6,
+    "hardtanh": torch.nn.functional.hardtanh,
 }
 
 
@@ -84,7 +87,7 @@ def test_reference_forward_and_derivative_match_torch(spec, values):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_reference_derivative_is_the_slope_of_the_forward(spec):
-    x = np.linspace(-4, 4, 400) + 1e-3  # stay off the kink at 0
+    x = np.linspace(-7, 7, 400) + 1e-3  # stay off the kinks at 0, +-1 and 6
     h = 1e-6
     numeric = (spec.forward(x + h) - spec.forward(x - h)) / (2 * h)
     np.testing.assert_allclose(spec.derivative(x), numeric, rtol=1e-6, atol=1e-8)

@@ -517,9 +517,9 @@ class _BiasLeakyReLUFunction(torch.autograd.Function):
         if ctx.clamp is not None:
             # Clamped outputs pass no gradient; at exactly |y| == clamp neither (as in
             # StyleGAN2's bias_act), since y alone cannot tell x + b == clamp from > clamp.
-            grad_x = grad_x.masked_fill(torch.abs(y) >= ctx.clamp, 0.0)
+            grad_x.masked_fill_(torch.abs(y) >= ctx.clamp, 0.0)
         if ctx.gain != 1.0:
-            grad_x = grad_x * ctx.gain
+            grad_x.mul_(ctx.gain)  # in place: grad_x is ours, and one allocation is enough
         grad_bias = None
         if ctx.needs_input_grad[1]:
             grad_bias = grad_x.sum(dim=ctx.reduce_dims) if ctx.reduce_dims else grad_x

@@ -31,6 +31,8 @@ __all__ = [
     "elu_derivative",
     "gelu",
     "gelu_derivative",
+    "hardtanh",
+    "hardtanh_derivative",
     "leaky_relu",
     "leaky_relu_derivative",
     "prelu",
@@ -145,6 +147,20 @@ def tanh(x: np.typing.ArrayLike) -> np.ndarray:
 def tanh_derivative(x: np.typing.ArrayLike) -> np.ndarray:
     """tanh'(x) = 1 - tanh(x)^2."""
     return 1.0 - np.tanh(_f64(x)) ** 2
+
+
+# Clipped rectifiers: ReLU6 is Hardtanh on [0, 6]. Beyond either bound the gradient is 0.
+def hardtanh(x: np.typing.ArrayLike, min_val: float = -1.0, max_val: float = 1.0) -> np.ndarray:
+    """Hardtanh(x) = min(max(x, min_val), max_val)."""
+    return np.clip(_f64(x), min_val, max_val)
+
+
+def hardtanh_derivative(
+    x: np.typing.ArrayLike, min_val: float = -1.0, max_val: float = 1.0
+) -> np.ndarray:
+    """Hardtanh'(x) = 1 if min_val < x < max_val else 0 (0 at the bounds, as in PyTorch)."""
+    x = _f64(x)
+    return np.where((x > min_val) & (x < max_val), 1.0, 0.0)
 
 
 # Comparison points: smooth functions that are also non-zero below zero.

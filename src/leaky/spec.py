@@ -10,7 +10,7 @@ Examples:
     >>> round(get_spec("leaky_relu").gain(negative_slope=0.2), 6)
     1.38675
     >>> [s.name for s in SPECS if s.can_die]
-    ['relu']
+    ['relu', 'relu6', 'hardtanh']
 
 """
 
@@ -72,9 +72,10 @@ class ActivationSpec:
             and for converting models).
         slope_param: the keyword that sets the slope below zero, if there is one.
         saves: what the backward pass keeps alive, in words.
-        can_die: True when the gradient is exactly 0 for every input <= 0, so that a unit
-            whose pre-activation never turns positive stops learning for good.
-        saturates: True when the derivative vanishes for large |x| on both sides.
+        can_die: True when the gradient is exactly 0 on a whole half-line (ReLU: every
+            input <= 0), so that a unit whose pre-activation stays there stops learning for
+            good.
+        saturates: True when the derivative vanishes (or is 0) for large |x| on both sides.
         double_backward: whether second derivatives are supported.
 
     """
@@ -242,6 +243,40 @@ SPECS: tuple[ActivationSpec, ...] = (
         module="torch.nn:SiLU",
         torch_modules=(torch.nn.SiLU,),
         saves="input",
+    ),
+    ActivationSpec(
+        name="relu6",
+        title="ReLU6",
+        aliases=(),
+        family="rectifier",
+        defaults={"inplace": False},
+        forward=lambda x, **_: ref.hardtanh(x, 0.0, 6.0),
+        derivative=lambda x, **_: ref.hardtanh_derivative(x, 0.0, 6.0),
+        gain=_smooth_gain(lambda x, **_: ref.hardtanh(x, 0.0, 6.0)),
+        module="torch.nn:ReLU6",
+        torch_modules=(torch.nn.ReLU6,),
+        saves="input",
+        can_die=True,
+        saturates=True,
+    ),
+    ActivationSpec(
+        name="hardtanh",
+        title="Hardtanh",
+        aliases=(),
+        family="saturating",
+        defaults={"min_val": -1.0, "max_val": 1.0, "inplace": False},
+        forward=lambda x, min_val=-1.0, max_val=1.0, **_: ref.hardtanh(x, min_val, max_val),
+        derivative=lambda x, min_val=-1.0, max_val=1.0, **_: ref.hardtanh_derivative(
+            x, min_val, max_val
+        ),
+        gain=_smooth_gain(
+            lambda x, min_val=-1.0, max_val=1.0, **_: ref.hardtanh(x, min_val, max_val)
+        ),
+        module="torch.nn:Hardtanh",
+        torch_modules=(torch.nn.Hardtanh,),
+        saves="input",
+        can_die=True,
+        saturates=True,
     ),
 )
 

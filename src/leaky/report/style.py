@@ -34,6 +34,8 @@ ACTIVATION_COLORS: dict[str, str] = {
     "elu": "#F0E442",  # yellow
     "gelu": "#000000",  # black
     "silu": "#7F7F7F",  # grey
+    "relu6": "#882255",  # wine (Tol's muted palette)
+    "hardtanh": "#44AA99",  # teal (Tol's muted palette)
 }
 
 LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
