@@ -1,0 +1,43 @@
+"""Per-layer gradient statistics: the norm of a weight's gradient, over backward passes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from leaky.monitor.metric import Metric
+
+__all__ = ["LayerGradientStatistics"]
+
+
+class LayerGradientStatistics(Metric):
+    """Sum of squared weight-gradient norms and the number of backward passes.
+
+    :meth:`compute` returns the root mean square of the norms (None before any backward).
+
+    Examples:
+        >>> stats = LayerGradientStatistics()
+        >>> stats.update(torch.tensor([3.0, 4.0])); stats.compute()
+        5.0
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("passes", torch.zeros((), dtype=torch.int64), "sum")
+
+    def update(self, grad: torch.Tensor | None) -> None:
+        """Add the gradient of one backward pass."""
+        if grad is None:
+            return
+        self.grad_sq = self.grad_sq.to(grad.device)
+        self.passes = self.passes.to(grad.device)
+        self.grad_sq += torch.linalg.vector_norm(grad.detach(), dtype=torch.float64) ** 2
+        self.passes += 1
+
+    def compute(self) -> float | None:
+        """RMS of the gradient norm over the window."""
+        s = self.synced()
+        passes = int(s["passes"])
+        return math.sqrt(float(s["grad_sq"]) / passes) if passes else None

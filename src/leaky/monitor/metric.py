@@ -1,0 +1,82 @@
+"""A minimal metric base: states with declared reductions, ``update`` / ``compute`` / ``reset``.
+
+Shaped like torchmetrics' ``Metric``: each state is a tensor registered with how it merges
+across windows and ranks (``"sum"`` for counts, ``"max"`` / ``"min"`` for extremes). When
+``torch.distributed`` is initialised, :meth:`Metric.synced` reduces every state across ranks
+first, so a unit is only called dead when no rank saw it active.
+
+Examples:
+    >>> class Count(Metric):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.add_state("n", torch.zeros((), dtype=torch.int64), "sum")
+    ...     def update(self, x):
+    ...         self.n += x.numel()
+    ...     def compute(self):
+    ...         return int(self.synced()["n"])
+    >>> c = Count(); c.update(torch.ones(3)); c.update(torch.ones(2)); c.compute()
+    5
+    >>> c.reset(); c.compute()
+    0
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["Metric", "Reduction"]
+
+Reduction = Literal["sum", "max", "min"]
+
+_DIST_OPS = {"sum": "SUM", "max": "MAX", "min": "MIN"}
+
+
+class Metric:
+    """Base class: subclasses call :meth:`add_state` and implement ``update`` / ``compute``."""
+
+    def __init__(self) -> None:
+        self._defaults: dict[str, torch.Tensor] = {}
+        self._reductions: dict[str, Reduction] = {}
+
+    def add_state(self, name: str, default: torch.Tensor, reduction: Reduction) -> None:
+        """Register a tensor state, its reset value and how it merges."""
+        if reduction not in _DIST_OPS:
+            raise ValueError(f"Expected reduction sum, max or min, but got {reduction!r}")
+        self._defaults[name] = default.detach().clone()
+        self._reductions[name] = reduction
+        setattr(self, name, default.detach().clone())
+
+    def reset(self) -> None:
+        """Return every state to its default (start a new window)."""
+        for name, default in self._defaults.items():
+            setattr(self, name, default.clone().to(getattr(self, name).device))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The current local states (this rank only)."""
+        return {name: getattr(self, name) for name in self._defaults}
+
+    def merge(self, other: Metric) -> None:
+        """Fold another metric's states into this one, with the declared reductions."""
+        for name, reduction in self._reductions.items():
+            mine, theirs = getattr(self, name), getattr(other, name).to(getattr(self, name).device)
+            if reduction == "sum":
+                setattr(self, name, mine + theirs)
+            elif reduction == "max":
+                setattr(self, name, torch.maximum(mine, theirs))
+            else:
+                setattr(self, name, torch.minimum(mine, theirs))
+
+    def synced(self) -> dict[str, torch.Tensor]:
+        """States reduced across ranks when ``torch.distributed`` is initialised.
+
+        The local states are not changed, so ``compute`` can be called at any time.
+        """
+        states = {name: value.clone() for name, value in self.state().items()}
+        if dist.is_available() and dist.is_initialized():
+            for name, value in states.items():
+                op = getattr(dist.ReduceOp, _DIST_OPS[self._reductions[name]])
+                dist.all_reduce(value, op=op)
+        return states

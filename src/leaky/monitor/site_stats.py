@@ -1,0 +1,198 @@
+"""Per-site, per-unit statistics of one activation over a window of batches.
+
+Memory does not grow with the number of batches: every state is a count, a sum or an
+extreme, merged with a declared reduction (see :class:`leaky.monitor.metric.Metric`).
+A unit is a feature of a 2-D output ``(N, F)`` and a channel of a convolution's output
+``(N, C, *)``; ``unit_dim`` says which dimension holds the units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from leaky.monitor.metric import Metric
+from leaky.monitor.sites import local_derivative, slope_is_never_zero
+from leaky.spec import get_spec
+
+__all__ = ["SiteStatistics", "SiteSummary"]
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What :meth:`SiteStatistics.compute` returns for one site."""
+
+    kind: str
+    units: int
+    samples: int  # samples per unit (batch x spatial positions) seen in the window
+    never_active: int  # units whose output was <= 0 for every sample
+    dead: int | None  # units whose local gradient was 0 for every sample (None: cannot die)
+    saturated_fraction: float | None  # mean over units of P(|f'(x)| < threshold); None: n/a
+    mean: float
+    std: float
+    minimum: float
+    maximum: float
+    histogram: list[int]  # counts: below range, the bins, above range
+    histogram_range: tuple[float, float]
+    output_grad_norm: float | None  # RMS over backward passes of ||dL/dy||
+    never_active_units: list[int]
+    dead_units: list[int]
+
+    @property
+    def never_active_fraction(self) -> float:
+        """Fraction of units never active in the window."""
+        return self.never_active / self.units if self.units else 0.0
+
+    @property
+    def dead_fraction(self) -> float | None:
+        """Fraction of dead units (None when this activation cannot die)."""
+        return None if self.dead is None else (self.dead / self.units if self.units else 0.0)
+
+
+class SiteStatistics(Metric):
+    """Counts and moments of one activation site, updated once per forward (and backward).
+
+    Args:
+        kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
+        unit_dim: dimension of the output that holds the units. Default: 1
+        saturation_threshold: |f'(x)| below this counts as saturated. Default: 0.01
+        bins: histogram bins between ``hist_range``. Default: 40
+        hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
+
+    Examples:
+        >>> stats = SiteStatistics("relu")
+        >>> x = torch.tensor([[-1.0, 2.0], [-3.0, 0.5]])
+        >>> stats.update(x, torch.relu(x))
+        >>> summary = stats.compute()
+        >>> summary.never_active_units, summary.dead_units
+        ([0], [0])
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        unit_dim: int = 1,
+        saturation_threshold: float = 0.01,
+        bins: int = 40,
+        hist_range: tuple[float, float] = (-4.0, 4.0),
+    ) -> None:
+        super().__init__()
+        self.kind = get_spec(kind).name
+        self.unit_dim = unit_dim
+        self.saturation_threshold = saturation_threshold
+        self.bins = bins
+        self.hist_range = hist_range
+        self.units: int | None = None
+        self.can_die = True
+        self.tracks_saturation = get_spec(kind).saturates
+        self.add_state("samples", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("elements", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("total_sq", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("minimum", torch.tensor(math.inf, dtype=torch.float64), "min")
+        self.add_state("maximum", torch.tensor(-math.inf, dtype=torch.float64), "max")
+        self.add_state("histogram", torch.zeros(bins + 2, dtype=torch.int64), "sum")
+        self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("grad_passes", torch.zeros((), dtype=torch.int64), "sum")
+
+    def _unit_states(self, units: int, device: torch.device) -> None:
+        self.units = units
+        for name in ("active", "nonzero_grad", "saturated"):
+            self.add_state(name, torch.zeros(units, dtype=torch.int64, device=device), "sum")
+
+    def _reduce_dims(self, y: torch.Tensor) -> tuple[int, list[int]]:
+        if y.dim() < 2:
+            return 1, list(range(y.dim()))
+        unit_dim = self.unit_dim % y.dim()
+        return y.shape[unit_dim], [d for d in range(y.dim()) if d != unit_dim]
+
+    def update(
+        self, x: torch.Tensor, y: torch.Tensor, module: torch.nn.Module | None = None, **params: Any
+    ) -> None:
+        """Add one forward call: input ``x`` and output ``y`` of the activation."""
+        x, y = x.detach(), y.detach()
+        units, dims = self._reduce_dims(y)
+        if self.units is None:
+            self._unit_states(units, y.device)
+        elif units != self.units:
+            raise ValueError(
+                f"Expected {self.units} units at this {self.kind} site (as in earlier batches), "
+                f"but got an output of shape {tuple(y.shape)}"
+            )
+        per_unit = y.numel() // units if units else 0
+        positive = torch.gt(y, 0)
+        active = positive.sum(dim=dims) if dims else positive.long()
+        self.active += active
+        self.samples += per_unit
+        self.elements += y.numel()
+        # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
+        # exactly where it is active; everything else needs its derivative.
+        self.can_die = not slope_is_never_zero(self.kind, module, **params)
+        if not self.can_die:
+            self.nonzero_grad += per_unit
+        elif self.kind == "relu":
+            self.nonzero_grad += active
+        if self.kind != "relu" and (self.can_die or self.tracks_saturation):
+            derivative = local_derivative(self.kind, x, y, module, **params)
+            if self.can_die:
+                nonzero = torch.ne(derivative, 0)
+                self.nonzero_grad += nonzero.sum(dim=dims) if dims else nonzero.long()
+            if self.tracks_saturation:
+                low = torch.lt(derivative.abs(), self.saturation_threshold)
+                self.saturated += low.sum(dim=dims) if dims else low.long()
+        y64 = y.double() if y.dtype != torch.float64 else y
+        self.total += y64.sum()
+        self.total_sq += (y64 * y64).sum()
+        if y.numel():
+            self.minimum = torch.minimum(self.minimum, y64.min())
+            self.maximum = torch.maximum(self.maximum, y64.max())
+        low, high = self.hist_range
+        y32 = y.float()
+        self.histogram[1:-1] += torch.histc(y32, self.bins, low, high).long()
+        self.histogram[0] += torch.lt(y32, low).sum()
+        self.histogram[-1] += torch.gt(y32, high).sum()
+
+    def update_grad(self, grad_output: torch.Tensor) -> None:
+        """Add one backward pass: the gradient arriving at the activation's output."""
+        g = grad_output.detach()
+        self.grad_sq += torch.linalg.vector_norm(g, dtype=torch.float64) ** 2
+        self.grad_passes += 1
+
+    def compute(self) -> SiteSummary:
+        """Summarise the window (reduced across ranks when distributed)."""
+        s = self.synced()
+        units = self.units or 0
+        samples = int(s["samples"])
+        elements = int(s["elements"])
+        mean = float(s["total"]) / elements if elements else math.nan
+        var = float(s["total_sq"]) / elements - mean * mean if elements else math.nan
+        if units:
+            never = torch.nonzero(s["active"] == 0).flatten().tolist()
+            dead = torch.nonzero(s["nonzero_grad"] == 0).flatten().tolist()
+        else:
+            never, dead = [], []
+        saturated = None
+        if self.tracks_saturation and units and samples:
+            saturated = float(s["saturated"].double().mean()) / samples
+        passes = int(s["grad_passes"])
+        return SiteSummary(
+            kind=self.kind,
+            units=units,
+            samples=samples,
+            never_active=len(never),
+            dead=len(dead) if self.can_die else None,
+            saturated_fraction=saturated,
+            mean=mean,
+            std=math.sqrt(max(var, 0.0)) if elements else math.nan,
+            minimum=float(s["minimum"]),
+            maximum=float(s["maximum"]),
+            histogram=s["histogram"].tolist(),
+            histogram_range=self.hist_range,
+            output_grad_norm=math.sqrt(float(s["grad_sq"]) / passes) if passes else None,
+            never_active_units=never,
+            dead_units=dead if self.can_die else [],
+        )
