@@ -43,6 +43,9 @@ class Monitor:
         saturation_threshold: |f'(x)| below this counts as saturated. Default: 0.01
         bins: histogram bins. Default: 40
         hist_range: histogram range of the activation outputs. Default: (-4, 4)
+        hist_max_elements: values per batch and site read for the histogram (an even
+            stride beyond that; 0: all). Counts and moments always read every value.
+            Default: 65536
 
     Examples:
         >>> from torch import nn
@@ -63,6 +66,7 @@ class Monitor:
         saturation_threshold: float = 0.01,
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
+        hist_max_elements: int = 65536,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
@@ -76,6 +80,7 @@ class Monitor:
             "saturation_threshold": saturation_threshold,
             "bins": bins,
             "hist_range": hist_range,
+            "hist_max_elements": hist_max_elements,
         }
         self.sites: dict[str, SiteStatistics] = {}
         self._functional_sites: set[str] = set()

@@ -35,7 +35,7 @@ class SiteSummary:
     std: float
     minimum: float
     maximum: float
-    histogram: list[int]  # counts: below range, the bins, above range
+    histogram: list[int]  # counts: below range, the bins, above range (see hist_max_elements)
     histogram_range: tuple[float, float]
     output_grad_norm: float | None  # RMS over backward passes of ||dL/dy||
     never_active_units: list[int]
@@ -52,6 +52,22 @@ class SiteSummary:
         return None if self.dead is None else (self.dead / self.units if self.units else 0.0)
 
 
+def _histogram(
+    y: torch.Tensor, bins: int, hist_range: tuple[float, float], max_elements: int
+) -> torch.Tensor:
+    # Bin 0 below the range, 1..bins inside, bins + 1 above (and NaN). Large batches are
+    # read at an even stride, at most `max_elements` values: the histogram is then an
+    # estimate of the distribution (as in TensorBoard), at a fraction of the cost.
+    flat = y.reshape(-1)
+    stride = -(-flat.numel() // max_elements) if max_elements else 1
+    if stride > 1:
+        flat = flat[::stride]
+    low, high = hist_range
+    index = (flat.float() - low).mul_(bins / (high - low)).floor_().clamp_(-1, bins).add_(1)
+    index.nan_to_num_(nan=bins + 1)  # NaN counts as out of range
+    return torch.bincount(index.long().flatten(), minlength=bins + 2)
+
+
 class SiteStatistics(Metric):
     """Counts and moments of one activation site, updated once per forward (and backward).
 
@@ -61,6 +77,8 @@ class SiteStatistics(Metric):
         saturation_threshold: |f'(x)| below this counts as saturated. Default: 0.01
         bins: histogram bins between ``hist_range``. Default: 40
         hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
+        hist_max_elements: a batch with more values is histogrammed at an even stride
+            (an estimate of the distribution); 0 reads every value. Default: 65536
 
     Examples:
         >>> stats = SiteStatistics("relu")
@@ -79,8 +97,10 @@ class SiteStatistics(Metric):
         saturation_threshold: float = 0.01,
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
+        hist_max_elements: int = 65536,
     ) -> None:
         super().__init__()
+        self.hist_max_elements = hist_max_elements
         self.kind = get_spec(kind).name
         self.unit_dim = unit_dim
         self.saturation_threshold = saturation_threshold
@@ -125,7 +145,7 @@ class SiteStatistics(Metric):
             )
         per_unit = y.numel() // units if units else 0
         positive = torch.gt(y, 0)
-        active = positive.sum(dim=dims) if dims else positive.long()
+        active = positive.sum(dim=dims, dtype=torch.int32) if dims else positive.int()
         self.active += active
         self.samples += per_unit
         self.elements += y.numel()
@@ -140,26 +160,27 @@ class SiteStatistics(Metric):
             derivative = local_derivative(self.kind, x, y, module, **params)
             if self.can_die:
                 nonzero = torch.ne(derivative, 0)
-                self.nonzero_grad += nonzero.sum(dim=dims) if dims else nonzero.long()
+                self.nonzero_grad += (
+                    nonzero.sum(dim=dims, dtype=torch.int32) if dims else nonzero.int()
+                )
             if self.tracks_saturation:
                 low = torch.lt(derivative.abs(), self.saturation_threshold)
-                self.saturated += low.sum(dim=dims) if dims else low.long()
-        y64 = y.double() if y.dtype != torch.float64 else y
-        self.total += y64.sum()
-        self.total_sq += (y64 * y64).sum()
+                self.saturated += low.sum(dim=dims, dtype=torch.int32) if dims else low.int()
+        # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
+        # into float64 states; no float64 copy of the activations is ever made.
+        self.total += y.sum().double()
+        self.total_sq += torch.linalg.vector_norm(y).double() ** 2
         if y.numel():
-            self.minimum = torch.minimum(self.minimum, y64.min())
-            self.maximum = torch.maximum(self.maximum, y64.max())
-        low, high = self.hist_range
-        y32 = y.float()
-        self.histogram[1:-1] += torch.histc(y32, self.bins, low, high).long()
-        self.histogram[0] += torch.lt(y32, low).sum()
-        self.histogram[-1] += torch.gt(y32, high).sum()
+            low_value, high_value = torch.aminmax(y)
+            self.minimum = torch.minimum(self.minimum, low_value.double())
+            self.maximum = torch.maximum(self.maximum, high_value.double())
+        if self.bins:
+            self.histogram += _histogram(y, self.bins, self.hist_range, self.hist_max_elements)
 
     def update_grad(self, grad_output: torch.Tensor) -> None:
         """Add one backward pass: the gradient arriving at the activation's output."""
         g = grad_output.detach()
-        self.grad_sq += torch.linalg.vector_norm(g, dtype=torch.float64) ** 2
+        self.grad_sq += torch.linalg.vector_norm(g).double() ** 2
         self.grad_passes += 1
 
     def compute(self) -> SiteSummary:
