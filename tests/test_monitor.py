@@ -243,3 +243,40 @@ def test_nan_and_empty_batches_do_not_break_counts():
     site.update(torch.full((3, 2), math.nan), torch.full((3, 2), math.nan))
     site.update(torch.zeros(0, 2), torch.zeros(0, 2))
     assert site.compute().never_active == 2
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        nn.ReLU(),
+        nn.ReLU6(),
+        nn.LeakyReLU(),
+        nn.PReLU(),
+        nn.RReLU(),
+        nn.ELU(),
+        nn.GELU(),
+        nn.SiLU(),
+        nn.Sigmoid(),
+        nn.Tanh(),
+        nn.Hardtanh(),
+        leaky.nn.LeakyReLU(),
+        leaky.nn.PReLU(),
+        leaky.nn.RReLU(),
+    ],
+    ids=lambda m: f"{type(m).__module__.split('.')[0]}.{type(m).__name__}",
+)
+def test_every_supported_module_is_a_site(activation):
+    model = nn.Sequential(nn.Linear(3, 5), activation, nn.Linear(5, 1))
+    with Monitor(model) as monitor:
+        model(torch.randn(8, 3)).sum().backward()
+    rows = monitor.report().sites
+    assert [row.name for row in rows] == ["1"]
+    assert rows[0].summary.units == 5 and rows[0].summary.output_grad_norm is not None
+
+
+def test_a_shared_module_at_two_widths_gets_two_sites():
+    act = nn.ReLU()
+    model = nn.Sequential(nn.Linear(3, 5), act, nn.Linear(5, 7), act, nn.Linear(7, 1))
+    with Monitor(model) as monitor:
+        model(torch.randn(8, 3)).sum().backward()
+    assert sorted(row.summary.units for row in monitor.report().sites) == [5, 7]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -77,6 +78,69 @@ def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
         click.echo(notice, err=True)
     click.echo(table)
     click.echo(get_messages(lang)("curves.wrote", paths=", ".join(str(p) for p in paths)))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--input-shape", help="Shape of one random input sample, e.g. 1,28,28.")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    help=".npz with inputs 'x' (or its first array) and optional labels 'y'.",
+)
+@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
+@click.option("--batches", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for random inputs.")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
+)
+@click.option(
+    "--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a .png/.svg figure."
+)
+def diagnose(
+    model: str,
+    input_shape: str | None,
+    data: str | None,
+    weights: str | None,
+    batches: int,
+    batch_size: int,
+    seed: int,
+    json_out: str | None,
+    plot_out: str | None,
+) -> None:
+    """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
+
+    Builds the model, loads --weights if given (weights_only), runs --batches of random
+    inputs (--input-shape) or of --data, with a backward pass from a scalar loss, and
+    prints the report. Findings do not change the exit code; errors do.
+    """
+    import json
+
+    from leaky import diagnose as diagnosis
+    from leaky.atomic import atomic_path, ensure_output_dir
+
+    if (input_shape is None) == (data is None):
+        raise click.UsageError("give exactly one of --input-shape and --data")
+    for out, suffixes in ((json_out, (".json",)), (plot_out, (".png", ".svg"))):
+        if out is not None and not out.endswith(suffixes):
+            raise click.BadParameter(f"expected a {' or '.join(suffixes)} file, got {out!r}")
+    shape = diagnosis.parse_shape(input_shape) if input_shape is not None else None
+    net = diagnosis.build_model(diagnosis.load_factory(model))
+    if weights is not None:
+        diagnosis.load_weights(net, weights)
+    inputs = diagnosis.input_batches(
+        input_shape=shape, data=data, batches=batches, batch_size=batch_size, seed=seed
+    )
+    report = diagnosis.diagnose(net, inputs)
+    click.echo(str(report))
+    if json_out is not None:
+        ensure_output_dir(Path(json_out).parent)
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2))
+        click.echo(f"Wrote {json_out}")
+    if plot_out is not None:
+        click.echo(f"Wrote {report.plot(plot_out)}")
 
 
 def main() -> None:

@@ -142,6 +142,9 @@ class Monitor:
 
     def _record(self, name: str, kind: str, x: torch.Tensor, y: torch.Tensor, **params: Any):
         stats = self._site(name, kind)
+        if stats.units is not None and stats.units != stats.units_of(y):
+            # One module object used at places of different widths: one site per width.
+            stats = self._site(f"{name}@{stats.units_of(y)}", kind)
         stats.update(x, y, params.pop("module", None), **params)
         if self.gradients and y.requires_grad:
             y.register_hook(lambda grad: stats.update_grad(grad))
@@ -153,9 +156,11 @@ class Monitor:
             self._inside_activation += 1
 
         def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            self._inside_activation -= 1
-            if args and isinstance(output, torch.Tensor):
-                self._record(name, kind, args[0], output, module=mod)
+            try:  # still "inside": the statistics' own torch calls are not model calls
+                if args and isinstance(output, torch.Tensor):
+                    self._record(name, kind, args[0], output, module=mod)
+            finally:
+                self._inside_activation -= 1
 
         self._handles.append(module.register_forward_pre_hook(pre))
         self._handles.append(module.register_forward_hook(post, always_call=True))

@@ -124,6 +124,10 @@ class SiteStatistics(Metric):
         for name in ("active", "nonzero_grad", "saturated"):
             self.add_state(name, torch.zeros(units, dtype=torch.int64, device=device), "sum")
 
+    def units_of(self, y: torch.Tensor) -> int:
+        """How many units an output of this shape has."""
+        return self._reduce_dims(y)[0]
+
     def _reduce_dims(self, y: torch.Tensor) -> tuple[int, list[int]]:
         if y.dim() < 2:
             return 1, list(range(y.dim()))

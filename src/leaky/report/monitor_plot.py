@@ -48,6 +48,20 @@ def plot_monitor_report(report: MonitorReport, path: str | Path, lang: str = "en
             linewidth=0.5,
             label=messages("monitor.dead"),
         )
+        saturated = [row.summary.saturated_fraction for row in report.sites]
+        if any(value is not None for value in saturated):
+            ax_units.scatter(
+                [p for p, v in zip(positions, saturated, strict=True) if v is not None],
+                [v for v in saturated if v is not None],
+                marker="D",
+                color="0.2",
+                zorder=3,
+                label=messages("monitor.saturated"),
+            )
+        if not any(inactive) and not any(v for v in saturated if v is not None):
+            ax_units.text(
+                0.5, 0.5, messages("monitor.all_live"), ha="center", transform=ax_units.transAxes
+            )
         ax_units.set_xticks(positions, names, rotation=45, ha="right", fontsize=8)
         ax_units.set(
             ylim=(0, 1.02),

@@ -1,0 +1,211 @@
+"""Diagnose a model from a file: build it, feed it, and report dead units and gradient flow.
+
+This is what ``leaky diagnose models.py:make_model --input-shape 1,28,28`` runs; every step
+is a function of its own so the Python API can do the same.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leaky.monitor import Monitor, MonitorReport
+
+__all__ = ["diagnose", "input_batches", "load_factory", "load_weights", "parse_shape"]
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def load_factory(target: str) -> Callable[[], torch.nn.Module]:
+    """Import ``FILE.py:NAME`` and return the callable ``NAME`` (a model factory or class).
+
+    Examples:
+        >>> load_factory("no_such_file.py:make")
+        Traceback (most recent call last):
+        ...
+        ValueError: Model file 'no_such_file.py' does not exist
+    """
+    path_text, _, name = target.rpartition(":")
+    if not path_text or not name:
+        raise ValueError(
+            f"Expected the model as FILE.py:FACTORY (for example models.py:make_model), "
+            f"but got {target!r}"
+        )
+    path = Path(path_text)
+    if not path.is_file():
+        raise ValueError(f"Model file {path_text!r} does not exist")
+    module_name = f"_leaky_user_model_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"Cannot import {path_text!r} as Python; is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's file failed: say so in one line
+        raise ValueError(f"Importing {path_text} failed: {_first_line(error)}") from error
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        defined = sorted(
+            k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+        )
+        raise ValueError(
+            f"{path_text} has no callable {name!r}; it defines: {', '.join(defined) or 'nothing'}"
+        )
+    return factory
+
+
+def build_model(factory: Callable[[], Any]) -> torch.nn.Module:
+    """Call the factory and check that it gave a ``torch.nn.Module``."""
+    try:
+        model = factory()
+    except Exception as error:
+        raise ValueError(f"Calling the model factory failed: {_first_line(error)}") from error
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"Expected the factory to return a torch.nn.Module, got {type(model).__name__}"
+        )
+    return model
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a state_dict saved with ``torch.save`` (read with ``weights_only=True``).
+
+    A checkpoint dict with a ``"state_dict"`` or ``"model"`` entry works too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Weights file {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"Cannot read weights from {path}: {_first_line(error)} (only tensors and plain "
+            "containers are loaded, never pickled code)"
+        ) from error
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise ValueError(f"Expected a state_dict in {path}, but found {type(state).__name__}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
+        raise ValueError(f"The weights in {path} do not fit the model: {detail}") from error
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Parse ``"1,28,28"`` into a per-sample shape.
+
+    Examples:
+        >>> parse_shape("1,28,28")
+        (1, 28, 28)
+    """
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise ValueError(
+            f"Expected --input-shape as positive integers separated by commas (one sample, "
+            f"no batch dimension), for example 1,28,28, but got {text!r}"
+        )
+    return shape
+
+
+def _load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Data file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if not names:
+                raise ValueError(f"{path} holds no arrays")
+            x_name = "x" if "x" in names else names[0]
+            x = archive[x_name]
+            y = archive["y"] if "y" in names else None
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot read {path} as .npz without pickles: {_first_line(error)}"
+        ) from error
+    except (OSError, EOFError) as error:
+        raise ValueError(f"Cannot read {path} as .npz: {_first_line(error)}") from error
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"Expected numeric inputs in {path}, but {x_name!r} has dtype {x.dtype}")
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"Expected at least one sample in {path}, got shape {x.shape}")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"{path}: {len(x)} inputs but {len(y)} labels")
+    return x, y
+
+
+def input_batches(
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    data: str | Path | None = None,
+    batches: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x, labels or None)``: random normal inputs of ``input_shape``, or from ``data``."""
+    if (input_shape is None) == (data is None):
+        raise ValueError("Give exactly one of --input-shape and --data")
+    if batches < 1 or batch_size < 1:
+        raise ValueError(f"Expected --batches and --batch-size >= 1, got {batches}, {batch_size}")
+    if input_shape is not None:
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(batches):
+            yield torch.randn((batch_size, *input_shape), generator=generator), None
+        return
+    x, y = _load_npz(data)  # type: ignore[arg-type]
+    for i in range(batches):
+        rows = slice((i * batch_size) % len(x), (i * batch_size) % len(x) + batch_size)
+        labels = None if y is None else torch.as_tensor(y[rows]).long()
+        yield torch.as_tensor(x[rows], dtype=torch.float32), labels
+
+
+def diagnose(
+    model: torch.nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]],
+    **monitor_options: Any,
+) -> MonitorReport:
+    """Run the batches through ``model`` with a :class:`Monitor` and a backward pass each.
+
+    The loss is cross-entropy when labels are given and the output is ``(N, classes)``;
+    otherwise the mean square of the output (any scalar gives gradients to inspect).
+    """
+    model.train()
+    with Monitor(model, **monitor_options) as monitor:
+        for x, labels in batches:
+            try:
+                output = model(x)
+            except RuntimeError as error:
+                raise ValueError(
+                    f"The model rejected inputs of shape {tuple(x.shape)}: {_first_line(error)}; "
+                    "check --input-shape (one sample, without the batch dimension)"
+                ) from error
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f"Expected the model to return a tensor, got {type(output).__name__}"
+                )
+            if labels is not None and output.dim() == 2:
+                loss = torch.nn.functional.cross_entropy(output.float(), labels)
+            else:
+                loss = output.float().pow(2).mean()
+            model.zero_grad(set_to_none=True)
+            if loss.requires_grad:
+                loss.backward()
+    return monitor.report()
