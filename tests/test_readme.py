@@ -6,9 +6,14 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run(capsys):
+def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "the README lost its Python quick start"
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
-    assert "True 1.414" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "True 1.414" in out
+    assert "{'1': [0, 1, 2, 3]}" in out
+    assert "1: ReLU() -> LeakyReLU(negative_slope=0.01) (re-initialised 0)" in out
+    assert (tmp_path / "out" / "monitor.png").exists()

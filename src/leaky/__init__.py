@@ -2,7 +2,8 @@
 
 Exact, memory-light activations (:mod:`leaky.functional`, :mod:`leaky.nn`), one table of
 facts about them (:mod:`leaky.spec`), a float64 reference (:mod:`leaky.reference`) and
-activation-aware initialisation (:mod:`leaky.init`).
+activation-aware initialisation (:mod:`leaky.init`), and diagnosis of dead units and
+gradient flow in any model (:mod:`leaky.monitor`, :mod:`leaky.convert`).
 
 Examples:
     >>> import torch, leaky
@@ -13,7 +14,7 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from leaky import functional, init, nn, reference, spec
+from leaky import convert, functional, init, monitor, nn, reference, spec
 from leaky.nn import get_activation
 from leaky.spec import SPECS, get_spec
 
@@ -25,10 +26,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "SPECS",
     "__version__",
+    "convert",
     "functional",
     "get_activation",
     "get_spec",
     "init",
+    "monitor",
     "nn",
     "reference",
     "spec",
