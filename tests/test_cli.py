@@ -130,3 +130,22 @@ def test_failed_figure_save_keeps_the_previous_figure(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "No space left" in result.output
     assert (tmp_path / "curves.png").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
+
+
+def test_list_datasets_and_activations():
+    result = _run("list", "datasets")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.splitlines()[1:]] == [
+        "digits",
+        "mnist1d",
+        "pydoc-text",
+        "spirals",
+        "fn1d",
+    ]
+    result = _run("list", "activations")
+    assert (
+        result.exit_code == 0
+        and "leaky_relu" in result.output
+        and "negative_slope=0.01" in result.output
+    )
+    assert _run("list", "models").exit_code == 2

@@ -80,6 +80,32 @@ def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
     click.echo(get_messages(lang)("curves.wrote", paths=", ".join(str(p) for p in paths)))
 
 
+@cli.command(name="list")
+@click.argument("what", type=click.Choice(["datasets", "activations"]), default="datasets")
+def list_command(what: str) -> None:
+    """List the built-in datasets or the activations of the spec table."""
+    if what == "datasets":
+        from leaky.data import list_datasets
+
+        rows = [(info.name, info.description, info.source) for info in list_datasets()]
+        header = ("dataset", "what", "source")
+    else:
+        from leaky.spec import SPECS
+
+        rows = [
+            (
+                s.name,
+                ", ".join(f"{k}={v}" for k, v in s.defaults.items()) or "-",
+                "yes" if s.can_die else "no",
+            )
+            for s in SPECS
+        ]
+        header = ("activation", "defaults", "can a unit die?")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 @cli.command()
 @click.argument("model")
 @click.option("--input-shape", help="Shape of one random input sample, e.g. 1,28,28.")
