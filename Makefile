@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/leaky curves --out out/curves
+	$(BIN)/leaky demo --out out/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -81,10 +81,17 @@ def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
 
 
 @cli.command(name="list")
-@click.argument("what", type=click.Choice(["datasets", "activations"]), default="datasets")
+@click.argument(
+    "what", type=click.Choice(["experiments", "datasets", "activations"]), default="experiments"
+)
 def list_command(what: str) -> None:
-    """List the built-in datasets or the activations of the spec table."""
-    if what == "datasets":
+    """List the experiments, the built-in datasets or the activations of the spec table."""
+    if what == "experiments":
+        from leaky.experiments import EXPERIMENTS
+
+        rows = [(e.name, e.question) for e in EXPERIMENTS.values()]
+        header: tuple[str, ...] = ("experiment", "question")
+    elif what == "datasets":
         from leaky.data import list_datasets
 
         rows = [(info.name, info.description, info.source) for info in list_datasets()]
@@ -104,6 +111,108 @@ def list_command(what: str) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _experiment_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from leaky.experiments import EXPERIMENTS
+
+    if value not in EXPERIMENTS:
+        raise click.BadParameter(
+            f"unknown experiment {value!r}; choose from {', '.join(EXPERIMENTS)}"
+        )
+    return value
+
+
+def _store_option(function: Any) -> Any:
+    return click.option(
+        "--store",
+        "store_path",
+        default="out/results.db",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="SQLite results store; finished runs in it are skipped.",
+    )(function)
+
+
+@cli.command()
+@click.argument("experiment", callback=_experiment_name)
+@click.option("--quick", is_flag=True, help="Use the quick preset (about a minute on 2 cores).")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value; repeatable.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file of config overrides (--set wins).",
+)
+@_store_option
+@click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(
+    experiment: str,
+    quick: bool,
+    assignments: tuple[str, ...],
+    config_file: str | None,
+    store_path: str,
+    workers: int,
+    quiet: bool,
+) -> None:
+    """Run EXPERIMENT (resuming from --store) and print its findings."""
+    from leaky.config import load_toml, parse_assignments
+    from leaky.findings import format_findings, resolve_config, run_experiment, summarize
+    from leaky.store import Store
+
+    overrides = load_toml(config_file) if config_file else {}
+    try:
+        overrides.update(parse_assignments(assignments))
+        config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    with Store(store_path) as store:
+        sweep = run_experiment(
+            experiment, config, store, workers=workers, progress=False if quiet else None
+        )
+        findings = summarize(experiment, config, store)
+    click.echo(
+        f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
+        + (f", {sweep.diverged} diverged" if sweep.diverged else "")
+    )
+    click.echo(format_findings(findings))
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default="out/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the store, findings and figures.",
+)
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
+@click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
+    """Run the quick preset of every experiment and draw the curves, into one folder."""
+    from leaky.findings import format_findings, run_demo
+
+    findings, path = run_demo(
+        out_dir,
+        lang=lang,
+        workers=workers,
+        progress=False if quiet else None,
+        echo=lambda message: click.echo(message, err=True),
+    )
+    click.echo(format_findings(findings))
+    click.echo(
+        f"Results: {path.parent / 'results.db'}, findings: {path}, "
+        f"curves: {path.parent / 'curves.png'}"
+    )
 
 
 @cli.command()

@@ -1,0 +1,154 @@
+"""Configuration is data: a dataclass with typed defaults, overridden by TOML and ``key=value``.
+
+Unknown keys and values of the wrong type are errors that name the key. The resolved
+config is what gets stored with every result, and its hash (with the seed) names the run.
+
+Examples:
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Config:
+    ...     depth: int = 10
+    ...     activations: tuple[str, ...] = ("relu", "leaky_relu")
+    ...     lr: float = 0.1
+    >>> resolve(Config, parse_assignments(["depth=20", "activations=tanh,relu"]))
+    Config(depth=20, activations=('tanh', 'relu'), lr=0.1)
+    >>> resolve(Config, {"dpeth": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown config key 'dpeth' for Config; valid keys: depth, activations, lr
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["config_hash", "config_to_dict", "load_toml", "parse_assignments", "resolve"]
+
+T = TypeVar("T")
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """Split ``["key=value", ...]`` into a dict of strings (typed later by :func:`resolve`)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"Expected --set key=value, but got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file of overrides (top-level keys only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Config file {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path} is not valid TOML: {error}") from None
+
+
+def _convert(key: str, value: Any, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.lower() == "none")
+        if type(None) in args and is_none:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(key, value, option)
+            except ValueError as error:
+                errors.append(str(error))
+        raise ValueError(errors[0])
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(
+                f"Expected {key} to be one of {', '.join(map(str, args))}, got {value!r}"
+            )
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        element = args[0] if args else str
+        return tuple(
+            _convert(key, item.strip() if isinstance(item, str) else item, element)
+            for item in items
+            if not (isinstance(item, str) and not item.strip())
+        )
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ValueError(f"Expected {key} to be true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError(f"Expected {key} to be an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Expected {key} to be an integer, got {value!r}") from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError(f"Expected {key} to be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Expected {key} to be a number, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"Expected {key} to be a finite number, got {value!r}")
+        return number
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"Expected {key} to be text, got {value!r}")
+        return value
+    raise TypeError(f"Config field {key} has an unsupported type {kind!r}")
+
+
+def resolve(config_class: type[T], overrides: Mapping[str, Any] | None = None, **more: Any) -> T:
+    """Build ``config_class`` from its defaults and the overrides, converting types.
+
+    Raises:
+        ValueError: an unknown key (naming the valid ones) or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(config_class)
+    values = {}
+    for key, value in {**(overrides or {}), **more}.items():
+        if key not in fields:
+            raise ValueError(
+                f"Unknown config key {key!r} for {config_class.__name__}; valid keys: "
+                f"{', '.join(fields)}"
+            )
+        values[key] = _convert(key, value, hints[key])
+    return config_class(**values)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of JSON-able parts (config dicts, names, seeds).
+
+    Examples:
+        >>> config_hash({"a": 1}, 0) == config_hash({"a": 1}, 0) != config_hash({"a": 1}, 1)
+        True
+    """
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

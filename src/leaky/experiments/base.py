@@ -1,0 +1,107 @@
+"""What every experiment provides, and what its summary returns.
+
+An experiment is a question, a config dataclass with commented defaults and presets
+(``quick`` runs in about a minute on 2 cores, ``tiny`` in seconds for the tests), a grid of
+cells, a function that runs one (config, cell, seed), and a summary that turns stored runs
+into :class:`Finding` values: claim, numbers with their intervals, and a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaky.store import RunRecord
+
+__all__ = [
+    "VERDICTS",
+    "Experiment",
+    "Finding",
+    "RunOutput",
+    "known_activations",
+    "positive",
+    "wilson_interval",
+]
+
+VERDICTS = ("holds", "does not hold", "not significant", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim put to the test: the verdict and the numbers behind it."""
+
+    claim: str
+    experiment: str
+    verdict: str
+    numbers: dict[str, Any]
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"Expected a verdict in {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclass
+class RunOutput:
+    """What one run returns; the runner adds ids, timings and versions."""
+
+    metrics: list[tuple[int, str, float]] = field(default_factory=list)
+    layers: list[tuple[int, str, str, float]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    diverged: bool = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment: question, config, presets, grid, one run, summary."""
+
+    name: str
+    question: str
+    config: type
+    presets: dict[str, dict[str, Any]]
+    cells: Callable[[Any], list[dict[str, Any]]]
+    run: Callable[[Any, dict[str, Any], int], RunOutput]
+    summarize: Callable[[Any, Sequence[RunRecord]], list[Finding]]
+    seeds: Callable[[Any], Sequence[int]] = field(default=lambda config: range(config.seeds))
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (sensible at 0 and 1).
+
+    Examples:
+        >>> low, high = wilson_interval(0, 1000)
+        >>> low, round(high, 4)
+        (0.0, 0.0038)
+    """
+    if trials <= 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, no rounding dust
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return (low, high)
+
+
+def positive(config: Any, *names: str) -> None:
+    """Check that config fields (numbers or tuples of numbers) are all >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(v < 1 for v in values):
+            raise ValueError(f"Expected {name} >= 1, got {value!r}")
+
+
+def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None) -> None:
+    """Check activation names against the spec table (and an experiment's own list)."""
+    from leaky.spec import get_spec
+
+    if not names:
+        raise ValueError("Expected at least one activation")
+    for name in names:
+        get_spec(name)
+        if allowed is not None and name not in allowed:
+            raise ValueError(f"Expected activations among {', '.join(allowed)}, got {name!r}")

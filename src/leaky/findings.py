@@ -1,0 +1,104 @@
+"""Findings as data: run experiments into a store, summarise, and write ``findings.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leaky.atomic import atomic_path
+from leaky.config import resolve
+from leaky.experiments import Finding, get_experiment
+from leaky.runner import SweepResult, execute, plan
+from leaky.store import Store
+
+__all__ = [
+    "format_findings",
+    "resolve_config",
+    "run_demo",
+    "run_experiment",
+    "summarize",
+    "write_findings",
+]
+
+
+def resolve_config(
+    name: str, *, preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> Any:
+    """The experiment's config: defaults, then the preset, then the overrides."""
+    experiment = get_experiment(name)
+    if preset and preset not in experiment.presets:
+        raise ValueError(f"Unknown preset {preset!r}; {name} has {', '.join(experiment.presets)}")
+    base = dict(experiment.presets[preset]) if preset else {}
+    return resolve(experiment.config, {**base, **(overrides or {})})
+
+
+def run_experiment(
+    name: str,
+    config: Any,
+    store: Store,
+    *,
+    workers: int = 1,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Run the runs of ``config`` that are not in ``store`` yet."""
+    return execute(plan(name, config), store, workers=workers, progress=progress, description=name)
+
+
+def summarize(name: str, config: Any, store: Store) -> list[Finding]:
+    """The experiment's findings from the runs of this config in the store."""
+    experiment = get_experiment(name)
+    wanted = {spec.run_id for spec in plan(name, config)}
+    runs = [run for run in store.runs(name) if run.run_id in wanted]
+    return experiment.summarize(config, runs)
+
+
+def format_findings(findings: Sequence[Finding]) -> str:
+    """A readable table: verdict, claim, the numbers in one line."""
+    if not findings:
+        return "(no findings)"
+    width = max(len(f.verdict) for f in findings)
+    return "\n".join(
+        f"{f.verdict.ljust(width)}  [{f.experiment}] {f.claim}\n{' ' * width}  {f.detail}"
+        for f in findings
+    )
+
+
+def write_findings(path: str | Path, findings: Sequence[Finding]) -> Path:
+    """Write findings as JSON, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps([dataclasses.asdict(f) for f in findings], indent=2))
+    return path
+
+
+def run_demo(
+    out_dir: str | Path,
+    *,
+    lang: str = "en",
+    preset: str = "quick",
+    workers: int = 1,
+    progress: bool | None = None,
+    echo: Any = None,
+) -> tuple[list[Finding], Path]:
+    """Every experiment's ``preset`` into ``out_dir/results.db``, plus the curves.
+
+    Writes ``findings.json`` beside the store and returns the findings and its path.
+    """
+    from leaky.atomic import ensure_output_dir
+    from leaky.experiments import EXPERIMENTS
+    from leaky.report import write_curves
+
+    out = ensure_output_dir(out_dir)
+    write_curves(out, lang=lang)
+    findings: list[Finding] = []
+    with Store(out / "results.db") as store:
+        for name in EXPERIMENTS:
+            if echo is not None:
+                echo(f"running {name} ({preset} preset) ...")
+            config = resolve_config(name, preset=preset)
+            run_experiment(name, config, store, workers=workers, progress=progress)
+            findings += summarize(name, config, store)
+    return findings, write_findings(out / "findings.json", findings)

@@ -1,0 +1,112 @@
+"""Each experiment's tiny preset runs in seconds and its summary tells the qualitative truth."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from leaky.cli import cli
+from leaky.experiments import EXPERIMENTS, VERDICTS, wilson_interval
+from leaky.findings import resolve_config, run_demo, run_experiment, summarize
+from leaky.store import Store
+
+
+def _findings(name, tmp_path, **overrides):
+    config = resolve_config(name, preset="tiny", overrides=overrides)
+    with Store(tmp_path / f"{name}.db") as store:
+        run_experiment(name, config, store, progress=False)
+        return {f.claim: f for f in summarize(name, config, store)}, store.path
+
+
+def test_vanishing_sigmoid_at_depth_20_loses_100x(tmp_path):
+    findings, _ = _findings("vanishing", tmp_path)
+    sigmoid = findings["Deep sigmoid networks suffer vanishing gradients"]
+    assert sigmoid.verdict == "holds" and sigmoid.numbers["ratio_first_to_last"] < 1e-2
+    leaky = findings["Leaky ReLU keeps the gradient flowing through deep networks"]
+    assert leaky.verdict == "holds" and 1e-2 <= leaky.numbers["ratio_first_to_last"] <= 1e2
+
+
+def test_born_dead_relu_width_2_depth_10_and_leaky_never(tmp_path):
+    findings, _ = _findings("born-dead", tmp_path)
+    relu = findings["Narrow, deep ReLU networks are often born dead (constant at initialisation)"]
+    assert relu.verdict == "holds"
+    assert relu.numbers["width"] == 2 and relu.numbers["depth"] == 10
+    assert relu.numbers["probability"] > 0.5 and relu.numbers["ci95"][0] > 0.5
+    leaky = findings["Leaky ReLU networks cannot be born dead"]
+    assert leaky.verdict == "holds" and leaky.numbers["born_dead"] == 0
+    assert leaky.numbers["trials"] >= 4 * 1000
+
+
+def test_born_dead_probability_grows_with_depth_and_falls_with_width(tmp_path):
+    findings, _ = _findings("born-dead", tmp_path)
+    cells = next(iter(findings.values())).numbers["cells"]
+    p = {k: v["probability"] for k, v in cells.items()}
+    assert p["relu width=2 depth=10"] > p["relu width=2 depth=2"]
+    assert p["relu width=10 depth=10"] < p["relu width=2 depth=10"]
+
+
+def test_wilson_interval_covers_the_estimate():
+    low, high = wilson_interval(300, 1000)
+    assert low < 0.3 < high and high - low < 0.06
+
+
+def test_tiny_demo_writes_a_finding_for_every_experiment(tmp_path):
+    _, path = run_demo(tmp_path / "demo", preset="tiny", progress=False)
+    data = json.loads(path.read_text())
+    assert {f["experiment"] for f in data} == set(EXPERIMENTS)
+    assert all(f["verdict"] in VERDICTS and f["numbers"] for f in data)
+    assert (tmp_path / "demo" / "curves.png").exists() and (
+        tmp_path / "demo" / "results.db"
+    ).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "born-dead", "--set", "depth=3"], "Unknown config key 'depth'"),
+        (["run", "born-dead", "--set", "trials=many"], "trials to be an integer"),
+        (["run", "born-dead", "--set", "trials"], "key=value"),
+        (["run", "born-dead", "--set", "activations=tanh"], "relu, leaky_relu"),
+    ],
+)
+def test_run_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_run_prints_findings_and_resumes(tmp_path):
+    args = [
+        "run",
+        "born-dead",
+        "--set",
+        "depths=2,10",
+        "--set",
+        "widths=2",
+        "--set",
+        "trials=1000",
+        "--quiet",
+        "--store",
+        str(tmp_path / "s.db"),
+    ]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "4 runs done, 0 already" in first.output and "holds" in first.output
+    second = CliRunner().invoke(cli, args)
+    assert "0 runs done, 4 already" in second.output
+
+
+def test_config_file(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('depths = [2]\nwidths = [3]\ntrials = 1000\nactivations = ["relu"]\n')
+    result = CliRunner().invoke(
+        cli,
+        ["run", "born-dead", "--config", str(config), "--quiet", "--store", str(tmp_path / "s.db")],
+    )
+    assert result.exit_code == 0 and "1 runs done" in result.output
+
+
+def test_list_experiments():
+    result = CliRunner().invoke(cli, ["list", "experiments"])
+    assert result.exit_code == 0 and "vanishing" in result.output and "born-dead" in result.output

@@ -1,0 +1,162 @@
+"""Store, runner and resume: one transaction per run, skips, SIGKILL, determinism."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from leaky.config import resolve
+from leaky.experiments import get_experiment
+from leaky.findings import resolve_config, run_experiment
+from leaky.runner import execute, plan
+from leaky.store import SCHEMA_VERSION, RunRecord, Store
+
+
+def _record(run_id="r1", **kwargs):
+    base = dict(
+        run_id=run_id,
+        experiment="e",
+        cell={"a": 1},
+        seed=0,
+        config={"x": 1},
+        status="finished",
+        seconds=0.1,
+        metrics=[(0, "loss", 1.5), (1, "loss", float("nan"))],
+        layers=[(0, "0", "grad_norm", 0.5)],
+        results={"acc": 0.9},
+        versions={"torch": "x"},
+    )
+    base.update(kwargs)
+    return RunRecord(**base)
+
+
+def test_store_round_trip_and_duplicates_are_ignored(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        store.save(_record())
+        store.save(_record(results={"acc": 0.1}))  # same id: kept as first written
+        (run,) = store.runs("e")
+    assert run.results == {"acc": 0.9} and run.layers == [(0, "0", "grad_norm", 0.5)]
+    assert run.metrics[0] == (0, "loss", 1.5) and run.metrics[1][2] is None  # NaN stored as NULL
+    with Store(tmp_path / "s.db") as store:
+        assert store.run_ids() == {"r1"}
+
+
+def test_not_a_store(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("hello, this is not sqlite at all" * 10)
+    with pytest.raises(ValueError, match="not a leaky results store"):
+        Store(text)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(ValueError, match="not a leaky results store"):
+        Store(other)
+    with pytest.raises(ValueError, match="is a folder"):
+        Store(tmp_path)
+
+
+def test_unknown_schema_version(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ValueError, match=f"schema version 99.*reads version {SCHEMA_VERSION}"):
+        Store(path)
+
+
+def test_plan_ids_are_stable_and_distinct():
+    config = resolve_config("born-dead", preset="tiny")
+    a, b = plan("born-dead", config), plan("born-dead", config)
+    assert [s.run_id for s in a] == [s.run_id for s in b]
+    assert len({s.run_id for s in a}) == len(a) == 8
+    other = plan("born-dead", resolve(get_experiment("born-dead").config, {"trials": 1001}))
+    assert not {s.run_id for s in a} & {s.run_id for s in other}
+
+
+def test_rerun_skips_finished_runs(tmp_path):
+    config = resolve_config("born-dead", preset="tiny")
+    with Store(tmp_path / "s.db") as store:
+        first = run_experiment("born-dead", config, store, progress=False)
+        second = run_experiment("born-dead", config, store, progress=False)
+    assert (first.ran, first.skipped) == (8, 0) and (second.ran, second.skipped) == (0, 8)
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    config = resolve_config("vanishing", preset="tiny", overrides={"depths": "3", "steps": "5"})
+    stores = []
+    for name in ("a.db", "b.db"):
+        with Store(tmp_path / name) as store:
+            run_experiment("vanishing", config, store, progress=False)
+            stores.append({r.run_id: (r.metrics, r.layers, r.results) for r in store.runs()})
+    assert stores[0] == stores[1] and stores[0]
+
+
+def test_diverged_runs_are_stored_and_the_sweep_goes_on(tmp_path):
+    config = resolve_config(
+        "vanishing", preset="tiny", overrides={"lr": "1e30", "depths": "3", "steps": "20"}
+    )
+    with Store(tmp_path / "s.db") as store:
+        sweep = run_experiment("vanishing", config, store, progress=False)
+        statuses = {r.cell["activation"]: r.status for r in store.runs()}
+    assert sweep.ran == 2 and sweep.diverged >= 1 and "diverged" in statuses.values()
+
+
+def test_workers_must_fit_the_machine(tmp_path):
+    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="--workers"):
+        execute([], store, workers=10_000)
+
+
+def _count(path):
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
+    args = [
+        "--set",
+        "depths=2,3,4,5,6,7,8,9,10,11,12",
+        "--set",
+        "widths=2,3",
+        "--set",
+        "trials=1000",
+        "--set",
+        "grid_points=201",
+        "--quiet",
+    ]
+    command = [sys.executable, "-m", "leaky", "run", "born-dead", *args]
+    killed = tmp_path / "killed.db"
+    process = subprocess.Popen([*command, "--store", str(killed)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _count(killed) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = _count(killed)
+    assert 0 < partial < 44, "the kill should land part-way through the sweep"
+    subprocess.run([*command, "--store", str(killed)], check=True, stdout=subprocess.DEVNULL)
+    clean = tmp_path / "clean.db"
+    subprocess.run([*command, "--store", str(clean)], check=True, stdout=subprocess.DEVNULL)
+    with Store(killed) as a, Store(clean) as b:
+        runs_a = {r.run_id: (r.cell, r.results) for r in a.runs()}
+        runs_b = {r.run_id: (r.cell, r.results) for r in b.runs()}
+    assert runs_a == runs_b and len(runs_a) == 44
+    with sqlite3.connect(killed) as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 44
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_results(tmp_path):
+    config = resolve_config("born-dead", preset="tiny")
+    with Store(tmp_path / "one.db") as one, Store(tmp_path / "two.db") as two:
+        run_experiment("born-dead", config, one, progress=False)
+        run_experiment("born-dead", config, two, workers=2, progress=False)
+        assert {r.run_id: r.results for r in one.runs()} == {
+            r.run_id: r.results for r in two.runs()
+        }
