@@ -152,3 +152,19 @@ def test_functional_call_sites_are_named_in_warnings():
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         convert(nn.Sequential(nn.ReLU()), **kwargs)
+
+
+def test_new_modules_take_dtype_and_mode_of_the_old_ones():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.ReLU()).double().eval()
+    convert(model, "prelu")
+    assert model[1].weight.dtype == torch.float64 and not model[1].training
+    model(torch.randn(2, 3, dtype=torch.float64))
+    convert(model, "rrelu", only=(leaky.nn.PReLU,))
+    x = -torch.ones(1, 3, dtype=torch.float64)
+    assert torch.equal(model(x), model(x))  # eval mode: no random slopes
+
+
+def test_converting_to_torch_warns_about_what_has_no_equivalent():
+    model = nn.Sequential(nn.Linear(3, 4, bias=False), leaky.nn.BiasLeakyReLU(4))
+    with pytest.warns(UserWarning, match="no torch.nn equivalent"):
+        assert convert(model, "torch") == []

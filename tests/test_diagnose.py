@@ -117,7 +117,7 @@ def _pickled_data(tmp_path):
         (lambda f, t: [f"{f}:nope", "--input-shape", "4"], "has no callable 'nope'"),
         (lambda f, t: [f"{f}:broken", "--input-shape", "4"], "factory exploded"),
         (lambda f, t: [f"{f}:not_a_model", "--input-shape", "4"], "torch.nn.Module"),
-        (lambda f, t: [f"{f}:make_model", "--input-shape", "5"], "rejected inputs of shape"),
+        (lambda f, t: [f"{f}:make_model", "--input-shape", "5"], "failed on inputs of shape"),
         (lambda f, t: [f"{f}:make_model", "--input-shape", "a,b"], "positive integers"),
         (lambda f, t: [f"{f}:make_model"], "exactly one of --input-shape and --data"),
         (
@@ -149,3 +149,93 @@ def test_syntax_error_in_the_model_file(tmp_path):
     path.write_text("def make(:\n")
     result = _run(f"{path}:make", "--input-shape", "4")
     assert result.exit_code == 1 and "Importing" in result.output
+
+
+def test_weights_file_errors_say_what_to_do(model_file, tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a torch file")
+    pickled = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled)
+    spec = f"{model_file}:make_model"
+    result = _run(spec, "--input-shape", "4", "--weights", garbage)
+    assert result.exit_code == 1 and "not a file written by torch.save" in result.output
+    result = _run(spec, "--input-shape", "4", "--weights", pickled)
+    assert result.exit_code == 1 and "save model.state_dict() instead" in result.output
+
+
+def _npz(tmp_path, name, **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((8, 4), np.float32), "y": np.arange(8) * 7}, "class indices in [0, 2]"),
+        ({"x": np.zeros((8, 4), np.float32), "y": -np.ones(8, int)}, "class indices in [0, 2]"),
+        ({"x": np.zeros((8, 4), np.float32), "y": np.zeros((8, 5))}, "fit neither class labels"),
+    ],
+)
+def test_bad_labels_are_one_line(model_file, tmp_path, arrays, message):
+    result = _run(f"{model_file}:make_model", "--data", _npz(tmp_path, "d.npz", **arrays))
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_float_targets_use_mse_not_truncated_labels(tmp_path):
+    path = tmp_path / "reg.py"
+    path.write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))\n"
+    )
+    data = _npz(
+        tmp_path,
+        "r.npz",
+        x=np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32),
+        y=np.random.default_rng(1).random(64),
+    )
+    out = tmp_path / "r.json"
+    result = _run(f"{path}:make", "--data", data, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert all(layer["grad_norm"] > 0 for layer in json.loads(out.read_text())["layers"])
+
+
+def test_layer_norm_at_the_end_does_not_fake_a_vanishing_verdict(tmp_path):
+    path = tmp_path / "ln.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),\n"
+        "                         nn.Linear(64, 16), nn.LayerNorm(16))\n"
+    )
+    out = tmp_path / "r.json"
+    result = _run(f"{path}:make", "--input-shape", "32", "--json", out)
+    report = json.loads(out.read_text())
+    assert result.exit_code == 0 and report["verdict"] == "healthy"
+    assert [layer["name"] for layer in report["layers"]] == ["0", "2", "4"]
+
+
+def test_a_bad_output_path_fails_before_the_run_and_names_the_option(model_file, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = _run(
+        f"{model_file}:make_model",
+        "--input-shape",
+        "4",
+        "--json",
+        tmp_path / "r.json",
+        "--plot",
+        tmp_path / "afile" / "m.png",
+    )
+    assert result.exit_code == 2 and "--plot" in result.output
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_examples_file_from_the_readme_runs():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "models.py"
+    result = _run(f"{example}:make_model", "--input-shape", "1,28,28", "--batches", "2")
+    assert result.exit_code == 0, result.output
+    assert "dead" in result.output

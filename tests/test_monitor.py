@@ -280,3 +280,62 @@ def test_a_shared_module_at_two_widths_gets_two_sites():
     with Monitor(model) as monitor:
         model(torch.randn(8, 3)).sum().backward()
     assert sorted(row.summary.units for row in monitor.report().sites) == [5, 7]
+
+
+def test_one_module_called_twice_is_two_sites_and_hides_no_dead_unit():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.act = nn.Linear(8, 16), nn.Linear(16, 16), nn.ReLU()
+            with torch.no_grad():
+                self.a.bias[:4] = -100.0
+
+        def forward(self, x):
+            return self.act(self.b(self.act(self.a(x))))
+
+    model = Twice()
+    with Monitor(model) as monitor:
+        for _ in range(2):
+            model(torch.randn(32, 8)).sum().backward()
+    report = monitor.report()
+    assert report.dead_units.get("act") == [0, 1, 2, 3]
+    assert {row.name for row in report.sites} == {"act", "act#1"}
+    assert all(row.summary.samples == 64 for row in report.sites)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_moments_do_not_overflow(dtype):
+    torch.manual_seed(0)
+    x = (torch.rand(256, 1024) * 4).to(dtype)
+    site = SiteStatistics("relu")
+    site.update(x, torch.relu(x))
+    s = site.compute()
+    assert s.mean == pytest.approx(x.float().mean().item(), rel=1e-2)
+    assert s.std == pytest.approx(x.float().std().item(), rel=1e-2)
+
+
+def test_states_follow_the_device_of_the_activations():
+    site = SiteStatistics("relu")
+    site.update(torch.zeros(2, 3, device="meta"), torch.zeros(2, 3, device="meta"))
+    assert site.units is None  # meta tensors carry no values: nothing counted, no crash
+    y = torch.randn(4, 3)
+    site.update(y, torch.relu(y))
+    assert {t.device.type for t in site.state().values()} == {"cpu"}
+
+
+def test_backward_after_detach_changes_nothing():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    with Monitor(model) as monitor:
+        loss = model(torch.randn(8, 3)).sum()
+    loss.backward()
+    report = monitor.report()
+    assert report.sites[0].summary.output_grad_norm is None
+    assert all(row.grad_norm is None for row in report.layers)
+
+
+def test_an_empty_window_calls_no_unit_dead():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    with Monitor(model) as monitor:
+        model(torch.randn(0, 3))
+    summary = monitor.report().sites[0].summary
+    assert summary.samples == 0 and summary.dead is None and summary.never_active_units == []

@@ -31,7 +31,7 @@ def test_leaky_relu_module_matches_torch_module():
 def test_prelu_module_state_dict_round_trips_with_torch():
     ours = PReLU(3, init=0.1, dtype=torch.float64)
     assert ours.weight.dtype == torch.float64
-    assert repr(ours) == "PReLU(num_parameters=3, init=0.1)"
+    assert repr(ours) == repr(torch.nn.PReLU(3)) == "PReLU(num_parameters=3)"
     theirs = torch.nn.PReLU(3, dtype=torch.float64)
     theirs.load_state_dict(ours.state_dict())
     assert torch.equal(theirs.weight, ours.weight)

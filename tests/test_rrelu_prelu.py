@@ -160,3 +160,19 @@ def test_prelu_wrong_weight_count_is_value_error():
 def test_prelu_integer_input_is_type_error():
     with pytest.raises(TypeError, match="floating-point"):
         F.prelu(torch.zeros(2, 4, dtype=torch.int32), torch.zeros(1))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last),
+        lambda: torch.randn(7, 5).t(),
+        lambda: torch.randn(6, 10)[:, ::2],
+    ],
+    ids=["channels_last", "transposed", "strided"],
+)
+def test_rrelu_training_gradient_matches_its_slopes_for_any_layout(make):
+    x = make().requires_grad_()
+    y = F.rrelu(x, 0.1, 0.3, training=True, generator=torch.Generator().manual_seed(0))
+    y.sum().backward()  # sum's gradient is an expanded (stride-0) tensor
+    assert_bitwise_equal(y.detach(), x.detach() * x.grad)

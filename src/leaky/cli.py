@@ -224,8 +224,20 @@ def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
     help=".npz with inputs 'x' (or its first array) and optional labels 'y'.",
 )
 @click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
-@click.option("--batches", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--batches",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Forward and backward passes to watch.",
+)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Samples per pass.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for random inputs.")
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
@@ -246,6 +258,9 @@ def diagnose(
 ) -> None:
     """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
 
+    FACTORY is a function or class in FILE.py that returns a torch.nn.Module (called with
+    no arguments); the model is put in train mode.
+
     Builds the model, loads --weights if given (weights_only), runs --batches of random
     inputs (--input-shape) or of --data, with a backward pass from a scalar loss, and
     prints the report. Findings do not change the exit code; errors do.
@@ -257,9 +272,20 @@ def diagnose(
 
     if (input_shape is None) == (data is None):
         raise click.UsageError("give exactly one of --input-shape and --data")
-    for out, suffixes in ((json_out, (".json",)), (plot_out, (".png", ".svg"))):
-        if out is not None and not out.endswith(suffixes):
-            raise click.BadParameter(f"expected a {' or '.join(suffixes)} file, got {out!r}")
+    for option, out, suffixes in (
+        ("--json", json_out, (".json",)),
+        ("--plot", plot_out, (".png", ".svg")),
+    ):
+        if out is None:
+            continue
+        if not out.lower().endswith(suffixes):
+            raise click.BadParameter(
+                f"expected a {' or '.join(suffixes)} file, got {out!r}", param_hint=option
+            )
+        try:  # before the run: a bad output path must not cost a whole diagnosis
+            ensure_output_dir(Path(out).parent)
+        except ValueError as error:
+            raise click.BadParameter(str(error).split(";")[0], param_hint=option) from None
     shape = diagnosis.parse_shape(input_shape) if input_shape is not None else None
     net = diagnosis.build_model(diagnosis.load_factory(model))
     if weights is not None:
@@ -270,7 +296,6 @@ def diagnose(
     report = diagnosis.diagnose(net, inputs)
     click.echo(str(report))
     if json_out is not None:
-        ensure_output_dir(Path(json_out).parent)
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(report.to_dict(), indent=2))
         click.echo(f"Wrote {json_out}")

@@ -180,6 +180,15 @@ def _slope_of(module: torch.nn.Module) -> float:
 def _to_torch(module: torch.nn.Module) -> torch.nn.Module | None:
     from leaky import nn as leaky_nn
 
+    if isinstance(module, leaky_nn.BiasLeakyReLU):
+        warnings.warn(
+            f"{module!r} has no torch.nn equivalent (a fused bias + activation + gain) and "
+            "stays a leaky module",
+            UserWarning,
+            stacklevel=4,
+        )
+        return None
+
     if isinstance(module, leaky_nn.LeakyReLU):
         return torch.nn.LeakyReLU(module.negative_slope, module.inplace)
     if isinstance(module, leaky_nn.RReLU):
@@ -256,6 +265,7 @@ def convert(
                     new = None
                 if new is None:
                     continue
+                _match_placement(new, child, parent, child_name)
                 replaced[key], olds[key] = new, child
                 reinitialised[key] = []
             full_name = f"{parent_name}.{child_name}" if parent_name else child_name
@@ -281,6 +291,20 @@ def convert(
         Change(tuple(places[key]), repr(olds[key]), repr(new), tuple(reinitialised[key]))
         for key, new in replaced.items()
     ]
+
+
+def _match_placement(
+    new: torch.nn.Module, old: torch.nn.Module, parent: torch.nn.Module, child_name: str
+) -> None:
+    # The new module lives where the old one (or, for a parameter-free one, the layer
+    # feeding it) lives, with the same dtype and the same train / eval mode.
+    reference = next(iter(old.parameters()), None)
+    if reference is None:
+        feeding = _feeding_layer(parent, "", child_name)
+        reference = None if feeding is None else feeding[1].weight
+    if reference is not None:
+        new.to(device=reference.device, dtype=reference.dtype)
+    new.train(old.training)
 
 
 def _init_params(spec: ActivationSpec, module: torch.nn.Module) -> dict[str, Any]:

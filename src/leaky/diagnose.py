@@ -54,6 +54,11 @@ def load_factory(target: str) -> Callable[[], torch.nn.Module]:
     except Exception as error:  # the user's file failed: say so in one line
         raise ValueError(f"Importing {path_text} failed: {_first_line(error)}") from error
     factory = getattr(module, name, None)
+    if factory is not None and not callable(factory):
+        raise ValueError(
+            f"{name} in {path_text} is a {type(factory).__name__}, not a factory; give a "
+            "function or class that returns the model"
+        )
     if not callable(factory):
         defined = sorted(
             k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
@@ -88,10 +93,12 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(
-            f"Cannot read weights from {path}: {_first_line(error)} (only tensors and plain "
-            "containers are loaded, never pickled code)"
-        ) from error
+        text = str(error)
+        if "Unsupported global" in text or ("weights_only" in text and "GLOBAL" in text):
+            hint = "it holds a pickled object (a whole model?); save model.state_dict() instead"
+        else:
+            hint = "it is not a file written by torch.save"
+        raise ValueError(f"Cannot read weights from {path}: {hint}") from error
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -129,6 +136,10 @@ def _load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Data file {str(path)!r} does not exist")
+    if path.suffix.lower() != ".npz":
+        raise ValueError(
+            f"Expected --data to be an .npz file (np.savez(path, x=..., y=...)), got {path}"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
@@ -149,6 +160,8 @@ def _load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"Expected at least one sample in {path}, got shape {x.shape}")
     if y is not None and len(y) != len(x):
         raise ValueError(f"{path}: {len(x)} inputs but {len(y)} labels")
+    if y is not None and not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"{path}: labels 'y' must be numbers, got dtype {y.dtype}")
     return x, y
 
 
@@ -171,10 +184,38 @@ def input_batches(
             yield torch.randn((batch_size, *input_shape), generator=generator), None
         return
     x, y = _load_npz(data)  # type: ignore[arg-type]
+    inputs = torch.as_tensor(x)
+    if inputs.is_floating_point() or inputs.dtype == torch.bool:
+        inputs = inputs.float()
+    else:
+        inputs = inputs.long()  # integer inputs are token ids (Embedding models)
+    targets = None if y is None else torch.as_tensor(y)
     for i in range(batches):
         rows = slice((i * batch_size) % len(x), (i * batch_size) % len(x) + batch_size)
-        labels = None if y is None else torch.as_tensor(y[rows]).long()
-        yield torch.as_tensor(x[rows], dtype=torch.float32), labels
+        yield inputs[rows], None if targets is None else targets[rows]
+
+
+def _loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    if labels is None:
+        # A fixed random projection: unlike mean(output^2) it does not go flat after a
+        # normalisation layer, so every layer gets a gradient to measure.
+        weights = torch.randn(output.shape[1:], generator=torch.Generator().manual_seed(0))
+        return (output.float() * weights.to(output.device)).sum() / len(output)
+    integer = not labels.is_floating_point() or bool((labels == labels.round()).all())
+    if output.dim() == 2 and labels.dim() == 1 and integer:
+        classes = output.shape[1]
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(
+                f"Labels 'y' must be class indices in [0, {classes - 1}] for a model with "
+                f"{classes} outputs, but range from {int(labels.min())} to {int(labels.max())}"
+            )
+        return torch.nn.functional.cross_entropy(output.float(), labels.long())
+    if labels.numel() != output.numel():
+        raise ValueError(
+            f"Targets 'y' of shape {tuple(labels.shape)} fit neither class labels nor the "
+            f"model's output of shape {tuple(output.shape)}"
+        )
+    return torch.nn.functional.mse_loss(output.float(), labels.float().view_as(output))
 
 
 def diagnose(
@@ -184,28 +225,32 @@ def diagnose(
 ) -> MonitorReport:
     """Run the batches through ``model`` with a :class:`Monitor` and a backward pass each.
 
-    The loss is cross-entropy when labels are given and the output is ``(N, classes)``;
-    otherwise the mean square of the output (any scalar gives gradients to inspect).
+    The loss is cross-entropy for integer labels and an ``(N, classes)`` output, the mean
+    squared error for other targets, and a fixed random projection of the output when there
+    are no labels (any scalar gives gradients to inspect). The model is put in train mode.
     """
     model.train()
     with Monitor(model, **monitor_options) as monitor:
         for x, labels in batches:
             try:
                 output = model(x)
-            except RuntimeError as error:
+            except Exception as error:
                 raise ValueError(
-                    f"The model rejected inputs of shape {tuple(x.shape)}: {_first_line(error)}; "
-                    "check --input-shape (one sample, without the batch dimension)"
+                    f"The model failed on inputs of shape {tuple(x.shape)} and dtype "
+                    f"{x.dtype}: {_first_line(error)}"
                 ) from error
+            if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+                output = output[0]  # (logits, extras...): the first tensor is the prediction
             if not isinstance(output, torch.Tensor):
                 raise TypeError(
-                    f"Expected the model to return a tensor, got {type(output).__name__}"
+                    f"Expected the model to return a tensor (or a tuple starting with one), "
+                    f"got {type(output).__name__}"
                 )
-            if labels is not None and output.dim() == 2:
-                loss = torch.nn.functional.cross_entropy(output.float(), labels)
-            else:
-                loss = output.float().pow(2).mean()
+            loss = _loss(output, labels)
             model.zero_grad(set_to_none=True)
             if loss.requires_grad:
-                loss.backward()
+                try:
+                    loss.backward()
+                except Exception as error:
+                    raise ValueError(f"The backward pass failed: {_first_line(error)}") from error
     return monitor.report()

@@ -277,7 +277,10 @@ def _default_generator(device: torch.device) -> torch.Generator:
 def _random_slopes(
     like: torch.Tensor, lower: float, upper: float, generator: torch.Generator
 ) -> torch.Tensor:
-    return torch.empty_like(like).uniform_(lower, upper, generator=generator)
+    # Always drawn into a contiguous tensor, so forward (shaped like x) and backward (shaped
+    # like the gradient, whose strides may differ) put the same slope on the same element.
+    slopes = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+    return slopes.uniform_(lower, upper, generator=generator)
 
 
 def _rrelu_training_forward(

@@ -33,7 +33,8 @@ class LayerGradientStatistics(Metric):
             return
         self.grad_sq = self.grad_sq.to(grad.device)
         self.passes = self.passes.to(grad.device)
-        self.grad_sq += torch.linalg.vector_norm(grad.detach()).double() ** 2
+        acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
+        self.grad_sq += torch.linalg.vector_norm(grad.detach(), dtype=acc).double() ** 2
         self.passes += 1
 
     def compute(self) -> float | None:

@@ -49,6 +49,13 @@ class Metric:
         self._reductions[name] = reduction
         setattr(self, name, default.detach().clone())
 
+    def to(self, device: torch.device | str) -> Metric:
+        """Move every state (and its reset value) to ``device``."""
+        for name in self._defaults:
+            self._defaults[name] = self._defaults[name].to(device)
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def reset(self) -> None:
         """Return every state to its default (start a new window)."""
         for name, default in self._defaults.items():

@@ -90,6 +90,7 @@ class Monitor:
         self._module_stack: list[str] = []
         self._call_counts: dict[str, defaultdict[str, int]] = {}
         self._inside_activation = 0
+        self._site_calls: dict[str, int] = {}
         self._watcher: ActivationCallWatcher | None = None
         self.batches = 0
         self.attached = False
@@ -141,13 +142,18 @@ class Monitor:
         return self.sites[name]
 
     def _record(self, name: str, kind: str, x: torch.Tensor, y: torch.Tensor, **params: Any):
+        # A module called more than once per forward is one site per call: name, name#1, ...
+        calls = self._site_calls.get(name, 0)
+        self._site_calls[name] = calls + 1
+        if calls:
+            name = f"{name}#{calls}"
         stats = self._site(name, kind)
         if stats.units is not None and stats.units != stats.units_of(y):
             # One module object used at places of different widths: one site per width.
             stats = self._site(f"{name}@{stats.units_of(y)}", kind)
         stats.update(x, y, params.pop("module", None), **params)
         if self.gradients and y.requires_grad:
-            y.register_hook(lambda grad: stats.update_grad(grad))
+            y.register_hook(lambda grad: stats.update_grad(grad) if self.attached else None)
 
     def _hook_activation(self, name: str, module: torch.nn.Module, kind: str) -> None:
         self._site(name, kind)
@@ -180,7 +186,6 @@ class Monitor:
     def _hook_scope(self, name: str, module: torch.nn.Module) -> None:
         def enter(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
             self._module_stack.append(name)
-            self._call_counts[name] = defaultdict(int)
 
         def leave(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if self._module_stack and self._module_stack[-1] == name:
@@ -191,6 +196,8 @@ class Monitor:
 
     def _on_root_start(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         self.batches += 1
+        self._site_calls.clear()  # call order is counted per forward of the whole model
+        self._call_counts.clear()
         if self.functional and self._watcher is None:
             self._watcher = ActivationCallWatcher(self._on_functional_call, self._outside_modules)
             self._watcher.__enter__()
@@ -240,7 +247,9 @@ class Monitor:
 
 
 def _layer_weight(module: torch.nn.Module) -> torch.Tensor | None:
+    # Layers that map features (Linear, Conv, Embedding): a weight matrix. Normalisation
+    # layers' 1-D scales are left out, since their gradients say nothing about depth.
     weight = module._parameters.get("weight")
-    if weight is None or not weight.requires_grad:
+    if weight is None or not weight.requires_grad or weight.dim() < 2:
         return None
     return weight

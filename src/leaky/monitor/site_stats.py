@@ -121,6 +121,7 @@ class SiteStatistics(Metric):
 
     def _unit_states(self, units: int, device: torch.device) -> None:
         self.units = units
+        self.to(device)  # every state lives where the activations are
         for name in ("active", "nonzero_grad", "saturated"):
             self.add_state(name, torch.zeros(units, dtype=torch.int64, device=device), "sum")
 
@@ -139,6 +140,8 @@ class SiteStatistics(Metric):
     ) -> None:
         """Add one forward call: input ``x`` and output ``y`` of the activation."""
         x, y = x.detach(), y.detach()
+        if y.is_meta:  # shapes only, no values to count
+            return
         units, dims = self._reduce_dims(y)
         if self.units is None:
             self._unit_states(units, y.device)
@@ -172,8 +175,9 @@ class SiteStatistics(Metric):
                 self.saturated += low.sum(dim=dims, dtype=torch.int32) if dims else low.int()
         # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
         # into float64 states; no float64 copy of the activations is ever made.
-        self.total += y.sum().double()
-        self.total_sq += torch.linalg.vector_norm(y).double() ** 2
+        acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
+        self.total += y.sum(dtype=acc).double()
+        self.total_sq += torch.linalg.vector_norm(y, dtype=acc).double() ** 2
         if y.numel():
             low_value, high_value = torch.aminmax(y)
             self.minimum = torch.minimum(self.minimum, low_value.double())
@@ -184,7 +188,10 @@ class SiteStatistics(Metric):
     def update_grad(self, grad_output: torch.Tensor) -> None:
         """Add one backward pass: the gradient arriving at the activation's output."""
         g = grad_output.detach()
-        self.grad_sq += torch.linalg.vector_norm(g).double() ** 2
+        acc = torch.float64 if g.dtype == torch.float64 else torch.float32
+        self.grad_sq = self.grad_sq.to(g.device)
+        self.grad_passes = self.grad_passes.to(g.device)
+        self.grad_sq += torch.linalg.vector_norm(g, dtype=acc).double() ** 2
         self.grad_passes += 1
 
     def compute(self) -> SiteSummary:
@@ -195,10 +202,10 @@ class SiteStatistics(Metric):
         elements = int(s["elements"])
         mean = float(s["total"]) / elements if elements else math.nan
         var = float(s["total_sq"]) / elements - mean * mean if elements else math.nan
-        if units:
+        if units and samples:
             never = torch.nonzero(s["active"] == 0).flatten().tolist()
             dead = torch.nonzero(s["nonzero_grad"] == 0).flatten().tolist()
-        else:
+        else:  # no samples in the window: nothing can be said about any unit
             never, dead = [], []
         saturated = None
         if self.tracks_saturation and units and samples:
@@ -209,7 +216,7 @@ class SiteStatistics(Metric):
             units=units,
             samples=samples,
             never_active=len(never),
-            dead=len(dead) if self.can_die else None,
+            dead=len(dead) if self.can_die and samples else None,
             saturated_fraction=saturated,
             mean=mean,
             std=math.sqrt(max(var, 0.0)) if elements else math.nan,

@@ -84,7 +84,7 @@ class PReLU(torch.nn.PReLU):
     Examples:
         >>> m = PReLU(3, init=0.1)
         >>> m
-        PReLU(num_parameters=3, init=0.1)
+        PReLU(num_parameters=3)
         >>> list(m.state_dict())
         ['weight']
 
@@ -109,10 +109,6 @@ class PReLU(torch.nn.PReLU):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Apply PReLU with the learned slopes."""
         return F.prelu(input, self.weight)
-
-    def extra_repr(self) -> str:
-        """Show the number of slopes and their initial value."""
-        return f"num_parameters={self.num_parameters}, init={self.init}"
 
 
 class RReLU(torch.nn.RReLU):

@@ -26,7 +26,7 @@ def plot_monitor_report(report: MonitorReport, path: str | Path, lang: str = "en
     """Write the two-panel figure to ``path`` (format from its suffix: .png or .svg)."""
     messages = get_messages(lang)
     target = Path(path)
-    if target.suffix not in (".png", ".svg"):
+    if target.suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"Expected a .png or .svg path for the plot, but got {str(target)!r}")
     ensure_output_dir(target.parent)
     with figure_style():
@@ -88,7 +88,7 @@ def plot_monitor_report(report: MonitorReport, path: str | Path, lang: str = "en
         )
         try:
             with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=target.suffix[1:])
+                fig.savefig(tmp, format=target.suffix[1:].lower())
         finally:
             plt.close(fig)
     return target
