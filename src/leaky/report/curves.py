@@ -72,23 +72,28 @@ def _check_slopes(slopes: Sequence[float]) -> tuple[float, ...]:
     return tuple(dict.fromkeys(checked))
 
 
-def curve_rows(slopes: Sequence[float] = DEFAULT_SLOPES) -> list[CurveRow]:
+def curve_rows(slopes: Sequence[float] = DEFAULT_SLOPES, lang: str = "en") -> list[CurveRow]:
     """The curves to draw: ReLU, Leaky ReLU per slope, PReLU at init, sigmoid, tanh.
 
     Examples:
         >>> [row.label for row in curve_rows([0.1])]
-        ['ReLU', 'Leaky ReLU (a=0.1)', 'PReLU (a=0.25 at init)', 'Sigmoid', 'tanh']
-
+        ['ReLU', 'Leaky ReLU (a=0.1)', 'PReLU (a=0.25 at init)', 'sigmoid', 'tanh']
     """
+    messages = get_messages(lang)
     prelu = get_spec("prelu")
     rows = [CurveRow(get_spec("relu"), "ReLU")]
     rows += [
-        CurveRow(get_spec("leaky_relu"), f"Leaky ReLU (a={a:g})", {"negative_slope": a}, i)
+        CurveRow(
+            get_spec("leaky_relu"),
+            messages("curves.label_leaky", slope=f"{a:g}"),
+            {"negative_slope": a},
+            i,
+        )
         for i, a in enumerate(_check_slopes(slopes))
     ]
     init = prelu.defaults["init"]
-    rows.append(CurveRow(prelu, f"PReLU (a={init:g} at init)", {"init": init}))
-    rows += [CurveRow(get_spec(name), get_spec(name).title) for name in ("sigmoid", "tanh")]
+    rows.append(CurveRow(prelu, messages("curves.label_prelu", slope=f"{init:g}"), {"init": init}))
+    rows += [CurveRow(get_spec(name), name) for name in ("sigmoid", "tanh")]
     return rows
 
 
@@ -117,7 +122,7 @@ def format_curve_table(rows: Sequence[CurveRow], lang: str = "en") -> str:
     body = []
     for row in rows:
         values, slopes = row.f(points), row.df(points)
-        numbers = [f"{v:.4g}" for v in (*values, *slopes)]
+        numbers = [f"{v + 0.0:.4g}" for v in (*values, *slopes)]  # + 0.0: no "-0"
         body.append([row.label, *numbers, row.can_die(messages)])
     widths = [max(_display_width(line[i]) for line in [header, *body]) + 2 for i in range(5)]
     lines = [
@@ -136,6 +141,9 @@ def _with_breaks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _draw(rows: Sequence[CurveRow], messages: Messages) -> plt.Figure:
     x = np.linspace(-4.0, 4.0, 801)
     fig, (ax_f, ax_df) = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
+    # A zoom on the gradient just above 0 below zero, where ReLU (0) and a Leaky ReLU with a
+    # small slope (0.01) would otherwise share the same pixels.
+    zoom = ax_df.inset_axes((0.05, 0.38, 0.38, 0.36))
     for row in rows:
         style = {
             "color": color_for(row.spec.name),
@@ -146,26 +154,26 @@ def _draw(rows: Sequence[CurveRow], messages: Messages) -> plt.Figure:
         }
         ax_f.plot(x, row.f(x), **style)
         ax_df.plot(*_with_breaks(x, row.df(x)), **style)
+        zoom.plot(*_with_breaks(x, row.df(x)), **style)
     ax_df.axvspan(-4.0, 0.0, color=color_for("relu"), alpha=0.07, linewidth=0)
-    ax_df.annotate(
-        messages("curves.dead_zone"),
-        xy=(-2.0, 0.0),
-        xytext=(-3.9, 0.55),
-        color=color_for("relu"),
-        fontsize=9,
-        arrowprops={"arrowstyle": "->", "color": color_for("relu")},
-    )
+    zoom.set(xlim=(-3.0, -0.2), ylim=(-0.004, 0.035))
+    zoom.set_title(messages("curves.zoom"), fontsize=8, color=color_for("relu"))
+    zoom.tick_params(labelsize=7)
+    zoom.axhline(0, color="0.4", linewidth=0.6)
+    ax_df.indicate_inset_zoom(zoom, edgecolor="0.5")
+    lowest = min(float(row.f(x).min()) for row in rows)
+    highest_slope = max(float(row.df(x).max()) for row in rows)
     ax_f.set(
         title=messages("curves.title_values"),
         xlabel=messages("curves.xlabel"),
         ylabel=messages("curves.ylabel_values"),
-        ylim=(-1.5, 4.0),
+        ylim=(min(-1.5, lowest - 0.3), 4.0),
     )
     ax_df.set(
         title=messages("curves.title_derivatives"),
         xlabel=messages("curves.xlabel"),
         ylabel=messages("curves.ylabel_derivatives"),
-        ylim=(-0.05, 1.15),
+        ylim=(-0.05, max(1.15, highest_slope + 0.15)),
     )
     for ax in (ax_f, ax_df):
         ax.axhline(0, color="0.4", linewidth=0.8)
@@ -187,14 +195,13 @@ def write_curves(
     otherwise its text stays English and a notice says so (the table is Japanese
     either way, since a terminal has the glyphs).
     """
-    figure_messages = messages = get_messages(lang)
-    rows = curve_rows(slopes)
-    notices: list[str] = []
-    font = None
+    messages = get_messages(lang)
+    rows = curve_rows(slopes, lang)
+    figure_lang, notices, font = lang, [], None
     if lang != "en":
         font = japanese_font()
         if font is None:
-            figure_messages = get_messages("en")
+            figure_lang = "en"
             notices.append(messages("curves.no_cjk_font"))
     bad = [f for f in formats if f not in ("png", "svg")]
     if bad:
@@ -202,7 +209,7 @@ def write_curves(
     out = ensure_output_dir(out_dir)
     paths = []
     with figure_style(font):
-        fig = _draw(rows, figure_messages)
+        fig = _draw(curve_rows(slopes, figure_lang), get_messages(figure_lang))
         try:
             for fmt in formats:
                 target = out / f"curves.{fmt}"
