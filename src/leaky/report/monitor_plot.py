@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from leaky.atomic import atomic_path, ensure_output_dir
 from leaky.report.messages import Messages, get_messages
