@@ -110,3 +110,55 @@ def test_config_file(tmp_path):
 def test_list_experiments():
     result = CliRunner().invoke(cli, ["list", "experiments"])
     assert result.exit_code == 0 and "vanishing" in result.output and "born-dead" in result.output
+
+
+def test_init_kaiming_keeps_the_signal_and_xavier_loses_it(tmp_path):
+    findings, _ = _findings("init", tmp_path)
+    (finding,) = findings.values()
+    assert finding.verdict == "holds"
+    assert finding.numbers["std_last_over_first_xavier"] < 0.01
+    assert 0.1 < finding.numbers["std_last_over_first_kaiming"] < 10
+
+
+def test_slope_one_is_a_linear_network(tmp_path):
+    findings, _ = _findings("slope", tmp_path)
+    linear = findings["A slope of 1 makes the network linear and costs accuracy"]
+    assert linear.numbers["accuracy_difference"] > 0.1
+    by_slope = linear.numbers["by_slope"]
+    assert by_slope["1"]["accuracy"][0] < 0.45  # near MNIST-1D's logistic baseline (32%)
+    assert by_slope["0.01"]["dead_fraction"] == 0.0 and by_slope["1"]["dead_fraction"] == 0.0
+
+
+def test_dying_relu_dies_and_leaky_does_not(tmp_path):
+    findings, _ = _findings("dying", tmp_path)
+    relu = findings["ReLU units die during training (high learning rate, negative biases)"]
+    assert relu.verdict == "holds" and relu.numbers["dead_fraction"] >= 0.1
+    leaky = findings["Leaky ReLU and PReLU units do not die"]
+    assert leaky.verdict == "holds" and leaky.numbers["max_dead_fraction"] == 0.0
+
+
+def test_accuracy_gives_a_paired_verdict_per_task(tmp_path):
+    findings, _ = _findings("accuracy", tmp_path)
+    assert len(findings) == 2
+    for finding in findings.values():
+        assert finding.verdict in VERDICTS
+        assert finding.numbers["seeds"] == 2 and len(finding.numbers["ci95"]) == 2
+    text = next(f for f in findings.values() if "text-lm" in f.claim)
+    assert text.numbers["metric"] == "bits_per_char"
+    assert 1.0 < text.numbers["mean_ci_by_activation"]["relu"][0] < 7.0
+
+
+def test_paired_comparison_verdicts():
+    from leaky.experiments.stats import paired_comparison
+
+    relu = [0.80, 0.82, 0.81, 0.79, 0.80]
+    assert paired_comparison(relu, relu).verdict == "not significant"  # a tie
+    assert paired_comparison(relu, [v + 0.05 for v in relu]).verdict == "holds"
+    assert paired_comparison(relu, [v - 0.05 + 0.001 * i for i, v in enumerate(relu)]).verdict == (
+        "does not hold"
+    )
+    assert paired_comparison([1.0], [2.0]).verdict == "inconclusive"
+    noisy = paired_comparison(relu, [0.81, 0.80, 0.82, 0.80, 0.79])
+    assert noisy.verdict == "not significant" and noisy.ci95[0] < 0 < noisy.ci95[1]
+    lower_better = paired_comparison([2.0, 2.1, 2.05], [1.5, 1.6, 1.52], higher_is_better=False)
+    assert lower_better.verdict == "holds"

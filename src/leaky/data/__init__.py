@@ -8,6 +8,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from leaky.data.builtin import BUILTIN, BuiltinInfo
@@ -43,9 +44,16 @@ def list_datasets() -> list[BuiltinInfo]:
 def load_dataset(name: str, **options: Any) -> Dataset:
     """Make a built-in task by name (options such as ``seed`` go to its maker).
 
+    Made once per process and options, then shared: treat the tensors as read-only.
+
     Raises:
         ValueError: unknown name (the message lists the valid ones).
     """
     if name not in BUILTIN:
         raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(BUILTIN)}")
-    return BUILTIN[name].make(**options)
+    return _cached(name, tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(name: str, options: tuple[tuple[str, Any], ...]) -> Dataset:
+    return BUILTIN[name].make(**dict(options))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from leaky.experiments.accuracy import EXPERIMENT as ACCURACY
 from leaky.experiments.base import VERDICTS, Experiment, Finding, RunOutput, wilson_interval
 from leaky.experiments.born_dead import EXPERIMENT as BORN_DEAD
+from leaky.experiments.dying import EXPERIMENT as DYING
+from leaky.experiments.init_scale import EXPERIMENT as INIT
+from leaky.experiments.slope import EXPERIMENT as SLOPE
 from leaky.experiments.vanishing import EXPERIMENT as VANISHING
 
 __all__ = [
@@ -16,7 +20,9 @@ __all__ = [
     "wilson_interval",
 ]
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (VANISHING, BORN_DEAD)}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e for e in (VANISHING, DYING, BORN_DEAD, ACCURACY, SLOPE, INIT)
+}
 
 
 def get_experiment(name: str) -> Experiment:

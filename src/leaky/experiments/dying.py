@@ -1,0 +1,202 @@
+"""Dying ReLU: do ReLU units die at high learning rates, and do Leaky ReLU units survive?
+
+An MLP on MNIST-1D is trained with plain SGD at several learning rates, and in a second
+variant with every hidden bias shifted negative at initialisation (``bias_shift``), which
+pushes units towards the dead zone. Every ``log_every`` steps the fraction of dead units
+(gradient 0 on every sample of a fixed probe batch of training data) and of never-active
+units is stored, with the test accuracy at the end. Leaky ReLU and PReLU units can be
+inactive but not dead, so for them the never-active fraction is the one to compare.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from leaky.data import load_dataset
+from leaky.experiments.base import Experiment, Finding, RunOutput, positive
+from leaky.experiments.probes import unit_fractions
+from leaky.experiments.training import evaluate, train
+from leaky.models import mlp
+from leaky.store import RunRecord
+
+__all__ = ["EXPERIMENT", "DyingConfig"]
+
+_VARIANTS = {  # name -> (activation, options)
+    "relu": ("relu", {}),
+    "leaky_relu_0.01": ("leaky_relu", {"negative_slope": 0.01}),
+    "leaky_relu_0.1": ("leaky_relu", {"negative_slope": 0.1}),
+    "prelu": ("prelu", {}),
+}
+
+
+@dataclass(frozen=True)
+class DyingConfig:
+    """Defaults: the full sweep."""
+
+    activations: tuple[str, ...] = ("relu", "leaky_relu_0.01", "leaky_relu_0.1", "prelu")
+    lrs: tuple[float, ...] = (0.01, 0.1, 0.3)  # SGD with momentum 0.9
+    bias_shifts: tuple[float, ...] = (0.0, -1.0)  # added to every hidden bias at init
+    dataset: str = "mnist1d"
+    depth: int = 4
+    width: int = 128
+    steps: int = 1000
+    batch_size: int = 128
+    log_every: int = 100
+    probe_size: int = 1000  # training samples on which units are checked
+    seeds: int = 2
+
+    def __post_init__(self) -> None:
+        positive(self, "depth", "width", "steps", "batch_size", "log_every", "probe_size", "seeds")
+        for name in self.activations:
+            if name not in _VARIANTS:
+                raise ValueError(f"Expected activations among {', '.join(_VARIANTS)}; got {name!r}")
+
+
+def _cells(config: DyingConfig) -> list[dict]:
+    return [
+        {"activation": a, "lr": lr, "bias_shift": b}
+        for a in config.activations
+        for lr in config.lrs
+        for b in config.bias_shifts
+    ]
+
+
+def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
+    data = load_dataset(config.dataset)
+    generator = torch.Generator().manual_seed(seed)
+    activation, options = _VARIANTS[cell["activation"]]
+    model = mlp(
+        math.prod(data.input_shape),
+        data.num_classes or 1,
+        depth=config.depth,
+        width=config.width,
+        activation=activation,
+        generator=generator,
+        **options,
+    )
+    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    with torch.no_grad():
+        for layer in hidden:
+            layer.bias += cell["bias_shift"]
+    probe = data.x_train[: config.probe_size]
+    output = RunOutput()
+
+    def log(step: int) -> None:
+        dead, never = unit_fractions(model, probe)
+        output.metrics += [(step, "dead_fraction", dead), (step, "never_active_fraction", never)]
+
+    log(0)
+    result = train(
+        model,
+        data,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        lr=cell["lr"],
+        generator=generator,
+        log_every=config.log_every,
+        on_log=log,
+    )
+    output.metrics += [(step, "loss", loss) for step, loss in result.losses]
+    output.diverged = result.diverged
+    final = [v for s, n, v in output.metrics if n == "dead_fraction"][-1]
+    never = [v for s, n, v in output.metrics if n == "never_active_fraction"][-1]
+    accuracy = math.nan if result.diverged else evaluate(model, data)["accuracy"]
+    output.results = {
+        "final_dead_fraction": final,
+        "final_never_active_fraction": never,
+        "test_accuracy": accuracy,
+    }
+    return output
+
+
+def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
+    groups: dict[tuple[str, float, float], list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
+    if not groups:
+        return []
+
+    def mean(key: tuple[str, float, float], field: str) -> float:
+        values = [r.results.get(field, math.nan) for r in groups[key]]
+        values = [v for v in values if not math.isnan(v)]
+        return statistics.fmean(values) if values else math.nan
+
+    table = {
+        f"{a} lr={lr:g} bias_shift={b:g}": {
+            "dead": mean((a, lr, b), "final_dead_fraction"),
+            "never_active": mean((a, lr, b), "final_never_active_fraction"),
+            "accuracy": mean((a, lr, b), "test_accuracy"),
+            "diverged": sum(r.status == "diverged" for r in groups[(a, lr, b)]),
+        }
+        for a, lr, b in sorted(groups)
+    }
+    relu = {k: v for k, v in groups.items() if k[0] == "relu"}
+    findings = []
+    if relu:
+        worst = max(relu, key=lambda k: mean(k, "final_dead_fraction"))
+        dead = mean(worst, "final_dead_fraction")
+        findings.append(
+            Finding(
+                claim="ReLU units die during training (high learning rate, negative biases)",
+                experiment="dying",
+                verdict="holds" if dead >= 0.1 else "does not hold",
+                numbers={
+                    "worst_setting": {"lr": worst[1], "bias_shift": worst[2]},
+                    "dead_fraction": dead,
+                    "cells": table,
+                },
+                detail=f"{dead:.1%} of ReLU units dead after training at lr {worst[1]:g}, bias "
+                f"shift {worst[2]:g} (holds from 10%)",
+            )
+        )
+    leaky = {k: v for k, v in groups.items() if k[0] != "relu"}
+    if leaky:
+        dead_any = max(mean(k, "final_dead_fraction") for k in leaky)
+        never_relu = max((mean(k, "final_never_active_fraction") for k in relu), default=math.nan)
+        findings.append(
+            Finding(
+                claim="Leaky ReLU and PReLU units do not die",
+                experiment="dying",
+                verdict="holds" if dead_any == 0 else "does not hold",
+                numbers={"max_dead_fraction": dead_any, "max_never_active_relu": never_relu},
+                detail=f"largest dead fraction over every Leaky ReLU / PReLU run: {dead_any:.1%} "
+                f"(their units can still be inactive; most never-active ReLU: {never_relu:.1%})",
+            )
+        )
+    return findings
+
+
+EXPERIMENT = Experiment(
+    name="dying",
+    question="Do ReLU units die at high learning rates or with negative biases, and do Leaky "
+    "ReLU and PReLU units survive the same training?",
+    config=DyingConfig,
+    presets={
+        "quick": {
+            "activations": ("relu", "leaky_relu_0.01", "prelu"),
+            "lrs": (0.01, 0.3),
+            "steps": 300,
+            "log_every": 100,
+            "seeds": 1,
+        },
+        "tiny": {
+            "activations": ("relu", "leaky_relu_0.01"),
+            "lrs": (0.3,),
+            "bias_shifts": (-1.0,),
+            "steps": 60,
+            "log_every": 30,
+            "width": 64,
+            "seeds": 1,
+        },
+    },
+    cells=_cells,
+    run=_run,
+    summarize=_summarize,
+)

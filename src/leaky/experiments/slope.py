@@ -1,0 +1,159 @@
+"""Slope: how much does the negative slope matter, from ReLU (0) to a linear network (1)?
+
+An MLP on MNIST-1D is trained with Leaky ReLU at each slope in the grid; slope 0 is ReLU
+and slope 1 makes every "activation" the identity, so the whole network is linear (a
+logistic regression in disguise: MNIST-1D's published logistic baseline is 32%). The run
+stores test accuracy and, on the test set after training, the fraction of dead units (only
+slope 0 can have any) and of units never active.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from leaky.data import load_dataset
+from leaky.experiments.base import Experiment, Finding, RunOutput, positive
+from leaky.experiments.probes import unit_fractions
+from leaky.experiments.stats import mean_ci, paired_comparison
+from leaky.experiments.training import evaluate, train
+from leaky.models import mlp
+from leaky.store import RunRecord
+
+__all__ = ["EXPERIMENT", "SlopeConfig"]
+
+
+@dataclass(frozen=True)
+class SlopeConfig:
+    """Defaults: the full sweep."""
+
+    slopes: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+    dataset: str = "mnist1d"
+    depth: int = 3
+    width: int = 256
+    steps: int = 3000
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam
+    seeds: int = 5
+
+    def __post_init__(self) -> None:
+        positive(self, "depth", "width", "steps", "batch_size", "seeds")
+        if not self.slopes or any(not 0 <= s <= 1 for s in self.slopes):
+            raise ValueError(f"Expected slopes in [0, 1], got {self.slopes!r}")
+
+
+def _cells(config: SlopeConfig) -> list[dict]:
+    return [{"negative_slope": s} for s in config.slopes]
+
+
+def _run(config: SlopeConfig, cell: dict, seed: int) -> RunOutput:
+    data = load_dataset(config.dataset)
+    generator = torch.Generator().manual_seed(seed)
+    model = mlp(
+        math.prod(data.input_shape),
+        data.num_classes or 1,
+        depth=config.depth,
+        width=config.width,
+        activation="leaky_relu",
+        negative_slope=cell["negative_slope"],
+        generator=generator,
+    )
+    result = train(
+        model,
+        data,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        optimizer="adam",
+        generator=generator,
+        log_every=max(1, config.steps // 10),
+    )
+    dead, never = unit_fractions(model, data.x_test)
+    return RunOutput(
+        metrics=[(step, "loss", loss) for step, loss in result.losses],
+        results={
+            "test_accuracy": evaluate(model, data)["accuracy"],
+            "dead_fraction": dead,
+            "never_active_fraction": never,
+        },
+        diverged=result.diverged,
+    )
+
+
+def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
+    acc: dict[float, dict[int, float]] = defaultdict(dict)
+    dead: dict[float, list[float]] = defaultdict(list)
+    for run in runs:
+        slope = run.cell["negative_slope"]
+        acc[slope][run.seed] = run.results.get("test_accuracy", math.nan)
+        dead[slope].append(run.results.get("dead_fraction", math.nan))
+    if not acc:
+        return []
+    table = {
+        f"{s:g}": {"accuracy": list(mean_ci(list(acc[s].values()))), "dead_fraction": max(dead[s])}
+        for s in sorted(acc)
+    }
+    findings = []
+    hidden = [s for s in acc if s < 1.0]
+    if 1.0 in acc and hidden:
+        best = max(hidden, key=lambda s: mean_ci(list(acc[s].values()))[0])
+        seeds = sorted(set(acc[1.0]) & set(acc[best]))
+        paired = paired_comparison([acc[1.0][i] for i in seeds], [acc[best][i] for i in seeds])
+        findings.append(
+            Finding(
+                claim="A slope of 1 makes the network linear and costs accuracy",
+                experiment="slope",
+                verdict=paired.verdict,
+                numbers={
+                    "best_slope": best,
+                    "accuracy_difference": paired.mean_difference,
+                    "ci95": list(paired.ci95),
+                    "p_value": paired.p_value,
+                    "n": paired.n,
+                    "by_slope": table,
+                },
+                detail=f"best slope {best:g} minus slope 1: {paired.mean_difference:+.3f} accuracy "
+                f"(95% CI {paired.ci95[0]:+.3f} to {paired.ci95[1]:+.3f}, p={paired.p_value:.2g}, "
+                f"{paired.n} seeds)",
+            )
+        )
+    if 0.0 in acc and 0.01 in acc:
+        seeds = sorted(set(acc[0.0]) & set(acc[0.01]))
+        paired = paired_comparison([acc[0.0][i] for i in seeds], [acc[0.01][i] for i in seeds])
+        findings.append(
+            Finding(
+                claim="Leaky ReLU (0.01) is more accurate than ReLU on this task",
+                experiment="slope",
+                verdict=paired.verdict,
+                numbers={
+                    "accuracy_difference": paired.mean_difference,
+                    "ci95": list(paired.ci95),
+                    "p_value": paired.p_value,
+                    "n": paired.n,
+                    "dead_fraction_relu": max(dead[0.0]),
+                },
+                detail=f"slope 0.01 minus slope 0: {paired.mean_difference:+.3f} accuracy (95% CI "
+                f"{paired.ci95[0]:+.3f} to {paired.ci95[1]:+.3f}, p={paired.p_value:.2g}); up to "
+                f"{max(dead[0.0]):.1%} of ReLU units dead after training",
+            )
+        )
+    return findings
+
+
+EXPERIMENT = Experiment(
+    name="slope",
+    question="How does the negative slope, from 0 (ReLU) to 1 (linear), change accuracy and "
+    "dead units?",
+    config=SlopeConfig,
+    presets={
+        "quick": {"slopes": (0.0, 0.01, 0.1, 0.3, 1.0), "steps": 600, "width": 128, "seeds": 3},
+        "tiny": {"slopes": (0.0, 0.01, 1.0), "steps": 300, "width": 64, "seeds": 2},
+    },
+    cells=_cells,
+    run=_run,
+    summarize=_summarize,
+)
