@@ -73,6 +73,7 @@ def test_tiny_demo_writes_a_finding_for_every_experiment(tmp_path):
 def test_run_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "s.db")])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0  # one line
     assert not (tmp_path / "s.db").exists()
 
 

@@ -31,6 +31,12 @@ class _FriendlyGroup(click.Group):
             raise click.ClickException(str(error)) from error
 
 
+class _InputError(click.ClickException):
+    """A wrong name, key or value: one line, "Error: ...", exit code 2 (like a usage error)."""
+
+    exit_code = 2
+
+
 def _parse_floats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in value.split(",") if part.strip())
@@ -117,9 +123,7 @@ def _experiment_name(ctx: click.Context, param: click.Parameter, value: str) -> 
     from leaky.experiments import EXPERIMENTS
 
     if value not in EXPERIMENTS:
-        raise click.BadParameter(
-            f"unknown experiment {value!r}; choose from {', '.join(EXPERIMENTS)}"
-        )
+        raise _InputError(f"unknown experiment {value!r}; choose from {', '.join(EXPERIMENTS)}")
     return value
 
 
@@ -172,7 +176,7 @@ def run(
         overrides.update(parse_assignments(assignments))
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        raise _InputError(str(error)) from None
     with Store(store_path) as store:
         sweep = run_experiment(
             experiment, config, store, workers=workers, progress=False if quiet else None
