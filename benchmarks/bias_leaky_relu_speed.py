@@ -32,19 +32,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as torch_f
 
 from leaky.functional import bias_leaky_relu
+from leaky.machine import load_average, machine_info
 
 SLOPE = 0.2
 GAIN = math.sqrt(2.0)
@@ -52,44 +50,6 @@ RTOL = ATOL = 1e-5
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def machine_info(threads: int) -> dict[str, object]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": usable,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "threads": threads,
-        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_", "unset"),
-        "load_average_at_start": load_average(),
-        "platform": platform.platform(),
-    }
-
-
 # --------------------------------------------------------------------------- ops
 def fused(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return bias_leaky_relu(x, b, SLOPE, GAIN)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import statistics
 import time
 
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 import leaky
+from leaky.machine import machine_info
 from leaky.monitor import Monitor
 
 
@@ -73,9 +72,10 @@ def main() -> None:
     report = monitor.report()  # the host sync happens here, once, not per step
     monitor.detach()
     ratios = [w / p for p, w in samples]
+    info = machine_info()
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"torch {torch.__version__}; threads {torch.get_num_threads()}"
+        f"machine: {info['cpu']}, {info['usable_cores']} usable cores; torch {info['torch']}; "
+        f"threads {info['threads']}; load average at start {info['load_average_at_start']}"
     )
     print(
         f"model: {args.depth} x [Linear({args.width},{args.width}) + LeakyReLU], "

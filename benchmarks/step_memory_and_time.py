@@ -47,15 +47,15 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from leaky.machine import load_average, machine_info
 
 VARIANTS = ("leaky", "leaky-mask", "torch", "torch-inplace", "relu")
 MMAP_THRESHOLD = "65536"
@@ -65,44 +65,6 @@ CLEAR_REFS_TOLERANCE_KIB = 1024
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def machine_info(threads: int) -> dict[str, object]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": usable,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "threads": threads,
-        "malloc_mmap_threshold": MMAP_THRESHOLD,
-        "load_average_at_start": load_average(),
-        "platform": platform.platform(),
-    }
-
-
 # --------------------------------------------------------------------------- child
 def read_status_kib() -> dict[str, int]:
     values = {}
