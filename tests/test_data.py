@@ -232,3 +232,43 @@ def test_dataset_from_arrays_splits_with_a_seed():
     assert a.sizes == (16, 4) and a.num_classes == 3 and torch.equal(a.x_test, b.x_test)
     with pytest.raises(ValueError, match="too few"):
         dataset_from_arrays("tiny", x[:1], y[:1])
+
+
+def test_fn1d_targets_are_one_per_sample_and_learnable():
+    from leaky.experiments.training import evaluate, train
+    from leaky.models import mlp
+
+    d = load_dataset("fn1d")
+    assert d.y_train.shape == (1000,) and d.y_test.shape == (401,)
+    model = mlp(
+        1, 1, depth=2, width=32, activation="leaky_relu", generator=torch.Generator().manual_seed(0)
+    )
+    train(
+        model,
+        d,
+        steps=400,
+        batch_size=64,
+        lr=1e-2,
+        optimizer="adam",
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert evaluate(model, d)["mse"] < 0.5 * d.y_test.var().item()
+
+
+def test_csv_with_bom_blank_lines_and_repeated_names(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufefflabel,a\n0,1.5\n\n1,2.5\n".encode())
+    x, y = load_csv(path, "label")
+    assert x.tolist() == [[1.5], [2.5]] and y.tolist() == [0, 1]
+    path.write_text("a,label,label\n1,0,0\n")
+    with pytest.raises(ValueError, match="names label more than once"):
+        load_csv(path, "label")
+
+
+def test_npz_features_need_a_sample_axis(tmp_path):
+    path = tmp_path / "flat.npz"
+    np.savez(path, x=np.ones(5), y=np.zeros(5, int))
+    with pytest.raises(ValueError, match=r"shape \(samples, 1\)"):
+        load_npz(path)
+    with pytest.raises(ValueError, match="both x_test and y_test"):
+        dataset_from_arrays("m", np.ones((4, 2)), np.zeros(4, int), x_test=np.ones((2, 2)))

@@ -134,8 +134,14 @@ def test_dying_relu_dies_and_leaky_does_not(tmp_path):
     findings, _ = _findings("dying", tmp_path)
     relu = findings["ReLU units die during training (high learning rate, negative biases)"]
     assert relu.verdict == "holds" and relu.numbers["dead_fraction"] >= 0.1
-    leaky = findings["Leaky ReLU and PReLU units do not die"]
-    assert leaky.verdict == "holds" and leaky.numbers["max_dead_fraction"] == 0.0
+    alive = findings["Where ReLU units die, Leaky ReLU and PReLU units stay alive and learn"]
+    leaky, relu_row = alive.numbers["others"]["leaky_relu_0.01"], alive.numbers["relu"]
+    assert leaky["dead"] == 0.0  # by construction; the verdict rests on the other two numbers
+    kept = (
+        leaky["never_active"] < relu_row["never_active"]
+        and leaky["accuracy"] > relu_row["accuracy"]
+    )
+    assert alive.verdict == ("holds" if kept else "does not hold")
 
 
 def test_accuracy_gives_a_paired_verdict_per_task(tmp_path):
@@ -159,7 +165,55 @@ def test_paired_comparison_verdicts():
         "does not hold"
     )
     assert paired_comparison([1.0], [2.0]).verdict == "inconclusive"
+    assert paired_comparison([0.1, 0.2], [0.2, 0.3]).verdict == "inconclusive"  # 2 pairs
     noisy = paired_comparison(relu, [0.81, 0.80, 0.82, 0.80, 0.79])
     assert noisy.verdict == "not significant" and noisy.ci95[0] < 0 < noisy.ci95[1]
     lower_better = paired_comparison([2.0, 2.1, 2.05], [1.5, 1.6, 1.52], higher_is_better=False)
     assert lower_better.verdict == "holds"
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("vanishing", {"dataset": "pydoc-text"}, "classification dataset"),
+        ("dying", {"dataset": "fn1d"}, "classification dataset"),
+        ("slope", {"dataset": "nope"}, "Unknown dataset"),
+        ("dying", {"lrs": ""}, "lrs > 0"),
+        ("init", {"lr": "-1"}, "lr > 0"),
+        ("accuracy", {"tasks": ""}, "at least one task"),
+    ],
+)
+def test_configs_reject_what_cannot_run(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_config(name, overrides=overrides)
+
+
+def test_diverged_runs_carry_no_accuracy_and_make_comparisons_inconclusive(tmp_path):
+    _, path = _findings("slope", tmp_path, lr="1e30", steps="30")
+    with Store(path) as store:
+        diverged = [r for r in store.runs("slope") if r.status == "diverged"]
+    assert diverged and all(
+        r.results["test_accuracy"] != r.results["test_accuracy"] for r in diverged
+    )
+    from leaky.experiments.accuracy import EXPERIMENT
+    from leaky.store import RunRecord
+
+    config = resolve_config(
+        "accuracy", preset="tiny", overrides={"tasks": "digits-cnn", "seeds": "4"}
+    )
+    runs = [
+        RunRecord(
+            f"{a}{s}",
+            "accuracy",
+            {"task": "digits-cnn", "activation": a},
+            s,
+            {},
+            "diverged" if (a, s) == ("leaky_relu", 3) else "finished",
+            0.0,
+            results={"value": 0.9 + (0.05 if a == "leaky_relu" else 0.0) + 0.001 * s},
+        )
+        for a in ("relu", "leaky_relu")
+        for s in range(4)
+    ]
+    (finding,) = EXPERIMENT.summarize(config, runs)
+    assert finding.verdict == "inconclusive" and finding.numbers["diverged"]["leaky_relu"] == 1

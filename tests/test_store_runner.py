@@ -1,5 +1,6 @@
 """Store, runner and resume: one transaction per run, skips, SIGKILL, determinism."""
 
+import math
 import os
 import signal
 import sqlite3
@@ -40,7 +41,7 @@ def test_store_round_trip_and_duplicates_are_ignored(tmp_path):
         store.save(_record(results={"acc": 0.1}))  # same id: kept as first written
         (run,) = store.runs("e")
     assert run.results == {"acc": 0.9} and run.layers == [(0, "0", "grad_norm", 0.5)]
-    assert run.metrics[0] == (0, "loss", 1.5) and run.metrics[1][2] is None  # NaN stored as NULL
+    assert run.metrics[0] == (0, "loss", 1.5) and math.isnan(run.metrics[1][2])  # NaN survives
     with Store(tmp_path / "s.db") as store:
         assert store.run_ids() == {"r1"}
 
@@ -160,3 +161,37 @@ def test_process_pool_gives_the_same_results(tmp_path):
         assert {r.run_id: r.results for r in one.runs()} == {
             r.run_id: r.results for r in two.runs()
         }
+
+
+def test_more_seeds_or_a_larger_grid_reuse_stored_runs_and_duplicates_run_once():
+    small = {s.run_id for s in plan("born-dead", resolve_config("born-dead", preset="tiny"))}
+    more = plan("born-dead", resolve_config("born-dead", preset="tiny", overrides={"seeds": "2"}))
+    assert small < {s.run_id for s in more} and len(more) == 2 * len(small)
+    doubled = resolve_config("born-dead", preset="tiny", overrides={"depths": "2,2"})
+    assert len(plan("born-dead", doubled)) == 4
+
+
+def test_store_errors_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="Cannot open the store"):
+        Store("/proc/leaky-test/results.db")
+
+
+def test_toml_scalar_for_a_list_field(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("depths = 5\n")
+    from leaky.config import load_toml
+
+    resolved = resolve_config("vanishing", overrides=load_toml(config))
+    assert resolved.depths == (5,)
+
+
+@pytest.mark.slow
+def test_a_failing_run_in_the_pool_keeps_the_finished_ones(tmp_path):
+    config = resolve_config("born-dead", preset="tiny")
+    specs = plan("born-dead", config)
+    broken = type(specs[0])("born-dead", specs[0].cell, 0, {"trials": "many"}, "broken")
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(ValueError, match="trials"):
+            execute([*specs[:3], broken, *specs[3:]], store, workers=2)
+        assert 1 <= len(store.run_ids()) <= len(specs)
+        assert "broken" not in store.run_ids()

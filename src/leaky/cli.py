@@ -169,12 +169,14 @@ def run(
     """Run EXPERIMENT (resuming from --store) and print its findings."""
     from leaky.config import load_toml, parse_assignments
     from leaky.findings import format_findings, resolve_config, run_experiment, summarize
+    from leaky.runner import check_workers
     from leaky.store import Store
 
-    overrides = load_toml(config_file) if config_file else {}
     try:
+        overrides = load_toml(config_file) if config_file else {}
         overrides.update(parse_assignments(assignments))
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
+        check_workers(workers)
     except ValueError as error:
         raise _InputError(str(error)) from None
     with Store(store_path) as store:
@@ -204,7 +206,12 @@ def run(
 def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
     """Run the quick preset of every experiment and draw the curves, into one folder."""
     from leaky.findings import format_findings, run_demo
+    from leaky.runner import check_workers
 
+    try:
+        check_workers(workers)
+    except ValueError as error:
+        raise _InputError(str(error)) from None
     findings, path = run_demo(
         out_dir,
         lang=lang,

@@ -80,7 +80,12 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
             )
         return value
     if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
+        if isinstance(value, str):
+            items = value.split(",")
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            items = [value]  # a single value for a list field: a list of one
         element = args[0] if args else str
         return tuple(
             _convert(key, item.strip() if isinstance(item, str) else item, element)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import leaky
 from leaky.config import config_hash, config_to_dict, resolve
 from leaky.store import RunRecord, Store
 
@@ -55,17 +56,16 @@ def plan(experiment_name: str, config: Any) -> list[RunSpec]:
 
     experiment = get_experiment(experiment_name)
     config_dict = config_to_dict(config)
-    return [
-        RunSpec(
-            experiment.name,
-            cell,
-            seed,
-            config_dict,
-            config_hash(experiment.name, config_dict, cell, seed),
-        )
-        for cell in experiment.cells(config)
-        for seed in experiment.seeds(config)
-    ]
+    # A run is named by what it depends on: the config minus the grid's axes and the seed
+    # count (the cell and the seed say those), plus the code's version. Growing a grid or
+    # adding seeds then reuses every run already stored.
+    shared = {k: v for k, v in config_dict.items() if k not in (*experiment.axes, "seeds")}
+    specs: dict[str, RunSpec] = {}
+    for cell in experiment.cells(config):
+        for seed in experiment.seeds(config):
+            run_id = config_hash(experiment.name, shared, cell, seed, leaky.__version__)
+            specs.setdefault(run_id, RunSpec(experiment.name, cell, seed, config_dict, run_id))
+    return list(specs.values())
 
 
 def _versions() -> dict[str, str]:
@@ -75,6 +75,7 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "threads": str(torch.get_num_threads()),
         "machine": platform.machine(),
+        "leaky": leaky.__version__,
     }
 
 
@@ -107,6 +108,21 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def check_workers(workers: object) -> int:
+    """Validate a worker count against this machine's cores.
+
+    Examples:
+        >>> check_workers(1)
+        1
+    """
+    cores = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
+        raise ValueError(
+            f"Expected --workers between 1 and {cores} (the cores here), got {workers}"
+        )
+    return workers
+
+
 def execute(
     specs: list[RunSpec],
     store: Store,
@@ -117,10 +133,7 @@ def execute(
 ) -> SweepResult:
     """Run every spec not yet in ``store``; save each as soon as it finishes."""
     cores = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
-        raise ValueError(
-            f"Expected --workers between 1 and {cores} (the cores here), got {workers}"
-        )
+    check_workers(workers)
     done = store.run_ids()
     todo = [spec for spec in specs if spec.run_id not in done]
     show = sys.stderr.isatty() if progress is None else progress
@@ -143,15 +156,24 @@ def execute(
         else:
             threads = max(1, cores // workers)
             context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
+            pool = concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
-            ) as pool:
-                futures = [pool.submit(run_one, spec) for spec in todo]
+            )
+            futures = [pool.submit(run_one, spec) for spec in todo]
+            try:
                 for future in concurrent.futures.as_completed(futures):
                     record = future.result()
                     store.save(record)
                     diverged += record.status == "diverged"
                     bar.update()
+            except BaseException:
+                # An error or Ctrl-C: keep every run that did finish, drop the queue, stop.
+                for future in futures:
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        store.save(future.result())
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     finally:
         bar.close()
     return SweepResult(len(specs), len(todo), len(specs) - len(todo), diverged)

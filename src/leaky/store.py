@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,10 +79,16 @@ class Store:
         if self.path.is_dir():
             raise ValueError(f"Expected a store file, but {str(self.path)!r} is a folder")
         existed = self.path.exists() and self.path.stat().st_size > 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30)
+        except (OSError, sqlite3.Error) as error:
+            raise ValueError(f"Cannot open the store {self.path}: {error}") from None
         try:
             self._check_or_create(existed)
+        except sqlite3.Error as error:
+            self._db.close()
+            raise ValueError(f"Cannot use the store {self.path}: {error}") from None
         except BaseException:
             self._db.close()
             raise
@@ -127,6 +134,12 @@ class Store:
 
     def save(self, record: RunRecord) -> None:
         """Write one run, all of it or nothing; a run already stored is left as it is."""
+        try:
+            self._save(record)
+        except sqlite3.Error as error:
+            raise ValueError(f"Cannot write to the store {self.path}: {error}") from None
+
+    def _save(self, record: RunRecord) -> None:
         with self._db:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, experiment, cell, seed, config, status, "
@@ -174,14 +187,14 @@ class Store:
         for row in self._db.execute(query + " ORDER BY experiment, cell, seed", args):
             run_id = row[0]
             metrics = [
-                (step, name, value)
+                (step, name, math.nan if value is None else value)  # NaN comes back as NULL
                 for step, name, value in self._db.execute(
                     "SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY rowid",
                     (run_id,),
                 )
             ]
             layers = [
-                tuple(r)
+                (*r[:3], math.nan if r[3] is None else r[3])
                 for r in self._db.execute(
                     "SELECT step, layer, name, value FROM layer_stats WHERE run_id = ? "
                     "ORDER BY rowid",

@@ -159,9 +159,9 @@ def _fn1d(samples: int = 1000, seed: int = 0) -> Dataset:
     return Dataset(
         "fn1d",
         torch.from_numpy(x_train.astype(np.float32)),
-        torch.from_numpy(fn1d_target(x_train).astype(np.float32)),
+        torch.from_numpy(fn1d_target(x_train).astype(np.float32).reshape(-1)),
         torch.from_numpy(x_test.astype(np.float32)),
-        torch.from_numpy(fn1d_target(x_test).astype(np.float32)),
+        torch.from_numpy(fn1d_target(x_test).astype(np.float32).reshape(-1)),
         None,
         "regression",
         info.description,

@@ -45,6 +45,11 @@ class Dataset:
                 raise ValueError(
                     f"{self.name}: {len(x)} {split} inputs but {len(y)} {split} targets"
                 )
+        if self.y_train.dim() != 1 or self.y_test.dim() != 1:
+            raise ValueError(
+                f"{self.name}: expected one target per sample (1-D), got shapes "
+                f"{tuple(self.y_train.shape)} and {tuple(self.y_test.shape)}"
+            )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(
                 f"{self.name}: train inputs of shape {tuple(self.x_train.shape[1:])} but test "

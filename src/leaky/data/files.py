@@ -37,6 +37,11 @@ def _read_bytes(path: PathLike) -> bytes:
 
 
 def _check_features(path: PathLike, x: np.ndarray) -> np.ndarray:
+    if x.ndim < 2:
+        raise ValueError(
+            f"{path}: expected features of shape (samples, ...), but got shape {x.shape}; "
+            "a single feature per sample is shape (samples, 1)"
+        )
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise ValueError(f"{path}: expected numeric features, but got dtype {x.dtype}")
     x = x.astype(np.float32)
@@ -122,11 +127,14 @@ def load_csv(path: PathLike, label_column: str) -> tuple[np.ndarray, np.ndarray]
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Data file {str(path)!r} does not exist")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: drop a BOM
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
     if len(rows) < 2:
         raise ValueError(f"{path}: expected a header row and at least one data row")
     header = [name.strip() for name in rows[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the header names {', '.join(repeated)} more than once")
     if label_column not in header:
         raise ValueError(
             f"{path}: no column named {label_column!r}; the columns are {', '.join(header)}"
@@ -231,6 +239,8 @@ def dataset_from_arrays(
         >>> d.sizes, d.num_classes
         ((8, 2), 2)
     """
+    if (x_test is None) != (y_test is None):
+        raise ValueError(f"{name}: give both x_test and y_test, or neither")
     if x_test is None:
         if not 0 < test_fraction < 1:
             raise ValueError(f"Expected test_fraction in (0, 1), got {test_fraction}")
@@ -240,7 +250,6 @@ def dataset_from_arrays(
             raise ValueError(f"{name}: {len(x)} samples are too few to split into train and test")
         train, test = order[:cut], order[cut:]
         x, y, x_test, y_test = x[train], y[train], x[test], y[test]
-    assert y_test is not None
     classes = int(max(y.max(initial=0), y_test.max(initial=0))) + 1
     return Dataset(
         name,

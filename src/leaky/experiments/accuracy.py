@@ -20,7 +20,14 @@ from dataclasses import dataclass
 import torch
 
 from leaky.data import load_dataset
-from leaky.experiments.base import Experiment, Finding, RunOutput, known_activations, positive
+from leaky.experiments.base import (
+    Experiment,
+    Finding,
+    RunOutput,
+    known_activations,
+    positive,
+    positive_numbers,
+)
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
 from leaky.models import char_mlp, cnn1d, cnn2d, mlp
@@ -51,7 +58,10 @@ class AccuracyConfig:
 
     def __post_init__(self) -> None:
         positive(self, "steps", "batch_size", "seeds")
+        positive_numbers(self, "lr")
         known_activations(self.activations)
+        if not self.tasks:
+            raise ValueError("Expected at least one task")
         for task in self.tasks:
             if task not in TASKS:
                 raise ValueError(f"Expected tasks among {', '.join(TASKS)}; got {task!r}")
@@ -118,8 +128,11 @@ def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:
 
 def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Finding]:
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    diverged: dict[tuple[str, str], int] = defaultdict(int)
     for run in runs:
-        values[(run.cell["task"], run.cell["activation"])][run.seed] = run.results["value"]
+        key = (run.cell["task"], run.cell["activation"])
+        values[key][run.seed] = run.results["value"]
+        diverged[key] += run.status == "diverged"
     findings = []
     for task in config.tasks:
         _, kind, metric, higher = TASKS[task]
@@ -136,7 +149,9 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
             [relu[s] for s in seeds], [leaky[s] for s in seeds], higher_is_better=higher
         )
         unit = "accuracy" if metric == "accuracy" else "bits/char"
-        verdict = "inconclusive" if paired.n < 2 else paired.verdict
+        lost = {"relu": diverged[(task, "relu")], "leaky_relu": diverged[(task, "leaky_relu")]}
+        # A diverged seed is a result too: with any, the comparison of the rest is no verdict.
+        verdict = "inconclusive" if any(lost.values()) else paired.verdict
         findings.append(
             Finding(
                 claim=f"Leaky ReLU improves on ReLU for {kind} ({task})",
@@ -149,11 +164,13 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
                     "p_value": paired.p_value,
                     "seeds": paired.n,
                     "mean_ci_by_activation": per_activation,
+                    "diverged": lost,
                 },
                 detail=f"{task}: Leaky minus ReLU {paired.mean_difference:+.4f} {unit} (95% CI "
                 f"{paired.ci95[0]:+.4f} to {paired.ci95[1]:+.4f}, p={paired.p_value:.2g}, "
-                f"{paired.n} seeds)"
-                + ("" if kind != "signal" else "; a signal task standing in for speech"),
+                f"{paired.n} seeds"
+                + (f"; diverged runs: {lost}" if any(lost.values()) else "")
+                + (")" if kind != "signal" else "; a signal task standing in for speech)"),
             )
         )
     return findings
@@ -174,6 +191,7 @@ EXPERIMENT = Experiment(
         },
     },
     cells=_cells,
+    axes=("tasks", "activations"),
     run=_run,
     summarize=_summarize,
 )

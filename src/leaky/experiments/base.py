@@ -20,8 +20,10 @@ __all__ = [
     "Experiment",
     "Finding",
     "RunOutput",
+    "classification_dataset",
     "known_activations",
     "positive",
+    "positive_numbers",
     "wilson_interval",
 ]
 
@@ -64,6 +66,7 @@ class Experiment:
     cells: Callable[[Any], list[dict[str, Any]]]
     run: Callable[[Any, dict[str, Any], int], RunOutput]
     summarize: Callable[[Any, Sequence[RunRecord]], list[Finding]]
+    axes: tuple[str, ...] = ()  # config fields that span the grid (each cell names its value)
     seeds: Callable[[Any], Sequence[int]] = field(default=lambda config: range(config.seeds))
 
 
@@ -105,3 +108,30 @@ def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None
         get_spec(name)
         if allowed is not None and name not in allowed:
             raise ValueError(f"Expected activations among {', '.join(allowed)}, got {name!r}")
+
+
+def classification_dataset(name: str) -> None:
+    """Check that ``name`` is a built-in classification task (what these experiments train)."""
+    from leaky.data import BUILTIN, load_dataset
+
+    if name not in BUILTIN:
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(BUILTIN)}")
+    if name in ("pydoc-text", "fn1d"):  # known without building them
+        kind = "language" if name == "pydoc-text" else "regression"
+    else:
+        kind = load_dataset(name).task
+    if kind != "classification":
+        classification = [n for n in BUILTIN if n not in ("pydoc-text", "fn1d")]
+        raise ValueError(
+            f"Expected a classification dataset ({', '.join(classification)}), but {name!r} is "
+            f"a {kind} task"
+        )
+
+
+def positive_numbers(config: Any, *names: str) -> None:
+    """Check that config fields (numbers or non-empty tuples of numbers) are all > 0."""
+    for name in names:
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(not v > 0 for v in values):
+            raise ValueError(f"Expected {name} > 0, got {value!r}")

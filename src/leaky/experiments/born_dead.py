@@ -183,6 +183,7 @@ EXPERIMENT = Experiment(
         "tiny": {"depths": (2, 10), "widths": (2, 10), "trials": 1000, "grid_points": 201},
     },
     cells=_cells,
+    axes=("depths", "widths", "activations"),
     run=_run,
     summarize=_summarize,
 )

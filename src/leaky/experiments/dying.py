@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from leaky.data import load_dataset
-from leaky.experiments.base import Experiment, Finding, RunOutput, positive
+from leaky.experiments.base import (
+    Experiment,
+    Finding,
+    RunOutput,
+    classification_dataset,
+    positive,
+    positive_numbers,
+)
 from leaky.experiments.probes import unit_fractions
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
@@ -54,6 +61,10 @@ class DyingConfig:
 
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "log_every", "probe_size", "seeds")
+        positive_numbers(self, "lrs")
+        classification_dataset(self.dataset)
+        if not self.activations or not self.bias_shifts:
+            raise ValueError("Expected at least one activation and one bias shift")
         for name in self.activations:
             if name not in _VARIANTS:
                 raise ValueError(f"Expected activations among {', '.join(_VARIANTS)}; got {name!r}")
@@ -156,18 +167,43 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
                 f"shift {worst[2]:g} (holds from 10%)",
             )
         )
-    leaky = {k: v for k, v in groups.items() if k[0] != "relu"}
-    if leaky:
-        dead_any = max(mean(k, "final_dead_fraction") for k in leaky)
-        never_relu = max((mean(k, "final_never_active_fraction") for k in relu), default=math.nan)
+    leaky = sorted({k[0] for k in groups if k[0] != "relu"})
+    if relu and leaky:
+        # Where ReLU lost most units, do the others keep theirs active and learn as well?
+        # (A fixed non-zero slope cannot die by construction, so "dead" alone proves
+        # nothing for Leaky ReLU; the never-active fraction and the accuracy can fail.)
+        _, lr, shift = worst
+        relu_never = mean(worst, "final_never_active_fraction")
+        relu_accuracy = mean(worst, "test_accuracy")
+        rows = {
+            name: {
+                "dead": mean((name, lr, shift), "final_dead_fraction"),
+                "never_active": mean((name, lr, shift), "final_never_active_fraction"),
+                "accuracy": mean((name, lr, shift), "test_accuracy"),
+            }
+            for name in leaky
+            if (name, lr, shift) in groups
+        }
+        kept = all(
+            r["dead"] == 0 and r["never_active"] < relu_never and r["accuracy"] > relu_accuracy
+            for r in rows.values()
+        )
+        text = ", ".join(
+            f"{name}: {r['never_active']:.1%} never active, accuracy {r['accuracy']:.3f}"
+            for name, r in rows.items()
+        )
         findings.append(
             Finding(
-                claim="Leaky ReLU and PReLU units do not die",
+                claim="Where ReLU units die, Leaky ReLU and PReLU units stay alive and learn",
                 experiment="dying",
-                verdict="holds" if dead_any == 0 else "does not hold",
-                numbers={"max_dead_fraction": dead_any, "max_never_active_relu": never_relu},
-                detail=f"largest dead fraction over every Leaky ReLU / PReLU run: {dead_any:.1%} "
-                f"(their units can still be inactive; most never-active ReLU: {never_relu:.1%})",
+                verdict="holds" if rows and kept else "does not hold",
+                numbers={
+                    "setting": {"lr": lr, "bias_shift": shift},
+                    "relu": {"dead": dead, "never_active": relu_never, "accuracy": relu_accuracy},
+                    "others": rows,
+                },
+                detail=f"at lr {lr:g}, bias shift {shift:g}: ReLU {dead:.1%} dead, accuracy "
+                f"{relu_accuracy:.3f}; {text}",
             )
         )
     return findings
@@ -197,6 +233,7 @@ EXPERIMENT = Experiment(
         },
     },
     cells=_cells,
+    axes=("activations", "lrs", "bias_shifts"),
     run=_run,
     summarize=_summarize,
 )

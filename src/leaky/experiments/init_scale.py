@@ -25,8 +25,10 @@ from leaky.experiments.base import (
     Experiment,
     Finding,
     RunOutput,
+    classification_dataset,
     known_activations,
     positive,
+    positive_numbers,
 )
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
@@ -51,7 +53,11 @@ class InitConfig:
 
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "seeds")
+        positive_numbers(self, "lr")
         known_activations(self.activations)
+        classification_dataset(self.dataset)
+        if not self.inits:
+            raise ValueError("Expected at least one init")
         for init in self.inits:
             if init not in ("xavier", "kaiming", "torch"):
                 raise ValueError(f"Expected inits among xavier, kaiming, torch; got {init!r}")
@@ -152,6 +158,7 @@ EXPERIMENT = Experiment(
         "tiny": {"depth": 30, "width": 32, "steps": 10, "seeds": 1, "activations": ("leaky_relu",)},
     },
     cells=_cells,
+    axes=("activations", "inits"),
     run=_run,
     summarize=_summarize,
 )

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import torch
 
 from leaky.data import load_dataset
-from leaky.experiments.base import Experiment, Finding, RunOutput, positive
+from leaky.experiments.base import (
+    Experiment,
+    Finding,
+    RunOutput,
+    classification_dataset,
+    positive,
+    positive_numbers,
+)
 from leaky.experiments.probes import unit_fractions
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
@@ -42,6 +49,8 @@ class SlopeConfig:
 
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "seeds")
+        positive_numbers(self, "lr")
+        classification_dataset(self.dataset)
         if not self.slopes or any(not 0 <= s <= 1 for s in self.slopes):
             raise ValueError(f"Expected slopes in [0, 1], got {self.slopes!r}")
 
@@ -72,16 +81,21 @@ def _run(config: SlopeConfig, cell: dict, seed: int) -> RunOutput:
         generator=generator,
         log_every=max(1, config.steps // 10),
     )
-    dead, never = unit_fractions(model, data.x_test)
+    if result.diverged:  # a NaN network has no accuracy or dead units worth reporting
+        accuracy = dead = never = math.nan
+    else:
+        accuracy = evaluate(model, data)["accuracy"]
+        dead, never = unit_fractions(model, data.x_test)
     return RunOutput(
         metrics=[(step, "loss", loss) for step, loss in result.losses],
-        results={
-            "test_accuracy": evaluate(model, data)["accuracy"],
-            "dead_fraction": dead,
-            "never_active_fraction": never,
-        },
+        results={"test_accuracy": accuracy, "dead_fraction": dead, "never_active_fraction": never},
         diverged=result.diverged,
     )
+
+
+def _max(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return max(finite) if finite else math.nan
 
 
 def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
@@ -134,11 +148,11 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
                     "ci95": list(paired.ci95),
                     "p_value": paired.p_value,
                     "n": paired.n,
-                    "dead_fraction_relu": max(dead[0.0]),
+                    "dead_fraction_relu": _max(dead[0.0]),
                 },
                 detail=f"slope 0.01 minus slope 0: {paired.mean_difference:+.3f} accuracy (95% CI "
                 f"{paired.ci95[0]:+.3f} to {paired.ci95[1]:+.3f}, p={paired.p_value:.2g}); up to "
-                f"{max(dead[0.0]):.1%} of ReLU units dead after training",
+                f"{_max(dead[0.0]):.1%} of ReLU units dead after training",
             )
         )
     return findings
@@ -154,6 +168,7 @@ EXPERIMENT = Experiment(
         "tiny": {"slopes": (0.0, 0.01, 1.0), "steps": 300, "width": 64, "seeds": 2},
     },
     cells=_cells,
+    axes=("slopes",),
     run=_run,
     summarize=_summarize,
 )

@@ -48,7 +48,7 @@ def paired_comparison(
     """Paired t-test of ``b`` against ``a`` (same seeds, same order).
 
     Verdict: "holds" if ``b`` is significantly better, "does not hold" if significantly
-    worse, "not significant" otherwise, "inconclusive" with fewer than 2 pairs.
+    worse, "not significant" otherwise, "inconclusive" with fewer than 3 pairs.
 
     Examples:
         >>> paired_comparison([0.5, 0.6, 0.55], [0.5, 0.6, 0.55]).verdict
@@ -57,7 +57,7 @@ def paired_comparison(
     pairs = [(x, y) for x, y in zip(a, b, strict=False) if math.isfinite(x) and math.isfinite(y)]
     diffs = [y - x for x, y in pairs]
     mean, low, high = mean_ci(diffs)
-    if len(diffs) < 2:
+    if len(diffs) < 3:  # two pairs can agree by chance and show no spread at all
         return Paired(len(diffs), mean, (low, high), math.nan, "inconclusive")
     if all(d == diffs[0] for d in diffs):
         p = 1.0 if diffs[0] == 0 else 0.0

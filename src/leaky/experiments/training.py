@@ -25,7 +25,7 @@ class TrainResult:
 def _loss(model: nn.Module, data: Dataset, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     out = model(x)
     if data.task == "regression":
-        return nn.functional.mse_loss(out.squeeze(-1), y)
+        return nn.functional.mse_loss(out.reshape(y.shape), y)
     return nn.functional.cross_entropy(out, y)
 
 
@@ -77,7 +77,7 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 4096) -> dict[st
         y = data.y_test[start : start + batch_size]
         out = model(x)
         if data.task == "regression":
-            loss_sum += float(nn.functional.mse_loss(out.squeeze(-1), y, reduction="sum"))
+            loss_sum += float(nn.functional.mse_loss(out.reshape(y.shape), y, reduction="sum"))
         else:
             loss_sum += float(nn.functional.cross_entropy(out, y, reduction="sum"))
             correct += int((out.argmax(1) == y).sum())

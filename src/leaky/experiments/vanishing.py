@@ -27,8 +27,10 @@ from leaky.experiments.base import (
     Experiment,
     Finding,
     RunOutput,
+    classification_dataset,
     known_activations,
     positive,
+    positive_numbers,
 )
 from leaky.models import mlp
 from leaky.monitor.report import EXPLODING_ABOVE, VANISHING_BELOW
@@ -56,7 +58,9 @@ class VanishingConfig:
 
     def __post_init__(self) -> None:
         positive(self, "depths", "width", "steps", "batch_size", "log_every", "seeds")
+        positive_numbers(self, "lr")
         known_activations(self.activations)
+        classification_dataset(self.dataset)
         if self.init not in ("standard", "kaiming", "xavier", "torch"):
             raise ValueError(
                 f"Expected init in standard, kaiming, xavier, torch; got {self.init!r}"
@@ -116,7 +120,7 @@ def _run(config: VanishingConfig, cell: dict, seed: int) -> RunOutput:
             output.layers += [(step, str(i), "grad_norm", n) for i, n in enumerate(norms)]
             output.metrics.append((step, "loss", value))
             if step == 0:
-                output.results["ratio_at_init"] = norms[0] / norms[-1] if norms[-1] else 0.0
+                output.results["ratio_at_init"] = norms[0] / norms[-1] if norms[-1] else math.nan
         if step < config.steps:
             optimizer.step()
     with torch.no_grad():
@@ -180,15 +184,27 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
                 f"{deepest}: {r:.2f}",
             )
         )
-    findings.append(
-        Finding(
-            claim="Which deep networks stall in training",
-            experiment="vanishing",
-            verdict="holds" if stalls else "does not hold",
-            numbers={"stalled": stalls, "steps": config.steps},
-            detail=("stalled: " + ", ".join(stalls)) if stalls else "no network stalled",
+    deep_sigmoid, deep_leaky = ("sigmoid", deepest), ("leaky_relu", deepest)
+    if deep_sigmoid in stalled and deep_leaky in stalled:
+        sigmoid_stalls, leaky_stalls = all(stalled[deep_sigmoid]), all(stalled[deep_leaky])
+        findings.append(
+            Finding(
+                claim="Deep sigmoid networks stall where deep Leaky ReLU networks learn",
+                experiment="vanishing",
+                verdict="holds" if sigmoid_stalls and not leaky_stalls else "does not hold",
+                numbers={
+                    "depth": deepest,
+                    "sigmoid_stalled": sigmoid_stalls,
+                    "leaky_relu_stalled": leaky_stalls,
+                    "all_stalled": stalls,
+                    "steps": config.steps,
+                },
+                detail=f"depth {deepest}, {config.steps} SGD steps: sigmoid "
+                f"{'stalled' if sigmoid_stalls else 'learned'}, Leaky ReLU "
+                f"{'stalled' if leaky_stalls else 'learned'}; every stalled network: "
+                + (", ".join(stalls) or "none"),
+            )
         )
-    )
     return findings
 
 
@@ -208,6 +224,7 @@ EXPERIMENT = Experiment(
         },
     },
     cells=_cells,
+    axes=("depths", "activations"),
     run=_run,
     summarize=_summarize,
 )
