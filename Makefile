@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	$(BIN)/leaky bench --json out/bench.json
 	$(BIN)/python benchmarks/step_memory_and_time.py
 	$(BIN)/python benchmarks/bias_leaky_relu_speed.py
 	$(BIN)/python benchmarks/monitor_overhead.py

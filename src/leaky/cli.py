@@ -314,6 +314,55 @@ def diagnose(
         click.echo(f"Wrote {report.plot(plot_out)}")
 
 
+@cli.command()
+@click.argument("suites", nargs=-1)
+@click.option("--quick", is_flag=True, help="Smaller tensors and fewer pairs (seconds).")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    help="Write every raw sample and the machine as JSON.",
+)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def bench(suites: tuple[str, ...], quick: bool, json_out: str | None, device: str) -> None:
+    """Time leaky against PyTorch (SUITES: kernels; all when none is named)."""
+    import json
+
+    import torch
+
+    from leaky.atomic import atomic_path, ensure_output_dir
+    from leaky.bench import SUITES, run_suite
+    from leaky.machine import machine_info
+
+    unknown = [name for name in suites if name not in SUITES]
+    if unknown:
+        raise _InputError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
+    if json_out is not None:
+        ensure_output_dir(Path(json_out).parent)
+    if device == "cuda" and not torch.cuda.is_available():
+        click.echo("CUDA is not available on this machine: the CUDA benchmarks are skipped.")
+        return
+    info = machine_info()
+    click.echo(
+        f"machine: {info['cpu']}, {info['usable_cores']} usable cores, torch {info['torch']}, "
+        f"numpy {info['numpy']}, {info['threads']} threads"
+        + (f", {torch.cuda.get_device_name()}" if device == "cuda" else "")
+    )
+    results = []
+    for name in suites or tuple(SUITES):
+        result = run_suite(name, quick=quick, device=device)
+        click.echo(result.table())
+        results.append(result.to_dict())
+    if json_out is not None:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(
+                json.dumps(
+                    {"machine": info, "device": device, "quick": quick, "suites": results}, indent=1
+                )
+            )
+        click.echo(f"Wrote {json_out}")
+
+
 def main() -> None:
     """Entry point of the ``leaky`` console script."""
     cli(prog_name="leaky")

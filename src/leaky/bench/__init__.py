@@ -1,0 +1,20 @@
+"""Measurement: leaky's ops and modules side by side with PyTorch, as ratios from one run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from leaky.bench.kernels import run_kernels
+from leaky.bench.result import BenchRow, SuiteResult
+from leaky.bench.timing import Comparison, compare
+
+__all__ = ["SUITES", "BenchRow", "Comparison", "SuiteResult", "compare", "run_suite"]
+
+SUITES: dict[str, Callable[..., SuiteResult]] = {"kernels": run_kernels}
+
+
+def run_suite(name: str, *, quick: bool = False, device: str = "cpu") -> SuiteResult:
+    """Run one suite by name."""
+    if name not in SUITES:
+        raise ValueError(f"Unknown benchmark suite {name!r}. Valid suites: {', '.join(SUITES)}")
+    return SUITES[name](quick=quick, device=device)

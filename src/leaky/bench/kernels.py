@@ -1,0 +1,203 @@
+"""The ``kernels`` suite: leaky's ops against PyTorch's, and against a plain copy.
+
+Every pair is first checked to compute the same thing (bitwise where leaky promises it,
+within float tolerance otherwise), so a fast path that is wrong is never reported as fast.
+"allocating" rows create their output; "preallocated" rows write into an existing buffer
+(PyTorch's in-place op, leaky's ``inplace=True``, and ``Tensor.copy_`` for the copy, which is
+the physical limit of a memory-bound op).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as torch_f
+
+from leaky import functional as F
+from leaky.bench.result import BenchRow, SuiteResult
+from leaky.bench.timing import compare
+
+__all__ = ["run_kernels"]
+
+
+def _row(
+    case: str,
+    candidate: str,
+    baseline: str,
+    allocates: str,
+    fns: tuple[Callable[[], object], Callable[[], object]],
+    checked: str,
+    pairs: int,
+    device: str,
+) -> BenchRow:
+    return BenchRow(
+        case,
+        candidate,
+        baseline,
+        allocates,
+        compare(fns[0], fns[1], pairs=pairs, device=device),
+        checked,
+    )
+
+
+def _same(a: torch.Tensor, b: torch.Tensor, bitwise: bool) -> None:
+    if bitwise:
+        if not torch.equal(a, b):
+            raise AssertionError("benchmarked pair differs: refusing to time a wrong result")
+    else:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
+    """Time the kernels; ``quick`` uses 4 Mi elements and 7 pairs instead of 64 Mi and 11."""
+    n = 4 * 2**20 if quick else 64 * 2**20
+    pairs = 7 if quick else 11
+    side = math.isqrt(n)
+    g = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(side, side, device=device, generator=g)
+    grad = torch.randn(side, side, device=device, generator=g)
+    buf_a, buf_b = torch.empty_like(x), torch.empty_like(x)
+    slope = 0.01
+    result = SuiteResult("kernels")
+    rows = result.rows
+
+    _same(F.leaky_relu(x, slope), torch_f.leaky_relu(x, slope), bitwise=True)
+    rows.append(
+        _row(
+            "leaky_relu forward",
+            "leaky",
+            "torch",
+            "allocating",
+            (lambda: F.leaky_relu(x, slope), lambda: torch_f.leaky_relu(x, slope)),
+            "bitwise",
+            pairs,
+            device,
+        )
+    )
+    rows.append(
+        _row(
+            "leaky_relu forward",
+            "leaky",
+            "copy",
+            "allocating",
+            (lambda: F.leaky_relu(x, slope), lambda: x.clone()),
+            "-",
+            pairs,
+            device,
+        )
+    )
+    buf_a.copy_(x)
+    buf_b.copy_(x)
+    _same(F.leaky_relu(buf_a, slope, inplace=True), torch_f.leaky_relu_(buf_b, slope), True)
+    # In place on data that stays positive after the first call: the same work every time.
+    rows.append(
+        _row(
+            "leaky_relu forward",
+            "leaky",
+            "torch",
+            "preallocated",
+            (
+                lambda: F.leaky_relu(buf_a, slope, inplace=True),
+                lambda: torch_f.leaky_relu_(buf_b, slope),
+            ),
+            "bitwise",
+            pairs,
+            device,
+        )
+    )
+    rows.append(
+        _row(
+            "leaky_relu forward",
+            "leaky",
+            "copy",
+            "preallocated",
+            (lambda: F.leaky_relu(buf_a, slope, inplace=True), lambda: buf_b.copy_(x)),
+            "-",
+            pairs,
+            device,
+        )
+    )
+
+    x_leaky = x.clone().requires_grad_()
+    x_torch = x.clone().requires_grad_()
+
+    def fwd_bwd(
+        fn: Callable[[torch.Tensor], torch.Tensor], inp: torch.Tensor
+    ) -> Callable[[], object]:
+        def run() -> object:
+            inp.grad = None
+            fn(inp).backward(grad)
+            return inp.grad
+
+        return run
+
+    leaky_step = fwd_bwd(lambda t: F.leaky_relu(t, slope), x_leaky)
+    torch_step = fwd_bwd(lambda t: torch_f.leaky_relu(t, slope), x_torch)
+    _same(leaky_step(), torch_step(), bitwise=True)
+    rows.append(
+        _row(
+            "leaky_relu forward+backward",
+            "leaky",
+            "torch",
+            "allocating",
+            (leaky_step, torch_step),
+            "bitwise",
+            pairs,
+            device,
+        )
+    )
+
+    channels = side
+    bias = torch.randn(channels, device=device, generator=g)
+    gain = math.sqrt(2.0)
+    b_leaky, b_eager = bias.clone().requires_grad_(), bias.clone().requires_grad_()
+    leaky_fused = fwd_bwd(lambda t: F.bias_leaky_relu(t, b_leaky, 0.2, gain), x_leaky)
+    eager = fwd_bwd(lambda t: torch_f.leaky_relu(t + b_eager, 0.2) * gain, x_torch)
+    _same(leaky_fused(), eager(), bitwise=False)
+    rows.append(
+        _row(
+            "bias_leaky_relu forward+backward",
+            "leaky",
+            "eager torch",
+            "allocating",
+            (leaky_fused, eager),
+            "allclose 1e-5",
+            pairs,
+            device,
+        )
+    )
+
+    weight = torch.full((1,), 0.25, device=device)
+    _same(F.prelu(x, weight), torch_f.prelu(x, weight), bitwise=True)
+    rows.append(
+        _row(
+            "prelu forward",
+            "leaky",
+            "torch",
+            "allocating",
+            (lambda: F.prelu(x, weight), lambda: torch_f.prelu(x, weight)),
+            "bitwise",
+            pairs,
+            device,
+        )
+    )
+    _same(F.rrelu(x), torch_f.rrelu(x), bitwise=True)
+    rows.append(
+        _row(
+            "rrelu forward (eval)",
+            "leaky",
+            "torch",
+            "allocating",
+            (lambda: F.rrelu(x), lambda: torch_f.rrelu(x)),
+            "bitwise",
+            pairs,
+            device,
+        )
+    )
+    result.notes.append(
+        f"{side}x{side} float32 on {device}; {pairs} alternating pairs; "
+        "speed-up = baseline time / leaky time (> 1: leaky faster)"
+    )
+    return result

@@ -1,0 +1,72 @@
+"""What a suite returns: rows of candidate-vs-baseline figures, printable and JSON-ready."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaky.bench.timing import Comparison
+
+__all__ = ["BenchRow", "SuiteResult"]
+
+
+@dataclass
+class BenchRow:
+    """One measured pair: what was timed, whether it allocates, and the samples."""
+
+    case: str
+    candidate: str
+    baseline: str
+    allocates: str  # "allocating", "preallocated" or "-" where it does not apply
+    comparison: Comparison
+    checked: str  # how the two were checked to compute the same thing
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary and every raw sample."""
+        return {
+            "case": self.case,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "allocates": self.allocates,
+            "checked": self.checked,
+            **self.comparison.summary(),
+            "samples_candidate_s": self.comparison.candidate,
+            "samples_baseline_s": self.comparison.baseline,
+        }
+
+
+@dataclass
+class SuiteResult:
+    """A suite's rows and notes (compile times, caveats)."""
+
+    name: str
+    rows: list[BenchRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every row with its raw samples."""
+        return {"name": self.name, "rows": [r.to_dict() for r in self.rows], "notes": self.notes}
+
+    def table(self) -> str:
+        """Median times, candidate's min-max, and the speed-up over the baseline."""
+        header = ("case", "memory", "leaky ms", "(min-max)", "baseline ms", "speed-up", "baseline")
+        body = []
+        for row in self.rows:
+            s = row.comparison.summary()
+            body.append(
+                (
+                    row.case,
+                    row.allocates,
+                    f"{s['candidate_ms']:.3f}",
+                    f"{s['candidate_min_ms']:.3f}-{s['candidate_max_ms']:.3f}",
+                    f"{s['baseline_ms']:.3f}",
+                    f"{s['speedup']:.2f}x",
+                    row.baseline,
+                )
+            )
+        widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+        lines = [
+            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *body]
+        ]
+        return "\n".join([f"[{self.name}]", *lines, *(f"note: {n}" for n in self.notes)])

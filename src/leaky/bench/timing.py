@@ -1,0 +1,93 @@
+"""Alternating A/B timing: the method every suite uses.
+
+Warm up both, then run A and B in pairs, swapping which goes first each pair, so drift on
+a shared machine hits both alike; the figure is the median of the per-pair ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Comparison", "compare", "synchronize"]
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued GPU work (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+@dataclass
+class Comparison:
+    """Samples of a candidate and its baseline, in seconds, one pair per entry."""
+
+    candidate: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Baseline time over candidate time, per pair (> 1: the candidate is faster)."""
+        return [b / c for c, b in zip(self.candidate, self.baseline, strict=True) if c > 0]
+
+    @property
+    def speedup(self) -> float:
+        """Median of the per-pair ratios."""
+        return statistics.median(self.ratios)
+
+    def summary(self) -> dict[str, float]:
+        """Medians in milliseconds, the speed-up and its range."""
+        ratios = self.ratios
+        return {
+            "candidate_ms": statistics.median(self.candidate) * 1e3,
+            "baseline_ms": statistics.median(self.baseline) * 1e3,
+            "candidate_min_ms": min(self.candidate) * 1e3,
+            "candidate_max_ms": max(self.candidate) * 1e3,
+            "speedup": statistics.median(ratios),
+            "speedup_min": min(ratios),
+            "speedup_max": max(ratios),
+            "pairs": len(ratios),
+        }
+
+
+def _time(fn: Callable[[], object], device: torch.device | str) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def compare(
+    candidate: Callable[[], object],
+    baseline: Callable[[], object],
+    *,
+    pairs: int = 7,
+    warmup: int = 2,
+    device: torch.device | str = "cpu",
+) -> Comparison:
+    """Time ``candidate`` against ``baseline`` in alternating pairs.
+
+    Examples:
+        >>> c = compare(lambda: sum(range(1000)), lambda: sum(range(2000)), pairs=3, warmup=1)
+        >>> len(c.ratios)
+        3
+    """
+    if pairs < 1:
+        raise ValueError(f"Expected at least 1 pair, got {pairs}")
+    for _ in range(warmup):
+        candidate()
+        baseline()
+    result = Comparison()
+    for i in range(pairs):
+        if i % 2 == 0:
+            result.candidate.append(_time(candidate, device))
+            result.baseline.append(_time(baseline, device))
+        else:
+            result.baseline.append(_time(baseline, device))
+            result.candidate.append(_time(candidate, device))
+    return result

@@ -1,0 +1,63 @@
+"""leaky.bench: the benchmark code is checked for correctness, never for speed."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from leaky import functional as F
+from leaky.bench import compare, run_suite
+from leaky.cli import cli
+
+
+def test_compare_alternates_and_reports_ratios():
+    calls = []
+    c = compare(lambda: calls.append("a"), lambda: calls.append("b"), pairs=4, warmup=1)
+    assert calls[:2] == ["a", "b"] and calls[2:4] == ["a", "b"] and calls[4:6] == ["b", "a"]
+    assert len(c.candidate) == len(c.baseline) == 4
+    summary = c.summary()
+    assert summary["pairs"] == 4 and summary["speedup_min"] <= summary["speedup"]
+    with pytest.raises(ValueError, match="at least 1 pair"):
+        compare(lambda: None, lambda: None, pairs=0)
+
+
+def test_quick_kernels_suite_produces_documented_json(tmp_path):
+    out = tmp_path / "b.json"
+    result = CliRunner().invoke(cli, ["bench", "kernels", "--quick", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "leaky_relu forward" in result.output and "speed-up" in result.output
+    data = json.loads(out.read_text())
+    assert data["machine"]["torch"] == torch.__version__ and data["device"] == "cpu"
+    (suite,) = data["suites"]
+    fields = {
+        "case",
+        "candidate",
+        "baseline",
+        "allocates",
+        "checked",
+        "candidate_ms",
+        "baseline_ms",
+        "speedup",
+        "samples_candidate_s",
+        "samples_baseline_s",
+    }
+    for row in suite["rows"]:
+        assert fields <= set(row) and row["allocates"] in ("allocating", "preallocated")
+        assert len(row["samples_candidate_s"]) == len(row["samples_baseline_s"]) >= 7
+    assert {r["allocates"] for r in suite["rows"]} == {"allocating", "preallocated"}
+    assert any(r["baseline"] == "copy" for r in suite["rows"])
+
+
+def test_a_wrong_fast_path_is_never_timed(monkeypatch):
+    monkeypatch.setattr(F, "leaky_relu", lambda x, *a, **k: torch.zeros_like(x))
+    with pytest.raises(AssertionError, match="refusing to time a wrong result"):
+        run_suite("kernels", quick=True)
+
+
+def test_bench_bad_input_and_missing_cuda():
+    result = CliRunner().invoke(cli, ["bench", "nope"])
+    assert result.exit_code == 2 and "unknown suite 'nope'" in result.output
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(cli, ["bench", "--device", "cuda"])
+        assert result.exit_code == 0 and "skipped" in result.output
