@@ -61,3 +61,11 @@ def test_bench_bad_input_and_missing_cuda():
     if not torch.cuda.is_available():
         result = CliRunner().invoke(cli, ["bench", "--device", "cuda"])
         assert result.exit_code == 0 and "skipped" in result.output
+
+
+@pytest.mark.parametrize("suite", ["monitor", "train"])
+def test_step_suites_check_equal_losses_and_time_both(suite):
+    result = run_suite(suite, quick=True)
+    assert result.rows and all(row.checked == "equal loss" for row in result.rows)
+    assert all(len(row.comparison.ratios) >= 5 for row in result.rows)
+    assert suite in result.table()

@@ -7,10 +7,15 @@ from collections.abc import Callable
 from leaky.bench.kernels import run_kernels
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import Comparison, compare
+from leaky.bench.training_step import run_monitor, run_train
 
 __all__ = ["SUITES", "BenchRow", "Comparison", "SuiteResult", "compare", "run_suite"]
 
-SUITES: dict[str, Callable[..., SuiteResult]] = {"kernels": run_kernels}
+SUITES: dict[str, Callable[..., SuiteResult]] = {
+    "kernels": run_kernels,
+    "monitor": run_monitor,
+    "train": run_train,
+}
 
 
 def run_suite(name: str, *, quick: bool = False, device: str = "cpu") -> SuiteResult:

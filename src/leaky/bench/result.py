@@ -49,7 +49,15 @@ class SuiteResult:
 
     def table(self) -> str:
         """Median times, candidate's min-max, and the speed-up over the baseline."""
-        header = ("case", "memory", "leaky ms", "(min-max)", "baseline ms", "speed-up", "baseline")
+        header = (
+            "case",
+            "memory",
+            "candidate ms",
+            "(min-max)",
+            "baseline ms",
+            "speed-up",
+            "baseline",
+        )
         body = []
         for row in self.rows:
             s = row.comparison.summary()

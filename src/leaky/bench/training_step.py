@@ -1,0 +1,140 @@
+"""The ``train`` and ``monitor`` suites: whole training steps, not single ops.
+
+``train``: one SGD step (forward, cross-entropy, backward, update) of an MLP and a small CNN
+built with ``leaky.nn`` modules against the same networks built with ``torch.nn``. Both
+copies start from the same weights, and their losses after one step are checked equal
+before timing. ``monitor``: the same MLP step with and without a
+:class:`leaky.monitor.Monitor` attached (every statistic on).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+import leaky
+from leaky.bench.result import BenchRow, SuiteResult
+from leaky.bench.timing import compare
+from leaky.convert import convert
+from leaky.monitor import Monitor
+
+__all__ = ["run_monitor", "run_train"]
+
+
+def _mlp(depth: int, width: int) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.LeakyReLU(0.01)]
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def _cnn(channels: int) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 3, padding=1),
+        nn.LeakyReLU(0.01),
+        nn.MaxPool2d(2),
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.LeakyReLU(0.01),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(channels * 8 * 8, 10),
+    )
+
+
+def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], float]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step() -> float:
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    return step
+
+
+def _leaky_copy(model: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(model)
+    convert(twin, "leaky_relu", only=(nn.LeakyReLU,))
+    assert any(isinstance(m, leaky.nn.LeakyReLU) for m in twin.modules())
+    return twin
+
+
+def _checked_pair(candidate: nn.Module, baseline: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    a, b = _step(candidate, x, y), _step(baseline, x, y)
+    if a() != b():  # same weights, same data: the first losses must agree exactly
+        raise AssertionError("benchmarked pair differs: refusing to time a wrong result")
+    return a, b
+
+
+def run_train(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
+    """MLP and CNN training steps, leaky.nn against torch.nn."""
+    pairs = 5 if quick else 9
+    result = SuiteResult("train")
+    depth, width, batch = (4, 256, 256) if quick else (20, 1024, 512)
+    mlp = _mlp(depth, width).to(device)
+    x = torch.randn(batch, width, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    fns = _checked_pair(_leaky_copy(mlp), mlp, x, y)
+    result.rows.append(
+        BenchRow(
+            f"MLP {depth}x{width} step, batch {batch}",
+            "leaky.nn",
+            "torch.nn",
+            "allocating",
+            compare(*fns, pairs=pairs, device=device),
+            "equal loss",
+        )
+    )
+    channels, batch = (16, 32) if quick else (64, 128)
+    cnn = _cnn(channels).to(device)
+    images = torch.randn(batch, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    fns = _checked_pair(_leaky_copy(cnn), cnn, images, labels)
+    result.rows.append(
+        BenchRow(
+            f"CNN {channels}ch 32x32 step, batch {batch}",
+            "leaky.nn",
+            "torch.nn",
+            "allocating",
+            compare(*fns, pairs=pairs, device=device),
+            "equal loss",
+        )
+    )
+    result.notes.append("speed-up = torch.nn step time / leaky.nn step time")
+    return result
+
+
+def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
+    """An MLP step with a Monitor attached against the same step without one."""
+    depth, width, batch = (4, 256, 256) if quick else (20, 1024, 256)
+    pairs = 7 if quick else 15
+    plain = _mlp(depth, width).to(device)
+    watched = copy.deepcopy(plain)
+    x = torch.randn(batch, width, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    monitor = Monitor(watched).attach()
+    try:
+        fns = _checked_pair(watched, plain, x, y)
+        comparison = compare(*fns, pairs=pairs, device=device)
+    finally:
+        monitor.detach()
+    result = SuiteResult("monitor")
+    result.rows.append(
+        BenchRow(
+            f"MLP {depth}x{width} step, batch {batch}",
+            "with Monitor",
+            "without",
+            "allocating",
+            comparison,
+            "equal loss",
+        )
+    )
+    result.notes.append("speed-up < 1 is the monitor's cost: 0.91x means a 10% longer step")
+    return result
