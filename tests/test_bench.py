@@ -69,3 +69,24 @@ def test_step_suites_check_equal_losses_and_time_both(suite):
     assert result.rows and all(row.checked == "equal loss" for row in result.rows)
     assert all(len(row.comparison.ratios) >= 5 for row in result.rows)
     assert suite in result.table()
+
+
+def test_bytes_kept_per_element_for_each_save_mode():
+    from leaky.bench.memory import kept_bytes_per_element
+
+    assert kept_bytes_per_element("leaky") == 0.0  # only the output, shared with the next layer
+    assert kept_bytes_per_element("leaky-mask") == 0.125  # one bit
+    assert kept_bytes_per_element("torch") == 4.0  # PyTorch keeps the float32 input
+    assert kept_bytes_per_element("relu") == 0.0
+
+
+@pytest.mark.slow
+def test_memory_suite_measures_each_variant_in_its_own_process(tmp_path):
+    result = run_suite("memory", quick=True)
+    growth = {(m.model, m.variant): m.growth_mib for m in result.memory}
+    assert len(growth) == 10 and all(v > 0 for v in growth.values())
+    assert growth[("mlp", "leaky")] <= 1.05 * growth[("mlp", "relu")]
+    assert growth[("mlp", "torch")] >= 1.3 * growth[("mlp", "relu")]
+    data = result.to_dict()
+    assert data["memory"][0]["samples_mib"] and data["bytes_per_element"]["torch"] == 4.0
+    assert "MALLOC_MMAP_THRESHOLD_=65536" in result.table()

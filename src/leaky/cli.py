@@ -325,7 +325,7 @@ def diagnose(
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def bench(suites: tuple[str, ...], quick: bool, json_out: str | None, device: str) -> None:
-    """Time leaky against PyTorch (SUITES: kernels, monitor, train; all when none named)."""
+    """Measure leaky against PyTorch (SUITES: kernels, memory, monitor, train; default all)."""
     import json
 
     import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from leaky.bench.kernels import run_kernels
+from leaky.bench.memory import run_memory
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import Comparison, compare
 from leaky.bench.training_step import run_monitor, run_train
@@ -13,6 +14,7 @@ __all__ = ["SUITES", "BenchRow", "Comparison", "SuiteResult", "compare", "run_su
 
 SUITES: dict[str, Callable[..., SuiteResult]] = {
     "kernels": run_kernels,
+    "memory": run_memory,
     "monitor": run_monitor,
     "train": run_train,
 }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from leaky.bench.timing import Comparison
+
+if TYPE_CHECKING:
+    from leaky.bench.memory import MemoryRow
 
 __all__ = ["BenchRow", "SuiteResult"]
 
@@ -42,10 +45,18 @@ class SuiteResult:
     name: str
     rows: list[BenchRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    memory: list[MemoryRow] = field(default_factory=list)
+    bytes_per_element: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every row with its raw samples."""
-        return {"name": self.name, "rows": [r.to_dict() for r in self.rows], "notes": self.notes}
+        return {
+            "name": self.name,
+            "rows": [r.to_dict() for r in self.rows],
+            "memory": [asdict(m) for m in self.memory],
+            "bytes_per_element": self.bytes_per_element,
+            "notes": self.notes,
+        }
 
     def table(self) -> str:
         """Median times, candidate's min-max, and the speed-up over the baseline."""
@@ -72,9 +83,26 @@ class SuiteResult:
                     row.baseline,
                 )
             )
-        widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-        lines = [
-            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in [header, *body]
-        ]
+        lines = _columns(header, body) if body else []
+        if self.memory:
+            lines += _columns(
+                ("model", "variant", "peak growth MiB", "vs relu"),
+                [
+                    (m.model, m.variant, f"{m.growth_mib:.1f}", f"{m.ratio_to_relu:.2f}x")
+                    for m in self.memory
+                ],
+            )
+        if self.bytes_per_element:
+            lines += _columns(
+                ("variant", "bytes kept per element beyond the output"),
+                [(v, f"{b:g}") for v, b in self.bytes_per_element.items()],
+            )
         return "\n".join([f"[{self.name}]", *lines, *(f"note: {n}" for n in self.notes)])
+
+
+def _columns(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    return [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *body]
+    ]
