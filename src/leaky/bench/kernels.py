@@ -10,6 +10,7 @@ the physical limit of a memory-bound op).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import torch
@@ -163,6 +164,27 @@ def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
             "eager torch",
             "allocating",
             (leaky_fused, eager),
+            "allclose 1e-5",
+            pairs,
+            device,
+        )
+    )
+
+    compiled_composition = torch.compile(lambda t, b: torch_f.leaky_relu(t + b, 0.2) * gain)
+    start = time.perf_counter()
+    compiled = fwd_bwd(lambda t: compiled_composition(t, b_eager), x_torch)
+    _same(leaky_fused(), compiled(), bitwise=False)  # the first call compiles
+    result.notes.append(
+        f"torch.compile of the eager composition: {time.perf_counter() - start:.1f} s to "
+        "compile (forward and backward), not included in its timings"
+    )
+    rows.append(
+        _row(
+            "bias_leaky_relu forward+backward",
+            "leaky",
+            "torch.compile",
+            "allocating",
+            (leaky_fused, compiled),
             "allclose 1e-5",
             pairs,
             device,
