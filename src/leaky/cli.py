@@ -324,7 +324,15 @@ def diagnose(
     help="Write every raw sample and the machine as JSON.",
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def bench(suites: tuple[str, ...], quick: bool, json_out: str | None, device: str) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch threads, fixed for every measurement.  [default: usable cores]",
+)
+def bench(
+    suites: tuple[str, ...], quick: bool, json_out: str | None, device: str, threads: int | None
+) -> None:
     """Measure leaky against PyTorch (SUITES: kernels, memory, monitor, train; default all)."""
     import json
 
@@ -332,6 +340,7 @@ def bench(suites: tuple[str, ...], quick: bool, json_out: str | None, device: st
 
     from leaky.atomic import atomic_path, ensure_output_dir
     from leaky.bench import SUITES, run_suite
+    from leaky.bench.kernels import ResultMismatchError
     from leaky.machine import machine_info
 
     unknown = [name for name in suites if name not in SUITES]
@@ -342,6 +351,11 @@ def bench(suites: tuple[str, ...], quick: bool, json_out: str | None, device: st
     if device == "cuda" and not torch.cuda.is_available():
         click.echo("CUDA is not available on this machine: the CUDA benchmarks are skipped.")
         return
+    if threads is None:
+        affinity = getattr(os, "sched_getaffinity", None)
+        threads = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    os.environ["LEAKY_BENCH_THREADS"] = str(threads)  # the memory suite's child processes
     info = machine_info()
     click.echo(
         f"machine: {info['cpu']}, {info['usable_cores']} usable cores, torch {info['torch']}, "
@@ -350,7 +364,10 @@ def bench(suites: tuple[str, ...], quick: bool, json_out: str | None, device: st
     )
     results = []
     for name in suites or tuple(SUITES):
-        result = run_suite(name, quick=quick, device=device)
+        try:
+            result = run_suite(name, quick=quick, device=device)
+        except ResultMismatchError as error:
+            raise click.ClickException(f"{name}: {error}") from None
         click.echo(result.table())
         results.append(result.to_dict())
     if json_out is not None:

@@ -20,7 +20,7 @@ from leaky import functional as F
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 
-__all__ = ["run_kernels"]
+__all__ = ["ResultMismatchError", "run_kernels"]
 
 
 def _row(
@@ -43,12 +43,22 @@ def _row(
     )
 
 
-def _same(a: torch.Tensor, b: torch.Tensor, bitwise: bool) -> None:
+class ResultMismatchError(AssertionError):
+    """A benchmarked pair computes different things: it is not timed."""
+
+
+def _same(
+    a: torch.Tensor, b: torch.Tensor, bitwise: bool, where: torch.Tensor | None = None
+) -> None:
+    """Check a pair; ``where`` restricts a tolerance check to the elements it marks."""
     if bitwise:
-        if not torch.equal(a, b):
-            raise AssertionError("benchmarked pair differs: refusing to time a wrong result")
+        ok = torch.equal(a, b)
     else:
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        if where is not None:
+            a, b = a[where], b[where]
+        ok = torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    if not ok:
+        raise ResultMismatchError("benchmarked pair differs: refusing to time a wrong result")
 
 
 def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
@@ -156,7 +166,10 @@ def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     b_leaky, b_eager = bias.clone().requires_grad_(), bias.clone().requires_grad_()
     leaky_fused = fwd_bwd(lambda t: F.bias_leaky_relu(t, b_leaky, 0.2, gain), x_leaky)
     eager = fwd_bwd(lambda t: torch_f.leaky_relu(t + b_eager, 0.2) * gain, x_torch)
-    _same(leaky_fused(), eager(), bitwise=False)
+    # The fused op adds the bias after the gain (same real number, other rounding), so at a
+    # pre-activation within rounding of 0 the two may take different sides of the kink.
+    away_from_kink = (x + bias.view(1, -1)).abs() > 1e-4
+    _same(leaky_fused(), eager(), bitwise=False, where=away_from_kink)
     rows.append(
         _row(
             "bias_leaky_relu forward+backward",
@@ -173,7 +186,7 @@ def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     compiled_composition = torch.compile(lambda t, b: torch_f.leaky_relu(t + b, 0.2) * gain)
     start = time.perf_counter()
     compiled = fwd_bwd(lambda t: compiled_composition(t, b_eager), x_torch)
-    _same(leaky_fused(), compiled(), bitwise=False)  # the first call compiles
+    _same(leaky_fused(), compiled(), bitwise=False, where=away_from_kink)  # first call compiles
     result.notes.append(
         f"torch.compile of the eager composition: {time.perf_counter() - start:.1f} s to "
         "compile (forward and backward), not included in its timings"

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import leaky
+from leaky.bench.kernels import ResultMismatchError
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 from leaky.convert import convert
@@ -69,13 +70,13 @@ def _leaky_copy(model: nn.Module) -> nn.Module:
 def _checked_pair(candidate: nn.Module, baseline: nn.Module, x: torch.Tensor, y: torch.Tensor):
     a, b = _step(candidate, x, y), _step(baseline, x, y)
     if a() != b():  # same weights, same data: the first losses must agree exactly
-        raise AssertionError("benchmarked pair differs: refusing to time a wrong result")
+        raise ResultMismatchError("benchmarked pair differs: refusing to time a wrong result")
     return a, b
 
 
 def run_train(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     """MLP and CNN training steps, leaky.nn against torch.nn."""
-    pairs = 5 if quick else 9
+    pairs = 7 if quick else 9
     result = SuiteResult("train")
     depth, width, batch = (4, 256, 256) if quick else (20, 1024, 512)
     mlp = _mlp(depth, width).to(device)
