@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from leaky.atomic import atomic_path, ensure_output_dir
 from leaky.report.messages import Messages, get_messages
@@ -138,9 +134,11 @@ def _with_breaks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.insert(x, jumps + 1, np.nan), np.insert(y, jumps + 1, np.nan)
 
 
-def _draw(rows: Sequence[CurveRow], messages: Messages) -> plt.Figure:
+def _draw(rows: Sequence[CurveRow], messages: Messages) -> Figure:
     x = np.linspace(-4.0, 4.0, 801)
-    fig, (ax_f, ax_df) = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
+    # A bare Figure, not pyplot: no global backend or figure registry is touched.
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    ax_f, ax_df = fig.subplots(1, 2)
     # A zoom on the gradient just above 0 below zero, where ReLU (0) and a Leaky ReLU with a
     # small slope (0.01) would otherwise share the same pixels.
     zoom = ax_df.inset_axes((0.05, 0.38, 0.38, 0.36))
@@ -210,12 +208,9 @@ def write_curves(
     paths = []
     with figure_style(font):
         fig = _draw(curve_rows(slopes, figure_lang), get_messages(figure_lang))
-        try:
-            for fmt in formats:
-                target = out / f"curves.{fmt}"
-                with atomic_path(target) as tmp:
-                    fig.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-                paths.append(target)
-        finally:
-            plt.close(fig)
+        for fmt in formats:
+            target = out / f"curves.{fmt}"
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+            paths.append(target)
     return paths, format_curve_table(rows, lang), notices

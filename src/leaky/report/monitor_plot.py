@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from leaky.atomic import atomic_path, ensure_output_dir
@@ -31,18 +28,16 @@ def plot_monitor_report(report: MonitorReport, path: str | Path, lang: str = "en
         raise ValueError(f"Expected a .png or .svg path for the plot, but got {str(target)!r}")
     ensure_output_dir(target.parent)
     with figure_style():
-        fig, (ax_units, ax_grad) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+        fig = Figure(figsize=(12, 4.8), layout="constrained")  # no pyplot global state
+        ax_units, ax_grad = fig.subplots(1, 2)
         _draw_units(ax_units, report, messages)
         _draw_gradients(ax_grad, report, messages)
-        try:
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=target.suffix[1:].lower())
-        finally:
-            plt.close(fig)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=target.suffix[1:].lower())
     return target
 
 
-def _draw_units(ax: plt.Axes, report: MonitorReport, messages: Messages) -> None:
+def _draw_units(ax: Axes, report: MonitorReport, messages: Messages) -> None:
     names = [f"{row.name} ({row.kind})" for row in report.sites]
     positions = np.arange(len(names))
     inactive = [row.summary.never_active_fraction for row in report.sites]
@@ -92,7 +87,7 @@ def _draw_units(ax: plt.Axes, report: MonitorReport, messages: Messages) -> None
     ax.legend(loc="upper right", fontsize=8)
 
 
-def _draw_gradients(ax: plt.Axes, report: MonitorReport, messages: Messages) -> None:
+def _draw_gradients(ax: Axes, report: MonitorReport, messages: Messages) -> None:
     norms = [row.grad_norm for row in report.layers if row.grad_norm]
     outputs = [row.summary.output_grad_norm for row in report.sites if row.summary.output_grad_norm]
     if not norms and not outputs:
