@@ -28,9 +28,6 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/leaky bench --json out/bench.json
-	$(BIN)/python benchmarks/step_memory_and_time.py
-	$(BIN)/python benchmarks/bias_leaky_relu_speed.py
-	$(BIN)/python benchmarks/monitor_overhead.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
