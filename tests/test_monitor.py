@@ -339,3 +339,18 @@ def test_an_empty_window_calls_no_unit_dead():
         model(torch.randn(0, 3))
     summary = monitor.report().sites[0].summary
     assert summary.samples == 0 and summary.dead is None and summary.never_active_units == []
+
+
+def test_windows_merge_into_the_statistics_of_all_their_data():
+    torch.manual_seed(0)
+    x = torch.randn(64, 6)
+    whole, first, second = (SiteStatistics("relu") for _ in range(3))
+    whole.update(x, torch.relu(x))
+    first.update(x[:32], torch.relu(x[:32]))
+    second.update(x[32:], torch.relu(x[32:]))
+    first.merge(second)
+    merged, expected = first.compute(), whole.compute()
+    assert merged.histogram == expected.histogram and merged.samples == expected.samples
+    assert merged.never_active_units == expected.never_active_units
+    assert (merged.minimum, merged.maximum) == (expected.minimum, expected.maximum)
+    assert merged.mean == pytest.approx(expected.mean)
