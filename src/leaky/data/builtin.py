@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from leaky.data.dataset import Dataset
+from leaky.data.dataset import Dataset, Task
 
 __all__ = ["BUILTIN", "BuiltinInfo"]
 
@@ -32,6 +32,7 @@ class BuiltinInfo:
     name: str
     description: str
     source: str
+    task: Task
     make: Callable[..., Dataset]
 
 
@@ -52,7 +53,7 @@ def _digits(seed: int = 0) -> Dataset:
         torch.from_numpy(x_test),
         torch.from_numpy(y_test).long(),
         10,
-        "classification",
+        info.task,
         info.description,
         info.source,
     )
@@ -80,7 +81,7 @@ def _mnist1d(seed: int = 42) -> Dataset:
         torch.from_numpy(data["x_test"].astype(np.float32)).unsqueeze(1),
         torch.from_numpy(data["y_test"]).long(),
         10,
-        "classification",
+        info.task,
         info.description,
         info.source,
     )
@@ -109,7 +110,7 @@ def _pydoc_text(context: int = 8, train_fraction: float = 0.9) -> Dataset:
         x_test,
         y_test,
         len(vocabulary),
-        "language",
+        info.task,
         info.description,
         info.source,
         vocabulary,
@@ -134,7 +135,7 @@ def _spirals(samples: int = 2000, noise: float = 0.05, seed: int = 0) -> Dataset
         torch.from_numpy(x[split:]),
         torch.from_numpy(y[split:]),
         2,
-        "classification",
+        info.task,
         info.description,
         info.source,
     )
@@ -163,7 +164,7 @@ def _fn1d(samples: int = 1000, seed: int = 0) -> Dataset:
         torch.from_numpy(x_test.astype(np.float32)),
         torch.from_numpy(fn1d_target(x_test).astype(np.float32).reshape(-1)),
         None,
-        "regression",
+        info.task,
         info.description,
         info.source,
     )
@@ -176,30 +177,35 @@ BUILTIN: dict[str, BuiltinInfo] = {
             "digits",
             "1,797 real 8x8 handwritten digits, 10 classes, stratified 75/25 split",
             "scikit-learn load_digits (UCI optical digits)",
+            "classification",
             _digits,
         ),
         BuiltinInfo(
             "mnist1d",
             "MNIST-1D signals of length 40, 10 classes, 4,000 train / 1,000 test",
             "mnist1d make_dataset (Greydanus 2020), generated locally",
+            "classification",
             _mnist1d,
         ),
         BuiltinInfo(
             "pydoc-text",
             "CPython documentation topics, next character from the 8 before it",
             "pydoc_data.topics in the Python standard library",
+            "language",
             _pydoc_text,
         ),
         BuiltinInfo(
             "spirals",
             "two interleaved spirals in the plane, 2 classes, 1,600 / 400",
             "generated",
+            "classification",
             _spirals,
         ),
         BuiltinInfo(
             "fn1d",
             "fit |x| + sin(3x)/2 on [-sqrt(3), sqrt(3)], 1,000 train points",
             "generated (the interval of Lu et al. 2019)",
+            "regression",
             _fn1d,
         ),
     )

@@ -112,19 +112,15 @@ def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None
 
 def classification_dataset(name: str) -> None:
     """Check that ``name`` is a built-in classification task (what these experiments train)."""
-    from leaky.data import BUILTIN, load_dataset
+    from leaky.data import BUILTIN
 
     if name not in BUILTIN:
         raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(BUILTIN)}")
-    if name in ("pydoc-text", "fn1d"):  # known without building them
-        kind = "language" if name == "pydoc-text" else "regression"
-    else:
-        kind = load_dataset(name).task
-    if kind != "classification":
-        classification = [n for n in BUILTIN if n not in ("pydoc-text", "fn1d")]
+    if BUILTIN[name].task != "classification":
+        classification = [n for n, info in BUILTIN.items() if info.task == "classification"]
         raise ValueError(
             f"Expected a classification dataset ({', '.join(classification)}), but {name!r} is "
-            f"a {kind} task"
+            f"a {BUILTIN[name].task} task"
         )
 
 
