@@ -10,8 +10,8 @@ from click.testing import CliRunner
 import leaky
 from leaky import atomic
 from leaky.cli import cli
-from leaky.report import curves as curves_module
-from leaky.report import get_messages
+from leaky.messages import get_messages
+from leaky.report import figure_files
 from leaky.report.style import japanese_font
 
 
@@ -61,7 +61,7 @@ def test_curves_in_japanese(tmp_path):
 
 
 def test_curves_in_japanese_without_a_japanese_font(tmp_path, monkeypatch):
-    monkeypatch.setattr(curves_module, "japanese_font", lambda: None)
+    monkeypatch.setattr(figure_files, "japanese_font", lambda: None)
     result = CliRunner().invoke(cli, ["curves", "--out", str(tmp_path), "--lang", "ja"])
     assert result.exit_code == 0, result.output
     assert get_messages("ja")("curves.no_cjk_font") in result.output

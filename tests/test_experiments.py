@@ -12,27 +12,34 @@ from leaky.store import Store
 
 
 def _findings(name, tmp_path, **overrides):
+    """The findings by key (a per-task or per-activation finding adds its task/activation)."""
     config = resolve_config(name, preset="tiny", overrides=overrides)
     with Store(tmp_path / f"{name}.db") as store:
         run_experiment(name, config, store, progress=False)
-        return {f.claim: f for f in summarize(name, config, store)}, store.path
+        findings = summarize(name, config, store)
+    keys = [
+        "/".join([f.key, *(str(f.numbers[k]) for k in ("task",) if k in f.numbers)])
+        for f in findings
+    ]
+    assert len(set(keys)) == len(keys)
+    return dict(zip(keys, findings, strict=True)), store.path
 
 
 def test_vanishing_sigmoid_at_depth_20_loses_100x(tmp_path):
     findings, _ = _findings("vanishing", tmp_path)
-    sigmoid = findings["Deep sigmoid networks suffer vanishing gradients"]
+    sigmoid = findings["vanishing.sigmoid_vanishes"]
     assert sigmoid.verdict == "holds" and sigmoid.numbers["ratio_first_to_last"] < 1e-2
-    leaky = findings["Leaky ReLU keeps the gradient flowing through deep networks"]
+    leaky = findings["vanishing.leaky_flows"]
     assert leaky.verdict == "holds" and 1e-2 <= leaky.numbers["ratio_first_to_last"] <= 1e2
 
 
 def test_born_dead_relu_width_2_depth_10_and_leaky_never(tmp_path):
     findings, _ = _findings("born-dead", tmp_path)
-    relu = findings["Narrow, deep ReLU networks are often born dead (constant at initialisation)"]
+    relu = findings["born-dead.relu_born_dead"]
     assert relu.verdict == "holds"
     assert relu.numbers["width"] == 2 and relu.numbers["depth"] == 10
     assert relu.numbers["probability"] > 0.5 and relu.numbers["ci95"][0] > 0.5
-    leaky = findings["Leaky ReLU networks cannot be born dead"]
+    leaky = findings["born-dead.leaky_never"]
     assert leaky.verdict == "holds" and leaky.numbers["born_dead"] == 0
     assert leaky.numbers["trials"] >= 4 * 1000
 
@@ -51,13 +58,14 @@ def test_wilson_interval_covers_the_estimate():
 
 
 def test_tiny_demo_writes_a_finding_for_every_experiment(tmp_path):
-    _, path = run_demo(tmp_path / "demo", preset="tiny", progress=False)
+    _, path, report = run_demo(tmp_path / "demo", preset="tiny", progress=False)
     data = json.loads(path.read_text())
     assert {f["experiment"] for f in data} == set(EXPERIMENTS)
     assert all(f["verdict"] in VERDICTS and f["numbers"] for f in data)
-    assert (tmp_path / "demo" / "curves.png").exists() and (
-        tmp_path / "demo" / "results.db"
-    ).exists()
+    assert all(f["claim"] and f["detail"] and f["key"].startswith(f["experiment"]) for f in data)
+    assert (tmp_path / "demo" / "results.db").exists()
+    assert report.html == tmp_path / "demo" / "report.html" and report.html.exists()
+    assert (tmp_path / "demo" / "figures" / "curves.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -123,7 +131,7 @@ def test_init_kaiming_keeps_the_signal_and_xavier_loses_it(tmp_path):
 
 def test_slope_one_is_a_linear_network(tmp_path):
     findings, _ = _findings("slope", tmp_path)
-    linear = findings["A slope of 1 makes the network linear and costs accuracy"]
+    linear = findings["slope.linear_costs"]
     assert linear.numbers["accuracy_difference"] > 0.1
     by_slope = linear.numbers["by_slope"]
     assert by_slope["1"]["accuracy"][0] < 0.45  # near MNIST-1D's logistic baseline (32%)
@@ -132,9 +140,9 @@ def test_slope_one_is_a_linear_network(tmp_path):
 
 def test_dying_relu_dies_and_leaky_does_not(tmp_path):
     findings, _ = _findings("dying", tmp_path)
-    relu = findings["ReLU units die during training (high learning rate, negative biases)"]
+    relu = findings["dying.relu_dies"]
     assert relu.verdict == "holds" and relu.numbers["dead_fraction"] >= 0.1
-    alive = findings["Where ReLU units die, Leaky ReLU and PReLU units stay alive and learn"]
+    alive = findings["dying.leaky_survives"]
     leaky, relu_row = alive.numbers["others"]["leaky_relu_0.01"], alive.numbers["relu"]
     assert leaky["dead"] == 0.0  # by construction; the verdict rests on the other two numbers
     kept = (
@@ -150,7 +158,7 @@ def test_accuracy_gives_a_paired_verdict_per_task(tmp_path):
     for finding in findings.values():
         assert finding.verdict in VERDICTS
         assert finding.numbers["seeds"] == 2 and len(finding.numbers["ci95"]) == 2
-    text = next(f for f in findings.values() if "text-lm" in f.claim)
+    text = next(f for f in findings.values() if "text-lm" in f.claim())
     assert text.numbers["metric"] == "bits_per_char"
     assert 1.0 < text.numbers["mean_ci_by_activation"]["relu"][0] < 7.0
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 import leaky
-from leaky.report.messages import LANGUAGES
+from leaky.messages import LANGUAGES
 
 __all__ = ["cli", "main"]
 
@@ -77,7 +77,8 @@ def cli() -> None:
 )
 def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
     """Draw f(x) and f'(x) of ReLU, Leaky ReLU, PReLU, sigmoid and tanh, and print a table."""
-    from leaky.report import get_messages, write_curves
+    from leaky.messages import get_messages
+    from leaky.report import write_curves
 
     paths, table, notices = write_curves(out_dir, slopes, lang)
     for notice in notices:
@@ -204,7 +205,7 @@ def run(
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
-    """Run the quick preset of every experiment and draw the curves, into one folder."""
+    """Run the quick preset of every experiment and write the report, into one folder."""
     from leaky.findings import format_findings, run_demo
     from leaky.runner import check_workers
 
@@ -212,18 +213,67 @@ def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
         check_workers(workers)
     except ValueError as error:
         raise _InputError(str(error)) from None
-    findings, path = run_demo(
+    findings, path, report = run_demo(
         out_dir,
         lang=lang,
         workers=workers,
         progress=False if quiet else None,
         echo=lambda message: click.echo(message, err=True),
     )
-    click.echo(format_findings(findings))
-    click.echo(
-        f"Results: {path.parent / 'results.db'}, findings: {path}, "
-        f"curves: {path.parent / 'curves.png'}"
-    )
+    click.echo(format_findings(findings, lang))
+    for notice in report.notices:
+        click.echo(notice, err=True)
+    click.echo(f"Results: {path.parent / 'results.db'}, findings: {path}")
+    click.echo(f"Report: {report.html}")
+
+
+def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from leaky.report.page import check_page_formats
+
+    try:
+        return check_page_formats([part.strip() for part in value.split(",") if part.strip()])
+    except ValueError as error:
+        raise _InputError(str(error)) from None
+
+
+@cli.command()
+@click.option(
+    "--store",
+    "store_path",
+    default="out/results.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Results store to read (written by leaky run or leaky demo).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="out/report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for report.html, report.md and figures/.",
+)
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
+@click.option(
+    "--format",
+    "formats",
+    default="html,md",
+    show_default=True,
+    callback=_split_formats,
+    help="Pages to write: html, md or both (comma-separated).",
+)
+def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -> None:
+    """Write the findings in a store as report.html / report.md with figures (never trains)."""
+    from leaky.report import write_report
+
+    try:
+        files = write_report(store_path, out_dir, lang=lang, formats=formats)
+    except ValueError as error:
+        raise _InputError(str(error)) from None
+    for notice in files.notices:
+        click.echo(notice, err=True)
+    for page in files.pages:
+        click.echo(page)
 
 
 @cli.command()

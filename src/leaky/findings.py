@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leaky.atomic import atomic_path
 from leaky.config import resolve
 from leaky.experiments import Finding, get_experiment
+from leaky.messages import LANGUAGES, get_messages
 from leaky.runner import SweepResult, execute, plan
 from leaky.store import Store
+
+if TYPE_CHECKING:
+    from leaky.report import ReportFiles
 
 __all__ = [
     "format_findings",
@@ -55,22 +58,27 @@ def summarize(name: str, config: Any, store: Store) -> list[Finding]:
     return experiment.summarize(config, runs)
 
 
-def format_findings(findings: Sequence[Finding]) -> str:
+def format_findings(findings: Sequence[Finding], lang: str = "en") -> str:
     """A readable table: verdict, claim, the numbers in one line."""
     if not findings:
         return "(no findings)"
-    width = max(len(f.verdict) for f in findings)
+    words = get_messages(lang)
+    verdicts = [words.terms(f.verdict) for f in findings]
+    width = max(len(v) for v in verdicts)
     return "\n".join(
-        f"{f.verdict.ljust(width)}  [{f.experiment}] {f.claim}\n{' ' * width}  {f.detail}"
-        for f in findings
+        f"{v.ljust(width)}  [{f.experiment}] {f.claim(lang)}\n{' ' * width}  {f.detail(lang)}"
+        for v, f in zip(verdicts, findings, strict=True)
     )
 
 
-def write_findings(path: str | Path, findings: Sequence[Finding]) -> Path:
-    """Write findings as JSON, atomically."""
+def write_findings(path: str | Path, findings: Sequence[Finding], lang: str = "en") -> Path:
+    """Write findings as JSON (claims and details in ``lang``), atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps([dataclasses.asdict(f) for f in findings], indent=2))
+        tmp.write_text(
+            json.dumps([f.to_dict(lang) for f in findings], indent=2, ensure_ascii=False),
+            encoding="utf-8",
+        )
     return path
 
 
@@ -82,17 +90,19 @@ def run_demo(
     workers: int = 1,
     progress: bool | None = None,
     echo: Any = None,
-) -> tuple[list[Finding], Path]:
-    """Every experiment's ``preset`` into ``out_dir/results.db``, plus the curves.
+) -> tuple[list[Finding], Path, ReportFiles]:
+    """Every experiment's ``preset`` into ``out_dir/results.db``, then the report.
 
-    Writes ``findings.json`` beside the store and returns the findings and its path.
+    Writes ``findings.json``, ``report.html``, ``report.md`` and ``figures/`` beside the
+    store; returns the findings, the path of ``findings.json`` and the report's files.
     """
     from leaky.atomic import ensure_output_dir
     from leaky.experiments import EXPERIMENTS
-    from leaky.report import write_curves
+    from leaky.report import write_report
 
+    if lang not in LANGUAGES:
+        raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
     out = ensure_output_dir(out_dir)
-    write_curves(out, lang=lang)
     findings: list[Finding] = []
     with Store(out / "results.db") as store:
         for name in EXPERIMENTS:
@@ -101,4 +111,7 @@ def run_demo(
             config = resolve_config(name, preset=preset)
             run_experiment(name, config, store, workers=workers, progress=progress)
             findings += summarize(name, config, store)
-    return findings, write_findings(out / "findings.json", findings)
+    path = write_findings(out / "findings.json", findings, lang)
+    if echo is not None:
+        echo("writing the report ...")
+    return findings, path, write_report(out / "results.db", out, lang=lang)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 import leaky
 from leaky.config import config_hash, config_to_dict, resolve
+from leaky.machine import cpu_model
 from leaky.store import RunRecord, Store
 
 __all__ = ["RunSpec", "SweepResult", "execute", "plan", "run_one"]
@@ -75,6 +76,7 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "threads": str(torch.get_num_threads()),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "leaky": leaky.__version__,
     }
 

@@ -69,6 +69,7 @@ class RunRecord:
     layers: list[tuple[int, str, str, float]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""  # UTC time the store wrote the run (set when read back)
 
 
 class Store:
@@ -177,8 +178,8 @@ class Store:
     def runs(self, experiment: str | None = None) -> list[RunRecord]:
         """Every stored run (of one experiment), with its metrics and layer statistics."""
         query = (
-            "SELECT run_id, experiment, cell, seed, config, status, seconds, results, versions "
-            "FROM runs"
+            "SELECT run_id, experiment, cell, seed, config, status, seconds, results, versions, "
+            "created FROM runs"
         )
         args: tuple[Any, ...] = ()
         if experiment is not None:
@@ -214,6 +215,7 @@ class Store:
                     layers=layers,  # type: ignore[arg-type]
                     results=json.loads(row[7]),
                     versions=json.loads(row[8]),
+                    created=row[9],
                 )
             )
         return records

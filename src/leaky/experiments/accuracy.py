@@ -148,16 +148,16 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
         paired = paired_comparison(
             [relu[s] for s in seeds], [leaky[s] for s in seeds], higher_is_better=higher
         )
-        unit = "accuracy" if metric == "accuracy" else "bits/char"
         lost = {"relu": diverged[(task, "relu")], "leaky_relu": diverged[(task, "leaky_relu")]}
         # A diverged seed is a result too: with any, the comparison of the rest is no verdict.
         verdict = "inconclusive" if any(lost.values()) else paired.verdict
         findings.append(
             Finding(
-                claim=f"Leaky ReLU improves on ReLU for {kind} ({task})",
-                experiment="accuracy",
-                verdict=verdict,
-                numbers={
+                "accuracy.leaky_better",
+                verdict,
+                {
+                    "task": task,
+                    "kind": kind,
                     "metric": metric,
                     "difference_leaky_minus_relu": paired.mean_difference,
                     "ci95": list(paired.ci95),
@@ -166,11 +166,6 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
                     "mean_ci_by_activation": per_activation,
                     "diverged": lost,
                 },
-                detail=f"{task}: Leaky minus ReLU {paired.mean_difference:+.4f} {unit} (95% CI "
-                f"{paired.ci95[0]:+.4f} to {paired.ci95[1]:+.4f}, p={paired.p_value:.2g}, "
-                f"{paired.n} seeds"
-                + (f"; diverged runs: {lost}" if any(lost.values()) else "")
-                + (")" if kind != "signal" else "; a signal task standing in for speech)"),
             )
         )
     return findings
@@ -178,8 +173,6 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
 
 EXPERIMENT = Experiment(
     name="accuracy",
-    question="Does Leaky ReLU beat ReLU on image, signal and text tasks by more than the "
-    "spread between seeds?",
     config=AccuracyConfig,
     presets={
         "quick": {"steps": 300, "seeds": 5, "activations": ("relu", "leaky_relu")},

@@ -32,17 +32,60 @@ VERDICTS = ("holds", "does not hold", "not significant", "inconclusive")
 
 @dataclass(frozen=True)
 class Finding:
-    """One claim put to the test: the verdict and the numbers behind it."""
+    """One claim put to the test: the verdict and the numbers behind it.
 
-    claim: str
-    experiment: str
+    ``key`` is ``"<experiment>.<claim>"``; the claim's words live in the message catalogues
+    (``findings.<key>.claim`` / ``.detail`` / ``.headline``), filled from ``numbers``, so
+    the same finding reads in every language.
+
+    Examples:
+        >>> f = Finding("born-dead.leaky_never", "holds", {"born_dead": 0, "trials": 4000})
+        >>> f.experiment, f.claim()
+        ('born-dead', 'Leaky ReLU networks cannot be born dead')
+        >>> f.headline("ja")
+        '0 / 4000'
+    """
+
+    key: str
     verdict: str
     numbers: dict[str, Any]
-    detail: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"Expected a verdict in {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def experiment(self) -> str:
+        """The experiment that tested the claim."""
+        return self.key.split(".", 1)[0]
+
+    def _text(self, part: str, lang: str) -> str:
+        from leaky.messages import get_messages
+
+        return get_messages(lang)(f"findings.{self.key}.{part}", **self.numbers)
+
+    def claim(self, lang: str = "en") -> str:
+        """The claim, in ``lang``."""
+        return self._text("claim", lang)
+
+    def detail(self, lang: str = "en") -> str:
+        """The numbers behind the verdict, in one sentence."""
+        return self._text("detail", lang)
+
+    def headline(self, lang: str = "en") -> str:
+        """The one number a summary table shows."""
+        return self._text("headline", lang)
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        """Plain data for JSON: key, experiment, verdict, claim, detail, numbers."""
+        return {
+            "key": self.key,
+            "experiment": self.experiment,
+            "verdict": self.verdict,
+            "claim": self.claim(lang),
+            "detail": self.detail(lang),
+            "numbers": self.numbers,
+        }
 
 
 @dataclass
@@ -60,7 +103,6 @@ class Experiment:
     """An experiment: question, config, presets, grid, one run, summary."""
 
     name: str
-    question: str
     config: type
     presets: dict[str, dict[str, Any]]
     cells: Callable[[Any], list[dict[str, Any]]]
@@ -68,6 +110,12 @@ class Experiment:
     summarize: Callable[[Any, Sequence[RunRecord]], list[Finding]]
     axes: tuple[str, ...] = ()  # config fields that span the grid (each cell names its value)
     seeds: Callable[[Any], Sequence[int]] = field(default=lambda config: range(config.seeds))
+
+    def question(self, lang: str = "en") -> str:
+        """The question the experiment answers (from the message catalogue)."""
+        from leaky.messages import get_messages
+
+        return get_messages(lang)(f"experiments.{self.name}.question")
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:

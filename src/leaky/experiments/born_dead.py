@@ -141,10 +141,9 @@ def _summarize(config: BornDeadConfig, runs: Sequence[RunRecord]) -> list[Findin
         verdict = "holds" if low > 0.5 else ("does not hold" if high < 0.5 else "not significant")
         findings.append(
             Finding(
-                claim="Narrow, deep ReLU networks are often born dead (constant at initialisation)",
-                experiment="born-dead",
-                verdict=verdict,
-                numbers={
+                "born-dead.relu_born_dead",
+                verdict,
+                {
                     "width": narrow,
                     "depth": deep,
                     "probability": dead / n,
@@ -152,8 +151,6 @@ def _summarize(config: BornDeadConfig, runs: Sequence[RunRecord]) -> list[Findin
                     "trials": n,
                     "cells": table,
                 },
-                detail=f"P(born dead) = {dead / n:.3f} (95% CI {low:.3f}-{high:.3f}) for ReLU, "
-                f"width {narrow}, depth {deep}",
             )
         )
     leaky = {k: v for k, v in pooled.items() if k[0] == "leaky_relu"}
@@ -163,11 +160,9 @@ def _summarize(config: BornDeadConfig, runs: Sequence[RunRecord]) -> list[Findin
         low, high = wilson_interval(total_dead, total)
         findings.append(
             Finding(
-                claim="Leaky ReLU networks cannot be born dead",
-                experiment="born-dead",
-                verdict="holds" if total_dead == 0 else "does not hold",
-                numbers={"born_dead": total_dead, "trials": total, "ci95": [low, high]},
-                detail=f"{total_dead} of {total} Leaky ReLU networks born dead over every cell",
+                "born-dead.leaky_never",
+                "holds" if total_dead == 0 else "does not hold",
+                {"born_dead": total_dead, "trials": total, "ci95": [low, high]},
             )
         )
     return findings
@@ -175,8 +170,6 @@ def _summarize(config: BornDeadConfig, runs: Sequence[RunRecord]) -> list[Findin
 
 EXPERIMENT = Experiment(
     name="born-dead",
-    question="How likely is a ReLU network to be constant at initialisation, by depth and "
-    "width, and does Leaky ReLU remove the problem?",
     config=BornDeadConfig,
     presets={
         "quick": {"depths": (2, 5, 10, 20), "widths": (2, 3, 5, 10), "trials": 1000},

@@ -33,7 +33,9 @@ from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
 from leaky.store import RunRecord
 
-__all__ = ["EXPERIMENT", "DyingConfig"]
+__all__ = ["DEAD_ENOUGH", "EXPERIMENT", "DyingConfig"]
+
+DEAD_ENOUGH = 0.1  # the claim holds when at least this fraction of ReLU units died
 
 _VARIANTS = {  # name -> (activation, options)
     "relu": ("relu", {}),
@@ -155,16 +157,15 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         dead = mean(worst, "final_dead_fraction")
         findings.append(
             Finding(
-                claim="ReLU units die during training (high learning rate, negative biases)",
-                experiment="dying",
-                verdict="holds" if dead >= 0.1 else "does not hold",
-                numbers={
-                    "worst_setting": {"lr": worst[1], "bias_shift": worst[2]},
+                "dying.relu_dies",
+                "holds" if dead >= DEAD_ENOUGH else "does not hold",
+                {
+                    "lr": worst[1],
+                    "bias_shift": worst[2],
                     "dead_fraction": dead,
+                    "threshold": DEAD_ENOUGH,
                     "cells": table,
                 },
-                detail=f"{dead:.1%} of ReLU units dead after training at lr {worst[1]:g}, bias "
-                f"shift {worst[2]:g} (holds from 10%)",
             )
         )
     leaky = sorted({k[0] for k in groups if k[0] != "relu"})
@@ -188,22 +189,16 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
             r["dead"] == 0 and r["never_active"] < relu_never and r["accuracy"] > relu_accuracy
             for r in rows.values()
         )
-        text = ", ".join(
-            f"{name}: {r['never_active']:.1%} never active, accuracy {r['accuracy']:.3f}"
-            for name, r in rows.items()
-        )
         findings.append(
             Finding(
-                claim="Where ReLU units die, Leaky ReLU and PReLU units stay alive and learn",
-                experiment="dying",
-                verdict="holds" if rows and kept else "does not hold",
-                numbers={
-                    "setting": {"lr": lr, "bias_shift": shift},
+                "dying.leaky_survives",
+                "holds" if rows and kept else "does not hold",
+                {
+                    "lr": lr,
+                    "bias_shift": shift,
                     "relu": {"dead": dead, "never_active": relu_never, "accuracy": relu_accuracy},
                     "others": rows,
                 },
-                detail=f"at lr {lr:g}, bias shift {shift:g}: ReLU {dead:.1%} dead, accuracy "
-                f"{relu_accuracy:.3f}; {text}",
             )
         )
     return findings
@@ -211,8 +206,6 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
 
 EXPERIMENT = Experiment(
     name="dying",
-    question="Do ReLU units die at high learning rates or with negative biases, and do Leaky "
-    "ReLU and PReLU units survive the same training?",
     config=DyingConfig,
     presets={
         "quick": {

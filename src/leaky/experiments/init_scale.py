@@ -130,19 +130,16 @@ def _summarize(config: InitConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         kept = 0.1 < kr < 10 and xr < 0.01
         findings.append(
             Finding(
-                claim=f"Kaiming init keeps a {config.depth}-layer {activation} network's signal; "
-                "Xavier lets it fade",
-                experiment="init",
-                verdict="holds" if kept else "does not hold",
-                numbers={
+                "init.kaiming_keeps",
+                "holds" if kept else "does not hold",
+                {
+                    "activation": activation,
+                    "depth": config.depth,
                     "std_last_over_first_xavier": xr,
                     "std_last_over_first_kaiming": kr,
                     "stalled_xavier": f"{xs}/{len(xavier)}",
                     "stalled_kaiming": f"{ks}/{len(kaiming)}",
                 },
-                detail=f"{activation}, depth {config.depth}: activation std last/first layer "
-                f"{xr:.2e} with Xavier, {kr:.2f} with Kaiming; training stalled in "
-                f"{xs}/{len(xavier)} Xavier and {ks}/{len(kaiming)} Kaiming runs",
             )
         )
     return findings
@@ -150,8 +147,6 @@ def _summarize(config: InitConfig, runs: Sequence[RunRecord]) -> list[Finding]:
 
 EXPERIMENT = Experiment(
     name="init",
-    question="In a 30+ layer rectifier network, does the activation-aware Kaiming "
-    "initialisation keep the signal alive where Xavier lets it fade, and does training stall?",
     config=InitConfig,
     presets={
         "quick": {"depth": 32, "width": 128, "steps": 150, "seeds": 1},

@@ -119,10 +119,9 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         paired = paired_comparison([acc[1.0][i] for i in seeds], [acc[best][i] for i in seeds])
         findings.append(
             Finding(
-                claim="A slope of 1 makes the network linear and costs accuracy",
-                experiment="slope",
-                verdict=paired.verdict,
-                numbers={
+                "slope.linear_costs",
+                paired.verdict,
+                {
                     "best_slope": best,
                     "accuracy_difference": paired.mean_difference,
                     "ci95": list(paired.ci95),
@@ -130,9 +129,6 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
                     "n": paired.n,
                     "by_slope": table,
                 },
-                detail=f"best slope {best:g} minus slope 1: {paired.mean_difference:+.3f} accuracy "
-                f"(95% CI {paired.ci95[0]:+.3f} to {paired.ci95[1]:+.3f}, p={paired.p_value:.2g}, "
-                f"{paired.n} seeds)",
             )
         )
     if 0.0 in acc and 0.01 in acc:
@@ -140,19 +136,15 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         paired = paired_comparison([acc[0.0][i] for i in seeds], [acc[0.01][i] for i in seeds])
         findings.append(
             Finding(
-                claim="Leaky ReLU (0.01) is more accurate than ReLU on this task",
-                experiment="slope",
-                verdict=paired.verdict,
-                numbers={
+                "slope.leaky_vs_relu",
+                paired.verdict,
+                {
                     "accuracy_difference": paired.mean_difference,
                     "ci95": list(paired.ci95),
                     "p_value": paired.p_value,
                     "n": paired.n,
                     "dead_fraction_relu": _max(dead[0.0]),
                 },
-                detail=f"slope 0.01 minus slope 0: {paired.mean_difference:+.3f} accuracy (95% CI "
-                f"{paired.ci95[0]:+.3f} to {paired.ci95[1]:+.3f}, p={paired.p_value:.2g}); up to "
-                f"{_max(dead[0.0]):.1%} of ReLU units dead after training",
             )
         )
     return findings
@@ -160,8 +152,6 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
 
 EXPERIMENT = Experiment(
     name="slope",
-    question="How does the negative slope, from 0 (ReLU) to 1 (linear), change accuracy and "
-    "dead units?",
     config=SlopeConfig,
     presets={
         "quick": {"slopes": (0.0, 0.01, 0.1, 0.3, 1.0), "steps": 600, "width": 128, "seeds": 3},

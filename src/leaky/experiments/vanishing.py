@@ -163,12 +163,14 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
         r = median(("sigmoid", deepest))
         findings.append(
             Finding(
-                claim="Deep sigmoid networks suffer vanishing gradients",
-                experiment="vanishing",
-                verdict="holds" if r < VANISHING_BELOW else "does not hold",
-                numbers={"depth": deepest, "ratio_first_to_last": r, "ratios": table},
-                detail=f"first/last layer gradient norm at initialisation, sigmoid, depth "
-                f"{deepest}: {r:.2e} (vanishing below {VANISHING_BELOW:g})",
+                "vanishing.sigmoid_vanishes",
+                "holds" if r < VANISHING_BELOW else "does not hold",
+                {
+                    "depth": deepest,
+                    "ratio_first_to_last": r,
+                    "threshold": VANISHING_BELOW,
+                    "ratios": table,
+                },
             )
         )
     if ("leaky_relu", deepest) in ratios:
@@ -176,12 +178,14 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
         healthy = VANISHING_BELOW <= r <= EXPLODING_ABOVE
         findings.append(
             Finding(
-                claim="Leaky ReLU keeps the gradient flowing through deep networks",
-                experiment="vanishing",
-                verdict="holds" if healthy else "does not hold",
-                numbers={"depth": deepest, "ratio_first_to_last": r},
-                detail=f"first/last layer gradient norm at initialisation, Leaky ReLU, depth "
-                f"{deepest}: {r:.2f}",
+                "vanishing.leaky_flows",
+                "holds" if healthy else "does not hold",
+                {
+                    "depth": deepest,
+                    "ratio_first_to_last": r,
+                    "low": VANISHING_BELOW,
+                    "high": EXPLODING_ABOVE,
+                },
             )
         )
     deep_sigmoid, deep_leaky = ("sigmoid", deepest), ("leaky_relu", deepest)
@@ -189,20 +193,17 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
         sigmoid_stalls, leaky_stalls = all(stalled[deep_sigmoid]), all(stalled[deep_leaky])
         findings.append(
             Finding(
-                claim="Deep sigmoid networks stall where deep Leaky ReLU networks learn",
-                experiment="vanishing",
-                verdict="holds" if sigmoid_stalls and not leaky_stalls else "does not hold",
-                numbers={
+                "vanishing.sigmoid_stalls",
+                "holds" if sigmoid_stalls and not leaky_stalls else "does not hold",
+                {
                     "depth": deepest,
                     "sigmoid_stalled": sigmoid_stalls,
                     "leaky_relu_stalled": leaky_stalls,
+                    "sigmoid_outcome": "stalled" if sigmoid_stalls else "learned",
+                    "leaky_relu_outcome": "stalled" if leaky_stalls else "learned",
                     "all_stalled": stalls,
                     "steps": config.steps,
                 },
-                detail=f"depth {deepest}, {config.steps} SGD steps: sigmoid "
-                f"{'stalled' if sigmoid_stalls else 'learned'}, Leaky ReLU "
-                f"{'stalled' if leaky_stalls else 'learned'}; every stalled network: "
-                + (", ".join(stalls) or "none"),
             )
         )
     return findings
@@ -210,8 +211,6 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
 
 EXPERIMENT = Experiment(
     name="vanishing",
-    question="Do deep sigmoid networks lose the gradient before it reaches their first "
-    "layers, and do rectifiers (Leaky ReLU above all) keep it?",
     config=VanishingConfig,
     presets={
         "quick": {"depths": (5, 20), "steps": 100, "log_every": 25},

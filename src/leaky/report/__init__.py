@@ -1,14 +1,17 @@
-"""Figures and text for people: one visual style, one message catalogue per language."""
+"""Figures and pages for people: one visual style, text from the message catalogues.
+
+``write_report`` turns a results store into ``report.html`` (self-contained) and
+``report.md`` with one figure per experiment; ``write_curves`` draws the activations.
+"""
 
 from leaky.report.curves import CurveRow, curve_rows, format_curve_table, write_curves
-from leaky.report.messages import LANGUAGES, Messages, get_messages
+from leaky.report.page import ReportFiles, write_report
 
 __all__ = [
-    "LANGUAGES",
     "CurveRow",
-    "Messages",
+    "ReportFiles",
     "curve_rows",
     "format_curve_table",
-    "get_messages",
     "write_curves",
+    "write_report",
 ]

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from leaky.atomic import atomic_path, ensure_output_dir
-from leaky.report.messages import Messages, get_messages
-from leaky.report.style import LINE_STYLES, color_for, figure_style, japanese_font
+from leaky.messages import Messages, get_messages
+from leaky.report.figure_files import check_formats, figure_language, save_figure
+from leaky.report.style import LINE_STYLES, color_for, figure_style
 from leaky.spec import ActivationSpec, get_spec
 
 __all__ = ["DEFAULT_SLOPES", "CurveRow", "curve_rows", "format_curve_table", "write_curves"]
@@ -193,24 +193,10 @@ def write_curves(
     otherwise its text stays English and a notice says so (the table is Japanese
     either way, since a terminal has the glyphs).
     """
-    messages = get_messages(lang)
     rows = curve_rows(slopes, lang)
-    figure_lang, notices, font = lang, [], None
-    if lang != "en":
-        font = japanese_font()
-        if font is None:
-            figure_lang = "en"
-            notices.append(messages("curves.no_cjk_font"))
-    bad = [f for f in formats if f not in ("png", "svg")]
-    if bad:
-        raise ValueError(f"Expected figure formats png and/or svg, but got {', '.join(bad)}")
-    out = ensure_output_dir(out_dir)
-    paths = []
+    check_formats(formats)
+    figure_lang, font, notices = figure_language(lang)
     with figure_style(font):
         fig = _draw(curve_rows(slopes, figure_lang), get_messages(figure_lang))
-        for fmt in formats:
-            target = out / f"curves.{fmt}"
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-            paths.append(target)
+        paths = save_figure(fig, out_dir, "curves", formats)
     return paths, format_curve_table(rows, lang), notices

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from leaky.atomic import atomic_path, ensure_output_dir
-from leaky.report.messages import Messages, get_messages
+from leaky.messages import Messages, get_messages
 from leaky.report.style import color_for, figure_style
 
 if TYPE_CHECKING:

@@ -1,0 +1,372 @@
+"""One figure per experiment, drawn from the runs in the store (never from a training loop).
+
+Every function takes the experiment's :class:`~leaky.report.sweeps.Sweep` and a message
+catalogue and returns a bare matplotlib ``Figure``. Colours come from the spec's activation
+(one fixed colour per activation on every figure); all text comes from the catalogue.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from leaky.experiments.base import wilson_interval
+from leaky.experiments.stats import mean_ci
+from leaky.messages import Messages
+from leaky.report.style import ACTIVATION_COLORS, color_for
+from leaky.report.sweeps import Sweep
+from leaky.spec import get_spec
+
+__all__ = ["FIGURES", "activation_label"]
+
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def activation_label(name: str, messages: Messages) -> str:
+    """A name for people: the catalogue's term, else the spec's title, else the name.
+
+    Examples:
+        >>> from leaky.messages import get_messages
+        >>> activation_label("leaky_relu", get_messages("en"))
+        'Leaky ReLU'
+    """
+    if messages.has(f"terms.{name}"):
+        return messages.terms(name)
+    try:
+        return get_spec(name).title
+    except ValueError:
+        return name
+
+
+def _base_activation(name: str) -> str:
+    # "leaky_relu_0.01" -> "leaky_relu": an experiment's variants keep their activation's colour.
+    known = [n for n in ACTIVATION_COLORS if name == n or name.startswith(f"{n}_")]
+    return max(known, key=len) if known else name
+
+
+def _finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
+
+
+def _positive_or_nan(values: Iterable[float]) -> np.ndarray:
+    array = np.asarray(list(values), dtype=float)
+    return np.where(array > 0, array, np.nan)  # a log axis cannot show 0 or NaN
+
+
+def _grid(
+    rows: int, cols: int, width: float, height: float, **share: bool
+) -> tuple[Figure, np.ndarray]:
+    # A bare Figure, not pyplot: no global backend or figure registry is touched.
+    fig = Figure(figsize=(width * cols + 0.8, height * rows + 0.9), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, **share)
+    return fig, axes
+
+
+def _by_layer(run, stat: str, step: int = 0) -> list[float]:
+    """One run's per-layer statistic at ``step``, in layer order."""
+    rows = sorted(
+        (int(layer), value) for s, layer, name, value in run.layers if name == stat and s == step
+    )
+    return [value for _, value in rows]
+
+
+def _median_over_runs(series: list[list[float]]) -> np.ndarray:
+    length = min(len(s) for s in series)
+    stacked = np.array([s[:length] for s in series], dtype=float)
+    return np.nanmedian(stacked, axis=0) if len(series) > 1 else stacked[0]
+
+
+def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """Weight-gradient norm by layer at initialisation, log scale, one panel per depth."""
+    config = sweep.config
+    depths = sorted({run.cell["depth"] for run in sweep.runs})
+    fig, axes = _grid(1, len(depths), 4.2, 3.6, sharey=True)
+    for ax, depth in zip(axes[0], depths, strict=True):
+        for activation in config.activations:
+            series = [
+                _by_layer(run, "grad_norm")
+                for run in sweep.runs
+                if run.cell == {"activation": activation, "depth": depth}
+            ]
+            series = [s for s in series if s]
+            if not series:
+                continue
+            values = _positive_or_nan(_median_over_runs(series))
+            ax.plot(
+                np.arange(1, len(values) + 1),
+                values,
+                color=color_for(_base_activation(activation)),
+                marker="o",
+                markersize=3,
+                linewidth=1.8,
+                label=activation_label(activation, messages),
+            )
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(messages("experiments.vanishing.panel", depth=depth))
+        ax.set_xlabel(messages("experiments.vanishing.xlabel"))
+    axes[0][0].set_ylabel(messages("experiments.vanishing.ylabel"))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
+    fig.suptitle(messages("experiments.vanishing.figure_title"))
+    return fig
+
+
+def _mean_series(runs, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    per_step: dict[int, list[float]] = defaultdict(list)
+    for run in runs:
+        for step, name, value in run.metrics:
+            if name == metric:
+                per_step[step].append(value)
+    steps = sorted(per_step)
+    means = [statistics.fmean(v) if (v := _finite(per_step[s])) else math.nan for s in steps]
+    return np.array(steps, dtype=float), np.array(means, dtype=float)
+
+
+def dying_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """Dead and never-active fractions over training; columns lr, rows bias shift."""
+    config = sweep.config
+    shifts, lrs = list(config.bias_shifts), list(config.lrs)
+    fig, axes = _grid(len(shifts), len(lrs), 4.0, 3.0, sharex=True, sharey=True)
+    markers: dict[str, str] = {}
+    handles = []
+    for activation in config.activations:
+        base = _base_activation(activation)
+        markers[activation] = _MARKERS[sum(_base_activation(a) == base for a in markers)]
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=color_for(base),
+                marker=markers[activation],
+                label=activation_label(activation, messages),
+            )
+        )
+    for r, shift in enumerate(shifts):
+        for c, lr in enumerate(lrs):
+            ax = axes[r][c]
+            for activation in config.activations:
+                cell = {"activation": activation, "lr": lr, "bias_shift": shift}
+                runs = [run for run in sweep.runs if run.cell == cell]
+                if not runs:
+                    continue
+                style = {"color": color_for(_base_activation(activation)), "linewidth": 1.8}
+                ax.plot(
+                    *_mean_series(runs, "dead_fraction"),
+                    marker=markers[activation],
+                    markersize=4,
+                    **style,
+                )
+                ax.plot(*_mean_series(runs, "never_active_fraction"), linestyle=":", **style)
+            ax.set_title(messages("experiments.dying.panel", lr=lr, bias_shift=shift))
+            ax.set_ylim(-0.03, 1.03)
+            if r == len(shifts) - 1:
+                ax.set_xlabel(messages("experiments.dying.xlabel"))
+            if c == 0:
+                ax.set_ylabel(messages("experiments.dying.ylabel"))
+    handles += [
+        Line2D([], [], color="0.3", label=messages("experiments.dying.legend_dead")),
+        Line2D(
+            [], [], color="0.3", linestyle=":", label=messages("experiments.dying.legend_never")
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
+    fig.suptitle(messages("experiments.dying.figure_title"))
+    return fig
+
+
+def _shade(color: str, amount: float) -> tuple[float, float, float]:
+    # Mix a colour with white (amount 0: the colour, 1: white): widths of one activation.
+    return tuple(c + (1 - c) * amount for c in to_rgb(color))  # type: ignore[return-value]
+
+
+def born_dead_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """P(born dead) against depth, one line per width, 95% Wilson bands."""
+    pooled: dict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for run in sweep.runs:
+        key = (run.cell["activation"], run.cell["width"], run.cell["depth"])
+        pooled[key][0] += run.results["born_dead"]
+        pooled[key][1] += run.results["trials"]
+    fig, axes = _grid(1, 1, 7.0, 4.2)
+    ax = axes[0][0]
+    widths = sorted({w for a, w, _ in pooled if a == "relu"})
+    for i, width in enumerate(widths):
+        depths = sorted(d for a, w, d in pooled if a == "relu" and w == width)
+        counts = [pooled[("relu", width, d)] for d in depths]
+        p = [dead / n for dead, n in counts]
+        low, high = zip(*(wilson_interval(dead, n) for dead, n in counts), strict=True)
+        color = _shade(color_for("relu"), 0.6 * i / max(1, len(widths) - 1))
+        ax.fill_between(depths, low, high, color=color, alpha=0.25, linewidth=0)
+        ax.plot(
+            depths,
+            p,
+            color=color,
+            marker=_MARKERS[i % len(_MARKERS)],
+            linewidth=2,
+            label=messages("experiments.born-dead.legend_relu", width=width),
+        )
+    leaky: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # depth -> pooled over widths
+    for (activation, _, depth), (dead, n) in pooled.items():
+        if activation == "leaky_relu":
+            leaky[depth][0] += dead
+            leaky[depth][1] += n
+    if leaky:
+        depths = sorted(leaky)
+        low, high = zip(*(wilson_interval(*leaky[d]) for d in depths), strict=True)
+        ax.fill_between(depths, low, high, color=color_for("leaky_relu"), alpha=0.25, linewidth=0)
+        ax.plot(
+            depths,
+            [leaky[d][0] / leaky[d][1] for d in depths],
+            color=color_for("leaky_relu"),
+            marker="o",
+            linewidth=2,
+            label=messages("experiments.born-dead.legend_leaky"),
+        )
+    ax.set(
+        xlabel=messages("experiments.born-dead.xlabel"),
+        ylabel=messages("experiments.born-dead.ylabel"),
+        ylim=(-0.03, 1.03),
+        title=messages("experiments.born-dead.figure_title"),
+    )
+    ax.legend(loc="upper left", fontsize=9)
+    return fig
+
+
+def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """Per task: each activation's mean with its 95% t interval and the single seeds."""
+    config = sweep.config
+    tasks = [t for t in config.tasks if any(run.cell["task"] == t for run in sweep.runs)]
+    fig, axes = _grid(1, max(1, len(tasks)), 3.3, 3.8)
+    for ax, task in zip(axes[0], tasks, strict=False):
+        metric = "accuracy"
+        for x, activation in enumerate(config.activations):
+            runs = [r for r in sweep.runs if r.cell == {"task": task, "activation": activation}]
+            if not runs:
+                continue
+            metric = runs[0].results.get("metric", metric)
+            values = _finite(r.results.get("value", math.nan) for r in runs)
+            color = color_for(_base_activation(activation))
+            jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
+            ax.scatter(x + np.asarray(jitter), values, s=12, color=color, alpha=0.45, zorder=2)
+            mean, low, high = mean_ci(values)
+            if math.isfinite(mean):
+                error = [[mean - low], [high - mean]] if math.isfinite(low) else None
+                ax.errorbar(
+                    [x + 0.3],
+                    [mean],
+                    yerr=error,
+                    fmt="o",
+                    color=color,
+                    capsize=5,
+                    markersize=7,
+                    linewidth=2,
+                    zorder=3,
+                )
+        ax.set_xticks(
+            range(len(config.activations)),
+            [activation_label(a, messages) for a in config.activations],
+        )
+        ax.set_xlim(-0.5, len(config.activations) - 0.3)
+        ax.set_title(task)
+        ax.set_ylabel(messages(f"experiments.accuracy.ylabel_{metric}"))
+        ax.margins(y=0.25)
+        if metric == "accuracy":  # a t interval from few seeds can pass 1; accuracy cannot
+            low, high = ax.get_ylim()
+            ax.set_ylim(max(low, 0.0), min(high, 1.0))
+    fig.suptitle(messages("experiments.accuracy.figure_title"))
+    return fig
+
+
+def slope_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """Accuracy (mean, 95% band, seeds) and dead units after training against the slope."""
+    by_slope: dict[float, list] = defaultdict(list)
+    for run in sweep.runs:
+        by_slope[run.cell["negative_slope"]].append(run)
+    slopes = sorted(by_slope)
+    fig, axes = _grid(1, 2, 4.6, 3.8, sharex=True)
+    ax_acc, ax_dead = axes[0]
+    color = color_for("leaky_relu")
+    stats = [mean_ci(_finite(r.results.get("test_accuracy") for r in by_slope[s])) for s in slopes]
+    means, lows, highs = (np.array(v, dtype=float) for v in zip(*stats, strict=True))
+    ax_acc.fill_between(slopes, lows, highs, color=color, alpha=0.2, linewidth=0)
+    ax_acc.plot(slopes, means, color=color, marker="o", linewidth=2)
+    for s in slopes:
+        values = _finite(r.results.get("test_accuracy") for r in by_slope[s])
+        ax_acc.scatter([s] * len(values), values, s=10, color=color, alpha=0.45)
+    dead = [
+        statistics.fmean(v)
+        if (v := _finite(r.results.get("dead_fraction") for r in by_slope[s]))
+        else math.nan
+        for s in slopes
+    ]
+    ax_dead.plot(slopes, dead, color=color, marker="o", linewidth=2)
+    if 0.0 in by_slope:  # slope 0 is ReLU: mark it in ReLU's colour
+        ax_acc.plot([0.0], [means[slopes.index(0.0)]], "o", color=color_for("relu"), zorder=3)
+        ax_dead.plot([0.0], [dead[slopes.index(0.0)]], "o", color=color_for("relu"), zorder=3)
+    labels = {
+        0.0: messages("experiments.slope.tick_relu"),
+        1.0: messages("experiments.slope.tick_linear"),
+    }
+    for ax in (ax_acc, ax_dead):
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xticks(slopes, [labels.get(s, f"{s:g}") for s in slopes])
+        ax.set_xlabel(messages("experiments.slope.xlabel"))
+    ax_acc.set_ylabel(messages("experiments.slope.ylabel_accuracy"))
+    ax_dead.set_ylabel(messages("experiments.slope.ylabel_dead"))
+    ax_dead.set_ylim(-0.02, max(0.1, *_finite(dead)) * 1.15 if _finite(dead) else 1.0)
+    fig.suptitle(messages("experiments.slope.figure_title"))
+    return fig
+
+
+def init_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """Activation std by layer at initialisation, Kaiming solid and Xavier dashed."""
+    config = sweep.config
+    activations = [
+        a for a in config.activations if any(r.cell["activation"] == a for r in sweep.runs)
+    ]
+    fig, axes = _grid(1, max(1, len(activations)), 4.6, 3.8, sharey=True)
+    styles = {"kaiming": "-", "xavier": "--", "torch": ":"}
+    for ax, activation in zip(axes[0], activations, strict=False):
+        for init in config.inits:
+            series = [
+                _by_layer(run, "activation_std")
+                for run in sweep.runs
+                if run.cell == {"activation": activation, "init": init}
+            ]
+            series = [s for s in series if s]
+            if not series:
+                continue
+            values = _positive_or_nan(_median_over_runs(series))
+            ax.plot(
+                np.arange(1, len(values) + 1),
+                values,
+                color=color_for(_base_activation(activation)),
+                linestyle=styles.get(init, "-"),
+                linewidth=2,
+                label=messages(f"experiments.init.legend_{init}"),
+            )
+        ax.set_yscale("log")
+        ax.set_title(activation_label(activation, messages))
+        ax.set_xlabel(messages("experiments.init.xlabel"))
+        ax.legend(loc="lower left", fontsize=9)
+    axes[0][0].set_ylabel(messages("experiments.init.ylabel"))
+    fig.suptitle(messages("experiments.init.figure_title", depth=config.depth))
+    return fig
+
+
+FIGURES: dict[str, Callable[[Sweep, Messages], Figure]] = {
+    "vanishing": vanishing_figure,
+    "dying": dying_figure,
+    "born-dead": born_dead_figure,
+    "accuracy": accuracy_figure,
+    "slope": slope_figure,
+    "init": init_figure,
+}

@@ -1,0 +1,248 @@
+"""``leaky report``: the store's findings as a self-contained HTML page and a Markdown file.
+
+The page is built from the store alone: each experiment's sweep and findings
+(:mod:`leaky.report.sweeps`), one figure per experiment (:mod:`leaky.report.figures`), the
+activation curves, and the environment the runs recorded. Text comes from the message
+catalogue of the chosen language; the HTML embeds its figures as PNG data, so it opens
+with no network at all, and the Markdown links the same figures as files.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import leaky
+from leaky.atomic import atomic_path, ensure_output_dir
+from leaky.config import config_to_dict
+from leaky.experiments import EXPERIMENTS
+from leaky.messages import LANGUAGES, Messages, get_messages
+from leaky.report.curves import write_curves
+from leaky.report.figure_files import figure_language, save_figure
+from leaky.report.figures import FIGURES
+from leaky.report.style import figure_style
+from leaky.report.sweeps import Sweep, load_sweeps, open_store_for_reading, reproduce_command
+
+__all__ = ["PAGE_FORMATS", "ReportFiles", "check_page_formats", "write_report"]
+
+PAGE_FORMATS: tuple[str, ...] = ("html", "md")
+_VERDICT_CLASS = {
+    "holds": "holds",
+    "does not hold": "fails",
+    "not significant": "tie",
+    "inconclusive": "unknown",
+}
+_ENVIRONMENT_KEYS = ("leaky", "python", "torch", "numpy", "cpu", "machine", "threads")
+
+
+@dataclass
+class ReportFiles:
+    """What ``write_report`` wrote, and what the reader should be told."""
+
+    pages: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def html(self) -> Path | None:
+        """The HTML page, when one was written."""
+        return next((p for p in self.pages if p.suffix == ".html"), None)
+
+
+def check_page_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """Validate page formats (html, md).
+
+    Examples:
+        >>> check_page_formats(["md", "html"])
+        ('md', 'html')
+    """
+    bad = [f for f in formats if f not in PAGE_FORMATS]
+    if bad or not formats:
+        raise ValueError(
+            f"Expected --format html, md or html,md, but got {', '.join(bad) or 'nothing'}"
+        )
+    return tuple(dict.fromkeys(formats))
+
+
+def _finding_rows(sweep: Sweep, lang: str, anchor: str) -> list[dict[str, str]]:
+    return [
+        {
+            "claim": f.claim(lang),
+            "detail": f.detail(lang),
+            "headline": f.headline(lang),
+            "verdict": get_messages(lang).terms(f.verdict),
+            "verdict_class": _VERDICT_CLASS[f.verdict],
+            "experiment": f.experiment,
+            "anchor": anchor,
+        }
+        for f in sweep.findings
+    ]
+
+
+def _notices(sweep: Sweep, messages: Messages) -> list[str]:
+    notes = []
+    if sweep.missing > 0:
+        notes.append(messages("report.partial", present=len(sweep.runs), planned=sweep.planned))
+    if sweep.diverged:
+        notes.append(messages("report.diverged", diverged=sweep.diverged, total=len(sweep.runs)))
+    if len(sweep.seeds) == 1 and sweep.experiment in ("accuracy", "slope"):
+        notes.append(messages("report.single_seed"))
+    if sweep.runs and not sweep.findings:
+        notes.append(messages("report.no_findings"))
+    if sweep.other_runs:
+        notes.append(messages("report.other_runs", count=sweep.other_runs))
+    return notes
+
+
+def _settings(config: Any) -> list[tuple[str, str]]:
+    return [
+        (key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+        for key, value in config_to_dict(config).items()
+    ]
+
+
+def _environment(sweeps: dict[str, Sweep | None], messages: Messages, store: str) -> list:
+    runs = [run for sweep in sweeps.values() if sweep for run in sweep.runs]
+    missing = messages("report.env_not_recorded")
+    rows = []
+    for key in _ENVIRONMENT_KEYS:
+        values = sorted({str(run.versions[key]) for run in runs if key in run.versions})
+        rows.append((messages(f"report.env_{key}"), ", ".join(values) or missing))
+    seeds = [
+        f"{name}: {', '.join(map(str, sweep.seeds))}" for name, sweep in sweeps.items() if sweep
+    ]
+    created = sorted(run.created for run in runs if run.created)
+    rows += [
+        (messages("report.env_seeds"), "; ".join(seeds) or missing),
+        (messages("report.env_runs"), str(len(runs))),
+        (messages("report.env_dates"), f"{created[0]} – {created[-1]}" if created else missing),
+        (messages("report.env_store"), store),
+    ]
+    return rows
+
+
+def _context(
+    sweeps: dict[str, Sweep | None],
+    figures: dict[str, Path],
+    notices: list[str],
+    lang: str,
+    store: str,
+    embed: bool,
+) -> dict[str, Any]:
+    messages = get_messages(lang)
+
+    def image(name: str) -> str:
+        path = figures[name]
+        if embed:
+            return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"figures/{path.name}"
+
+    sections = []
+    for name in EXPERIMENTS:
+        sweep = sweeps[name]
+        key = f"experiments.{name}"
+        section = {
+            "id": name,
+            "title": messages(f"{key}.title"),
+            "question": messages(f"{key}.question"),
+            "command": reproduce_command(name, sweep.config if sweep else None, store),
+            "present": sweep is not None,
+        }
+        if sweep is not None:
+            section |= {
+                "image": image(name) if name in figures else None,
+                "alt": messages(f"{key}.figure_title", depth=getattr(sweep.config, "depth", "")),
+                "caption": messages(f"{key}.caption"),
+                "findings": _finding_rows(sweep, lang, name),
+                "notices": _notices(sweep, messages),
+                "settings": _settings(sweep.config),
+            }
+        sections.append(section)
+    return {
+        "lang": lang,
+        "t": {
+            k.split(".", 1)[1]: v for k, v in messages.entries.items() if k.startswith("report.")
+        },
+        "generated": messages("report.generated", version=leaky.__version__, store=store),
+        "reproduce_note": messages("report.reproduce_note", store=store),
+        "summary": [row for s in sections if s["present"] for row in s["findings"]],
+        "sections": sections,
+        "curves": image("curves"),
+        "notices": notices,
+        "environment": _environment(sweeps, messages, store),
+    }
+
+
+def _markdown_cell(text: object) -> str:
+    # A table cell in Markdown: no pipe may end the cell early, no newline may end the row.
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _templates() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("leaky.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["md"] = _markdown_cell
+    return environment
+
+
+def _draw_figures(
+    sweeps: dict[str, Sweep | None], out: Path, lang: str
+) -> tuple[dict[str, Path], list[Path], list[str]]:
+    figure_lang, font, notices = figure_language(lang)
+    messages = get_messages(figure_lang)
+    folder = out / "figures"
+    paths, png = [], {}
+    with figure_style(font):
+        for name, draw in FIGURES.items():
+            sweep = sweeps.get(name)
+            if sweep is None or not sweep.runs:
+                continue
+            written = save_figure(draw(sweep, messages), folder, name, ("png", "svg"))
+            paths += written
+            png[name] = written[0]
+    curves, _, _ = write_curves(folder, lang=lang)
+    paths += curves
+    png["curves"] = curves[0]
+    return png, paths, notices
+
+
+def write_report(
+    store_path: str | Path,
+    out_dir: str | Path,
+    *,
+    lang: str = "en",
+    formats: Sequence[str] = PAGE_FORMATS,
+) -> ReportFiles:
+    """Write ``report.html`` and/or ``report.md`` and their figures into ``out_dir``.
+
+    Reads only the store: findings are recomputed by each experiment's summary. Experiments
+    absent from the store get a section that says so and how to run them.
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
+    formats = check_page_formats(formats)
+    with open_store_for_reading(store_path) as store:
+        sweeps = load_sweeps(store)
+    out = ensure_output_dir(out_dir)
+    png, figure_paths, notices = _draw_figures(sweeps, out, lang)
+    files = ReportFiles(figures=figure_paths, notices=notices)
+    templates = _templates()
+    for fmt in formats:
+        context = _context(sweeps, png, notices, lang, str(store_path), embed=fmt == "html")
+        text = templates.get_template(f"report.{fmt}.j2").render(**context)
+        target = out / f"report.{fmt}"
+        with atomic_path(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        files.pages.append(target)
+    return files

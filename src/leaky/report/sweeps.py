@@ -1,0 +1,150 @@
+"""What a store holds, per experiment: the sweep to report, its findings, what is missing.
+
+A store can hold several sweeps of one experiment (a quick run, then the full grid, or
+other settings). Runs share a sweep when they share everything but the grid's axes and the
+seed count, which is also what their run ids are built from. The report takes the sweep of
+the most recent run, merges the grids its runs were planned with, recomputes the findings
+through the experiment's own summary and says how many planned runs are absent, how many
+diverged and how many other runs it left out.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leaky.config import config_to_dict, resolve
+from leaky.experiments import EXPERIMENTS, Finding, get_experiment
+from leaky.runner import plan
+from leaky.store import RunRecord, Store
+
+__all__ = ["Sweep", "load_sweeps", "open_store_for_reading", "reproduce_command"]
+
+
+@dataclass
+class Sweep:
+    """One experiment's runs as the report sees them."""
+
+    experiment: str
+    config: Any  # the experiment's config dataclass, grids merged over the sweep's runs
+    runs: list[RunRecord]  # the runs of this sweep that are in the store
+    findings: list[Finding]
+    planned: int  # runs the merged grid asks for
+    other_runs: int = 0  # runs of the same experiment from other settings, not reported
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def diverged(self) -> int:
+        """How many of the sweep's runs diverged (loss NaN or infinite)."""
+        return sum(run.status == "diverged" for run in self.runs)
+
+    @property
+    def missing(self) -> int:
+        """How many planned runs are not in the store."""
+        return self.planned - len(self.runs)
+
+
+def open_store_for_reading(path: str | Path) -> Store:
+    """Open an existing store; a missing file is an error, never a new empty store."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(
+            f"No results store at {str(path)!r}; run `leaky demo` or `leaky run EXPERIMENT "
+            f"--store {path}` first, or pass --store"
+        )
+    return Store(path)
+
+
+def _sweep_key(experiment: str, run: RunRecord) -> str:
+    axes = (*get_experiment(experiment).axes, "seeds")
+    shared = {k: v for k, v in run.config.items() if k not in axes}
+    return json.dumps([shared, run.versions.get("leaky")], sort_keys=True)
+
+
+def _merged_config(experiment: str, runs: list[RunRecord]) -> Any:
+    spec = get_experiment(experiment)
+    merged = dict(runs[0].config)
+    for name in spec.axes:
+        values: list[Any] = []
+        for run in runs:
+            values += [v for v in run.config.get(name, []) if v not in values]
+        if all(isinstance(v, int | float) for v in values):
+            values.sort()
+        merged[name] = values
+    merged["seeds"] = max(run.config.get("seeds", 1) for run in runs)
+    return resolve(spec.config, merged)
+
+
+def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep:
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(_sweep_key(experiment, run), []).append(run)
+    latest = max(runs, key=lambda run: (run.created, run.run_id))
+    chosen = groups[_sweep_key(experiment, latest)]
+    config = _merged_config(experiment, chosen)
+    wanted = {spec.run_id for spec in plan(experiment, config)}
+    present = [run for run in chosen if run.run_id in wanted]
+    return Sweep(
+        experiment=experiment,
+        config=config,
+        runs=present,
+        findings=get_experiment(experiment).summarize(config, present),
+        planned=len(wanted),
+        other_runs=len(runs) - len(present),
+        seeds=sorted({run.seed for run in present}),
+    )
+
+
+def load_sweeps(store: Store) -> dict[str, Sweep | None]:
+    """Every known experiment -> its reported sweep, or None when the store has no run of it."""
+    runs = store.runs()
+    by_experiment: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_experiment.setdefault(run.experiment, []).append(run)
+    return {
+        name: _sweep(name, by_experiment[name]) if name in by_experiment else None
+        for name in EXPERIMENTS
+    }
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(_as_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def reproduce_command(experiment: str, config: Any | None, store: str | Path) -> str:
+    """The ``leaky run`` command that recomputes this sweep (resuming from ``store``).
+
+    Uses ``--quick`` when that preset needs fewer ``--set`` overrides than the defaults.
+
+    Examples:
+        >>> from leaky.findings import resolve_config
+        >>> reproduce_command("slope", resolve_config("slope", preset="quick"), "out/r.db")
+        'leaky run slope --quick --store out/r.db'
+        >>> reproduce_command("slope", resolve_config("slope", overrides={"seeds": 8}), "s.db")
+        'leaky run slope --set seeds=8 --store s.db'
+    """
+    spec = get_experiment(experiment)
+    words = ["leaky", "run", experiment]
+    if config is not None:
+        wanted = config_to_dict(config)
+        options = []
+        for flag, base in ((["--quick"], spec.presets.get("quick")), ([], {})):
+            if base is None:
+                continue
+            defaults = config_to_dict(resolve(spec.config, base))
+            sets = [
+                f"--set {shlex.quote(f'{k}={_as_text(v)}')}"
+                for k, v in wanted.items()
+                if defaults[k] != v
+            ]
+            options.append(flag + sets)
+        words += min(options, key=len)
+    else:
+        words.append("--quick")
+    words += ["--store", shlex.quote(str(store))]
+    return " ".join(words)
