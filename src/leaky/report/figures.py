@@ -90,7 +90,7 @@ def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
     depths = sorted({run.cell["depth"] for run in sweep.runs})
     fig, axes = _grid(1, len(depths), 4.2, 3.6, sharey=True)
     for ax, depth in zip(axes[0], depths, strict=True):
-        for activation in config.activations:
+        for i, activation in enumerate(config.activations):
             series = [
                 _by_layer(run, "grad_norm")
                 for run in sweep.runs
@@ -104,8 +104,8 @@ def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
                 np.arange(1, len(values) + 1),
                 values,
                 color=color_for(_base_activation(activation)),
-                marker="o",
-                markersize=3,
+                marker=_MARKERS[i % len(_MARKERS)],  # ReLU and Leaky ReLU can share pixels
+                markersize=4,
                 linewidth=1.8,
                 label=activation_label(activation, messages),
             )
@@ -178,7 +178,7 @@ def dying_figure(sweep: Sweep, messages: Messages) -> Figure:
             [], [], color="0.3", linestyle=":", label=messages("experiments.dying.legend_never")
         ),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 * len(lrs)))
     fig.suptitle(messages("experiments.dying.figure_title"))
     return fig
 
@@ -230,6 +230,7 @@ def born_dead_figure(sweep: Sweep, messages: Messages) -> Figure:
             linewidth=2,
             label=messages("experiments.born-dead.legend_leaky"),
         )
+    ax.set_xticks(sorted({d for _, _, d in pooled}))
     ax.set(
         xlabel=messages("experiments.born-dead.xlabel"),
         ylabel=messages("experiments.born-dead.ylabel"),

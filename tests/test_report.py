@@ -1,0 +1,302 @@
+"""leaky report: pages and figures from a store, in both languages, checked in a real browser."""
+
+import base64
+import math
+import re
+import shutil
+
+import html5lib
+import pytest
+from click.testing import CliRunner
+
+from leaky.cli import cli
+from leaky.experiments import EXPERIMENTS
+from leaky.findings import resolve_config, run_experiment
+from leaky.messages import get_messages
+from leaky.report import write_report
+from leaky.runner import plan
+from leaky.store import RunRecord, Store
+
+NS = {"h": "http://www.w3.org/1999/xhtml"}
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    """Every experiment's tiny preset, run for real into one store."""
+    path = tmp_path_factory.mktemp("store") / "results.db"
+    with Store(path) as store:
+        for name in EXPERIMENTS:
+            run_experiment(name, resolve_config(name, preset="tiny"), store, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reports(tiny_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    return {lang: write_report(tiny_store, out / lang, lang=lang) for lang in ("en", "ja")}
+
+
+def _parse(path):
+    # Strict: any HTML parse error fails the test.
+    return html5lib.HTMLParser(strict=True, namespaceHTMLElements=True).parse(
+        path.read_text(encoding="utf-8")
+    )
+
+
+def _text(element):
+    return "".join(element.itertext()).strip()
+
+
+def _summary(path):
+    """Summary table rows: (claim, experiment, result, verdict)."""
+    document = _parse(path)
+    table = document.find(".//h:section[@id='summary']//h:table", NS)
+    return [
+        tuple(_text(cell) for cell in row.findall("h:td", NS))
+        for row in table.findall(".//h:tbody/h:tr", NS)
+    ]
+
+
+def _synthetic_store(path, name, overrides, result, status=lambda spec: "finished", metrics=None):
+    """A store of the runs ``plan`` asks for, with results the test chooses."""
+    config = resolve_config(name, overrides=overrides)
+    with Store(path) as store:
+        for spec in plan(name, config):
+            store.save(
+                RunRecord(
+                    spec.run_id,
+                    name,
+                    spec.cell,
+                    spec.seed,
+                    spec.config,
+                    status(spec),
+                    0.1,
+                    metrics=metrics(spec) if metrics else [],
+                    results=result(spec),
+                    versions={"leaky": "0.1.0", "python": "3.11", "threads": "2"},
+                )
+            )
+    return path
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_report_renders_every_figure_in_both_languages(reports, lang):
+    files = reports[lang]
+    names = {p.stem for p in files.figures}
+    assert names == {*EXPERIMENTS, "curves"}
+    for name in names:
+        for suffix in (".png", ".svg"):
+            figure = files.html.parent / "figures" / f"{name}{suffix}"
+            assert figure.stat().st_size > 5000, figure
+    assert {p.name for p in files.pages} == {"report.html", "report.md"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_html_parses_and_embeds_every_figure(reports, lang):
+    html = reports[lang].html
+    document = _parse(html)
+    sources = [img.get("src") for img in document.iter(f"{{{NS['h']}}}img")]
+    pngs = sorted(p for p in reports[lang].figures if p.suffix == ".png")
+    assert len(sources) == len(pngs)
+    embedded = {base64.b64decode(s.split(",", 1)[1]) for s in sources}
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert embedded == {p.read_bytes() for p in pngs}  # each figure, as written to disk
+    text = html.read_text(encoding="utf-8")
+    outside_namespaces = re.sub(r'xmlns(:\w+)?="https?://[^"]*"', "", text)
+    assert not re.search(r"https?://", outside_namespaces)
+    assert "<script" not in text and "@import" not in text and "url(" not in text
+
+
+def test_japanese_page_speaks_japanese(reports):
+    html = reports["ja"].html.read_text(encoding="utf-8")
+    messages = get_messages("ja")
+    for word in ("勾配消失", "デッドニューロン", "活性化関数", messages("report.summary")):
+        assert word in html
+    assert '<html lang="ja">' in html
+    english = reports["en"].html.read_text(encoding="utf-8")
+    assert "勾配" not in english and '<html lang="en">' in english
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_sections_have_question_figure_numbers_verdict_and_command(reports, lang):
+    document = _parse(reports[lang].html)
+    for name in EXPERIMENTS:
+        section = document.find(f".//h:section[@id='{name}']", NS)
+        text = _text(section)
+        assert get_messages(lang)(f"experiments.{name}.question") in text
+        assert section.find(".//h:figure/h:img", NS) is not None
+        assert section.find(".//h:span[@class]", NS) is not None  # a verdict
+        command = _text(section.find(".//h:pre/h:code", NS))
+        assert command.startswith(f"leaky run {name} ") and "--store" in command
+    environment = _text(document.find(".//h:section[@id='environment']", NS))
+    assert "2.13" in environment or "torch" in environment.lower()
+
+
+def test_markdown_links_figures_that_exist(reports):
+    md = reports["en"].pages[1]
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md.read_text(encoding="utf-8"))
+    assert len(links) == len(EXPERIMENTS) + 1
+    assert all((md.parent / link).is_file() for link in links)
+    assert "| Claim | Experiment | Result | Verdict |" in md.read_text(encoding="utf-8")
+
+
+def test_reproduce_command_recreates_the_sweep(tiny_store, reports):
+    from leaky.report.sweeps import load_sweeps
+
+    with Store(tiny_store) as store:
+        sweeps = load_sweeps(store)
+    document = _parse(reports["en"].html)
+    command = _text(document.find(".//h:section[@id='born-dead']//h:pre/h:code", NS))
+    result = CliRunner().invoke(cli, [*command.split()[1:], "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"0 runs done, {len(sweeps['born-dead'].runs)} already" in result.output
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_a_tie_is_not_significant(tmp_path, lang):
+    def value(spec):  # the same accuracy for both activations, different per seed
+        return {"metric": "accuracy", "value": 0.8 + 0.01 * spec.seed}
+
+    store = _synthetic_store(
+        tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 5}, value
+    )
+    files = write_report(store, tmp_path / "out", lang=lang)
+    rows = [r for r in _summary(files.html) if r[1] == "accuracy"]
+    assert len(rows) == 1
+    assert rows[0][3] == get_messages(lang).terms("not significant")
+
+
+def test_dying_relu_holds_and_missing_experiments_are_named(tmp_path):
+    def result(spec):
+        dead = 0.5 if spec.cell["activation"] == "relu" else 0.0
+        return {
+            "final_dead_fraction": dead,
+            "final_never_active_fraction": dead,
+            "test_accuracy": 0.3 if dead else 0.6,
+        }
+
+    def metrics(spec):
+        dead = 0.5 if spec.cell["activation"] == "relu" else 0.0
+        return [(s, n, dead * s / 100) for s in (0, 50, 100) for n in ("dead_fraction",)]
+
+    overrides = {"activations": "relu,leaky_relu_0.01", "lrs": "0.3", "seeds": 2, "steps": 100}
+    store = _synthetic_store(tmp_path / "s.db", "dying", overrides, result, metrics=metrics)
+    files = write_report(store, tmp_path / "out")
+    rows = {r[0]: r for r in _summary(files.html)}
+    dies = get_messages("en")("findings.dying.relu_dies.claim")
+    assert rows[dies][3] == "holds" and rows[dies][2] == "50.0% dead"
+    text = files.html.read_text(encoding="utf-8")
+    assert text.count(get_messages("en")("report.missing_experiment")) == len(EXPERIMENTS) - 1
+    assert "leaky run vanishing --quick --store" in text
+    assert {p.stem for p in files.figures} == {"dying", "curves"}
+
+
+def test_diverged_runs_and_a_single_seed_are_said_not_hidden(tmp_path):
+    def value(spec):
+        if spec.cell["activation"] == "leaky_relu" and spec.seed == 1:
+            return {"metric": "accuracy", "value": math.nan}
+        return {"metric": "accuracy", "value": 0.8}
+
+    def status(spec):
+        return "diverged" if math.isnan(value(spec)["value"]) else "finished"
+
+    store = _synthetic_store(
+        tmp_path / "d.db", "accuracy", {"tasks": "digits-cnn", "seeds": 4}, value, status
+    )
+    files = write_report(store, tmp_path / "d")
+    (row,) = [r for r in _summary(files.html) if r[1] == "accuracy"]
+    assert row[3] == "inconclusive"
+    text = files.html.read_text(encoding="utf-8")
+    assert get_messages("en")("report.diverged", diverged=1, total=12) in text
+
+    store = _synthetic_store(
+        tmp_path / "one.db", "accuracy", {"tasks": "digits-cnn", "seeds": 1}, value
+    )
+    files = write_report(store, tmp_path / "one", lang="ja")
+    (row,) = [r for r in _summary(files.html) if r[1] == "accuracy"]
+    assert row[3] == get_messages("ja").terms("inconclusive")
+    assert get_messages("ja")("report.single_seed") in files.html.read_text(encoding="utf-8")
+
+
+def test_partial_sweeps_say_how_much_is_missing(tmp_path):
+    store = _synthetic_store(
+        tmp_path / "p.db",
+        "born-dead",
+        {"depths": "2,10", "widths": "2", "trials": 100},
+        lambda spec: {"born_dead": 50, "trials": 100, "probability": 0.5},
+    )
+    with Store(store) as db:  # keep only the ReLU runs
+        db._db.execute("DELETE FROM runs WHERE cell LIKE '%leaky_relu%'")
+        db._db.commit()
+    files = write_report(store, tmp_path / "out", formats=("md",))
+    text = files.pages[0].read_text(encoding="utf-8")
+    assert get_messages("en")("report.partial", present=2, planned=4) in text
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "nope.db"], "No results store at 'nope.db'"),
+        (["--format", "pdf"], "Expected --format html, md or html,md"),
+        (["--lang", "fr"], "'fr' is not one of"),
+    ],
+)
+def test_report_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["report", "--out", "out", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "nope.db").exists()
+
+
+def test_report_command_prints_the_pages(tiny_store, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["report", "--store", str(tiny_store), "--out", str(tmp_path), "--format", "html"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "report.html")
+
+
+def test_page_in_a_real_browser_offline(reports, tmp_path):
+    """Headless Chromium loads the page from disk with networking off; every image decodes."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip(
+            "no Chromium installed (apt-get install chromium): page not checked in a browser"
+        )
+    from playwright.sync_api import sync_playwright
+
+    html = reports["ja"].html
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(html.as_uri(), wait_until="load")
+            images = page.evaluate(
+                "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
+            )
+            title = page.title()
+            screenshot = tmp_path / "report.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert len(images) == len(EXPERIMENTS) + 1
+    assert all(complete and width > 0 for complete, width in images), images
+    assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
+    assert title == get_messages("ja")("report.title")
+    assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000
+    print(f"screenshot: {screenshot}")
