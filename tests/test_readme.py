@@ -17,3 +17,10 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     assert "{'1': [0, 1, 2, 3]}" in out
     assert "1: ReLU() -> LeakyReLU(negative_slope=0.01) (re-initialised 0)" in out
     assert (tmp_path / "out" / "monitor.png").exists()
+
+
+def test_readme_links_files_that_exist():
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#]+)", README.read_text())
+    assert any(link.endswith("report.md") for link in links) and any(".png" in x for x in links)
+    missing = [link for link in links if not (README.parent / link).is_file()]
+    assert not missing, missing
