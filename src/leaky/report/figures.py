@@ -78,10 +78,15 @@ def _by_layer(run, stat: str, step: int = 0) -> list[float]:
     return [value for _, value in rows]
 
 
-def _median_over_runs(series: list[list[float]]) -> np.ndarray:
+def _layer_profile(sweep: Sweep, cell: dict, stat: str) -> np.ndarray | None:
+    """Per-layer ``stat`` at step 0 of the cell's runs, median over seeds (None: no data)."""
+    series = [_by_layer(run, stat) for run in sweep.runs if run.cell == cell]
+    series = [s for s in series if s]
+    if not series:
+        return None
     length = min(len(s) for s in series)
     stacked = np.array([s[:length] for s in series], dtype=float)
-    return np.nanmedian(stacked, axis=0) if len(series) > 1 else stacked[0]
+    return _positive_or_nan(np.nanmedian(stacked, axis=0) if len(series) > 1 else stacked[0])
 
 
 def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
@@ -91,15 +96,10 @@ def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
     fig, axes = _grid(1, len(depths), 4.2, 3.6, sharey=True)
     for ax, depth in zip(axes[0], depths, strict=True):
         for i, activation in enumerate(config.activations):
-            series = [
-                _by_layer(run, "grad_norm")
-                for run in sweep.runs
-                if run.cell == {"activation": activation, "depth": depth}
-            ]
-            series = [s for s in series if s]
-            if not series:
+            cell = {"activation": activation, "depth": depth}
+            values = _layer_profile(sweep, cell, "grad_norm")
+            if values is None:
                 continue
-            values = _positive_or_nan(_median_over_runs(series))
             ax.plot(
                 np.arange(1, len(values) + 1),
                 values,
@@ -337,15 +337,10 @@ def init_figure(sweep: Sweep, messages: Messages) -> Figure:
     styles = {"kaiming": "-", "xavier": "--", "torch": ":"}
     for ax, activation in zip(axes[0], activations, strict=False):
         for init in config.inits:
-            series = [
-                _by_layer(run, "activation_std")
-                for run in sweep.runs
-                if run.cell == {"activation": activation, "init": init}
-            ]
-            series = [s for s in series if s]
-            if not series:
+            cell = {"activation": activation, "init": init}
+            values = _layer_profile(sweep, cell, "activation_std")
+            if values is None:
                 continue
-            values = _positive_or_nan(_median_over_runs(series))
             ax.plot(
                 np.arange(1, len(values) + 1),
                 values,
