@@ -300,3 +300,19 @@ def test_page_in_a_real_browser_offline(reports, tmp_path):
     assert title == get_messages("ja")("report.title")
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 50_000
     print(f"screenshot: {screenshot}")
+
+
+def test_the_latest_sweep_is_reported_and_the_others_are_counted(tmp_path):
+    def result(spec):
+        return {"born_dead": 10, "trials": 100, "probability": 0.1}
+
+    overrides = {"depths": "2", "widths": "2", "activations": "relu"}
+    _synthetic_store(tmp_path / "s.db", "born-dead", {**overrides, "trials": 100}, result)
+    _synthetic_store(
+        tmp_path / "s.db", "born-dead", {**overrides, "trials": 200, "seeds": 2}, result
+    )
+    files = write_report(tmp_path / "s.db", tmp_path / "out", formats=("md",))
+    text = files.pages[0].read_text(encoding="utf-8")
+    assert "--set trials=200" in text and "--set seeds=2" in text
+    assert get_messages("en")("report.other_runs", count=1) in text
+    assert "P = 0.100 [0.066, 0.149]" in text  # 20 of 200: the two seeds pooled (Wilson)

@@ -144,7 +144,8 @@ class Store:
         with self._db:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, experiment, cell, seed, config, status, "
-                "seconds, results, versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "seconds, results, versions, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'))",
                 (
                     record.run_id,
                     record.experiment,

@@ -78,6 +78,10 @@ def _merged_config(experiment: str, runs: list[RunRecord]) -> Any:
     return resolve(spec.config, merged)
 
 
+def _cell_seed(cell: dict[str, Any], seed: int) -> str:
+    return json.dumps([cell, seed], sort_keys=True)
+
+
 def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep:
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
@@ -85,8 +89,9 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep:
     latest = max(runs, key=lambda run: (run.created, run.run_id))
     chosen = groups[_sweep_key(experiment, latest)]
     config = _merged_config(experiment, chosen)
-    wanted = {spec.run_id for spec in plan(experiment, config)}
-    present = [run for run in chosen if run.run_id in wanted]
+    # Matched by cell and seed, not run id: ids include the leaky version that ran them.
+    wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config)}
+    present = [run for run in chosen if _cell_seed(run.cell, run.seed) in wanted]
     return Sweep(
         experiment=experiment,
         config=config,
