@@ -119,6 +119,7 @@ def test_config_file(tmp_path):
 def test_list_experiments():
     result = CliRunner().invoke(cli, ["list", "experiments"])
     assert result.exit_code == 0 and "vanishing" in result.output and "born-dead" in result.output
+    assert "How likely is a ReLU network to be constant at initialisation" in result.output
 
 
 def test_init_kaiming_keeps_the_signal_and_xavier_loses_it(tmp_path):

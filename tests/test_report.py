@@ -3,6 +3,7 @@
 import base64
 import math
 import re
+import shlex
 import shutil
 
 import html5lib
@@ -128,8 +129,14 @@ def test_sections_have_question_figure_numbers_verdict_and_command(reports, lang
         assert section.find(".//h:span[@class]", NS) is not None  # a verdict
         command = _text(section.find(".//h:pre/h:code", NS))
         assert command.startswith(f"leaky run {name} ") and "--store" in command
-    environment = _text(document.find(".//h:section[@id='environment']", NS))
-    assert "2.13" in environment or "torch" in environment.lower()
+    import torch
+
+    environment = document.find(".//h:section[@id='environment']", NS)
+    rows = {
+        _text(r.find("h:th", NS)): _text(r.find("h:td", NS))
+        for r in environment.iter(f"{{{NS['h']}}}tr")
+    }
+    assert rows["PyTorch"] == torch.__version__  # as the runs recorded it
 
 
 def test_markdown_links_figures_that_exist(reports):
@@ -147,7 +154,7 @@ def test_reproduce_command_recreates_the_sweep(tiny_store, reports):
         sweeps = load_sweeps(store)
     document = _parse(reports["en"].html)
     command = _text(document.find(".//h:section[@id='born-dead']//h:pre/h:code", NS))
-    result = CliRunner().invoke(cli, [*command.split()[1:], "--quiet"])
+    result = CliRunner().invoke(cli, [*shlex.split(command)[1:], "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"0 runs done, {len(sweeps['born-dead'].runs)} already" in result.output
 
@@ -315,4 +322,152 @@ def test_the_latest_sweep_is_reported_and_the_others_are_counted(tmp_path):
     text = files.pages[0].read_text(encoding="utf-8")
     assert "--set trials=200" in text and "--set seeds=2" in text
     assert get_messages("en")("report.other_runs", count=1) in text
-    assert "P = 0.100 [0.066, 0.149]" in text  # 20 of 200: the two seeds pooled (Wilson)
+    assert "P = 0.100 \\[0.066, 0.149\\]" in text  # 20 of 200, two seeds pooled (Wilson)
+
+
+def _accuracy(spec, diverged=lambda spec: False):
+    if diverged(spec):
+        return {"metric": "accuracy", "value": math.nan}
+    return {"metric": "accuracy", "value": 0.8 + 0.01 * spec.seed}
+
+
+def test_a_cell_whose_every_seed_diverged_still_renders(tmp_path):
+    def lost(spec):
+        return spec.cell["activation"] == "leaky_relu"
+
+    store = _synthetic_store(
+        tmp_path / "s.db",
+        "accuracy",
+        {"tasks": "digits-cnn", "seeds": 3, "activations": "relu,leaky_relu"},
+        lambda spec: _accuracy(spec, lost),
+        status=lambda spec: "diverged" if lost(spec) else "finished",
+    )
+    files = write_report(store, tmp_path / "out")
+    (row,) = [r for r in _summary(files.html) if r[1] == "accuracy"]
+    assert row[3] == "inconclusive"
+
+
+def test_slope_with_a_diverged_seed_is_inconclusive(tmp_path):
+    def lost(spec):
+        return spec.cell["negative_slope"] == 0.01 and spec.seed == 0
+
+    store = _synthetic_store(
+        tmp_path / "s.db",
+        "slope",
+        {"slopes": "0,0.01,1", "seeds": 4},
+        lambda spec: {
+            "test_accuracy": math.nan if lost(spec) else 0.5 + spec.cell["negative_slope"] * 0.0,
+            "dead_fraction": 0.0,
+        },
+        status=lambda spec: "diverged" if lost(spec) else "finished",
+    )
+    files = write_report(store, tmp_path / "out")
+    verdicts = {r[0]: r[3] for r in _summary(files.html)}
+    assert verdicts[get_messages("en")("findings.slope.leaky_vs_relu.claim")] == "inconclusive"
+
+
+def test_dying_with_nothing_beside_relu_is_inconclusive(tmp_path):
+    store = _synthetic_store(
+        tmp_path / "s.db",
+        "dying",
+        {"activations": "relu", "lrs": "0.3", "bias_shifts": "-1", "seeds": 1},
+        lambda spec: {
+            "final_dead_fraction": 0.4,
+            "final_never_active_fraction": 0.4,
+            "test_accuracy": 0.2,
+        },
+    )
+    from leaky.report.sweeps import load_sweeps
+
+    with Store(store) as db:
+        findings = {f.key: f for f in load_sweeps(db)["dying"].findings}
+    assert findings["dying.relu_dies"].verdict == "holds"
+    assert "dying.leaky_survives" not in findings  # no other activation in the sweep at all
+
+
+def test_vanishing_without_a_ratio_is_inconclusive(tmp_path):
+    from leaky.experiments.vanishing import EXPERIMENT
+
+    config = resolve_config("vanishing", preset="tiny", overrides={"depths": "20"})
+    runs = [
+        RunRecord(
+            f"{a}",
+            "vanishing",
+            {"activation": a, "depth": 20},
+            0,
+            {},
+            "diverged",
+            0.0,
+            results={"stalled": True},
+        )
+        for a in ("sigmoid", "leaky_relu")
+    ]
+    verdicts = {f.key: f.verdict for f in EXPERIMENT.summarize(config, runs)}
+    assert verdicts["vanishing.sigmoid_vanishes"] == "inconclusive"
+    assert verdicts["vanishing.leaky_flows"] == "inconclusive"
+
+
+def test_reproduce_command_keeps_exact_floats_and_grid_order():
+    from leaky.report.sweeps import reproduce_command
+
+    config = resolve_config("dying", overrides={"lrs": "0.3,0.1,0.333333333"})
+    command = reproduce_command("dying", config, "my store.db")
+    assert "--set lrs=0.3,0.1,0.333333333" in command and "--store 'my store.db'" in command
+    assert "bias_shifts" not in command  # the default (0.0, -1.0), in its own order
+
+
+def test_store_paths_are_text_not_markup(tmp_path):
+    folder = tmp_path / "<b>*v2* x"
+    folder.mkdir()
+    store = _synthetic_store(
+        folder / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    files = write_report(store, tmp_path / "out", lang="ja")
+    md = files.pages[1].read_text(encoding="utf-8")
+    prose = re.sub(r"```.*?```", "", md, flags=re.S)  # code blocks show text as it is
+    assert "<b>" not in prose and "\\<b\\>\\*v2\\*" in prose
+    assert "<b>" not in files.html.read_text(encoding="utf-8")
+    assert f"leaky report --store '{store}' --out {tmp_path / 'out'} --lang ja" in md
+
+
+def test_runs_of_an_unknown_config_are_counted_not_fatal(tmp_path):
+    store = _synthetic_store(
+        tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    with Store(store) as db:
+        (run,) = db.runs("accuracy")[:1]
+        run.run_id, run.config = "future", {**run.config, "new_setting": 1}
+        run.versions = {**run.versions, "leaky": "9.0"}
+        db.save(run)
+    files = write_report(store, tmp_path / "out", formats=("md",))
+    text = files.pages[0].read_text(encoding="utf-8")
+    assert get_messages("en")("report.other_runs", count=1) in text
+
+
+def test_an_empty_file_is_not_a_store(tmp_path):
+    (tmp_path / "empty.db").write_bytes(b"")
+    result = CliRunner().invoke(
+        cli, ["report", "--store", str(tmp_path / "empty.db"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "is empty, not a leaky results store" in result.output
+    assert (tmp_path / "empty.db").read_bytes() == b"" and not (tmp_path / "o").exists()
+
+
+def test_findings_json_is_strict_json(tmp_path):
+    import json
+
+    from leaky.experiments import Finding
+    from leaky.findings import write_findings
+
+    path = write_findings(
+        tmp_path / "f.json",
+        [
+            Finding(
+                "born-dead.leaky_never",
+                "inconclusive",
+                {"born_dead": 0, "trials": 0, "ci95": [math.nan, 1.0]},
+            )
+        ],
+    )
+    data = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert data[0]["numbers"]["ci95"] == [None, 1.0]

@@ -96,7 +96,7 @@ def list_command(what: str) -> None:
     if what == "experiments":
         from leaky.experiments import EXPERIMENTS
 
-        rows = [(e.name, e.question) for e in EXPERIMENTS.values()]
+        rows = [(e.name, e.question()) for e in EXPERIMENTS.values()]
         header: tuple[str, ...] = ("experiment", "question")
     elif what == "datasets":
         from leaky.data import list_datasets
@@ -201,7 +201,13 @@ def run(
     type=click.Path(file_okay=False),
     help="Folder for the store, findings and figures.",
 )
-@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the report (and of the figures, with a Japanese font).",
+)
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
@@ -253,14 +259,20 @@ def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tu
     type=click.Path(file_okay=False),
     help="Folder for report.html, report.md and figures/.",
 )
-@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the report (and of the figures, with a Japanese font).",
+)
 @click.option(
     "--format",
     "formats",
     default="html,md",
     show_default=True,
     callback=_split_formats,
-    help="Pages to write: html, md or both (comma-separated).",
+    help="Pages to write: html, md or html,md.",
 )
 def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -> None:
     """Write the findings in a store as report.html / report.md with figures (never trains)."""

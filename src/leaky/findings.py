@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,12 +72,25 @@ def format_findings(findings: Sequence[Finding], lang: str = "en") -> str:
     )
 
 
+def _json_safe(value: Any) -> Any:
+    # NaN (a number that could not be computed) becomes null: strict JSON has no NaN.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def write_findings(path: str | Path, findings: Sequence[Finding], lang: str = "en") -> Path:
     """Write findings as JSON (claims and details in ``lang``), atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(
-            json.dumps([f.to_dict(lang) for f in findings], indent=2, ensure_ascii=False),
+            json.dumps(
+                _json_safe([f.to_dict(lang) for f in findings]), indent=2, ensure_ascii=False
+            ),
             encoding="utf-8",
         )
     return path

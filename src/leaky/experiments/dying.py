@@ -129,6 +129,10 @@ def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
     return output
 
 
+def _or_minus_one(value: float) -> float:
+    return -1.0 if math.isnan(value) else value
+
+
 def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
     groups: dict[tuple[str, float, float], list[RunRecord]] = defaultdict(list)
     for run in runs:
@@ -153,12 +157,14 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
     relu = {k: v for k, v in groups.items() if k[0] == "relu"}
     findings = []
     if relu:
-        worst = max(relu, key=lambda k: mean(k, "final_dead_fraction"))
+        worst = max(relu, key=lambda k: _or_minus_one(mean(k, "final_dead_fraction")))
         dead = mean(worst, "final_dead_fraction")
         findings.append(
             Finding(
                 "dying.relu_dies",
-                "holds" if dead >= DEAD_ENOUGH else "does not hold",
+                "inconclusive"
+                if math.isnan(dead)
+                else ("holds" if dead >= DEAD_ENOUGH else "does not hold"),
                 {
                     "lr": worst[1],
                     "bias_shift": worst[2],
@@ -185,14 +191,23 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
             for name in leaky
             if (name, lr, shift) in groups
         }
+
+        def learned_more(accuracy: float) -> bool:
+            # ReLU runs that all diverged learned nothing: any finite accuracy beats them.
+            if math.isnan(relu_accuracy):
+                return math.isfinite(accuracy)
+            return accuracy > relu_accuracy
+
         kept = all(
-            r["dead"] == 0 and r["never_active"] < relu_never and r["accuracy"] > relu_accuracy
+            r["dead"] == 0 and r["never_active"] < relu_never and learned_more(r["accuracy"])
             for r in rows.values()
         )
+        # With nothing run beside ReLU in its worst setting, there is nothing to compare.
+        survived = ("holds" if kept else "does not hold") if rows else "inconclusive"
         findings.append(
             Finding(
                 "dying.leaky_survives",
-                "holds" if rows and kept else "does not hold",
+                survived,
                 {
                     "lr": lr,
                     "bias_shift": shift,

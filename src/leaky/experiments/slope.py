@@ -101,16 +101,28 @@ def _max(values: list[float]) -> float:
 def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
     acc: dict[float, dict[int, float]] = defaultdict(dict)
     dead: dict[float, list[float]] = defaultdict(list)
+    diverged: dict[float, int] = defaultdict(int)
     for run in runs:
         slope = run.cell["negative_slope"]
         acc[slope][run.seed] = run.results.get("test_accuracy", math.nan)
         dead[slope].append(run.results.get("dead_fraction", math.nan))
+        diverged[slope] += run.status == "diverged"
     if not acc:
         return []
     table = {
-        f"{s:g}": {"accuracy": list(mean_ci(list(acc[s].values()))), "dead_fraction": max(dead[s])}
+        f"{s:g}": {
+            "accuracy": list(mean_ci(list(acc[s].values()))),
+            "dead_fraction": _max(dead[s]),
+            "diverged": diverged[s],
+        }
         for s in sorted(acc)
     }
+
+    def verdict(paired_verdict: str, *slopes: float) -> str:
+        # As in the accuracy experiment: a seed lost to divergence is a result too, so
+        # the comparison of the remaining seeds is no verdict.
+        return "inconclusive" if any(diverged[s] for s in slopes) else paired_verdict
+
     findings = []
     hidden = [s for s in acc if s < 1.0]
     if 1.0 in acc and hidden:
@@ -120,7 +132,7 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         findings.append(
             Finding(
                 "slope.linear_costs",
-                paired.verdict,
+                verdict(paired.verdict, best, 1.0),
                 {
                     "best_slope": best,
                     "accuracy_difference": paired.mean_difference,
@@ -137,7 +149,7 @@ def _summarize(config: SlopeConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         findings.append(
             Finding(
                 "slope.leaky_vs_relu",
-                paired.verdict,
+                verdict(paired.verdict, 0.0, 0.01),
                 {
                     "accuracy_difference": paired.mean_difference,
                     "ci95": list(paired.ci95),

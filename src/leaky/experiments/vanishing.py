@@ -154,17 +154,24 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
     deepest = max(d for _, d in ratios)
 
     def median(key: tuple[str, int]) -> float:
-        return statistics.median(ratios[key])
+        # A run that diverged before its first log has no ratio: it is no evidence either way.
+        finite = [r for r in ratios[key] if math.isfinite(r)]
+        return statistics.median(finite) if finite else math.nan
+
+    def verdict(holds: bool, ratio: float) -> str:
+        if not math.isfinite(ratio):
+            return "inconclusive"
+        return "holds" if holds else "does not hold"
 
     table = {f"{a} depth={d}": median((a, d)) for a, d in sorted(ratios)}
-    stalls = sorted(f"{a} depth={d}" for (a, d), s in stalled.items() if all(s))
+    stalls = [f"{a} depth={d}" for (a, d), s in sorted(stalled.items()) if all(s)]
     findings = []
     if ("sigmoid", deepest) in ratios:
         r = median(("sigmoid", deepest))
         findings.append(
             Finding(
                 "vanishing.sigmoid_vanishes",
-                "holds" if r < VANISHING_BELOW else "does not hold",
+                verdict(r < VANISHING_BELOW, r),
                 {
                     "depth": deepest,
                     "ratio_first_to_last": r,
@@ -179,7 +186,7 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
         findings.append(
             Finding(
                 "vanishing.leaky_flows",
-                "holds" if healthy else "does not hold",
+                verdict(healthy, r),
                 {
                     "depth": deepest,
                     "ratio_first_to_last": r,

@@ -83,7 +83,7 @@ class Messages:
             if isinstance(value, dict) and item in self.entries:
                 value = self.terms("separator").join(
                     self(item, name=entry, **row) for entry, row in value.items()
-                )
+                ) or self.terms("none")
             values[name] = self._readable(value)
         return self.entries[key].format(**values)
 

@@ -89,7 +89,7 @@ def curve_rows(slopes: Sequence[float] = DEFAULT_SLOPES, lang: str = "en") -> li
     ]
     init = prelu.defaults["init"]
     rows.append(CurveRow(prelu, messages("curves.label_prelu", slope=f"{init:g}"), {"init": init}))
-    rows += [CurveRow(get_spec(name), name) for name in ("sigmoid", "tanh")]
+    rows += [CurveRow(get_spec(name), messages.terms(name)) for name in ("sigmoid", "tanh")]
     return rows
 
 

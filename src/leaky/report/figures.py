@@ -111,11 +111,15 @@ def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
             )
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(left=0.5)
         ax.set_title(messages("experiments.vanishing.panel", depth=depth))
         ax.set_xlabel(messages("experiments.vanishing.xlabel"))
     axes[0][0].set_ylabel(messages("experiments.vanishing.ylabel"))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles))
+    legend = {}  # from every panel: a panel may lack some activation's runs
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=len(legend))
     fig.suptitle(messages("experiments.vanishing.figure_title"))
     return fig
 
@@ -254,6 +258,8 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
                 continue
             metric = runs[0].results.get("metric", metric)
             values = _finite(r.results.get("value", math.nan) for r in runs)
+            if not values:  # every seed diverged: nothing to draw (the page says so)
+                continue
             color = color_for(_base_activation(activation))
             jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
             ax.scatter(x + np.asarray(jitter), values, s=12, color=color, alpha=0.45, zorder=2)
@@ -322,7 +328,9 @@ def slope_figure(sweep: Sweep, messages: Messages) -> Figure:
         ax.set_xlabel(messages("experiments.slope.xlabel"))
     ax_acc.set_ylabel(messages("experiments.slope.ylabel_accuracy"))
     ax_dead.set_ylabel(messages("experiments.slope.ylabel_dead"))
-    ax_dead.set_ylim(-0.02, max(0.1, *_finite(dead)) * 1.15 if _finite(dead) else 1.0)
+    ax_dead.set_ylim(0.0, max(0.1, *_finite(dead)) * 1.15 if _finite(dead) else 1.0)
+    for line in ax_dead.lines:  # markers at exactly 0 stay whole on the axis
+        line.set_clip_on(False)
     fig.suptitle(messages("experiments.slope.figure_title"))
     return fig
 

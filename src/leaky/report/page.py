@@ -10,6 +10,8 @@ with no network at all, and the Markdown links the same figures as files.
 from __future__ import annotations
 
 import base64
+import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +134,7 @@ def _context(
     notices: list[str],
     lang: str,
     store: str,
+    out: Path,
     embed: bool,
 ) -> dict[str, Any]:
     messages = get_messages(lang)
@@ -168,8 +171,11 @@ def _context(
         "t": {
             k.split(".", 1)[1]: v for k, v in messages.entries.items() if k.startswith("report.")
         },
-        "generated": messages("report.generated", version=leaky.__version__, store=store),
-        "reproduce_note": messages("report.reproduce_note", store=store),
+        "generated": messages("report.generated", version=leaky.__version__),
+        "report_command": " ".join(
+            ["leaky", "report", "--store", shlex.quote(store), "--out", shlex.quote(str(out))]
+            + (["--lang", lang] if lang != "en" else [])
+        ),
         "summary": [row for s in sections if s["present"] for row in s["findings"]],
         "sections": sections,
         "curves": image("curves"),
@@ -178,9 +184,10 @@ def _context(
     }
 
 
-def _markdown_cell(text: object) -> str:
-    # A table cell in Markdown: no pipe may end the cell early, no newline may end the row.
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _markdown_text(text: object) -> str:
+    # Text from data (paths, settings) read as itself in Markdown: markup characters are
+    # escaped, and no pipe or newline can end a table cell or row early.
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", str(text)).replace("\n", " ")
 
 
 def _templates() -> jinja2.Environment:
@@ -192,7 +199,7 @@ def _templates() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["md"] = _markdown_cell
+    environment.filters["md"] = _markdown_text
     return environment
 
 
@@ -239,7 +246,9 @@ def write_report(
     files = ReportFiles(figures=figure_paths, notices=notices)
     templates = _templates()
     for fmt in formats:
-        context = _context(sweeps, png, notices, lang, str(store_path), embed=fmt == "html")
+        context = _context(
+            sweeps, png, notices, lang, str(store_path), Path(out_dir), embed=fmt == "html"
+        )
         text = templates.get_template(f"report.{fmt}.j2").render(**context)
         target = out / f"report.{fmt}"
         with atomic_path(target) as tmp:

@@ -55,6 +55,8 @@ def open_store_for_reading(path: str | Path) -> Store:
             f"No results store at {str(path)!r}; run `leaky demo` or `leaky run EXPERIMENT "
             f"--store {path}` first, or pass --store"
         )
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{str(path)!r} is empty, not a leaky results store; pass another --store")
     return Store(path)
 
 
@@ -65,14 +67,14 @@ def _sweep_key(experiment: str, run: RunRecord) -> str:
 
 
 def _merged_config(experiment: str, runs: list[RunRecord]) -> Any:
+    """The config of the latest run, its grid grown by the values earlier runs planned."""
     spec = get_experiment(experiment)
+    runs = sorted(runs, key=lambda run: (run.created, run.run_id), reverse=True)
     merged = dict(runs[0].config)
     for name in spec.axes:
         values: list[Any] = []
-        for run in runs:
+        for run in runs:  # the latest run's order first, as it was asked for
             values += [v for v in run.config.get(name, []) if v not in values]
-        if all(isinstance(v, int | float) for v in values):
-            values.sort()
         merged[name] = values
     merged["seeds"] = max(run.config.get("seeds", 1) for run in runs)
     return resolve(spec.config, merged)
@@ -82,13 +84,22 @@ def _cell_seed(cell: dict[str, Any], seed: int) -> str:
     return json.dumps([cell, seed], sort_keys=True)
 
 
-def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep:
+def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(_sweep_key(experiment, run), []).append(run)
-    latest = max(runs, key=lambda run: (run.created, run.run_id))
-    chosen = groups[_sweep_key(experiment, latest)]
-    config = _merged_config(experiment, chosen)
+    config, chosen = None, []
+    # The sweep of the latest run this leaky can read (a run from another version may have
+    # settings it does not know; it is counted among the other runs, not a reason to fail).
+    for latest in sorted(runs, key=lambda run: (run.created, run.run_id), reverse=True):
+        chosen = groups[_sweep_key(experiment, latest)]
+        try:
+            config = _merged_config(experiment, chosen)
+            break
+        except (ValueError, TypeError):
+            continue
+    if config is None:
+        return None
     # Matched by cell and seed, not run id: ids include the leaky version that ran them.
     wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config)}
     present = [run for run in chosen if _cell_seed(run.cell, run.seed) in wanted]
@@ -104,7 +115,7 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep:
 
 
 def load_sweeps(store: Store) -> dict[str, Sweep | None]:
-    """Every known experiment -> its reported sweep, or None when the store has no run of it."""
+    """Every known experiment -> its reported sweep, or None when no run of it can be read."""
     runs = store.runs()
     by_experiment: dict[str, list[RunRecord]] = {}
     for run in runs:
@@ -118,7 +129,7 @@ def load_sweeps(store: Store) -> dict[str, Sweep | None]:
 def _as_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(_as_text(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)  # repr: exact round trip
 
 
 def reproduce_command(experiment: str, config: Any | None, store: str | Path) -> str:
