@@ -141,7 +141,7 @@ def _draw(rows: Sequence[CurveRow], messages: Messages) -> Figure:
     ax_f, ax_df = fig.subplots(1, 2)
     # A zoom on the gradient just above 0 below zero, where ReLU (0) and a Leaky ReLU with a
     # small slope (0.01) would otherwise share the same pixels.
-    zoom = ax_df.inset_axes((0.05, 0.38, 0.38, 0.36))
+    zoom = ax_df.inset_axes((0.15, 0.38, 0.33, 0.34))  # clear of the y tick labels
     for row in rows:
         style = {
             "color": color_for(row.spec.name),
