@@ -46,6 +46,12 @@ def _parse_floats(ctx: click.Context, param: click.Parameter, value: str) -> tup
         ) from None
 
 
+def _lang_option(help_text: str) -> Any:
+    return click.option(
+        "--lang", type=click.Choice(LANGUAGES), default="en", show_default=True, help=help_text
+    )
+
+
 @click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(leaky.__version__, prog_name="leaky")
 def cli() -> None:
@@ -68,13 +74,7 @@ def cli() -> None:
     callback=_parse_floats,
     help="Leaky ReLU slopes to draw, comma-separated.",
 )
-@click.option(
-    "--lang",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of titles and table headings.",
-)
+@_lang_option("Language of titles and table headings.")
 def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
     """Draw f(x) and f'(x) of ReLU, Leaky ReLU, PReLU, sigmoid and tanh, and print a table."""
     from leaky.messages import get_messages
@@ -201,13 +201,7 @@ def run(
     type=click.Path(file_okay=False),
     help="Folder for the store, findings and figures.",
 )
-@click.option(
-    "--lang",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of the report (and of the figures, with a Japanese font).",
-)
+@_lang_option("Language of the report (and of the figures, with a Japanese font).")
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
@@ -259,13 +253,7 @@ def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tu
     type=click.Path(file_okay=False),
     help="Folder for report.html, report.md and figures/.",
 )
-@click.option(
-    "--lang",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of the report (and of the figures, with a Japanese font).",
-)
+@_lang_option("Language of the report (and of the figures, with a Japanese font).")
 @click.option(
     "--format",
     "formats",

@@ -92,7 +92,7 @@ def _notices(sweep: Sweep, messages: Messages) -> list[str]:
         notes.append(messages("report.partial", present=len(sweep.runs), planned=sweep.planned))
     if sweep.diverged:
         notes.append(messages("report.diverged", diverged=sweep.diverged, total=len(sweep.runs)))
-    if len(sweep.seeds) == 1 and sweep.experiment in ("accuracy", "slope"):
+    if len(sweep.seeds) == 1 and any(f.verdict == "inconclusive" for f in sweep.findings):
         notes.append(messages("report.single_seed"))
     if sweep.runs and not sweep.findings:
         notes.append(messages("report.no_findings"))

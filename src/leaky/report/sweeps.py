@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,11 @@ class Sweep:
     findings: list[Finding]
     planned: int  # runs the merged grid asks for
     other_runs: int = 0  # runs of the same experiment from other settings, not reported
-    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the sweep's runs."""
+        return sorted({run.seed for run in self.runs})
 
     @property
     def diverged(self) -> int:
@@ -66,10 +70,14 @@ def _sweep_key(experiment: str, run: RunRecord) -> str:
     return json.dumps([shared, run.versions.get("leaky")], sort_keys=True)
 
 
+def _age(run: RunRecord) -> tuple[str, str]:
+    return (run.created, run.run_id)  # later runs sort last
+
+
 def _merged_config(experiment: str, runs: list[RunRecord]) -> Any:
     """The config of the latest run, its grid grown by the values earlier runs planned."""
     spec = get_experiment(experiment)
-    runs = sorted(runs, key=lambda run: (run.created, run.run_id), reverse=True)
+    runs = sorted(runs, key=_age, reverse=True)
     merged = dict(runs[0].config)
     for name in spec.axes:
         values: list[Any] = []
@@ -88,17 +96,15 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(_sweep_key(experiment, run), []).append(run)
-    config, chosen = None, []
     # The sweep of the latest run this leaky can read (a run from another version may have
     # settings it does not know; it is counted among the other runs, not a reason to fail).
-    for latest in sorted(runs, key=lambda run: (run.created, run.run_id), reverse=True):
-        chosen = groups[_sweep_key(experiment, latest)]
+    for chosen in sorted(groups.values(), key=lambda group: max(map(_age, group)), reverse=True):
         try:
             config = _merged_config(experiment, chosen)
             break
         except (ValueError, TypeError):
             continue
-    if config is None:
+    else:
         return None
     # Matched by cell and seed, not run id: ids include the leaky version that ran them.
     wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config)}
@@ -110,7 +116,6 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
         findings=get_experiment(experiment).summarize(config, present),
         planned=len(wanted),
         other_runs=len(runs) - len(present),
-        seeds=sorted({run.seed for run in present}),
     )
 
 
