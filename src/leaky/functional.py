@@ -134,11 +134,12 @@ def pack_positive_mask(x: torch.Tensor) -> torch.Tensor:
         [21]
 
     """
-    positive = torch.gt(x, 0).reshape(-1)
+    # A conversion, not a bool -> uint8 view: Inductor (torch 2.13, CPU) miscompiles that view.
+    positive = torch.gt(x, 0).reshape(-1).to(torch.uint8)
     padding = -positive.numel() % 8
     if padding:
         positive = torch.cat([positive, positive.new_zeros(padding)])
-    bits = positive.view(-1, 8).view(torch.uint8)
+    bits = positive.view(-1, 8)
     return torch.bitwise_left_shift(bits, _bit_shifts(x.device)).sum(dim=1, dtype=torch.uint8)
 
 
@@ -150,16 +151,22 @@ def unpack_positive_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tenso
         [True, False, True, False, True]
 
     """
+    return _unpack_bits(packed, shape).view(torch.bool)
+
+
+def _unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    # 0/1 as uint8 of ``shape``: converted to a float surrogate without a bool tensor in
+    # between, which Inductor's AVX2 code for torch 2.13 cannot cast (Vectorized<bool>::to).
     numel = math.prod(shape)
     bits = torch.bitwise_right_shift(packed.unsqueeze(1), _bit_shifts(packed.device)) & 1
-    return bits.view(torch.bool).reshape(-1)[:numel].view(shape)
+    return bits.reshape(-1)[:numel].view(shape)
 
 
 def _sign_surrogate(packed: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     # 1 where x > 0 and 0 elsewhere, in `like`'s dtype and layout, so that PyTorch's own
     # backward kernel can consume it in place of x and give bitwise the same gradient.
     surrogate = torch.empty_like(like)
-    surrogate.copy_(unpack_positive_mask(packed, like.shape))
+    surrogate.copy_(_unpack_bits(packed, like.shape))
     return surrogate
 
 
