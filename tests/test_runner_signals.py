@@ -95,7 +95,7 @@ def _stop_and_check(process, store, send, expected_code):
     sent = time.monotonic()
     send()
     try:
-        out, err = process.communicate(timeout=20)
+        _out, err = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
@@ -159,8 +159,7 @@ def test_a_store_write_error_stops_a_parallel_sweep_at_once(tmp_path, monkeypatc
         raise ValueError(f"Cannot write to the store {self.path}: database or disk is full")
 
     monkeypatch.setattr(Store, "save", disk_full)
-    with Store(tmp_path / "s.db") as store:
-        with pytest.raises(ValueError, match="disk is full"):
-            execute(specs, store, workers=2, progress=False)
+    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="disk is full"):
+        execute(specs, store, workers=2, progress=False)
     assert len(calls) == 1, "no second write after the store failed"
     assert not multiprocessing.active_children(), "the workers are stopped, not left computing"
