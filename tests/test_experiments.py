@@ -6,8 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from leaky.cli import cli
+from leaky.demo import run_demo
 from leaky.experiments import EXPERIMENTS, VERDICTS, wilson_interval
-from leaky.findings import resolve_config, run_demo, run_experiment, summarize
+from leaky.findings import resolve_config, run_experiment, summarize
 from leaky.store import Store
 
 

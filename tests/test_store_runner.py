@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,133 @@ def test_a_failing_run_in_the_pool_keeps_the_finished_ones(tmp_path):
             execute([*specs[:3], broken, *specs[3:]], store, workers=2)
         assert 1 <= len(store.run_ids()) <= len(specs)
         assert "broken" not in store.run_ids()
+
+
+def _bits(store):
+    # repr keeps every bit of a float (and says nan), so equal text is bitwise equality.
+    return {r.run_id: repr((r.metrics, r.layers, r.results)) for r in store.runs()}
+
+
+@pytest.mark.slow
+def test_the_numbers_do_not_depend_on_the_number_of_workers(tmp_path):
+    # width 64: big enough that torch splits the work between threads when it has several.
+    config = resolve_config(
+        "vanishing", preset="tiny", overrides={"depths": "3", "width": "64", "steps": "20"}
+    )
+    with Store(tmp_path / "one.db") as one, Store(tmp_path / "two.db") as two:
+        run_experiment("vanishing", config, one, workers=1, progress=False)
+        run_experiment("vanishing", config, two, workers=2, progress=False)
+        assert _bits(one) == _bits(two) and len(_bits(one)) == 2
+        assert {r.versions["threads"] for r in one.runs()} == {"1"}
+
+
+def test_the_thread_count_is_part_of_a_runs_identity():
+    config = resolve_config("born-dead", preset="tiny")
+    one, two = plan("born-dead", config), plan("born-dead", config, threads=2)
+    assert {s.threads for s in one} == {1} and {s.threads for s in two} == {2}
+    assert not {s.run_id for s in one} & {s.run_id for s in two}
+
+
+def test_workers_times_threads_must_fit_the_usable_cores(tmp_path):
+    from leaky.runner import check_parallelism, usable_cores
+
+    cores = usable_cores()
+    assert check_parallelism(1, cores) == (1, cores)
+    with pytest.raises(ValueError, match=rf"at most {cores} .*lower --workers or --threads"):
+        check_parallelism(cores, 2)
+    with pytest.raises(ValueError, match="--threads to be a whole number >= 1"):
+        check_parallelism(1, 0)
+    specs = plan("born-dead", resolve_config("born-dead", preset="tiny"), threads=cores + 1)
+    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="--threads"):
+        execute(specs, store)
+
+
+def test_run_refuses_too_many_threads_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from leaky.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["run", "born-dead", "--threads", "10000", "--store", str(tmp_path / "s.db")]
+    )
+    assert result.exit_code == 2 and "--workers x --threads" in result.output
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_claims_keep_a_run_to_one_live_owner(tmp_path):
+    import socket
+    import time
+
+    with Store(tmp_path / "s.db") as store:
+        assert store.claim("r1", "a") == "claimed"
+        assert store.claim("r1", "b") == "taken"
+        assert store.claim_of("r1").owner == "a"
+        store.release_claims("a")
+        assert store.claim("r1", "b") == "claimed"
+        assert store.claim("r2", "c", lease=-1) == "claimed"  # lease already run out
+        assert store.claim("r2", "d") == "claimed"
+        store.save(_record("r3"))
+        assert store.claim("r3", "a") == "stored"
+        # An owner on this host whose process is gone holds nothing.
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        with store._db:
+            store._db.execute(
+                "INSERT INTO claims VALUES ('r4', 'x', ?, ?, ?)",
+                (socket.gethostname(), dead.pid, time.time() + 600),
+            )
+        assert store.claim("r4", "a") == "claimed"
+
+
+def test_a_run_another_process_is_computing_is_not_computed_again(tmp_path):
+    import socket
+    import threading
+    import time
+
+    config = resolve_config("born-dead", preset="tiny")
+    specs = plan("born-dead", config)
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        # Another live process (the parent of this one) holds the first run...
+        with store._db:
+            store._db.execute(
+                "INSERT INTO claims VALUES (?, 'other', ?, ?, ?)",
+                (specs[0].run_id, socket.gethostname(), os.getppid(), time.time() + 600),
+            )
+
+        def other_process_finishes():  # ... and stores it a moment later.
+            with Store(path) as other:
+                other.save(_record(specs[0].run_id, experiment="born-dead"))
+                other.release_claims("other")
+
+        timer = threading.Timer(1.5, other_process_finishes)
+        timer.start()
+        sweep = execute(specs, store, progress=False)
+        timer.join()
+    assert (sweep.ran, sweep.elsewhere) == (len(specs) - 1, 1)
+
+
+def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
+    from click.testing import CliRunner
+
+    from leaky.cli import cli
+
+    args = ["run", "born-dead", "--set", "depths=2", "--set", "widths=2", "--set", "trials=100"]
+    result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    assert "born-dead: 2 runs to do, 0 already stored" in result.output
+    assert "born-dead: 2/2 runs, " in result.output
+    quiet = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "q.db"), "--quiet"])
+    assert "runs to do" not in quiet.output
+
+
+def test_the_lab_does_not_import_the_report():
+    import ast
+
+    import leaky.findings
+
+    tree = ast.parse(Path(leaky.findings.__file__).read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {m for m in imported if m.startswith("leaky.report")}

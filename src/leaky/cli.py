@@ -139,6 +139,23 @@ def _store_option(function: Any) -> Any:
     )(function)
 
 
+def _threads_option(function: Any) -> Any:
+    return click.option(
+        "--threads",
+        default=1,
+        show_default=True,
+        type=int,
+        help="torch threads per run; part of the run's identity (it changes the last bits). "
+        "--workers x --threads must fit the usable cores.",
+    )(function)
+
+
+def _stopped(interrupted: Any) -> None:
+    """Say what a stopped sweep kept, and exit 130 (SIGINT) or 143 (SIGTERM)."""
+    click.echo(str(interrupted), err=True)
+    sys.exit(interrupted.exit_code)
+
+
 @cli.command()
 @click.argument("experiment", callback=_experiment_name)
 @click.option("--quick", is_flag=True, help="Use the quick preset (about a minute on 2 cores).")
@@ -157,7 +174,8 @@ def _store_option(function: Any) -> Any:
 )
 @_store_option
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
+@click.option("--quiet", is_flag=True, help="No progress bar (nor progress lines in a log).")
 def run(
     experiment: str,
     quick: bool,
@@ -165,28 +183,43 @@ def run(
     config_file: str | None,
     store_path: str,
     workers: int,
+    threads: int,
     quiet: bool,
 ) -> None:
-    """Run EXPERIMENT (resuming from --store) and print its findings."""
+    """Run EXPERIMENT (resuming from --store) and print its findings.
+
+    Ctrl-C or SIGTERM stops it within seconds, keeping every run that finished: run the same
+    command again to resume. Another `leaky run` of the same sweep on the same store computes
+    the runs this one has not claimed.
+    """
     from leaky.config import load_toml, parse_assignments
     from leaky.findings import format_findings, resolve_config, run_experiment, summarize
-    from leaky.runner import check_workers
+    from leaky.runner import SweepInterrupted, check_parallelism
     from leaky.store import Store
 
     try:
         overrides = load_toml(config_file) if config_file else {}
         overrides.update(parse_assignments(assignments))
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
-        check_workers(workers)
+        check_parallelism(workers, threads)
     except ValueError as error:
         raise _InputError(str(error)) from None
     with Store(store_path) as store:
-        sweep = run_experiment(
-            experiment, config, store, workers=workers, progress=False if quiet else None
-        )
-        findings = summarize(experiment, config, store)
+        try:
+            sweep = run_experiment(
+                experiment,
+                config,
+                store,
+                workers=workers,
+                threads=threads,
+                progress=False if quiet else None,
+            )
+        except SweepInterrupted as interrupted:
+            _stopped(interrupted)
+        findings = summarize(experiment, config, store, threads=threads)
     click.echo(
         f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
+        + (f", {sweep.elsewhere} by another process" if sweep.elsewhere else "")
         + (f", {sweep.diverged} diverged" if sweep.diverged else "")
     )
     click.echo(format_findings(findings))
@@ -202,24 +235,38 @@ def run(
     help="Folder for the store, findings and figures.",
 )
 @_lang_option("Language of the report (and of the figures, with a Japanese font).")
-@click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(out_dir: str, lang: str, workers: int, quiet: bool) -> None:
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Processes in parallel.  [default: usable cores / --threads]",
+)
+@_threads_option
+@click.option("--quiet", is_flag=True, help="No progress bars (nor progress lines in a log).")
+def demo(out_dir: str, lang: str, workers: int | None, threads: int, quiet: bool) -> None:
     """Run the quick preset of every experiment and write the report, into one folder."""
-    from leaky.findings import format_findings, run_demo
-    from leaky.runner import check_workers
+    from leaky.demo import run_demo
+    from leaky.findings import format_findings
+    from leaky.runner import SweepInterrupted, check_parallelism, default_workers
 
     try:
-        check_workers(workers)
+        if workers is None:
+            check_parallelism(1, threads)
+            workers = default_workers(threads)
+        check_parallelism(workers, threads)
     except ValueError as error:
         raise _InputError(str(error)) from None
-    findings, path, report = run_demo(
-        out_dir,
-        lang=lang,
-        workers=workers,
-        progress=False if quiet else None,
-        echo=lambda message: click.echo(message, err=True),
-    )
+    try:
+        findings, path, report = run_demo(
+            out_dir,
+            lang=lang,
+            workers=workers,
+            threads=threads,
+            progress=False if quiet else None,
+            echo=lambda message: click.echo(message, err=True),
+        )
+    except SweepInterrupted as interrupted:
+        _stopped(interrupted)
     click.echo(format_findings(findings, lang))
     for notice in report.notices:
         click.echo(notice, err=True)

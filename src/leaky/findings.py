@@ -6,22 +6,18 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leaky.atomic import atomic_path
 from leaky.config import resolve
 from leaky.experiments import Finding, get_experiment
-from leaky.messages import LANGUAGES, get_messages
-from leaky.runner import SweepResult, execute, plan
+from leaky.messages import get_messages
+from leaky.runner import DEFAULT_THREADS, SweepResult, execute, plan
 from leaky.store import Store
-
-if TYPE_CHECKING:
-    from leaky.report import ReportFiles
 
 __all__ = [
     "format_findings",
     "resolve_config",
-    "run_demo",
     "run_experiment",
     "summarize",
     "write_findings",
@@ -45,16 +41,25 @@ def run_experiment(
     store: Store,
     *,
     workers: int = 1,
+    threads: int = DEFAULT_THREADS,
     progress: bool | None = None,
 ) -> SweepResult:
-    """Run the runs of ``config`` that are not in ``store`` yet."""
-    return execute(plan(name, config), store, workers=workers, progress=progress, description=name)
+    """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each."""
+    return execute(
+        plan(name, config, threads=threads),
+        store,
+        workers=workers,
+        progress=progress,
+        description=name,
+    )
 
 
-def summarize(name: str, config: Any, store: Store) -> list[Finding]:
-    """The experiment's findings from the runs of this config in the store."""
+def summarize(
+    name: str, config: Any, store: Store, *, threads: int = DEFAULT_THREADS
+) -> list[Finding]:
+    """The experiment's findings from the runs of this config (at ``threads``) in the store."""
     experiment = get_experiment(name)
-    wanted = {spec.run_id for spec in plan(name, config)}
+    wanted = {spec.run_id for spec in plan(name, config, threads=threads)}
     runs = [run for run in store.runs(name) if run.run_id in wanted]
     return experiment.summarize(config, runs)
 
@@ -94,38 +99,3 @@ def write_findings(path: str | Path, findings: Sequence[Finding], lang: str = "e
             encoding="utf-8",
         )
     return path
-
-
-def run_demo(
-    out_dir: str | Path,
-    *,
-    lang: str = "en",
-    preset: str = "quick",
-    workers: int = 1,
-    progress: bool | None = None,
-    echo: Any = None,
-) -> tuple[list[Finding], Path, ReportFiles]:
-    """Every experiment's ``preset`` into ``out_dir/results.db``, then the report.
-
-    Writes ``findings.json``, ``report.html``, ``report.md`` and ``figures/`` beside the
-    store; returns the findings, the path of ``findings.json`` and the report's files.
-    """
-    from leaky.atomic import ensure_output_dir
-    from leaky.experiments import EXPERIMENTS
-    from leaky.report import write_report
-
-    if lang not in LANGUAGES:
-        raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
-    out = ensure_output_dir(out_dir)
-    findings: list[Finding] = []
-    with Store(out / "results.db") as store:
-        for name in EXPERIMENTS:
-            if echo is not None:
-                echo(f"running {name} ({preset} preset) ...")
-            config = resolve_config(name, preset=preset)
-            run_experiment(name, config, store, workers=workers, progress=progress)
-            findings += summarize(name, config, store)
-    path = write_findings(out / "findings.json", findings, lang)
-    if echo is not None:
-        echo("writing the report ...")
-    return findings, path, write_report(out / "results.db", out, lang=lang)

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "RunRecord", "Store"]
+__all__ = ["SCHEMA_VERSION", "Claim", "RunRecord", "Store"]
 
 SCHEMA_VERSION = 1
 _APPLICATION = "leaky"
@@ -51,7 +54,15 @@ CREATE TABLE IF NOT EXISTS layer_stats (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id);
 CREATE INDEX IF NOT EXISTS layer_stats_run ON layer_stats(run_id);
 CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment);
+CREATE TABLE IF NOT EXISTS claims (
+    run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
 """
+# Claims: a run that a process is computing, with a lease that process renews. Another process
+# on the same store leaves a claimed run alone until the lease runs out (or, on the same host,
+# until the owner's pid is gone), so two sweeps of one store never compute a run twice.
+_CLAIMS = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS claims") :]
 
 
 @dataclass
@@ -70,6 +81,31 @@ class RunRecord:
     results: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""  # UTC time the store wrote the run (set when read back)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who computes a run: the owner's token, host and pid, and when the lease runs out."""
+
+    run_id: str
+    owner: str
+    host: str
+    pid: int
+    expires: float
+
+    def is_stale(self, now: float) -> bool:
+        """The lease ran out, or the owner ran on this host and its process is gone."""
+        return self.expires < now or (self.host == socket.gethostname() and not _alive(self.pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class Store:
@@ -220,3 +256,72 @@ class Store:
                 )
             )
         return records
+
+    # Claims (see _CLAIMS): new methods only, so that opening a store stays as it is.
+
+    def claim(self, run_id: str, owner: str, lease: float = 60.0) -> str:
+        """Claim ``run_id`` for ``owner`` for ``lease`` seconds, in one transaction.
+
+        Returns ``"claimed"`` (the caller may compute it), ``"stored"`` (it is in the store
+        already) or ``"taken"`` (another owner holds a live claim; see :meth:`claim_of`).
+
+        Examples:
+            >>> import tempfile
+            >>> with Store(Path(tempfile.mkdtemp()) / "results.db") as store:
+            ...     store.claim("r1", "a"), store.claim("r1", "b"), store.claim("r1", "a")
+            ('claimed', 'taken', 'claimed')
+        """
+        try:
+            return self._claim(run_id, owner, lease)
+        except sqlite3.Error as error:
+            raise ValueError(f"Cannot write to the store {self.path}: {error}") from None
+
+    def _claim(self, run_id: str, owner: str, lease: float) -> str:
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # read and write as one step against other owners
+            self._db.execute(_CLAIMS)
+            if self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                return "stored"
+            held = self._claim_row(run_id)
+            if held is not None and held.owner != owner and not held.is_stale(now):
+                return "taken"
+            self._db.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?)",
+                (run_id, owner, socket.gethostname(), os.getpid(), now + lease),
+            )
+        return "claimed"
+
+    def _claim_row(self, run_id: str) -> Claim | None:
+        row = self._db.execute(
+            "SELECT run_id, owner, host, pid, expires FROM claims WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else Claim(*row)
+
+    def claim_of(self, run_id: str) -> Claim | None:
+        """The claim on ``run_id`` (live or stale), or None."""
+        try:
+            return self._claim_row(run_id)
+        except sqlite3.OperationalError:  # a store written before claims existed
+            return None
+
+    def renew_claims(self, owner: str, lease: float = 60.0) -> None:
+        """Push the lease of every claim of ``owner`` to ``lease`` seconds from now."""
+        try:
+            with self._db:
+                self._db.execute(
+                    "UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease, owner)
+                )
+        except sqlite3.OperationalError:  # no claims table: nothing to renew
+            pass
+
+    def release_claims(self, owner: str, run_id: str | None = None) -> None:
+        """Drop the claims of ``owner`` (on one run, or all of them)."""
+        query, args = "DELETE FROM claims WHERE owner = ?", (owner,)
+        if run_id is not None:
+            query, args = query + " AND run_id = ?", (owner, run_id)
+        try:
+            with self._db:
+                self._db.execute(query, args)
+        except sqlite3.OperationalError:
+            pass

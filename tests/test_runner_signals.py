@@ -1,0 +1,165 @@
+"""Stopping a parallel sweep: Ctrl-C, SIGTERM, a dead parent, a failing store."""
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leaky.findings import resolve_config
+from leaky.runner import execute, plan
+from leaky.store import Store
+
+# 2 activations x 8 depths x 2 widths = 32 born-dead runs of well under a second each.
+SWEEP = [
+    "run",
+    "born-dead",
+    "--set",
+    "depths=2,3,4,5,6,7,8,9",
+    "--set",
+    "widths=2,3",
+    "--set",
+    "trials=3000",
+    "--set",
+    "grid_points=201",
+    "--workers",
+    "2",
+    "--quiet",
+]
+TOTAL = 32
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+needs_two_cores = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+    reason="needs 2 usable cores",
+)
+
+
+def _count(path):
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _session(sid):
+    """Live (not zombie) processes of session ``sid``, read from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        state, session = fields[0], int(fields[3])
+        if session == sid and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def _wait_until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def _start(tmp_path):
+    store = tmp_path / "s.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leaky", *SWEEP, "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own session and process group: ours to signal and scan
+    )
+    if not _wait_until(lambda: _count(store) >= 1 or process.poll() is not None, 180):
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the sweep stored no run in 180 s")
+    assert process.poll() is None, process.communicate()
+    return process, store
+
+
+def _stop_and_check(process, store, send, expected_code):
+    stored_before = _count(store)
+    sent = time.monotonic()
+    send()
+    try:
+        _out, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("the sweep did not stop within 20 s of the signal")
+    took = time.monotonic() - sent
+    assert process.returncode == expected_code, err
+    kept = _count(store)
+    assert stored_before <= kept < TOTAL, "every finished run kept, and the sweep stopped early"
+    assert "kept the" in err and "run the same command again to resume" in err, err
+    assert "Traceback" not in err, err
+    assert took < 10, f"took {took:.1f} s to stop"
+    assert _wait_until(lambda: not _session(process.pid), 10), "processes left behind"
+
+
+@needs_proc
+@needs_two_cores
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_sweep_and_keeps_the_finished_runs(tmp_path):
+    process, store = _start(tmp_path)
+    _stop_and_check(process, store, lambda: os.killpg(process.pid, signal.SIGINT), 130)
+    # Rerunning resumes to the whole sweep.
+    subprocess.run(
+        [sys.executable, "-m", "leaky", *SWEEP, "--store", str(store)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert _count(store) == TOTAL
+
+
+@needs_proc
+@needs_two_cores
+@pytest.mark.slow
+def test_sigterm_stops_a_parallel_sweep_and_keeps_the_finished_runs(tmp_path):
+    process, store = _start(tmp_path)
+    _stop_and_check(process, store, lambda: os.kill(process.pid, signal.SIGTERM), 143)
+
+
+@needs_proc
+@needs_two_cores
+@pytest.mark.slow
+def test_workers_die_with_their_parent(tmp_path):
+    process, _ = _start(tmp_path)
+    assert len(_session(process.pid)) >= 3  # the parent, two workers (and a resource tracker)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)  # returns once nothing holds its stdout and stderr open
+    assert _wait_until(lambda: not _session(process.pid), 10), _session(process.pid)
+
+
+@needs_two_cores
+@pytest.mark.slow
+def test_a_store_write_error_stops_a_parallel_sweep_at_once(tmp_path, monkeypatch):
+    config = resolve_config(
+        "born-dead", overrides={"depths": "2,3,4,5,6,7,8,9", "widths": "2,3", "trials": "3000"}
+    )
+    specs = plan("born-dead", config)
+    calls = []
+
+    def disk_full(self, record):
+        calls.append(record.run_id)
+        raise ValueError(f"Cannot write to the store {self.path}: database or disk is full")
+
+    monkeypatch.setattr(Store, "save", disk_full)
+    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="disk is full"):
+        execute(specs, store, workers=2, progress=False)
+    assert len(calls) == 1, "no second write after the store failed"
+    assert not multiprocessing.active_children(), "the workers are stopped, not left computing"
