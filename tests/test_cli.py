@@ -73,9 +73,9 @@ def test_curves_in_japanese_without_a_japanese_font(tmp_path, monkeypatch):
     ("args", "code", "message"),
     [
         (["curves", "--slopes", "abc"], 2, "comma-separated numbers"),
-        (["curves", "--slopes", "-0.1"], 1, "Expected every slope to be >= 0"),
-        (["curves", "--slopes", "nan"], 1, "finite"),
-        (["curves", "--slopes", ","], 1, "at least one"),
+        (["curves", "--slopes", "-0.1"], 2, "Expected every slope to be >= 0"),
+        (["curves", "--slopes", "nan"], 2, "finite"),
+        (["curves", "--slopes", ","], 2, "at least one"),
         (["curves", "--lang", "fr"], 2, "'fr' is not one of"),
         (["curves", "--bogus"], 2, "No such option"),
         (["nonsense"], 2, "No such command"),
@@ -100,13 +100,74 @@ def test_output_path_that_is_a_file_fails_cleanly(tmp_path):
     assert blocker.read_text() == "keep me"
 
 
+def _store(path):
+    from leaky.store import RunRecord, Store
+
+    with Store(path) as store:
+        store.save(RunRecord("r", "born-dead", {}, 0, {}, "finished", 0.1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "store_content",
+    [b"hello, this is not sqlite at all" * 10, "abc"],
+    ids=["not-sqlite", "schema-abc"],
+)
+def test_the_same_bad_store_is_exit_2_from_every_command(tmp_path, store_content):
+    store = tmp_path / "s.db"
+    if isinstance(store_content, bytes):
+        store.write_bytes(store_content)
+    else:
+        import sqlite3
+
+        _store(store)
+        with sqlite3.connect(store) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (store_content,))
+    before = store.read_bytes()
+    outputs = []
+    for args in (
+        ["run", "born-dead", "--quick", "--store", str(store), "--quiet"],
+        ["report", "--store", str(store), "--out", str(tmp_path / "out")],
+    ):
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1] and str(store) in outputs[0]
+    assert store.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_a_bad_output_folder_is_exit_2_from_every_command(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    store = _store(tmp_path / "s.db")
+    for args in (
+        ["curves", "--out", str(blocker)],
+        ["report", "--store", str(store), "--out", str(blocker)],
+        ["report", "--store", str(store), "--out", str(blocker / "below")],
+    ):
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert str(blocker) in result.output and "Traceback" not in result.output
+    assert blocker.read_text() == "keep me"
+
+
+def test_ctrl_c_is_exit_130(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("leaky.report.write_curves", interrupted)
+    result = _run("curves", "--out", str(tmp_path))
+    assert result.exit_code == 130 and "Traceback" not in result.output
+
+
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "leaky", "curves", "--slopes", "-1", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Error: Expected every slope" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -127,7 +188,7 @@ def test_failed_figure_save_keeps_the_previous_figure(tmp_path, monkeypatch):
 
     monkeypatch.setattr("matplotlib.figure.Figure.savefig", broken_savefig)
     result = _run("curves", "--out", str(tmp_path))
-    assert result.exit_code == 1 and "No space left" in result.output
+    assert result.exit_code == 2 and "No space left" in result.output
     assert (tmp_path / "curves.png").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
 

@@ -2,6 +2,16 @@
 
 User mistakes (bad options, bad values, unwritable paths) end in a one-line message and
 a non-zero exit code, never a traceback. Set ``LEAKY_DEBUG=1`` to see the traceback.
+
+Exit codes, the same for every command:
+
+- 0: success.
+- 1: the command ran and found a problem that it reports (for example ``leaky diagnose``
+  finding non-finite values, ``leaky bench`` finding a result that differs from PyTorch's).
+- 2: a user error: a bad option, value, file, store or output path. Everything the API
+  raises as ``ValueError``, ``TypeError`` or ``OSError`` lands here, with click's usage
+  errors.
+- 130: stopped by SIGINT (Ctrl-C); 143: stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,8 +29,19 @@ from leaky.messages import LANGUAGES
 __all__ = ["cli", "main"]
 
 
+USER_ERROR = 2  # a bad option, value, file, store or output path
+STOPPED_BY_SIGINT = 130
+STOPPED_BY_SIGTERM = 143
+
+
+class _InputError(click.ClickException):
+    """A wrong name, key, value, file or path: one line, "Error: ...", exit code 2."""
+
+    exit_code = USER_ERROR
+
+
 class _FriendlyGroup(click.Group):
-    """Turns the errors that user input causes into click's one-line error and exit 1."""
+    """Turns the errors that user input causes into one line and exit 2, Ctrl-C into 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,13 +49,12 @@ class _FriendlyGroup(click.Group):
         except (ValueError, TypeError, OSError) as error:
             if os.environ.get("LEAKY_DEBUG"):
                 raise
-            raise click.ClickException(str(error)) from error
-
-
-class _InputError(click.ClickException):
-    """A wrong name, key or value: one line, "Error: ...", exit code 2 (like a usage error)."""
-
-    exit_code = 2
+            raise _InputError(str(error)) from error
+        except KeyboardInterrupt:
+            if os.environ.get("LEAKY_DEBUG"):
+                raise
+            click.echo("Stopped (Ctrl-C).", err=True)
+            ctx.exit(STOPPED_BY_SIGINT)
 
 
 def _parse_floats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
