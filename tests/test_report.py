@@ -430,6 +430,40 @@ def test_store_paths_are_text_not_markup(tmp_path):
     assert f"leaky report --store '{store}' --out {tmp_path / 'out'} --lang ja" in md
 
 
+def _outside_code_blocks(markdown):
+    """The lines of ``markdown`` outside fenced code blocks, by CommonMark's fence rules."""
+    outside, fence = [], None
+    for line in markdown.splitlines():
+        match = re.match(r" {0,3}(`{3,}|~{3,})(.*)$", line)
+        if fence is None:
+            if match and not (match[1][0] == "`" and "`" in match[2]):
+                fence = match[1]
+            else:
+                outside.append(line)
+        elif (
+            match
+            and match[1][0] == fence[0]
+            and len(match[1]) >= len(fence)
+            and not match[2].strip()
+        ):
+            fence = None
+    return outside
+
+
+def test_a_store_path_cannot_break_out_of_a_code_block(tmp_path):
+    folder = tmp_path / "x\n```\n# Heading\n<script>"
+    folder.mkdir()
+    store = _synthetic_store(
+        folder / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    files = write_report(store, tmp_path / "out", formats=("md",))
+    md = files.pages[0].read_text(encoding="utf-8")
+    assert md.count("# Heading") >= 2  # the path is shown, in the commands
+    prose = "\n".join(_outside_code_blocks(md))
+    assert not re.search(r"^ {0,3}# Heading", prose, flags=re.M)  # no heading of the path's
+    assert not re.search(r"(?<!\\)<script", prose)  # no raw HTML either
+
+
 def test_runs_of_an_unknown_config_are_counted_not_fatal(tmp_path):
     store = _synthetic_store(
         tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy

@@ -190,6 +190,24 @@ def _markdown_text(text: object) -> str:
     return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", str(text)).replace("\n", " ")
 
 
+def _code_block(text: object, info: str = "") -> str:
+    """A fenced code block that no text can close early.
+
+    The fence is longer than any run of backticks in the text, so a path holding a
+    newline and a fence stays inside the block.
+
+    Examples:
+        >>> print(_code_block("a ```` b", "sh"))
+        `````sh
+        a ```` b
+        `````
+    """
+    text = str(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
 def _templates() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("leaky.report", "templates"),
@@ -200,6 +218,7 @@ def _templates() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters["md"] = _markdown_text
+    environment.filters["code_block"] = _code_block
     return environment
 
 
