@@ -1,8 +1,10 @@
 """The `leaky` command: curves, --version, --help, and bad input without tracebacks."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -210,3 +212,48 @@ def test_list_datasets_and_activations():
         and "negative_slope=0.01" in result.output
     )
     assert _run("list", "models").exit_code == 2
+
+
+def test_list_settings_shows_type_default_and_quick_value():
+    result = _run("list", "settings", "vanishing")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["setting", "type", "default", "--quick"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    from leaky.experiments.vanishing import VanishingConfig
+
+    assert list(rows) == [f.name for f in dataclasses.fields(VanishingConfig)]
+    assert rows["depths"][1:6] == ["list", "of", "int", "5,10,20,40", "5,20"]
+    assert rows["steps"][1:4] == ["int", "300", "100"] and "SGD steps" in " ".join(rows["steps"])
+    assert rows["lr"][1:4] == ["float", "0.05", "0.05"]
+    for args in (["list", "settings"], ["list", "settings", "nope"], ["list", "datasets", "x"]):
+        result = _run(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, args
+
+
+EXAMPLE_TOML = Path(__file__).resolve().parents[1] / "examples" / "vanishing.toml"
+
+
+def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
+    import tomllib
+
+    seen = {}
+
+    def run_experiment(name, config, store, **kwargs):
+        seen["config"] = config
+        return SimpleNamespace(ran=0, skipped=0, diverged=0)
+
+    monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.findings.summarize", lambda *args: [])
+    store = tmp_path / "s.db"
+    result = _run(
+        "run", "vanishing", "--config", str(EXAMPLE_TOML), "--quick", "--store", str(store)
+    )
+    assert result.exit_code == 0, result.output
+    wanted = tomllib.loads(EXAMPLE_TOML.read_text())
+    from leaky.config import config_to_dict
+
+    assert {k: config_to_dict(seen["config"])[k] for k in wanted} == wanted
+    assert set(wanted) < {
+        line.split()[0] for line in _run("list", "settings", "vanishing").output.splitlines()
+    }

@@ -109,15 +109,33 @@ def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
 
 @cli.command(name="list")
 @click.argument(
-    "what", type=click.Choice(["experiments", "datasets", "activations"]), default="experiments"
+    "what",
+    type=click.Choice(["experiments", "datasets", "activations", "settings"]),
+    default="experiments",
 )
-def list_command(what: str) -> None:
-    """List the experiments, the built-in datasets or the activations of the spec table."""
-    if what == "experiments":
-        from leaky.experiments import EXPERIMENTS
+@click.argument("experiment", required=False)
+def list_command(what: str, experiment: str | None) -> None:
+    """List experiments, datasets, activations, or an experiment's settings.
 
+    ``leaky list settings EXPERIMENT`` shows each setting's type, default, value in the
+    quick preset (``--quick``) and meaning; set them with ``--set KEY=VALUE`` or a TOML
+    file (``--config``, for example examples/vanishing.toml).
+    """
+    from leaky.experiments import EXPERIMENTS
+
+    if (what == "settings") != (experiment is not None):
+        raise _InputError(
+            f"give an experiment after `leaky list settings` (one of {', '.join(EXPERIMENTS)})"
+            if what == "settings"
+            else f"only `leaky list settings` takes an experiment, not `leaky list {what}`"
+        )
+    if what == "settings":
+        rows, header = _settings_rows(
+            _experiment_name(click.get_current_context(), None, experiment)
+        )
+    elif what == "experiments":
         rows = [(e.name, e.question()) for e in EXPERIMENTS.values()]
-        header: tuple[str, ...] = ("experiment", "question")
+        header = ("experiment", "question")
     elif what == "datasets":
         from leaky.data import list_datasets
 
@@ -140,7 +158,20 @@ def list_command(what: str) -> None:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _experiment_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _settings_rows(experiment: str) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
+    from leaky.config import config_to_dict, describe_config, format_value, resolve
+    from leaky.experiments import get_experiment
+
+    spec = get_experiment(experiment)
+    quick = config_to_dict(resolve(spec.config, spec.presets.get("quick", {})))
+    rows = [
+        (s.name, s.type, format_value(s.default), format_value(quick[s.name]), s.about)
+        for s in describe_config(spec.config)
+    ]
+    return rows, ("setting", "type", "default", "--quick", "what it sets")
+
+
+def _experiment_name(ctx: click.Context, param: click.Parameter | None, value: str) -> str:
     from leaky.experiments import EXPERIMENTS
 
     if value not in EXPERIMENTS:
