@@ -147,6 +147,16 @@ def test_a_bad_output_folder_is_exit_2_from_every_command(tmp_path):
         ["curves", "--out", str(blocker)],
         ["report", "--store", str(store), "--out", str(blocker)],
         ["report", "--store", str(store), "--out", str(blocker / "below")],
+        ["demo", "--out", str(blocker), "--quiet"],
+        ["bench", "kernels", "--quick", "--json", str(blocker / "bench.json")],
+        [
+            "diagnose",
+            "examples/models.py:make_model",
+            "--input-shape",
+            "4",
+            "--json",
+            str(blocker / "d.json"),
+        ],
     ):
         result = _run(*args)
         assert result.exit_code == 2, (args, result.output)
