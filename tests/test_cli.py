@@ -1,8 +1,10 @@
 """The `leaky` command: curves, --version, --help, and bad input without tracebacks."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -73,9 +75,9 @@ def test_curves_in_japanese_without_a_japanese_font(tmp_path, monkeypatch):
     ("args", "code", "message"),
     [
         (["curves", "--slopes", "abc"], 2, "comma-separated numbers"),
-        (["curves", "--slopes", "-0.1"], 1, "Expected every slope to be >= 0"),
-        (["curves", "--slopes", "nan"], 1, "finite"),
-        (["curves", "--slopes", ","], 1, "at least one"),
+        (["curves", "--slopes", "-0.1"], 2, "Expected every slope to be >= 0"),
+        (["curves", "--slopes", "nan"], 2, "finite"),
+        (["curves", "--slopes", ","], 2, "at least one"),
         (["curves", "--lang", "fr"], 2, "'fr' is not one of"),
         (["curves", "--bogus"], 2, "No such option"),
         (["nonsense"], 2, "No such command"),
@@ -100,13 +102,84 @@ def test_output_path_that_is_a_file_fails_cleanly(tmp_path):
     assert blocker.read_text() == "keep me"
 
 
+def _store(path):
+    from leaky.store import RunRecord, Store
+
+    with Store(path) as store:
+        store.save(RunRecord("r", "born-dead", {}, 0, {}, "finished", 0.1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "store_content",
+    [b"hello, this is not sqlite at all" * 10, "abc"],
+    ids=["not-sqlite", "schema-abc"],
+)
+def test_the_same_bad_store_is_exit_2_from_every_command(tmp_path, store_content):
+    store = tmp_path / "s.db"
+    if isinstance(store_content, bytes):
+        store.write_bytes(store_content)
+    else:
+        import sqlite3
+
+        _store(store)
+        with sqlite3.connect(store) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (store_content,))
+    before = store.read_bytes()
+    outputs = []
+    for args in (
+        ["run", "born-dead", "--quick", "--store", str(store), "--quiet"],
+        ["report", "--store", str(store), "--out", str(tmp_path / "out")],
+    ):
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1] and str(store) in outputs[0]
+    assert store.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_a_bad_output_folder_is_exit_2_from_every_command(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    store = _store(tmp_path / "s.db")
+    for args in (
+        ["curves", "--out", str(blocker)],
+        ["report", "--store", str(store), "--out", str(blocker)],
+        ["report", "--store", str(store), "--out", str(blocker / "below")],
+        ["demo", "--out", str(blocker), "--quiet"],
+        ["bench", "kernels", "--quick", "--json", str(blocker / "bench.json")],
+        [
+            "diagnose",
+            "examples/models.py:make_model",
+            "--input-shape",
+            "4",
+            "--json",
+            str(blocker / "d.json"),
+        ],
+    ):
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert str(blocker) in result.output and "Traceback" not in result.output
+    assert blocker.read_text() == "keep me"
+
+
+def test_ctrl_c_is_exit_130(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("leaky.report.write_curves", interrupted)
+    result = _run("curves", "--out", str(tmp_path))
+    assert result.exit_code == 130 and "Traceback" not in result.output
+
+
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "leaky", "curves", "--slopes", "-1", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Error: Expected every slope" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -127,7 +200,7 @@ def test_failed_figure_save_keeps_the_previous_figure(tmp_path, monkeypatch):
 
     monkeypatch.setattr("matplotlib.figure.Figure.savefig", broken_savefig)
     result = _run("curves", "--out", str(tmp_path))
-    assert result.exit_code == 1 and "No space left" in result.output
+    assert result.exit_code == 2 and "No space left" in result.output
     assert (tmp_path / "curves.png").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
 
@@ -149,3 +222,48 @@ def test_list_datasets_and_activations():
         and "negative_slope=0.01" in result.output
     )
     assert _run("list", "models").exit_code == 2
+
+
+def test_list_settings_shows_type_default_and_quick_value():
+    result = _run("list", "settings", "vanishing")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["setting", "type", "default", "--quick"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    from leaky.experiments.vanishing import VanishingConfig
+
+    assert list(rows) == [f.name for f in dataclasses.fields(VanishingConfig)]
+    assert rows["depths"][1:6] == ["list", "of", "int", "5,10,20,40", "5,20"]
+    assert rows["steps"][1:4] == ["int", "300", "100"] and "SGD steps" in " ".join(rows["steps"])
+    assert rows["lr"][1:4] == ["float", "0.05", "0.05"]
+    for args in (["list", "settings"], ["list", "settings", "nope"], ["list", "datasets", "x"]):
+        result = _run(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, args
+
+
+EXAMPLE_TOML = Path(__file__).resolve().parents[1] / "examples" / "vanishing.toml"
+
+
+def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
+    import tomllib
+
+    seen = {}
+
+    def run_experiment(name, config, store, **kwargs):
+        seen["config"] = config
+        return SimpleNamespace(ran=0, skipped=0, diverged=0)
+
+    monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.findings.summarize", lambda *args: [])
+    store = tmp_path / "s.db"
+    result = _run(
+        "run", "vanishing", "--config", str(EXAMPLE_TOML), "--quick", "--store", str(store)
+    )
+    assert result.exit_code == 0, result.output
+    wanted = tomllib.loads(EXAMPLE_TOML.read_text())
+    from leaky.config import config_to_dict
+
+    assert {k: config_to_dict(seen["config"])[k] for k in wanted} == wanted
+    assert set(wanted) < {
+        line.split()[0] for line in _run("list", "settings", "vanishing").output.splitlines()
+    }

@@ -165,7 +165,7 @@ def test_syntax_error_in_the_model_file(tmp_path):
     path = tmp_path / "bad.py"
     path.write_text("def make(:\n")
     result = _run(f"{path}:make", "--input-shape", "4")
-    assert result.exit_code == 1 and "Importing" in result.output
+    assert result.exit_code == 2 and "Importing" in result.output
 
 
 def test_weights_file_errors_say_what_to_do(model_file, tmp_path):
@@ -175,9 +175,9 @@ def test_weights_file_errors_say_what_to_do(model_file, tmp_path):
     torch.save(torch.nn.Linear(2, 2), pickled)
     spec = f"{model_file}:make_model"
     result = _run(spec, "--input-shape", "4", "--weights", garbage)
-    assert result.exit_code == 1 and "not a file written by torch.save" in result.output
+    assert result.exit_code == 2 and "not a file written by torch.save" in result.output
     result = _run(spec, "--input-shape", "4", "--weights", pickled)
-    assert result.exit_code == 1 and "save model.state_dict() instead" in result.output
+    assert result.exit_code == 2 and "save model.state_dict() instead" in result.output
 
 
 def _npz(tmp_path, name, **arrays):
@@ -196,7 +196,7 @@ def _npz(tmp_path, name, **arrays):
 )
 def test_bad_labels_are_one_line(model_file, tmp_path, arrays, message):
     result = _run(f"{model_file}:make_model", "--data", _npz(tmp_path, "d.npz", **arrays))
-    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
 def test_float_targets_use_mse_not_truncated_labels(tmp_path):

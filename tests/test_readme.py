@@ -24,3 +24,15 @@ def test_readme_links_files_that_exist():
     assert any(link.endswith("report.md") for link in links) and any(".png" in x for x in links)
     missing = [link for link in links if not (README.parent / link).is_file()]
     assert not missing, missing
+
+
+def test_readme_config_examples_exist_and_reports_do_not_share_a_folder():
+    text = README.read_text()
+    configs = re.findall(r"--config (\S+)", text)
+    assert configs and all((README.parent / c).is_file() for c in configs), configs
+    outs = [
+        re.search(r"--out (\S+)", line)
+        for line in text.splitlines()
+        if line.lstrip().startswith("leaky report ")
+    ]
+    assert all(outs) and len({m[1] for m in outs}) == len(outs), outs

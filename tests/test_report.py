@@ -430,6 +430,98 @@ def test_store_paths_are_text_not_markup(tmp_path):
     assert f"leaky report --store '{store}' --out {tmp_path / 'out'} --lang ja" in md
 
 
+def _outside_code_blocks(markdown):
+    """The lines of ``markdown`` outside fenced code blocks, by CommonMark's fence rules."""
+    outside, fence = [], None
+    for line in markdown.splitlines():
+        match = re.match(r" {0,3}(`{3,}|~{3,})(.*)$", line)
+        if fence is None:
+            if match and not (match[1][0] == "`" and "`" in match[2]):
+                fence = match[1]
+            else:
+                outside.append(line)
+        elif (
+            match
+            and match[1][0] == fence[0]
+            and len(match[1]) >= len(fence)
+            and not match[2].strip()
+        ):
+            fence = None
+    return outside
+
+
+def test_a_store_path_cannot_break_out_of_a_code_block(tmp_path):
+    folder = tmp_path / "x\n```\n# Heading\n<script>"
+    folder.mkdir()
+    store = _synthetic_store(
+        folder / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    files = write_report(store, tmp_path / "out", formats=("md",))
+    md = files.pages[0].read_text(encoding="utf-8")
+    assert md.count("# Heading") >= 2  # the path is shown, in the commands
+    prose = "\n".join(_outside_code_blocks(md))
+    assert not re.search(r"^ {0,3}# Heading", prose, flags=re.M)  # no heading of the path's
+    assert not re.search(r"(?<!\\)<script", prose)  # no raw HTML either
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_report_that_fails_midway_keeps_the_previous_one_whole(tmp_path, monkeypatch):
+    store = _synthetic_store(
+        tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    out = tmp_path / "out"
+    write_report(store, out)
+    for path in out.rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"the previous report")
+    before = _tree(out)
+    assert {"report.html", "report.md", "figures/accuracy.png", "figures/curves.png"} <= set(before)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("leaky.report.page.write_curves", disk_full)  # after the accuracy figure
+    with pytest.raises(OSError, match="No space left"):
+        write_report(store, out)
+    assert _tree(out) == before  # nothing new, nothing half-written, no temporary files
+
+
+def test_temporary_files_of_a_killed_report_are_removed_next_time(tmp_path):
+    store = _synthetic_store(
+        tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    dead = _dead_pid()
+    stale = [
+        out / "figures" / ".vanishing.k3_x9aq2.png",  # as leaky 0.1 named them
+        out / "figures" / f".accuracy.{dead}.ab12cd34.svg",
+        out / f".report.{dead}.zz99yy88" / "report.html",
+        out / f".report.{dead}.zz99yy88" / "figures" / "curves.png",
+        out / f".report.{dead}.ab12cd34.md",
+    ]
+    alive = out / "figures" / ".accuracy.1.ab12cd34.svg"  # pid 1 is running: not stale
+    for path in [*stale, alive]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    write_report(store, out)
+    left = sorted(str(p.relative_to(out)) for p in out.rglob(".*"))
+    assert left == [str(alive.relative_to(out))]
+    assert (out / "report.html").is_file() and (out / "figures" / "accuracy.png").is_file()
+
+
 def test_runs_of_an_unknown_config_are_counted_not_fatal(tmp_path):
     store = _synthetic_store(
         tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy

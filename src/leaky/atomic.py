@@ -1,14 +1,24 @@
-"""Write result files all at once or not at all: no half-written file survives an error."""
+"""Write result files all at once or not at all: no half-written file survives an error.
+
+Temporary files and folders carry the writer's process id in their name
+(``.NAME.PID.XXXXXXXX``), so the next writer of the same target removes those left by a
+process that was killed, and leaves alone those of a writer still at work.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "ensure_output_dir"]
+__all__ = ["atomic_path", "ensure_output_dir", "remove_stale_temporaries", "staging_folder"]
+
+# mkstemp/mkdtemp's 8 random characters; before 0.2 the process id was not in the name.
+_TEMPORARY = r"\.{name}\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{{8}}{suffix}"
 
 
 def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
@@ -34,6 +44,73 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
     return out
 
 
+def _writer_gone(pid: str | None) -> bool:
+    """Whether the process that made a temporary file has ended (no pid: an old leaky's)."""
+    if pid is None:
+        return True
+    if os.name != "posix":  # no harmless way to ask; keep the file
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False  # someone else's live process, or not a process id at all
+    return False
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str]) -> None:
+    """Remove the temporary files (or folders) of ``target`` that killed writers left behind.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".table.abcd1234.txt").write_text("half")  # an old-style leftover
+        >>> remove_stale_temporaries(folder / "table.txt")
+        >>> list(folder.iterdir())
+        []
+    """
+    target = Path(target)
+    pattern = re.compile(
+        _TEMPORARY.format(name=re.escape(target.stem), suffix=re.escape(target.suffix))
+    )
+    with contextlib.suppress(OSError):  # a folder we cannot list has nothing of ours
+        for path in target.parent.glob(f".{target.stem}.*"):
+            match = pattern.fullmatch(path.name)
+            if match and _writer_gone(match["pid"]):
+                with contextlib.suppress(OSError):  # another writer may be removing it too
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+
+
+@contextlib.contextmanager
+def staging_folder(parent: str | os.PathLike[str], name: str) -> Iterator[Path]:
+    """Yield a new private folder in ``parent`` to build files in; removed afterwards.
+
+    Move what was built into place with :func:`os.replace` before leaving the block;
+    whatever is left (after an error) goes with the folder. Folders left by killed
+    processes are removed first.
+
+    Examples:
+        >>> import tempfile
+        >>> parent = Path(tempfile.mkdtemp())
+        >>> with staging_folder(parent, "report") as stage:
+        ...     _ = (stage / "page.txt").write_text("done")
+        ...     os.replace(stage / "page.txt", parent / "page.txt")
+        >>> sorted(p.name for p in parent.iterdir())
+        ['page.txt']
+    """
+    parent = Path(parent)
+    remove_stale_temporaries(parent / name)
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", dir=parent))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -57,7 +134,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     """
     target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.stem}.{os.getpid()}.", suffix=target.suffix, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:

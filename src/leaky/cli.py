@@ -2,6 +2,16 @@
 
 User mistakes (bad options, bad values, unwritable paths) end in a one-line message and
 a non-zero exit code, never a traceback. Set ``LEAKY_DEBUG=1`` to see the traceback.
+
+Exit codes, the same for every command:
+
+- 0: success.
+- 1: the command ran and found a problem that it reports (for example ``leaky diagnose``
+  finding non-finite values, ``leaky bench`` finding a result that differs from PyTorch's).
+- 2: a user error: a bad option, value, file, store or output path. Everything the API
+  raises as ``ValueError``, ``TypeError`` or ``OSError`` lands here, with click's usage
+  errors.
+- 130: stopped by SIGINT (Ctrl-C); 143: stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,8 +29,19 @@ from leaky.messages import LANGUAGES
 __all__ = ["cli", "main"]
 
 
+USER_ERROR = 2  # a bad option, value, file, store or output path
+STOPPED_BY_SIGINT = 130
+STOPPED_BY_SIGTERM = 143
+
+
+class _InputError(click.ClickException):
+    """A wrong name, key, value, file or path: one line, "Error: ...", exit code 2."""
+
+    exit_code = USER_ERROR
+
+
 class _FriendlyGroup(click.Group):
-    """Turns the errors that user input causes into click's one-line error and exit 1."""
+    """Turns the errors that user input causes into one line and exit 2, Ctrl-C into 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,13 +49,12 @@ class _FriendlyGroup(click.Group):
         except (ValueError, TypeError, OSError) as error:
             if os.environ.get("LEAKY_DEBUG"):
                 raise
-            raise click.ClickException(str(error)) from error
-
-
-class _InputError(click.ClickException):
-    """A wrong name, key or value: one line, "Error: ...", exit code 2 (like a usage error)."""
-
-    exit_code = 2
+            raise _InputError(str(error)) from error
+        except KeyboardInterrupt:
+            if os.environ.get("LEAKY_DEBUG"):
+                raise
+            click.echo("Stopped (Ctrl-C).", err=True)
+            ctx.exit(STOPPED_BY_SIGINT)
 
 
 def _parse_floats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
@@ -89,15 +109,33 @@ def curves(out_dir: str, slopes: tuple[float, ...], lang: str) -> None:
 
 @cli.command(name="list")
 @click.argument(
-    "what", type=click.Choice(["experiments", "datasets", "activations"]), default="experiments"
+    "what",
+    type=click.Choice(["experiments", "datasets", "activations", "settings"]),
+    default="experiments",
 )
-def list_command(what: str) -> None:
-    """List the experiments, the built-in datasets or the activations of the spec table."""
-    if what == "experiments":
-        from leaky.experiments import EXPERIMENTS
+@click.argument("experiment", required=False)
+def list_command(what: str, experiment: str | None) -> None:
+    """List experiments, datasets, activations, or an experiment's settings.
 
+    ``leaky list settings EXPERIMENT`` shows each setting's type, default, value in the
+    quick preset (``--quick``) and meaning; set them with ``--set KEY=VALUE`` or a TOML
+    file (``--config``, for example examples/vanishing.toml).
+    """
+    from leaky.experiments import EXPERIMENTS
+
+    if (what == "settings") != (experiment is not None):
+        raise _InputError(
+            f"give an experiment after `leaky list settings` (one of {', '.join(EXPERIMENTS)})"
+            if what == "settings"
+            else f"only `leaky list settings` takes an experiment, not `leaky list {what}`"
+        )
+    if what == "settings":
+        rows, header = _settings_rows(
+            _experiment_name(click.get_current_context(), None, experiment)
+        )
+    elif what == "experiments":
         rows = [(e.name, e.question()) for e in EXPERIMENTS.values()]
-        header: tuple[str, ...] = ("experiment", "question")
+        header = ("experiment", "question")
     elif what == "datasets":
         from leaky.data import list_datasets
 
@@ -120,7 +158,20 @@ def list_command(what: str) -> None:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _experiment_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _settings_rows(experiment: str) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
+    from leaky.config import config_to_dict, describe_config, format_value, resolve
+    from leaky.experiments import get_experiment
+
+    spec = get_experiment(experiment)
+    quick = config_to_dict(resolve(spec.config, spec.presets.get("quick", {})))
+    rows = [
+        (s.name, s.type, format_value(s.default), format_value(quick[s.name]), s.about)
+        for s in describe_config(spec.config)
+    ]
+    return rows, ("setting", "type", "default", "--quick", "what it sets")
+
+
+def _experiment_name(ctx: click.Context, param: click.Parameter | None, value: str) -> str:
     from leaky.experiments import EXPERIMENTS
 
     if value not in EXPERIMENTS:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
+import re
 import tomllib
 import types
 import typing
@@ -30,7 +32,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["config_hash", "config_to_dict", "load_toml", "parse_assignments", "resolve"]
+__all__ = [
+    "Setting",
+    "config_hash",
+    "config_to_dict",
+    "describe_config",
+    "format_value",
+    "load_toml",
+    "parse_assignments",
+    "resolve",
+]
 
 T = TypeVar("T")
 
@@ -157,3 +168,62 @@ def config_hash(*parts: Any) -> str:
     """
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One config field as a user sees it: name, type, default and what it means."""
+
+    name: str
+    type: str  # e.g. "int", "list of str", "float or none"
+    default: Any
+    about: str = ""  # the comment beside the field in the config class
+
+
+def _type_text(kind: Any) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_text(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin is tuple:
+        return f"list of {_type_text(args[0]) if args else 'str'}"
+    return getattr(kind, "__name__", str(kind))
+
+
+def format_value(value: Any) -> str:
+    """A config value as ``--set key=VALUE`` takes it (lists comma-separated).
+
+    Examples:
+        >>> format_value((5, 10)), format_value(0.05), format_value(("relu",))
+        ('5,10', '0.05', 'relu')
+    """
+    if isinstance(value, list | tuple):
+        return ",".join(format_value(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def describe_config(config_class: type) -> list[Setting]:
+    """Every setting of a config dataclass, in order, with the comment written beside it.
+
+    Examples:
+        >>> from leaky.experiments.vanishing import VanishingConfig
+        >>> depths = describe_config(VanishingConfig)[0]
+        >>> depths.name, depths.type, format_value(depths.default), depths.about
+        ('depths', 'list of int', '5,10,20,40', 'hidden layers')
+    """
+    hints = typing.get_type_hints(config_class)
+    try:
+        source = inspect.getsource(config_class)
+    except (OSError, TypeError):  # no source (a frozen app): settings without comments
+        source = ""
+    comments = dict(re.findall(r"^ {4}(\w+)\s*:[^#\n]*#\s*(.*?)\s*$", source, flags=re.M))
+    return [
+        Setting(
+            name=f.name,
+            type=_type_text(hints[f.name]),
+            default=f.default if f.default is not dataclasses.MISSING else f.default_factory(),  # type: ignore[misc]
+            about=comments.get(f.name, ""),
+        )
+        for f in dataclasses.fields(config_class)
+    ]

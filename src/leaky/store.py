@@ -14,12 +14,14 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ __all__ = ["SCHEMA_VERSION", "Claim", "RunRecord", "Store"]
 
 SCHEMA_VERSION = 1
 _APPLICATION = "leaky"
+_BUSY_SECONDS = 30.0  # how long an opener or writer waits for another process's transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,6 +66,28 @@ CREATE TABLE IF NOT EXISTS claims (
 # on the same store leaves a claimed run alone until the lease runs out (or, on the same host,
 # until the owner's pid is gone), so two sweeps of one store never compute a run twice.
 _CLAIMS = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS claims") :]
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+
+
+def _needs_folder(error: sqlite3.Error) -> bool:
+    name = getattr(error, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN"))
+
+
+def _has_log(path: Path) -> bool:
+    """Whether a write-ahead log with content lies beside the store (runs not yet merged)."""
+    log = path.with_name(path.name + "-wal")
+    return log.exists() and log.stat().st_size > 0
+
+
+def _damaged(path: Path, error: sqlite3.Error) -> str:
+    return (
+        f"The store {path} is damaged ({error}); recover the runs that can still be read "
+        f"with `sqlite3 {path} .recover | sqlite3 recovered.db` and pass --store recovered.db"
+    )
 
 
 @dataclass
@@ -109,55 +134,168 @@ def _alive(pid: int) -> bool:
 
 
 class Store:
-    """A results database. Opens (or creates) ``path``; refuses files that are not stores."""
+    """A results database. Opens (or creates) ``path``; refuses files that are not stores.
 
-    def __init__(self, path: str | Path) -> None:
+    Opening for writing creates the schema in one transaction that concurrent openers wait
+    for, so several sweeps may start on a new path at once. ``readonly=True`` opens an
+    existing store for reading only (``leaky report``): nothing is created or switched, and
+    it works on a file or in a folder the caller may not write.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         if self.path.is_dir():
             raise ValueError(f"Expected a store file, but {str(self.path)!r} is a folder")
-        existed = self.path.exists() and self.path.stat().st_size > 0
+        if readonly:
+            self._db = self._open_for_reading()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30)
-        except (OSError, sqlite3.Error) as error:
-            raise ValueError(f"Cannot open the store {self.path}: {error}") from None
+        except OSError as error:
+            raise ValueError(
+                f"Cannot open the store {self.path}: cannot create its folder "
+                f"({error.strerror}); choose another --store path"
+            ) from None
         try:
-            self._check_or_create(existed)
+            self._db = sqlite3.connect(self.path, timeout=_BUSY_SECONDS)
+        except sqlite3.Error as error:
+            raise self._error(error, "create") from None
+        try:
+            self._check_or_create()
+            self._use_wal()
+            self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as error:
             self._db.close()
-            raise ValueError(f"Cannot use the store {self.path}: {error}") from None
+            raise self._error(error, "create") from None
         except BaseException:
             self._db.close()
             raise
 
-    def _check_or_create(self, existed: bool) -> None:
-        try:
-            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError:
+    def _open_for_reading(self) -> sqlite3.Connection:
+        if not self.path.exists():
             raise ValueError(
+                f"No results store at {str(self.path)!r}; run `leaky demo` or `leaky run "
+                f"EXPERIMENT --store {self.path}` first, or pass --store"
+            )
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            raise ValueError(
+                f"{str(self.path)!r} is empty, not a leaky results store; pass another --store"
+            )
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        db = None
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=_BUSY_SECONDS)
+            try:
+                self._check(db, _tables(db))
+            except sqlite3.OperationalError as error:
+                # A WAL store needs its -shm file; in a folder we may not write, sqlite
+                # cannot create it. With no log left to replay, the file alone is the store.
+                if not _needs_folder(error) or _has_log(self.path):
+                    raise
+                db.close()
+                db = sqlite3.connect(uri + "&immutable=1", uri=True)
+                self._check(db, _tables(db))
+        except sqlite3.Error as error:
+            if db is not None:
+                db.close()
+            raise self._error(error, "open") from None
+        except BaseException:
+            if db is not None:
+                db.close()
+            raise
+        return db
+
+    def _error(self, error: sqlite3.Error, doing: str) -> ValueError:
+        """The user's view of an sqlite error: what is wrong with the file, and what to do.
+
+        ``doing`` is "create" (opening to write), "open" (opening to read) or "read".
+        """
+        name = getattr(error, "sqlite_errorname", "")
+        if name == "SQLITE_NOTADB" and doing != "read":
+            return ValueError(
                 f"{self.path} is not a leaky results store (not an SQLite database); "
                 "choose another --store path"
+            )
+        if name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB":
+            return ValueError(_damaged(self.path, error))
+        if doing == "create" and name.startswith(
+            ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")
+        ):
+            return ValueError(
+                f"Cannot write the store {self.path}: {error} (check the permissions of the "
+                "file and its folder, or choose another --store path)"
+            )
+        if name.startswith("SQLITE_CANTOPEN") and _has_log(self.path):
+            return ValueError(
+                f"Cannot read the store {self.path}: its write-ahead log {self.path}-wal "
+                "needs a folder this process may write; copy the store with its -wal file "
+                "to one"
+            )
+        return ValueError(
+            f"Cannot {'open' if doing == 'create' else doing} the store {self.path}: {error}"
+        )
+
+    def _check(self, db: sqlite3.Connection, tables: set[str]) -> None:
+        """Refuse what is not a leaky store of this schema (a database with no tables is new)."""
+        if "meta" not in tables:
+            if tables:
+                raise ValueError(f"{self.path} is an SQLite file but not a leaky results store")
+            return
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        if meta.get("application") != _APPLICATION:
+            raise ValueError(f"{self.path} is not a leaky results store")
+        raw = meta.get("schema_version")
+        try:
+            version = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{self.path} has an unreadable store schema version {raw!r} (this leaky "
+                f"reads version {SCHEMA_VERSION}); the file was edited or not written by "
+                "leaky: use a new --store path"
             ) from None
-        if existed and "meta" not in tables:
-            raise ValueError(f"{self.path} is an SQLite file but not a leaky results store")
-        if existed:
-            meta = dict(self._db.execute("SELECT key, value FROM meta"))
-            if meta.get("application") != _APPLICATION:
-                raise ValueError(f"{self.path} is not a leaky results store")
-            version = int(meta.get("schema_version", -1))
-            if version != SCHEMA_VERSION:
-                raise ValueError(
-                    f"{self.path} has store schema version {version}, but this leaky reads "
-                    f"version {SCHEMA_VERSION}; use a new --store path or a matching leaky"
-                )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{self.path} has store schema version {version}, but this leaky reads "
+                f"version {SCHEMA_VERSION}; use a new --store path or a matching leaky"
+            )
+
+    def _check_or_create(self) -> None:
+        # One write transaction, taken before looking: an opener that finds the file being
+        # created waits (busy timeout) and then sees the whole schema, never half of it.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._check(self._db, _tables(self._db))
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('application', ?), ('schema_version', ?)",
                 (_APPLICATION, str(SCHEMA_VERSION)),
             )
+            self._db.commit()
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # keep the error that matters
+                self._db.rollback()
+            raise
+
+    def _use_wal(self) -> None:
+        # Switching to WAL needs the file to itself; other openers may be reading the
+        # schema at that moment, so wait for them rather than fail.
+        deadline = time.monotonic() + _BUSY_SECONDS
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorname", "") != "SQLITE_BUSY":
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if time.monotonic() > deadline:
+                    raise ValueError(f"Cannot switch the store {self.path} to WAL mode")
+            time.sleep(0.01)
 
     def close(self) -> None:
         """Close the database."""
@@ -171,6 +309,8 @@ class Store:
 
     def save(self, record: RunRecord) -> None:
         """Write one run, all of it or nothing; a run already stored is left as it is."""
+        if self.readonly:
+            raise ValueError(f"The store {self.path} is open read-only; open it to write")
         try:
             self._save(record)
         except sqlite3.Error as error:
@@ -207,13 +347,29 @@ class Store:
 
     def run_ids(self, experiment: str | None = None) -> set[str]:
         """Ids of the runs stored (for one experiment, or all)."""
+        with self._reading():
+            return self._run_ids(experiment)
+
+    def runs(self, experiment: str | None = None) -> list[RunRecord]:
+        """Every stored run (of one experiment), with its metrics and layer statistics."""
+        with self._reading():
+            return self._runs(experiment)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        # A damaged page surfaces as a DatabaseError wherever a read touches it.
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise self._error(error, "read") from None
+
+    def _run_ids(self, experiment: str | None) -> set[str]:
         query, args = "SELECT run_id FROM runs", ()
         if experiment is not None:
             query, args = query + " WHERE experiment = ?", (experiment,)
         return {row[0] for row in self._db.execute(query, args)}
 
-    def runs(self, experiment: str | None = None) -> list[RunRecord]:
-        """Every stored run (of one experiment), with its metrics and layer statistics."""
+    def _runs(self, experiment: str | None) -> list[RunRecord]:
         query = (
             "SELECT run_id, experiment, cell, seed, config, status, seconds, results, versions, "
             "created FROM runs"

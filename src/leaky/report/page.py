@@ -10,6 +10,7 @@ with no network at all, and the Markdown links the same figures as files.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shlex
 from collections.abc import Sequence
@@ -20,12 +21,12 @@ from typing import Any
 import jinja2
 
 import leaky
-from leaky.atomic import atomic_path, ensure_output_dir
+from leaky.atomic import ensure_output_dir, remove_stale_temporaries, staging_folder
 from leaky.config import config_to_dict
 from leaky.experiments import EXPERIMENTS
 from leaky.messages import LANGUAGES, Messages, get_messages
 from leaky.report.curves import write_curves
-from leaky.report.figure_files import figure_language, save_figure
+from leaky.report.figure_files import FIGURE_FORMATS, figure_language, save_figure
 from leaky.report.figures import FIGURES
 from leaky.report.style import figure_style
 from leaky.report.sweeps import Sweep, load_sweeps, open_store_for_reading, reproduce_command
@@ -190,6 +191,24 @@ def _markdown_text(text: object) -> str:
     return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", str(text)).replace("\n", " ")
 
 
+def _code_block(text: object, info: str = "") -> str:
+    """A fenced code block that no text can close early.
+
+    The fence is longer than any run of backticks in the text, so a path holding a
+    newline and a fence stays inside the block.
+
+    Examples:
+        >>> print(_code_block("a ```` b", "sh"))
+        `````sh
+        a ```` b
+        `````
+    """
+    text = str(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
 def _templates() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("leaky.report", "templates"),
@@ -200,6 +219,7 @@ def _templates() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters["md"] = _markdown_text
+    environment.filters["code_block"] = _code_block
     return environment
 
 
@@ -224,6 +244,15 @@ def _draw_figures(
     return png, paths, notices
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary pages and figures that a killed ``leaky report`` left in ``out``."""
+    for fmt in PAGE_FORMATS:
+        remove_stale_temporaries(out / f"report.{fmt}")
+    for name in [*FIGURES, "curves"]:
+        for fmt in FIGURE_FORMATS:
+            remove_stale_temporaries(out / "figures" / f"{name}.{fmt}")
+
+
 def write_report(
     store_path: str | Path,
     out_dir: str | Path,
@@ -233,8 +262,11 @@ def write_report(
 ) -> ReportFiles:
     """Write ``report.html`` and/or ``report.md`` and their figures into ``out_dir``.
 
-    Reads only the store: findings are recomputed by each experiment's summary. Experiments
-    absent from the store get a section that says so and how to run them.
+    Reads only the store (opened read-only): findings are recomputed by each experiment's
+    summary. Experiments absent from the store get a section that says so and how to run
+    them. The whole report is built in a temporary folder inside ``out_dir`` and moved into
+    place at the end, figures first and the pages last, so an error (or a kill) midway
+    leaves the previous report as it was; temporary files of a killed run go next time.
     """
     if lang not in LANGUAGES:
         raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
@@ -242,16 +274,24 @@ def write_report(
     with open_store_for_reading(store_path) as store:
         sweeps = load_sweeps(store)
     out = ensure_output_dir(out_dir)
-    png, figure_paths, notices = _draw_figures(sweeps, out, lang)
-    files = ReportFiles(figures=figure_paths, notices=notices)
-    templates = _templates()
-    for fmt in formats:
-        context = _context(
-            sweeps, png, notices, lang, str(store_path), Path(out_dir), embed=fmt == "html"
-        )
-        text = templates.get_template(f"report.{fmt}.j2").render(**context)
-        target = out / f"report.{fmt}"
-        with atomic_path(target) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        files.pages.append(target)
-    return files
+    with staging_folder(out, "report") as stage:
+        png, figure_paths, notices = _draw_figures(sweeps, stage, lang)
+        templates = _templates()
+        pages = []
+        for fmt in formats:
+            context = _context(
+                sweeps, png, notices, lang, str(store_path), Path(out_dir), embed=fmt == "html"
+            )
+            text = templates.get_template(f"report.{fmt}.j2").render(**context)
+            page = stage / f"report.{fmt}"
+            page.write_text(text, encoding="utf-8")
+            pages.append(page)
+        built = [*figure_paths, *pages]  # pages last: they point at the figures
+        _remove_stale_temporaries(out)
+        ensure_output_dir(out / "figures")
+        for path in built:
+            os.replace(path, out / path.relative_to(stage))
+    final = [out / path.relative_to(stage) for path in built]
+    return ReportFiles(
+        pages=final[len(figure_paths) :], figures=final[: len(figure_paths)], notices=notices
+    )

@@ -61,7 +61,7 @@ def open_store_for_reading(path: str | Path) -> Store:
         )
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"{str(path)!r} is empty, not a leaky results store; pass another --store")
-    return Store(path)
+    return Store(path, readonly=True)
 
 
 def _sweep_key(experiment: str, run: RunRecord) -> str:
