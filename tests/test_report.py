@@ -536,6 +536,22 @@ def test_runs_of_an_unknown_config_are_counted_not_fatal(tmp_path):
     assert get_messages("en")("report.other_runs", count=1) in text
 
 
+def test_the_same_sweep_at_another_thread_count_is_another_sweep(tmp_path):
+    store = _synthetic_store(
+        tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    with Store(store) as db:
+        runs = db.runs("accuracy")
+        for run in runs:
+            run.run_id = run.run_id + "-1thread"
+            run.versions = {**run.versions, "threads": "1"}
+            db.save(run)
+    files = write_report(store, tmp_path / "out", formats=("md",))
+    text = files.pages[0].read_text(encoding="utf-8")
+    # One sweep reported (3 seeds per cell, not 6), the other counted among other runs.
+    assert get_messages("en")("report.other_runs", count=len(runs)) in text
+
+
 def test_an_empty_file_is_not_a_store(tmp_path):
     (tmp_path / "empty.db").write_bytes(b"")
     result = CliRunner().invoke(

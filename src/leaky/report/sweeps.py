@@ -67,7 +67,9 @@ def open_store_for_reading(path: str | Path) -> Store:
 def _sweep_key(experiment: str, run: RunRecord) -> str:
     axes = (*get_experiment(experiment).axes, "seeds")
     shared = {k: v for k, v in run.config.items() if k not in axes}
-    return json.dumps([shared, run.versions.get("leaky")], sort_keys=True)
+    # The thread count changes the last bits of every number, so it names another sweep.
+    versions = run.versions
+    return json.dumps([shared, versions.get("leaky"), versions.get("threads")], sort_keys=True)
 
 
 def _age(run: RunRecord) -> tuple[str, str]:
