@@ -116,24 +116,31 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
             )
         y, weight, bias, invstd = ctx.saved_tensors
         dims = y.dim()
-        reduce = [0, *range(2, dims)]
         acc = _accumulate_dtype(y.dtype)
-        # dL/dz: PyTorch's own Leaky ReLU backward kernel, fed the output (sign(y) == sign(z)).
+        # Two full-size temporaries, as many as PyTorch's pair allocates (the activation's
+        # gradient and BatchNorm's): dL/dz, and x_hat, which then becomes dL/dx in place.
+        # dL/dz is PyTorch's own Leaky ReLU backward kernel fed the output (sign(y) == sign(z)).
         grad_z = _aten.leaky_relu_backward(grad, y, ctx.negative_slope, True).to(acc)
+        # z = y for y > 0 and y / a otherwise: the same kernel, with slope 1/a, applied to y.
         y_acc = y.to(acc)
-        x_hat = torch.where(y_acc > 0, y_acc, y_acc / ctx.negative_slope)
+        x_hat = _aten.leaky_relu_backward(y_acc, y_acc, 1.0 / ctx.negative_slope, True)
         if ctx.has_bias:
             x_hat.sub_(_channel_view(bias.to(acc), dims))
         if ctx.has_weight:
             x_hat.div_(_channel_view(weight.to(acc), dims))
-        grad_bias = grad_z.sum(reduce)
-        grad_weight = (grad_z * x_hat).sum(reduce)
-        scale = invstd if not ctx.has_weight else invstd * weight.to(acc)
+        # sum(dz * x_hat) and sum(dz) per channel without a full-size product: BatchNorm's own
+        # backward reduction, given mean 0 and 1/std 1.
+        channels = y.shape[1]
+        zeros = torch.zeros(channels, dtype=acc, device=y.device)
+        _, grad_weight, grad_bias = _aten.native_batch_norm_backward(
+            grad_z, x_hat, None, None, None, zeros, zeros + 1, True, 0.0, [False, True, True]
+        )
         grad_x = None
         if ctx.needs_input_grad[0]:
+            scale = invstd if not ctx.has_weight else invstd * weight.to(acc)
             if ctx.training:
-                count = y.numel() // y.shape[1]
-                # dx = gamma / std * (dz - mean(dz) - x_hat * mean(dz * x_hat)), in x_hat's buffer
+                count = y.numel() // channels
+                # dx = gamma / std * (dz - mean(dz) - x_hat * mean(dz * x_hat))
                 grad_x = x_hat.mul_(_channel_view(grad_weight / -count, dims))
                 grad_x.add_(grad_z).sub_(_channel_view(grad_bias / count, dims))
                 grad_x.mul_(_channel_view(scale, dims))
