@@ -1,11 +1,19 @@
 """leaky.convert: swapping activations in nested models, re-initialising, and going back."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import leaky
-from leaky.convert import FunctionalActivationWarning, convert, find_functional_activations
+from leaky.convert import (
+    FunctionalActivationWarning,
+    ProducerNotFoundWarning,
+    convert,
+    find_functional_activations,
+)
 
 
 class Block(nn.Module):
@@ -168,3 +176,237 @@ def test_converting_to_torch_warns_about_what_has_no_equivalent():
     model = nn.Sequential(nn.Linear(3, 4, bias=False), leaky.nn.BiasLeakyReLU(4))
     with pytest.warns(UserWarning, match="no torch.nn equivalent"):
         assert convert(model, "torch") == []
+
+
+# --- An explicit slope wins over the source's slope; Change lines name the classes' modules.
+
+
+def test_an_explicit_slope_overrides_the_slope_of_a_leaky_relu_source():
+    model = nn.Sequential(nn.Linear(3, 3), nn.LeakyReLU(0.2))
+    changes = convert(model, "leaky_relu", negative_slope=0.1, only=(nn.LeakyReLU,))
+    assert type(model[1]) is leaky.nn.LeakyReLU and model[1].negative_slope == 0.1
+    assert [str(c) for c in changes] == [
+        "1: torch.nn.LeakyReLU(negative_slope=0.2) -> leaky.nn.LeakyReLU(negative_slope=0.1)"
+    ]
+    convert(model, "leaky_relu", negative_slope=0.3, only=(nn.LeakyReLU,))  # leaky.nn too
+    assert model[1].negative_slope == 0.3
+    assert convert(model, "leaky_relu", only=(nn.LeakyReLU,)) == []  # no slope given: kept
+    assert model[1].negative_slope == 0.3
+
+
+def test_an_explicit_slope_overrides_a_prelu_sources_learned_slopes():
+    model = nn.Sequential(nn.Linear(3, 2), nn.PReLU(2, init=0.3))
+    convert(model, "prelu", negative_slope=0.05, only=(nn.PReLU,))
+    assert type(model[1]) is leaky.nn.PReLU
+    assert torch.equal(model[1].weight.detach(), torch.full((2,), 0.05))
+    model = nn.Sequential(nn.Linear(3, 2), nn.PReLU(2, init=0.3))
+    convert(model, "prelu", only=(nn.PReLU,))  # no slope given: the learned ones stay
+    assert torch.equal(model[1].weight.detach(), torch.full((2,), 0.3))
+
+
+def test_change_lines_name_the_place_and_the_qualified_classes():
+    model = nn.Module()
+    model.features = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.Conv2d(2, 2, 1), nn.ReLU())
+    changes = convert(model, "leaky_relu", negative_slope=0.1)
+    assert (
+        str(changes[0]) == "features.1: torch.nn.ReLU() -> leaky.nn.LeakyReLU(negative_slope=0.1)"
+    )
+    back = convert(model, "torch")
+    assert str(back[1]) == (
+        "features.3: leaky.nn.LeakyReLU(negative_slope=0.1)"
+        " -> torch.nn.LeakyReLU(negative_slope=0.1)"
+    )
+
+
+# --- reinit finds the layer feeding each activation from the forward pass.
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision's block: registered avgpool, fc1, fc2, relu, scale_activation."""
+
+    def __init__(self, channels: int = 8, squeeze: int = 4) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.relu = nn.ReLU()
+        self.scale_activation = nn.Hardsigmoid()
+
+    def forward(self, x):
+        scale = self.avgpool(x)
+        scale = self.fc1(scale)
+        scale = self.relu(scale)
+        scale = self.fc2(scale)
+        return self.scale_activation(scale) * x
+
+
+class BasicBlock(nn.Module):
+    """A ResNet block with one ``relu`` module called twice."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+
+
+class EncoderLayer(nn.Module):
+    """A post-norm transformer encoder layer, registered in torch.nn's order."""
+
+    def __init__(self, d_model: int = 16, nhead: int = 2, d_ff: int = 32) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, batch_first=True)
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.dropout = nn.Dropout(0.1)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(0.1)
+        self.dropout2 = nn.Dropout(0.1)
+        self.activation = nn.ReLU()
+
+    def forward(self, x):
+        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, need_weights=False)[0]))
+        ff = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return self.norm2(x + self.dropout2(ff))
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _changed(before: dict[str, torch.Tensor], model: nn.Module) -> list[str]:
+    after = _weights(model)
+    return sorted(k for k, v in before.items() if not torch.equal(v, after[k]))
+
+
+def test_reinit_in_a_squeeze_excitation_block_takes_the_layer_the_forward_feeds_in():
+    torch.manual_seed(0)
+    block = SqueezeExcitation()
+    before = _weights(block)
+    changes = convert(block, "leaky_relu", reinit=True, example_input=torch.randn(2, 8, 5, 5))
+    assert _changed(before, block) == ["fc1.bias", "fc1.weight"]
+    assert [c.reinitialised for c in changes] == [("fc1",)]
+
+
+def test_reinit_without_example_input_warns_instead_of_guessing_in_a_custom_block():
+    torch.manual_seed(0)
+    block = SqueezeExcitation()
+    before = _weights(block)
+    with pytest.warns(ProducerNotFoundWarning, match=r"`relu`.*example_input") as caught:
+        changes = convert(block, "leaky_relu", reinit=True)
+    assert len(caught) == 1 and "SqueezeExcitation" in str(caught[0].message)
+    assert _changed(before, block) == []  # no silent guess (it used to re-initialise fc2)
+    assert isinstance(block.relu, leaky.nn.LeakyReLU) and changes[0].reinitialised == ()
+
+
+def test_reinit_of_a_module_called_twice_takes_the_layer_before_each_call():
+    torch.manual_seed(0)
+    model = nn.Sequential(BasicBlock(), BasicBlock()).train()
+    before = _weights(model)
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    changes = convert(model, "leaky_relu", reinit=True, example_input=torch.randn(2, 4, 6, 6))
+    assert [c.reinitialised for c in changes] == [("0.conv1", "0.conv2"), ("1.conv1", "1.conv2")]
+    assert _changed(before, model) == [
+        "0.conv1.weight",
+        "0.conv2.weight",
+        "1.conv1.weight",
+        "1.conv2.weight",
+    ]
+    # the traced forward pass left BatchNorm's running statistics as they were
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in stats.items())
+
+
+def test_reinit_in_a_transformer_encoder_layer_takes_linear1_not_linear2():
+    torch.manual_seed(0)
+    layer = EncoderLayer().train()
+    before = _weights(layer)
+    changes = convert(layer, "leaky_relu", reinit=True, example_input=torch.randn(2, 5, 16))
+    assert changes[0].reinitialised == ("linear1",)
+    assert _changed(before, layer) == ["linear1.bias", "linear1.weight"]
+
+
+def test_reinit_in_a_plain_sequential_needs_no_example_input(recwarn):
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(), nn.ReLU())
+    assert convert(model, reinit=True)[0].reinitialised == ("0",)
+    assert not [w for w in recwarn if issubclass(w.category, ProducerNotFoundWarning)]
+
+
+def test_reinit_in_a_sequential_warns_when_an_activation_is_not_fed_by_a_weight_layer():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.warns(ProducerNotFoundWarning, match=r"`2`.*Tanh"):
+        changes = convert(model, reinit=True)
+    assert changes[0].reinitialised == ()
+
+
+def test_an_example_input_the_model_rejects_is_a_value_error_and_changes_nothing():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+    with pytest.raises(ValueError, match="example_input"):
+        convert(model, reinit=True, example_input=torch.randn(2, 5))
+    assert type(model[1]) is nn.ReLU
+
+
+def test_an_activation_the_forward_never_calls_is_named_in_a_warning():
+    model = SqueezeExcitation()
+    model.spare = nn.ReLU()
+    with pytest.warns(ProducerNotFoundWarning, match="`spare`.*not called"):
+        changes = convert(model, reinit=True, example_input=torch.randn(1, 8, 2, 2))
+    assert [c.reinitialised for c in changes] == [("fc1",), ()]
+
+
+# --- Only functional activations are reported, not calls of activation modules.
+
+
+class FunctionalBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return F.relu(self.fc(x))  # the one functional call
+
+
+def test_calling_an_activation_module_attribute_is_not_a_functional_call(recwarn):
+    model = nn.Sequential(BasicBlock(), BasicBlock())
+    changes = convert(model)
+    assert len(changes) == 2
+    assert find_functional_activations(model) == []
+    assert not [w for w in recwarn if issubclass(w.category, FunctionalActivationWarning)]
+
+
+def test_a_functional_call_warns_once_at_its_file_and_line():
+    model = nn.Sequential(FunctionalBlock(), FunctionalBlock())
+    with pytest.warns(FunctionalActivationWarning) as caught:
+        convert(model)
+    assert len(caught) == 1
+    line = next(
+        i
+        for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if "the one functional" in text
+    )
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+    assert "0, 1 (FunctionalBlock.forward, line" in str(caught[0].message)
+    assert "F.relu(...)" in str(caught[0].message)
+
+
+class StoredFunction(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = torch.sigmoid
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.act(self.fc(x)).relu()
+
+
+def test_functions_stored_on_the_module_and_tensor_methods_still_count():
+    found = find_functional_activations(nn.Sequential(StoredFunction()))
+    assert len(found) == 2
+    assert any("self.act(...)" in f for f in found) and any(".relu(...)" in f for f in found)

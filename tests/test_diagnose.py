@@ -38,6 +38,21 @@ def broken():
 
 def not_a_model():
     return 42
+
+
+CONSTANT = 3
+
+
+def nan_weights():
+    model = make_model()
+    with torch.no_grad():
+        model[2].weight[1, 1] = float("nan")
+    return model
+
+
+def sequence_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
 """
 
 
@@ -117,6 +132,8 @@ def _pickled_data(tmp_path):
         (lambda f, t: [f"{f}:nope", "--input-shape", "4"], "has no callable 'nope'"),
         (lambda f, t: [f"{f}:broken", "--input-shape", "4"], "factory exploded"),
         (lambda f, t: [f"{f}:not_a_model", "--input-shape", "4"], "torch.nn.Module"),
+        (lambda f, t: [f"{f}:CONSTANT", "--input-shape", "4"], "is not callable (its type is int)"),
+        (lambda f, t: [f"{t}:make_model", "--input-shape", "4"], "is a directory"),
         (lambda f, t: [f"{f}:make_model", "--input-shape", "5"], "failed on inputs of shape"),
         (lambda f, t: [f"{f}:make_model", "--input-shape", "a,b"], "positive integers"),
         (lambda f, t: [f"{f}:make_model"], "exactly one of --input-shape and --data"),
@@ -239,3 +256,80 @@ def test_examples_file_from_the_readme_runs():
     result = _run(f"{example}:make_model", "--input-shape", "1,28,28", "--batches", "2")
     assert result.exit_code == 0, result.output
     assert "dead" in result.output
+
+
+def test_nan_weights_exit_1_and_name_the_layer(model_file, tmp_path):
+    out = tmp_path / "r.json"
+    result = _run(f"{model_file}:nan_weights", "--input-shape", "4", "--json", out)
+    assert result.exit_code == 1, result.output
+    assert "Verdict: non-finite" in result.output and "'2'" in result.output
+    assert "Traceback" not in result.output
+    report = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
+    assert (report["verdict"], report["verdict_site"]) == ("non-finite", "2")
+
+
+def test_nan_inputs_exit_1_and_name_the_input(model_file, tmp_path):
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    x[5, 2] = np.nan
+    data = _npz(tmp_path, "nan.npz", x=x, y=np.arange(20) % 3)
+    result = _run(f"{model_file}:make_model", "--data", data, "--batches", "2")
+    assert result.exit_code == 1, result.output
+    assert "non-finite: NaN or infinite values in the model's input" in result.output
+
+
+def test_a_healthy_model_still_exits_0(model_file):
+    result = _run(f"{model_file}:make_model", "--input-shape", "4")
+    assert result.exit_code == 0 and "Verdict: " in result.output
+
+
+def test_a_failed_diagnosis_leaves_no_output_folders(model_file, tmp_path):
+    result = _run(
+        f"{model_file}:broken",
+        "--input-shape",
+        "4",
+        "--json",
+        tmp_path / "j" / "deep" / "r.json",
+        "--plot",
+        tmp_path / "p" / "m.png",
+    )
+    assert result.exit_code != 0 and "factory exploded" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models.py"]
+
+
+def test_unit_dim_is_inferred_for_sequences_and_can_be_overridden(model_file, tmp_path):
+    out = tmp_path / "r.json"
+    result = _run(f"{model_file}:sequence_model", "--input-shape", "12,4", "--json", out)
+    assert result.exit_code == 0, result.output
+    site = json.loads(out.read_text())["sites"][0]
+    assert (site["units"], site["unit_dim"], site["unit_dim_from"]) == (16, 2, "Linear")
+    assert "2 (Linear)" in result.output
+    result = _run(
+        f"{model_file}:sequence_model", "--input-shape", "12,4", "--unit-dim", "1", "--json", out
+    )
+    assert result.exit_code == 0, result.output
+    site = json.loads(out.read_text())["sites"][0]
+    assert (site["units"], site["unit_dim"], site["unit_dim_from"]) == (12, 1, "given")
+
+
+def test_a_stock_transformer_encoder_is_diagnosed_in_forward_order(tmp_path):
+    path = tmp_path / "tf.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Model(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(0)\n"
+        "        layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)\n"
+        "        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)\n"
+        "        self.head = nn.Linear(16, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.encoder(x)[:, 0])\n"
+    )
+    out = tmp_path / "r.json"
+    result = _run(f"{path}:Model", "--input-shape", "6,16", "--json", out)
+    assert result.exit_code == 0, result.output
+    layers = [layer["name"] for layer in json.loads(out.read_text())["layers"]]
+    assert layers[-1] == "head"
+    assert layers.index("encoder.layers.0.self_attn.out_proj") < layers.index(
+        "encoder.layers.0.linear1"
+    )

@@ -111,12 +111,14 @@ def test_sigmoid_mlp_vanishes_and_leaky_relu_with_kaiming_does_not():
 
 
 def test_saturation_of_a_sigmoid_site():
-    site = SiteStatistics("sigmoid", saturation_threshold=0.01)
-    x = torch.tensor([[-10.0, 0.0], [10.0, 0.1]])
+    site = SiteStatistics("sigmoid", saturation_margin=0.05)
+    x = torch.tensor([[-10.0, 0.0], [10.0, 0.1], [-3.0, 2.9]])
     site.update(x, torch.sigmoid(x))
     summary = site.compute()
-    # sigmoid'(+-10) = 4.5e-5 < 0.01: unit 0 saturated in both samples, unit 1 in none.
+    # Outputs below 0.05 or above 0.95 (|x| > 2.94) are saturated: unit 0 in all three
+    # samples, unit 1 in none.
     assert summary.saturated_fraction == pytest.approx(0.5)
+    assert summary.saturated_units == 1
 
 
 def test_conv_units_are_channels():
@@ -259,6 +261,10 @@ def test_nan_and_empty_batches_do_not_break_counts():
         nn.Sigmoid(),
         nn.Tanh(),
         nn.Hardtanh(),
+        nn.Hardsigmoid(),
+        nn.Hardswish(),
+        nn.Mish(),
+        nn.Softplus(),
         leaky.nn.LeakyReLU(),
         leaky.nn.PReLU(),
         leaky.nn.RReLU(),
@@ -354,3 +360,405 @@ def test_windows_merge_into_the_statistics_of_all_their_data():
     assert merged.never_active_units == expected.never_active_units
     assert (merged.minimum, merged.maximum) == (expected.minimum, expected.maximum)
     assert merged.mean == pytest.approx(expected.mean)
+
+
+# ---------------------------------------------------------------- non-finite values
+
+
+def _three_layers() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def test_nan_weights_give_a_non_finite_verdict_naming_the_layer():
+    model = _three_layers()
+    with torch.no_grad():
+        model[2].weight[0, 0] = math.nan
+    report = _run(model)
+    assert report.verdict == "non-finite"
+    assert report.verdict_site == "2"  # the weight comes before the Tanh that shows it
+    assert "'2'" in report.verdict_sentence() and "Verdict: non-finite" in str(report)
+    assert (
+        report.sites[1].summary.nonfinite_batches == 5
+        and report.sites[0].summary.nonfinite_batches == 0
+    )
+
+
+def test_nan_in_a_bias_is_named_at_the_first_activation_that_shows_it():
+    model = _three_layers()
+    with torch.no_grad():
+        model[2].bias[3] = math.nan
+    report = _run(model)
+    assert (report.verdict, report.verdict_site) == ("non-finite", "3")
+
+
+def test_nan_inputs_give_a_non_finite_verdict_naming_the_input():
+    model = _three_layers()
+    with Monitor(model) as monitor:
+        x = torch.randn(16, 4)
+        x[3, 1] = math.nan
+        model(x).sum().backward()
+    report = monitor.report()
+    assert (report.verdict, report.verdict_site) == ("non-finite", "input")
+    assert report.input_nonfinite == 1
+    json.dumps(report.to_dict(), allow_nan=False)  # strict JSON: NaN statistics become null
+
+
+def test_non_finite_gradients_alone_are_named_where_backward_meets_them():
+    model = _three_layers()
+    with Monitor(model) as monitor:
+        (model(torch.randn(16, 4)).sum() * math.nan).backward()
+    report = monitor.report()
+    assert report.verdict == "non-finite"
+    assert report.verdict_site == "4"  # the output layer, the first that backward reaches
+
+
+def test_a_nan_gradient_ratio_is_never_healthy():
+    from leaky.monitor import LayerRow, MonitorReport
+
+    report = MonitorReport(
+        sites=[], layers=[LayerRow("a", math.nan), LayerRow("b", 1.0)], batches=1
+    )
+    assert report.verdict == "non-finite"
+
+
+# ---------------------------------------------------------------- saturation
+
+
+def _sigmoid_mlp(top_bias: float | None, width: int = 200) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    fan_in = 40
+    for _ in range(4):
+        layers += [nn.Linear(fan_in, width), nn.Sigmoid()]
+        fan_in = width
+    if top_bias is not None:
+        with torch.no_grad():
+            layers[-2].bias.fill_(top_bias)
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def test_a_top_layer_driven_to_zero_is_named_saturated():
+    # Glorot and Bengio (2010): the top sigmoid layer's outputs sink towards 0. At a mean
+    # near 0.03 (pre-activations near -3.5) sigmoid' is still about 0.03, above the old
+    # |f'| < 0.01 rule; its outputs lie within 5% of the bound 0 of the range.
+    model = _sigmoid_mlp(top_bias=-3.5)
+    report = _run_mnist_like(model)
+    top = next(row for row in report.sites if row.name == "7")
+    assert 0.01 < top.summary.mean < 0.06
+    assert top.summary.saturated_fraction > 0.8
+    assert top.summary.saturated_units > 150
+    assert all(row.summary.saturated_fraction < 0.1 for row in report.sites if row.name != "7")
+    assert (report.verdict, report.verdict_site) == ("saturated", "7")
+    assert "saturated: '7' (sigmoid)" in str(report)
+
+
+def test_a_sigmoid_network_at_its_start_is_not_saturated():
+    report = _run_mnist_like(_sigmoid_mlp(top_bias=None))
+    assert report.saturated_sites == [] and report.verdict != "saturated"
+
+
+def _run_mnist_like(model: nn.Module, batches: int = 3) -> "leaky.monitor.MonitorReport":
+    generator = torch.Generator().manual_seed(0)
+    with Monitor(model) as monitor:
+        for _ in range(batches):
+            x = torch.randn(64, 40, generator=generator)
+            y = torch.randint(0, 10, (64,), generator=generator)
+            model.zero_grad()
+            torch_f.cross_entropy(model(x), y).backward()
+    return monitor.report()
+
+
+def test_saturation_counts_are_exact_and_read_every_value():
+    site = SiteStatistics("tanh", hist_max_elements=4)
+    y = torch.tensor([[0.95, -0.95, 0.0], [0.899, 0.901, -1.0]] * 50)
+    site.update(torch.atanh(y.clamp(-0.999, 0.999)), y)
+    summary = site.compute()
+    # |y| >= 0.9 is within 5% of tanh's range (width 2) from a bound: 4 of 6 per row pair,
+    # and only unit 1 is saturated in more than half of its samples.
+    assert summary.saturated_fraction == pytest.approx(4 / 6)
+    assert summary.saturated_units == 1
+
+
+def test_relu6_saturates_only_at_six():
+    site = SiteStatistics("relu6")
+    y = torch.tensor([[0.0, 6.0], [0.1, 5.9]])
+    site.update(y, y)
+    assert site.compute().saturated_fraction == pytest.approx(0.5)
+
+
+def test_a_bad_saturation_margin_is_refused():
+    with pytest.raises(ValueError, match="saturation_margin"):
+        Monitor(nn.Linear(2, 2), saturation_margin=0.7)
+
+
+@pytest.mark.slow
+def test_glorot_bengio_sigmoid_mlp_on_mnist1d_saturates_its_top_layer():
+    # The Glorot and Bengio (2010) setup at a size that trains in about a minute: four
+    # sigmoid layers of 1000 units, PyTorch's default init, plain SGD on MNIST-1D. The top
+    # layer's mean output falls from 0.5 to near 0 while the accuracy stays at chance;
+    # the monitor names that layer.
+    mnist1d = pytest.importorskip("mnist1d.data")
+    data = mnist1d.make_dataset(mnist1d.get_dataset_args())
+    x = torch.tensor(data["x"], dtype=torch.float32)
+    y = torch.tensor(data["y"]).long()
+    model = _sigmoid_mlp(top_bias=None, width=1000)
+    with Monitor(model) as monitor:
+        model(x[:256])
+    before = monitor.report()
+    assert 0.4 < before.sites[-1].summary.mean < 0.6 and before.verdict != "saturated"
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    generator = torch.Generator().manual_seed(0)
+    monitor = Monitor(model)
+    for step in range(200):
+        if step == 180:
+            monitor.attach()  # the window: the last 20 steps
+        rows = torch.randint(0, len(x), (32,), generator=generator)
+        loss = torch_f.cross_entropy(model(x[rows]), y[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    monitor.detach()
+    report = monitor.report()
+    top = report.sites[-1]
+    assert top.name == "7" and top.summary.mean < 0.05
+    assert top.summary.saturated_fraction > 0.9
+    assert (report.verdict, report.verdict_site) == ("saturated", "7")
+    with torch.no_grad():
+        accuracy = (model(x[:1000]).argmax(dim=1) == y[:1000]).float().mean().item()
+    assert accuracy < 0.2  # at chance (10 classes)
+
+
+# ---------------------------------------------------------------- forward order
+
+
+class _Encoder(nn.Module):
+    """A stock nn.TransformerEncoder between a Linear embedding and a Linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Linear(6, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=24, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+def _sequence_run(model: nn.Module, **options) -> "leaky.monitor.MonitorReport":
+    with Monitor(model, **options) as monitor:
+        model(torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(0))).sum().backward()
+    return monitor.report()
+
+
+def test_transformer_encoder_layers_are_in_forward_order_and_the_head_is_last():
+    model = _Encoder()
+    report = _sequence_run(model)
+    block = [
+        "self_attn",
+        "self_attn.out_proj",  # registered after linear1/linear2, used before them
+        "linear1",
+        "linear2",
+    ]
+    expected = ["embed"]
+    for i in range(2):
+        expected += [f"encoder.layers.{i}.{name}" for name in block]
+    assert [row.name for row in report.layers] == [*expected, "head"]
+    norms = {row.name: row.grad_norm for row in report.layers}
+    assert report.gradient_ratio == pytest.approx(norms["embed"] / norms["head"])
+    assert norms["embed"] == pytest.approx(model.embed.weight.grad.norm().item(), rel=1e-6)
+    assert [row.name for row in report.sites] == [
+        "encoder.layers.0:relu#0",
+        "encoder.layers.1:relu#0",
+    ]
+
+
+def test_a_hand_written_block_is_listed_in_the_order_it_runs():
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # registered in an order unlike the order of calls
+            self.mlp_out, self.mlp_in = nn.Linear(32, 16), nn.Linear(16, 32)
+            self.out, self.qkv = nn.Linear(16, 16), nn.Linear(16, 48)
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            attention = torch.softmax(q @ k.transpose(1, 2) / 4, dim=-1)
+            x = x + self.out(attention @ v)
+            return x + self.mlp_out(self.act(self.mlp_in(x)))
+
+    model = nn.Sequential(Block(), Block(), nn.Linear(16, 2))
+    report = _sequence_run(nn.Sequential(nn.Linear(6, 16), model))
+    names = [row.name for row in report.layers]
+    first = ["qkv", "out", "mlp_in", "mlp_out"]
+    assert names == ["0", *[f"1.0.{n}" for n in first], *[f"1.1.{n}" for n in first], "1.2"]
+    assert [row.order for row in report.layers] == sorted(row.order for row in report.layers)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet's BasicBlock: conv-bn-relu-conv-bn, an in-place residual add, the same ReLU."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+def _resnet() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        _BasicBlock(8),
+        _BasicBlock(8),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
+
+
+def test_a_module_called_twice_per_block_is_listed_in_forward_order():
+    with Monitor(_resnet()) as monitor:
+        monitor.model(torch.randn(2, 3, 6, 6)).sum().backward()
+    report = monitor.report()
+    assert [row.name for row in report.sites] == ["1.relu", "1.relu#1", "2.relu", "2.relu#1"]
+    # Units are the channels: each ReLU's input came from a BatchNorm2d (the residual add
+    # is in place), so dimension 1 holds them.
+    assert {(row.summary.units, row.summary.unit_dim_from) for row in report.sites} == {
+        (8, "BatchNorm2d")
+    }
+    assert report.layers[0].name == "0" and report.layers[-1].name == "5"
+
+
+# ---------------------------------------------------------------- unit dimension
+
+
+def test_sequence_features_are_the_units_after_a_linear_layer():
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 2))
+    report = _sequence_run(model)  # inputs (N=4, L=5, F=6)
+    summary = report.sites[0].summary
+    assert (summary.units, summary.unit_dim, summary.unit_dim_from) == (10, 2, "Linear")
+    assert summary.samples == 4 * 5
+    assert "2 (Linear)" in str(report)
+
+
+def test_unit_dim_can_be_given():
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 2))
+    summary = _sequence_run(model, unit_dim=1).sites[0].summary
+    assert (summary.units, summary.unit_dim, summary.unit_dim_from) == (5, 1, "given")
+
+
+def test_functional_activations_after_a_linear_layer_use_its_features():
+    report = _sequence_run(_Encoder())
+    assert {(row.summary.units, row.summary.unit_dim_from) for row in report.sites} == {
+        (24, "Linear")
+    }
+
+
+def test_without_a_known_producer_the_default_dimension_is_used_and_said():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return torch.relu(x * self.scale)
+
+    report = _sequence_run(nn.Sequential(Scaled()))
+    summary = report.sites[0].summary
+    assert (summary.units, summary.unit_dim, summary.unit_dim_from) == (5, 1, "default")
+    assert "1 (default)" in str(report)
+
+
+def test_conv_units_are_channels_by_inference():
+    model = nn.Sequential(nn.Conv1d(6, 7, 1), nn.Tanh())
+    with Monitor(model) as monitor:
+        model(torch.randn(3, 6, 9))
+    summary = monitor.report().sites[0].summary
+    assert (summary.units, summary.unit_dim_from) == (7, "Conv1d")
+
+
+# ---------------------------------------------------------------- not monitored
+
+
+class _SqueezeExcite(nn.Module):
+    """MobileNetV3's SE block: pool, 1x1 conv, ReLU, 1x1 conv, Hardsigmoid, scale."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // 2, 1)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Conv2d(channels // 2, channels, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        scale = torch_f.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.fc2(self.relu(self.fc1(scale))))
+
+
+def test_an_se_block_with_hardsigmoid_is_monitored():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Hardswish(), _SqueezeExcite(8), nn.Flatten())
+    with Monitor(model) as monitor:
+        model(torch.randn(4, 3, 6, 6)).sum().backward()
+    report = monitor.report()
+    rows = {row.name: row for row in report.sites}
+    assert list(rows) == ["1", "2.relu", "2.gate"]
+    assert rows["2.gate"].kind == "hardsigmoid" and rows["2.gate"].summary.units == 8
+    assert rows["2.gate"].summary.unit_dim_from == "Conv2d"
+    assert rows["2.gate"].summary.saturated_fraction is not None
+    assert rows["1"].kind == "hardswish" and report.not_monitored == []
+    assert [row.name for row in report.layers] == ["0", "2.fc1", "2.fc2"]
+
+
+def test_activations_without_a_spec_row_are_listed_as_not_monitored():
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.selu = nn.Linear(4, 4), nn.SELU()
+
+        def forward(self, x):
+            return torch_f.softsign(self.selu(self.fc(x)))
+
+    model = nn.Sequential(Odd(), nn.Softmax(dim=1))
+    with Monitor(model) as monitor:
+        model(torch.randn(3, 4)).sum().backward()
+    report = monitor.report()
+    assert report.sites == []
+    assert report.not_monitored == ["0.selu (SELU)", "1 (Softmax)", "0:softsign (fn)"]
+    assert "Not monitored" in str(report) and "0.selu (SELU)" in str(report)
+    assert report.to_dict()["not_monitored"] == report.not_monitored
+
+
+# ---------------------------------------------------------------- the plot
+
+
+def test_plot_axes_are_in_forward_order_and_gradients_have_their_own_axes(tmp_path):
+    from leaky.report.monitor_plot import monitor_figure
+
+    with Monitor(_resnet()) as monitor:
+        monitor.model(torch.randn(2, 3, 6, 6)).sum().backward()
+    report = monitor.report()
+    units, weights, outputs = monitor_figure(report).axes
+    site_labels = [f"{row.name} ({row.kind})" for row in report.sites]
+    assert [t.get_text() for t in units.get_xticklabels()] == site_labels
+    assert [t.get_text() for t in weights.get_xticklabels()] == [r.name for r in report.layers]
+    assert [t.get_text() for t in outputs.get_xticklabels()] == site_labels
+    (weight_line,) = weights.get_lines()
+    assert list(weight_line.get_ydata()) == [row.grad_norm for row in report.layers]
+    (output_line,) = outputs.get_lines()
+    assert list(output_line.get_ydata()) == [r.summary.output_grad_norm for r in report.sites]
+    path = report.plot(tmp_path / "monitor.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -15,7 +15,7 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert "True 1.414" in out
     assert "{'1': [0, 1, 2, 3]}" in out
-    assert "1: ReLU() -> LeakyReLU(negative_slope=0.01) (re-initialised 0)" in out
+    assert "1: torch.nn.ReLU() -> leaky.nn.LeakyReLU(negative_slope=0.01) (re-initialised 0)" in out
     assert (tmp_path / "out" / "monitor.png").exists()
 
 

@@ -11,10 +11,12 @@ from leaky.spec import SPECS, activation_names, get_spec
 
 REQUIRED = ("relu", "leaky_relu", "prelu", "rrelu", "sigmoid", "tanh", "elu", "gelu", "silu")
 CLIPPED = ("relu6", "hardtanh")
+# Common in models found in the wild (MobileNetV3, SE blocks, Mish networks).
+FOUND_IN_THE_WILD = ("hardsigmoid", "hardswish", "mish", "softplus")
 
 
 def test_table_has_every_required_row_once():
-    assert activation_names() == REQUIRED + CLIPPED
+    assert activation_names() == REQUIRED + CLIPPED + FOUND_IN_THE_WILD
 
 
 def test_names_and_aliases_are_unique():
@@ -46,8 +48,50 @@ def test_defaults_are_pytorchs():
 
 
 def test_which_rows_can_die_and_which_saturate():
-    assert [s.name for s in SPECS if s.can_die] == ["relu", "relu6", "hardtanh"]
-    assert [s.name for s in SPECS if s.saturates] == ["sigmoid", "tanh", "relu6", "hardtanh"]
+    assert [s.name for s in SPECS if s.can_die] == [
+        "relu",
+        "relu6",
+        "hardtanh",
+        "hardsigmoid",
+        "hardswish",
+    ]
+    saturating = ["sigmoid", "tanh", "relu6", "hardtanh", "hardsigmoid"]
+    assert [s.name for s in SPECS if s.saturates] == saturating
+    assert [s.name for s in SPECS if s.output_range is not None] == saturating
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.saturates], ids=lambda s: s.name)
+def test_output_range_holds_the_outputs_and_is_reached_where_the_derivative_vanishes(spec):
+    low, high = spec.output_range()
+    x = np.linspace(-40, 40, 2001)
+    y = spec.forward(x)
+    assert low <= y.min() and y.max() <= high
+    low_end, high_end = spec.saturating_ends
+    # At a saturating end the output reaches the bound and the derivative vanishes.
+    if low_end:
+        assert spec.forward(np.array([-40.0]))[0] == pytest.approx(low, abs=1e-9)
+        assert spec.derivative(np.array([-40.0]))[0] == pytest.approx(0.0, abs=1e-9)
+    if high_end:
+        assert spec.forward(np.array([40.0]))[0] == pytest.approx(high, abs=1e-9)
+        assert spec.derivative(np.array([40.0]))[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_hardtanh_output_range_follows_its_options():
+    assert get_spec("hardtanh").output_range(min_val=-2.0, max_val=3.0) == (-2.0, 3.0)
+
+
+@pytest.mark.parametrize("name", FOUND_IN_THE_WILD)
+def test_new_rows_gain_is_the_second_moment_gain(name):
+    from leaky.reference import second_moment_gain
+
+    spec = get_spec(name)
+    assert spec.gain() == pytest.approx(second_moment_gain(spec.forward), rel=1e-12)
+    assert 1.0 < spec.gain() < 3.0
+
+
+def test_defaults_of_the_new_rows_are_pytorchs():
+    assert get_spec("softplus").defaults["beta"] == torch.nn.Softplus().beta
+    assert get_spec("softplus").defaults["threshold"] == torch.nn.Softplus().threshold
 
 
 def test_every_row_has_a_colour():
@@ -68,7 +112,32 @@ TORCH_F = {
     "silu": torch.nn.functional.silu,
     "relu6": torch.nn.functional.relu6,
     "hardtanh": torch.nn.functional.hardtanh,
+    "hardsigmoid": torch.nn.functional.hardsigmoid,
+    "hardswish": torch.nn.functional.hardswish,
+    "mish": torch.nn.functional.mish,
+    "softplus": torch.nn.functional.softplus,
 }
+
+
+@pytest.mark.parametrize("name", FOUND_IN_THE_WILD)
+def test_new_rows_match_torch_at_their_kinks_and_thresholds(name):
+    # The points where a piece ends (-3 and 3; softplus's threshold 20), and tails.
+    values = [-800.0, -30.0, -3.0, -2.9999999, 0.0, 2.9999999, 3.0, 20.0, 20.0000001, 800.0]
+    x = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    y = TORCH_F[name](x)
+    y.sum().backward()
+    spec = get_spec(name)
+    np.testing.assert_allclose(spec.forward(np.array(values)), y.detach().numpy(), rtol=1e-12)
+    # rtol 1e-7: PyTorch's float64 Hardsigmoid backward multiplies by a float32 1/6.
+    np.testing.assert_allclose(spec.derivative(np.array(values)), x.grad.numpy(), rtol=1e-7)
+
+
+def test_softplus_options_match_torch():
+    x = np.linspace(-5, 5, 101)
+    expected = torch.nn.functional.softplus(torch.from_numpy(x), beta=2.0, threshold=3.0)
+    np.testing.assert_allclose(
+        get_spec("softplus").forward(x, beta=2.0, threshold=3.0), expected.numpy(), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -87,7 +156,7 @@ def test_reference_forward_and_derivative_match_torch(spec, values):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_reference_derivative_is_the_slope_of_the_forward(spec):
-    x = np.linspace(-7, 7, 400) + 1e-3  # stay off the kinks at 0, +-1 and 6
+    x = np.linspace(-7, 7, 400) + 1e-3  # stay off the kinks at 0, +-1, +-3 and 6
     h = 1e-6
     numeric = (spec.forward(x + h) - spec.forward(x - h)) / (2 * h)
     np.testing.assert_allclose(spec.derivative(x), numeric, rtol=1e-6, atol=1e-8)

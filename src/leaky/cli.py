@@ -306,6 +306,14 @@ def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -
 @click.option(
     "--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a .png/.svg figure."
 )
+@click.option(
+    "--unit-dim",
+    type=int,
+    default=None,
+    help="Dimension of every activation output that holds the units (2 for the features "
+    "of (N, L, F)). Default: per site, from the layer that produced it (Linear: last, "
+    "Conv/BatchNorm: 1; 1 otherwise); the report says which.",
+)
 def diagnose(
     model: str,
     input_shape: str | None,
@@ -316,6 +324,7 @@ def diagnose(
     seed: int,
     json_out: str | None,
     plot_out: str | None,
+    unit_dim: int | None,
 ) -> None:
     """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
 
@@ -330,6 +339,7 @@ def diagnose(
 
     from leaky import diagnose as diagnosis
     from leaky.atomic import atomic_path, ensure_output_dir
+    from leaky.monitor import MonitorReport
 
     if (input_shape is None) == (data is None):
         raise click.UsageError("give exactly one of --input-shape and --data")
@@ -344,7 +354,7 @@ def diagnose(
                 f"expected a {' or '.join(suffixes)} file, got {out!r}", param_hint=option
             )
         try:  # before the run: a bad output path must not cost a whole diagnosis
-            ensure_output_dir(Path(out).parent)
+            diagnosis.check_output_path(out)  # creates nothing: a failed run leaves no folder
         except ValueError as error:
             raise click.BadParameter(str(error).split(";")[0], param_hint=option) from None
     shape = diagnosis.parse_shape(input_shape) if input_shape is not None else None
@@ -354,14 +364,17 @@ def diagnose(
     inputs = diagnosis.input_batches(
         input_shape=shape, data=data, batches=batches, batch_size=batch_size, seed=seed
     )
-    report = diagnosis.diagnose(net, inputs)
+    report: MonitorReport = diagnosis.diagnose(net, inputs, unit_dim=unit_dim)
     click.echo(str(report))
     if json_out is not None:
+        ensure_output_dir(Path(json_out).parent)
         with atomic_path(json_out) as tmp:
-            tmp.write_text(json.dumps(report.to_dict(), indent=2))
+            tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         click.echo(f"Wrote {json_out}")
     if plot_out is not None:
         click.echo(f"Wrote {report.plot(plot_out)}")
+    if report.verdict == "non-finite":
+        sys.exit(1)  # the diagnosis ran and found a problem (user errors exit 2)
 
 
 @cli.command()

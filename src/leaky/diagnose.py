@@ -7,6 +7,7 @@ is a function of its own so the Python API can do the same.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,14 @@ import torch
 
 from leaky.monitor import Monitor, MonitorReport
 
-__all__ = ["diagnose", "input_batches", "load_factory", "load_weights", "parse_shape"]
+__all__ = [
+    "check_output_path",
+    "diagnose",
+    "input_batches",
+    "load_factory",
+    "load_weights",
+    "parse_shape",
+]
 
 
 def _first_line(error: BaseException) -> str:
@@ -41,6 +49,10 @@ def load_factory(target: str) -> Callable[[], torch.nn.Module]:
             f"but got {target!r}"
         )
     path = Path(path_text)
+    if path.is_dir():
+        raise ValueError(
+            f"Model file {path_text!r} is a directory; expected a .py file, as FILE.py:FACTORY"
+        )
     if not path.is_file():
         raise ValueError(f"Model file {path_text!r} does not exist")
     module_name = f"_leaky_user_model_{abs(hash(path.resolve()))}"
@@ -56,8 +68,8 @@ def load_factory(target: str) -> Callable[[], torch.nn.Module]:
     factory = getattr(module, name, None)
     if factory is not None and not callable(factory):
         raise ValueError(
-            f"{name} in {path_text} is a {type(factory).__name__}, not a factory; give a "
-            "function or class that returns the model"
+            f"{name} in {path_text} is not callable (its type is {type(factory).__name__}); "
+            "give a function or class that returns the model"
         )
     if not callable(factory):
         defined = sorted(
@@ -111,6 +123,35 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     except RuntimeError as error:
         detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
         raise ValueError(f"The weights in {path} do not fit the model: {detail}") from error
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Check that ``path`` can be written later, without creating anything now.
+
+    The nearest existing folder above it must be a writable folder, so that a diagnosis
+    that fails leaves no empty output folders behind; they are made when writing.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> check_output_path(folder / "new" / "report.json") == folder / "new" / "report.json"
+        True
+        >>> (folder / "new").exists()
+        False
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Expected a file path, but {str(path)!r} is a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(
+            f"Expected an output folder, but {str(parent)!r} is a file; choose another path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write into the folder {str(parent)!r}: permission denied")
+    return path
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -225,6 +266,8 @@ def diagnose(
 ) -> MonitorReport:
     """Run the batches through ``model`` with a :class:`Monitor` and a backward pass each.
 
+    ``monitor_options`` go to :class:`leaky.monitor.Monitor` (``unit_dim=2`` to say where
+    the units are; by default each site's is inferred from the layer that produced it).
     The loss is cross-entropy for integer labels and an ``(N, classes)`` output, the mean
     squared error for other targets, and a fixed random projection of the output when there
     are no labels (any scalar gives gradients to inspect). The model is put in train mode.

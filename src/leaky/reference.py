@@ -33,10 +33,16 @@ __all__ = [
     "elu_derivative",
     "gelu",
     "gelu_derivative",
+    "hardsigmoid",
+    "hardsigmoid_derivative",
+    "hardswish",
+    "hardswish_derivative",
     "hardtanh",
     "hardtanh_derivative",
     "leaky_relu",
     "leaky_relu_derivative",
+    "mish",
+    "mish_derivative",
     "prelu",
     "prelu_derivative",
     "relu",
@@ -48,6 +54,8 @@ __all__ = [
     "sigmoid_derivative",
     "silu",
     "silu_derivative",
+    "softplus",
+    "softplus_derivative",
     "tanh",
     "tanh_derivative",
 ]
@@ -213,6 +221,59 @@ def silu_derivative(x: np.typing.ArrayLike) -> np.ndarray:
     x = _f64(x)
     s = sigmoid(x)
     return s * (1.0 + x * (1.0 - s))
+
+
+# The mobile-network activations: piecewise-linear stand-ins for sigmoid and SiLU.
+# PyTorch gives the kinks at -3 and 3 to the flat pieces.
+def hardsigmoid(x: np.typing.ArrayLike) -> np.ndarray:
+    """Hardsigmoid(x) = min(max(x + 3, 0), 6) / 6: 0 below -3, 1 above 3."""
+    return np.clip(_f64(x) + 3.0, 0.0, 6.0) / 6.0
+
+
+def hardsigmoid_derivative(x: np.typing.ArrayLike) -> np.ndarray:
+    """Hardsigmoid'(x) = 1/6 if -3 < x < 3 else 0."""
+    x = _f64(x)
+    return np.where((x > -3.0) & (x < 3.0), 1.0 / 6.0, 0.0)
+
+
+def hardswish(x: np.typing.ArrayLike) -> np.ndarray:
+    """Hardswish(x) = x * min(max(x + 3, 0), 6) / 6: 0 below -3, x above 3."""
+    x = _f64(x)
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def hardswish_derivative(x: np.typing.ArrayLike) -> np.ndarray:
+    """Hardswish'(x) = 0 if x <= -3, 1 if x >= 3, else x / 3 + 1/2."""
+    x = _f64(x)
+    return np.where(x <= -3.0, 0.0, np.where(x >= 3.0, 1.0, x / 3.0 + 0.5))
+
+
+# Softplus is a smooth ReLU; Mish multiplies x by tanh of it.
+def softplus(x: np.typing.ArrayLike, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
+    """Softplus(x) = log(1 + exp(beta * x)) / beta, and x itself once beta * x > threshold."""
+    x = _f64(x)
+    return np.where(beta * x > threshold, x, np.logaddexp(0.0, beta * x) / beta)
+
+
+def softplus_derivative(
+    x: np.typing.ArrayLike, beta: float = 1.0, threshold: float = 20.0
+) -> np.ndarray:
+    """Softplus'(x) = sigmoid(beta * x), and 1 once beta * x > threshold."""
+    x = _f64(x)
+    return np.where(beta * x > threshold, 1.0, sigmoid(beta * x))
+
+
+def mish(x: np.typing.ArrayLike) -> np.ndarray:
+    """Mish(x) = x * tanh(log(1 + exp(x)))."""
+    x = _f64(x)
+    return x * np.tanh(np.logaddexp(0.0, x))
+
+
+def mish_derivative(x: np.typing.ArrayLike) -> np.ndarray:
+    """Mish'(x) = tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)^2), sp = log(1 + exp(x))."""
+    x = _f64(x)
+    t = np.tanh(np.logaddexp(0.0, x))
+    return t + x * sigmoid(x) * (1.0 - t * t)
 
 
 # The fused op of StyleGAN-style generators: bias, Leaky ReLU, a gain, an optional clamp.

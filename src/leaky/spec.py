@@ -10,7 +10,7 @@ Examples:
     >>> round(get_spec("leaky_relu").gain(negative_slope=0.2), 6)
     1.38675
     >>> [s.name for s in SPECS if s.can_die]
-    ['relu', 'relu6', 'hardtanh']
+    ['relu', 'relu6', 'hardtanh', 'hardsigmoid', 'hardswish']
 
 """
 
@@ -76,6 +76,12 @@ class ActivationSpec:
             input <= 0), so that a unit whose pre-activation stays there stops learning for
             good.
         saturates: True when the derivative vanishes (or is 0) for large |x| on both sides.
+        output_range: ``output_range(**params) -> (low, high)``, the bounds a saturating
+            activation's output approaches where its derivative vanishes (None when the
+            output is unbounded). The monitor counts an output as saturated when it lies
+            within a margin of a bound (see :mod:`leaky.monitor.site_stats`).
+        saturating_ends: which of the two bounds are saturation (ReLU6 saturates only at
+            6: its low end is the rectifier's inactive side, counted as "never active").
         double_backward: whether second derivatives are supported.
 
     """
@@ -95,6 +101,8 @@ class ActivationSpec:
     can_die: bool = False
     saturates: bool = False
     double_backward: bool = True
+    output_range: Callable[..., tuple[float, float]] | None = None
+    saturating_ends: tuple[bool, bool] = (True, True)
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -191,6 +199,7 @@ SPECS: tuple[ActivationSpec, ...] = (
         module="torch.nn:Sigmoid",
         torch_modules=(torch.nn.Sigmoid,),
         saturates=True,
+        output_range=lambda **_: (0.0, 1.0),
     ),
     ActivationSpec(
         name="tanh",
@@ -204,6 +213,7 @@ SPECS: tuple[ActivationSpec, ...] = (
         module="torch.nn:Tanh",
         torch_modules=(torch.nn.Tanh,),
         saturates=True,
+        output_range=lambda **_: (-1.0, 1.0),
     ),
     ActivationSpec(
         name="elu",
@@ -258,6 +268,8 @@ SPECS: tuple[ActivationSpec, ...] = (
         saves="input",
         can_die=True,
         saturates=True,
+        output_range=lambda **_: (0.0, 6.0),
+        saturating_ends=(False, True),
     ),
     ActivationSpec(
         name="hardtanh",
@@ -277,6 +289,70 @@ SPECS: tuple[ActivationSpec, ...] = (
         saves="input",
         can_die=True,
         saturates=True,
+        output_range=lambda min_val=-1.0, max_val=1.0, **_: (float(min_val), float(max_val)),
+    ),
+    # The mobile-network and smooth-rectifier activations common in models found in the
+    # wild (MobileNetV3, EfficientNet-style SE blocks, YOLO-style Mish): rows so the monitor
+    # and the converter know them.
+    ActivationSpec(
+        name="hardsigmoid",
+        title="Hardsigmoid",
+        aliases=(),
+        family="saturating",
+        defaults={"inplace": False},
+        forward=lambda x, **_: ref.hardsigmoid(x),
+        derivative=lambda x, **_: ref.hardsigmoid_derivative(x),
+        gain=_smooth_gain(lambda x, **_: ref.hardsigmoid(x)),
+        module="torch.nn:Hardsigmoid",
+        torch_modules=(torch.nn.Hardsigmoid,),
+        saves="input",
+        can_die=True,
+        saturates=True,
+        output_range=lambda **_: (0.0, 1.0),
+    ),
+    ActivationSpec(
+        name="hardswish",
+        title="Hardswish",
+        aliases=("hard_swish",),
+        family="smooth",
+        defaults={"inplace": False},
+        forward=lambda x, **_: ref.hardswish(x),
+        derivative=lambda x, **_: ref.hardswish_derivative(x),
+        gain=_smooth_gain(lambda x, **_: ref.hardswish(x)),
+        module="torch.nn:Hardswish",
+        torch_modules=(torch.nn.Hardswish,),
+        saves="input",
+        can_die=True,
+    ),
+    ActivationSpec(
+        name="mish",
+        title="Mish",
+        aliases=(),
+        family="smooth",
+        defaults={"inplace": False},
+        forward=lambda x, **_: ref.mish(x),
+        derivative=lambda x, **_: ref.mish_derivative(x),
+        gain=_smooth_gain(lambda x, **_: ref.mish(x)),
+        module="torch.nn:Mish",
+        torch_modules=(torch.nn.Mish,),
+        saves="input",
+    ),
+    ActivationSpec(
+        name="softplus",
+        title="Softplus",
+        aliases=(),
+        family="smooth",
+        defaults={"beta": 1.0, "threshold": 20.0},
+        forward=lambda x, beta=1.0, threshold=20.0, **_: ref.softplus(x, beta, threshold),
+        derivative=lambda x, beta=1.0, threshold=20.0, **_: ref.softplus_derivative(
+            x, beta, threshold
+        ),
+        gain=_smooth_gain(
+            lambda x, beta=1.0, threshold=20.0, **_: ref.softplus(x, beta, threshold)
+        ),
+        module="torch.nn:Softplus",
+        torch_modules=(torch.nn.Softplus,),
+        saves="input",
     ),
 )
 

@@ -2,9 +2,10 @@
 
 from leaky.monitor.layer_stats import LayerGradientStatistics
 from leaky.monitor.metric import Metric
-from leaky.monitor.monitor import Monitor
+from leaky.monitor.monitor import Monitor, unit_dim_of_layer
 from leaky.monitor.report import (
     EXPLODING_ABOVE,
+    SATURATED_ABOVE,
     VANISHING_BELOW,
     LayerRow,
     MonitorReport,
@@ -15,6 +16,7 @@ from leaky.monitor.sites import local_derivative, spec_for_module
 
 __all__ = [
     "EXPLODING_ABOVE",
+    "SATURATED_ABOVE",
     "VANISHING_BELOW",
     "LayerGradientStatistics",
     "LayerRow",
@@ -26,4 +28,5 @@ __all__ = [
     "SiteSummary",
     "local_derivative",
     "spec_for_module",
+    "unit_dim_of_layer",
 ]

@@ -14,7 +14,12 @@ import torch
 import torch.nn.functional as torch_f
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["FUNCTIONAL_ACTIVATIONS", "ActivationCallWatcher", "call_params"]
+__all__ = [
+    "FUNCTIONAL_ACTIVATIONS",
+    "UNMONITORED_ACTIVATIONS",
+    "ActivationCallWatcher",
+    "call_params",
+]
 
 # function -> spec name. Tensor methods and in-place variants count as the same activation.
 FUNCTIONAL_ACTIVATIONS: dict[Callable[..., Any], str] = {
@@ -45,7 +50,29 @@ FUNCTIONAL_ACTIVATIONS: dict[Callable[..., Any], str] = {
     torch_f.relu6: "relu6",
     torch_f.hardtanh: "hardtanh",
     torch_f.hardtanh_: "hardtanh",
+    torch_f.hardsigmoid: "hardsigmoid",
+    torch_f.hardswish: "hardswish",
+    torch_f.mish: "mish",
+    torch_f.softplus: "softplus",
 }
+
+# Elementwise activations the spec table has no row for: calls are named in the report
+# as not monitored rather than passed over in silence.
+UNMONITORED_ACTIVATIONS: frozenset[Callable[..., Any]] = frozenset(
+    {
+        torch_f.selu,
+        torch.selu,
+        torch_f.celu,
+        torch.celu,
+        torch_f.softsign,
+        torch_f.logsigmoid,
+        torch_f.tanhshrink,
+        torch_f.softshrink,
+        torch_f.hardshrink,
+        torch_f.threshold,
+        torch_f.glu,
+    }
+)
 
 _POSITIONAL = {
     "leaky_relu": ("negative_slope",),
@@ -53,6 +80,7 @@ _POSITIONAL = {
     "rrelu": ("lower", "upper", "training"),
     "elu": ("alpha",),
     "hardtanh": ("min_val", "max_val"),
+    "softplus": ("beta", "threshold"),
 }
 
 
@@ -74,20 +102,32 @@ def call_params(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dic
 
 
 class ActivationCallWatcher(TorchFunctionMode):
-    """Calls ``on_call(kind, function name, x, y, params)`` for every activation call.
+    """Watches every torch call of a forward pass and reports what the monitor needs.
+
+    * ``on_call(kind, function name, x, y, params, x_given)`` for every activation call
+      (``x`` is a copy of the input when the call works in place; ``x_given`` is the
+      tensor passed in, used to find the layer that produced it);
+    * ``on_unmonitored(function name)`` for activation calls without a spec row;
+    * ``on_arguments(args, kwargs)`` for every call, before it runs (the monitor finds
+      its layers' weights there, to learn the order in which they are used).
 
     ``should_record()`` is asked first, so calls made inside activation modules (which
-    module hooks already cover) are skipped.
+    module hooks already cover) are skipped. A callback that is None is not called.
     """
 
     def __init__(
         self,
-        on_call: Callable[[str, str, torch.Tensor, torch.Tensor, dict[str, Any]], None],
+        on_call: Callable[..., None] | None,
         should_record: Callable[[], bool],
+        *,
+        on_unmonitored: Callable[[str], None] | None = None,
+        on_arguments: Callable[[tuple[Any, ...], dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__()
         self.on_call = on_call
         self.should_record = should_record
+        self.on_unmonitored = on_unmonitored
+        self.on_arguments = on_arguments
 
     def __torch_function__(
         self,
@@ -97,15 +137,23 @@ class ActivationCallWatcher(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if self.on_arguments is not None:
+            self.on_arguments(args, kwargs)
         kind = FUNCTIONAL_ACTIVATIONS.get(func)
-        if kind is None or not args or not isinstance(args[0], torch.Tensor):
+        if kind is None or self.on_call is None:
+            if (
+                self.on_unmonitored is not None
+                and func in UNMONITORED_ACTIVATIONS
+                and self.should_record()
+            ):
+                self.on_unmonitored(getattr(func, "__name__", repr(func)))
             return func(*args, **kwargs)
-        if not self.should_record():
+        if not args or not isinstance(args[0], torch.Tensor) or not self.should_record():
             return func(*args, **kwargs)
         x = args[0]
         inplace = func.__name__.endswith("_") or kwargs.get("inplace", False)
         x_seen = x.detach().clone() if inplace and kind not in ("relu", "leaky_relu") else x
         y = func(*args, **kwargs)
         if isinstance(y, torch.Tensor) and y.is_floating_point():
-            self.on_call(kind, func.__name__, x_seen, y, call_params(kind, args, kwargs))
+            self.on_call(kind, func.__name__, x_seen, y, call_params(kind, args, kwargs), x)
         return y

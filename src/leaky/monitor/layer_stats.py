@@ -7,12 +7,13 @@ import math
 import torch
 
 from leaky.monitor.metric import Metric
+from leaky.monitor.site_stats import has_nonfinite
 
 __all__ = ["LayerGradientStatistics"]
 
 
 class LayerGradientStatistics(Metric):
-    """Sum of squared weight-gradient norms and the number of backward passes.
+    """Sum of squared weight-gradient norms, backward passes, and passes with NaN or inf.
 
     :meth:`compute` returns the root mean square of the norms (None before any backward).
 
@@ -26,6 +27,7 @@ class LayerGradientStatistics(Metric):
         super().__init__()
         self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("passes", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
 
     def update(self, grad: torch.Tensor | None) -> None:
         """Add the gradient of one backward pass."""
@@ -33,12 +35,19 @@ class LayerGradientStatistics(Metric):
             return
         self.grad_sq = self.grad_sq.to(grad.device)
         self.passes = self.passes.to(grad.device)
+        self.nonfinite_passes = self.nonfinite_passes.to(grad.device)
         acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
         self.grad_sq += torch.linalg.vector_norm(grad.detach(), dtype=acc).double() ** 2
         self.passes += 1
+        if grad.numel():  # min and max propagate NaN: one cheap pass, no bool copy
+            self.nonfinite_passes += has_nonfinite(*torch.aminmax(grad.detach()))
 
     def compute(self) -> float | None:
         """RMS of the gradient norm over the window."""
         s = self.synced()
         passes = int(s["passes"])
         return math.sqrt(float(s["grad_sq"]) / passes) if passes else None
+
+    def nonfinite_passes_count(self) -> int:
+        """Backward passes in the window whose gradient held NaN or inf."""
+        return int(self.synced()["nonfinite_passes"])

@@ -9,12 +9,19 @@ Attach it, train or evaluate as usual, then ask for a report::
 
 Every activation module the spec table knows (``torch.nn`` and ``leaky.nn``) is hooked;
 activations called as functions inside ``forward`` are found by a ``TorchFunctionMode``.
-Statistics stay on the device as counts and sums; nothing is copied to the host until
-:meth:`Monitor.report`.
+Activation modules and calls the table has no row for are listed in the report as not
+monitored. Statistics stay on the device as counts and sums; nothing is copied to the
+host until :meth:`Monitor.report`.
+
+Sites and layers are reported in the order they first run in ``forward`` (not the order
+the modules were registered): a layer's place is where its weight is first used, which
+also places weights that are used without calling their module (``self_attn.out_proj``
+in ``nn.MultiheadAttention``).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -23,10 +30,41 @@ import torch
 from leaky.monitor.functional_sites import ActivationCallWatcher
 from leaky.monitor.layer_stats import LayerGradientStatistics
 from leaky.monitor.report import LayerRow, MonitorReport, SiteRow
-from leaky.monitor.site_stats import SiteStatistics
+from leaky.monitor.site_stats import SiteStatistics, has_nonfinite
 from leaky.monitor.sites import spec_for_module
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "unit_dim_of_layer"]
+
+# Layers whose output keeps its features in the last dimension ((N, F), (N, L, F)) and
+# those that keep them in dimension 1 ((N, C, *)): the units of the activation they feed.
+_FEATURES_LAST: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Linear,
+    torch.nn.Bilinear,
+    torch.nn.Embedding,
+    torch.nn.LayerNorm,
+    torch.nn.RMSNorm,
+)
+_FEATURES_AT_1: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.modules.conv._ConvNd,
+    torch.nn.modules.batchnorm._NormBase,
+    torch.nn.GroupNorm,
+)
+
+
+def unit_dim_of_layer(module: torch.nn.Module) -> int | None:
+    """The dimension that holds the features of ``module``'s output, if its type says so.
+
+    Examples:
+        >>> unit_dim_of_layer(torch.nn.Linear(3, 4)), unit_dim_of_layer(torch.nn.Conv2d(1, 2, 3))
+        (-1, 1)
+        >>> unit_dim_of_layer(torch.nn.Dropout()) is None
+        True
+    """
+    if isinstance(module, _FEATURES_LAST):
+        return -1
+    if isinstance(module, _FEATURES_AT_1):
+        return 1
+    return None
 
 
 class Monitor:
@@ -39,8 +77,14 @@ class Monitor:
         gradients: record gradient norms (activation outputs and layer weights) during
             backward. Default: ``True``
         unit_dim: dimension of an activation's output that holds the units (features of
-            ``(N, F)``, channels of ``(N, C, H, W)``). Default: 1
-        saturation_threshold: |f'(x)| below this counts as saturated. Default: 0.01
+            ``(N, F)`` and ``(N, L, F)``, channels of ``(N, C, H, W)``). None infers it per
+            site from the layer that produced the activation's input (``Linear``,
+            ``Embedding``, ``LayerNorm``: the last dimension; convolutions and batch or
+            group norms: 1) and uses 1 where no such layer is found; the report says which,
+            per site. Default: None
+        saturation_margin: an output within this fraction of a bounded activation's
+            output range from a saturating bound counts as saturated (see
+            :mod:`leaky.monitor.site_stats`). Default: 0.05
         bins: histogram bins. Default: 40
         hist_range: histogram range of the activation outputs. Default: (-4, 4)
         hist_max_elements: values per batch and site read for the histogram (an even
@@ -54,6 +98,8 @@ class Monitor:
         ...     model(torch.randn(16, 3)).sum().backward()
         >>> [row.name for row in monitor.report().sites]
         ['1']
+        >>> [row.name for row in monitor.report().layers]
+        ['0', '2']
     """
 
     def __init__(
@@ -62,22 +108,27 @@ class Monitor:
         *,
         functional: bool = True,
         gradients: bool = True,
-        unit_dim: int = 1,
-        saturation_threshold: float = 0.01,
+        unit_dim: int | None = None,
+        saturation_margin: float = 0.05,
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
-        if not saturation_threshold >= 0:
-            raise ValueError(f"Expected saturation_threshold >= 0, but got {saturation_threshold}")
+        if not 0 <= saturation_margin < 0.5:
+            raise ValueError(
+                f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
+                f"but got {saturation_margin}"
+            )
+        if unit_dim is not None and (isinstance(unit_dim, bool) or not isinstance(unit_dim, int)):
+            raise TypeError(f"Expected unit_dim to be an integer or None, but got {unit_dim!r}")
         self.model = model
         self.functional = functional
         self.gradients = gradients
+        self.unit_dim = unit_dim
         self._stats_options = {
-            "unit_dim": unit_dim,
-            "saturation_threshold": saturation_threshold,
+            "saturation_margin": saturation_margin,
             "bins": bins,
             "hist_range": hist_range,
             "hist_max_elements": hist_max_elements,
@@ -85,7 +136,12 @@ class Monitor:
         self.sites: dict[str, SiteStatistics] = {}
         self._functional_sites: set[str] = set()
         self.layers: dict[str, LayerGradientStatistics] = {}
-        self._layer_order: list[str] = []
+        self._order: dict[str, int] = {}  # site or layer -> place of its first use in forward
+        self._weight_names: dict[int, list[str]] = {}  # id(weight) -> layers that use it
+        self._layer_weights: dict[str, torch.Tensor] = {}
+        self._produced: dict[int, tuple[weakref.ref[torch.Tensor], str, int]] = {}
+        self._not_monitored: dict[str, None] = {}  # an ordered set
+        self._input_nonfinite: torch.Tensor | None = None  # batches with NaN or inf inputs
         self._handles: list[Any] = []
         self._module_stack: list[str] = []
         self._call_counts: dict[str, defaultdict[str, int]] = {}
@@ -104,9 +160,16 @@ class Monitor:
             spec = spec_for_module(module)
             if spec is not None:
                 self._hook_activation(name or type(module).__name__, module, spec.name)
+            elif _is_unknown_activation(module):
+                label = name or type(module).__name__
+                self._not_monitored[f"{label} ({type(module).__name__})"] = None
+                self._hook_opaque(module)
             weight = _layer_weight(module)
             if weight is not None and self.gradients:
                 self._hook_layer(name or type(module).__name__, module, weight)
+            unit_dim = unit_dim_of_layer(module)
+            if unit_dim is not None and self.unit_dim is None:
+                self._hook_producer(module, unit_dim)
             if self.functional:
                 self._hook_scope(name, module)
         root_pre = self.model.register_forward_pre_hook(self._on_root_start)
@@ -127,6 +190,7 @@ class Monitor:
         """Start a new window: forget the statistics, keep the hooks."""
         for stats in (*self.sites.values(), *self.layers.values()):
             stats.reset()
+        self._input_nonfinite = None
         self.batches = 0
 
     def __enter__(self) -> Monitor:
@@ -141,16 +205,45 @@ class Monitor:
             self.sites[name] = SiteStatistics(kind, **self._stats_options)  # type: ignore[arg-type]
         return self.sites[name]
 
-    def _record(self, name: str, kind: str, x: torch.Tensor, y: torch.Tensor, **params: Any):
+    def _seen(self, name: str) -> None:
+        self._order.setdefault(name, len(self._order))
+
+    def _choose_unit_dim(self, stats: SiteStatistics, x_given: torch.Tensor) -> None:
+        # Decided once, at a site's first call: from the layer whose output is the
+        # activation's input (the very same tensor, also after an in-place residual add).
+        if self.unit_dim is not None:
+            stats.unit_dim, stats.unit_dim_from = self.unit_dim, "given"
+            return
+        entry = self._produced.get(id(x_given))
+        if entry is not None and entry[0]() is x_given:
+            stats.unit_dim, stats.unit_dim_from = entry[2], entry[1]
+        else:
+            stats.unit_dim, stats.unit_dim_from = 1, "default"
+
+    def _record(
+        self,
+        name: str,
+        kind: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        x_given: torch.Tensor | None = None,
+        **params: Any,
+    ) -> None:
         # A module called more than once per forward is one site per call: name, name#1, ...
         calls = self._site_calls.get(name, 0)
         self._site_calls[name] = calls + 1
         if calls:
             name = f"{name}#{calls}"
         stats = self._site(name, kind)
-        if stats.units is not None and stats.units != stats.units_of(y):
+        if stats.units is None:
+            self._choose_unit_dim(stats, x if x_given is None else x_given)
+        elif stats.units != stats.units_of(y):
             # One module object used at places of different widths: one site per width.
-            stats = self._site(f"{name}@{stats.units_of(y)}", kind)
+            name = f"{name}@{stats.units_of(y)}"
+            stats = self._site(name, kind)
+            if stats.units is None:
+                self._choose_unit_dim(stats, x if x_given is None else x_given)
+        self._seen(name)
         stats.update(x, y, params.pop("module", None), **params)
         if self.gradients and y.requires_grad:
             y.register_hook(lambda grad: stats.update_grad(grad) if self.attached else None)
@@ -171,17 +264,51 @@ class Monitor:
         self._handles.append(module.register_forward_pre_hook(pre))
         self._handles.append(module.register_forward_hook(post, always_call=True))
 
+    def _hook_opaque(self, module: torch.nn.Module) -> None:
+        # Inside an activation module without a spec row, its own function call (F.selu
+        # inside nn.SELU) is the same thing: listed once, as the module.
+        def pre(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            self._inside_activation += 1
+
+        def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            self._inside_activation -= 1
+
+        self._handles.append(module.register_forward_pre_hook(pre))
+        self._handles.append(module.register_forward_hook(post, always_call=True))
+
     def _hook_layer(self, name: str, module: torch.nn.Module, weight: torch.Tensor) -> None:
         stats = self.layers.setdefault(name, LayerGradientStatistics())
+        self._layer_weights[name] = weight
+        self._weight_names.setdefault(id(weight), []).append(name)
 
         def first_call(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            if name not in self._layer_order:
-                self._layer_order.append(name)
+            self._seen(name)
 
         self._handles.append(module.register_forward_pre_hook(first_call))
         self._handles.append(
             weight.register_post_accumulate_grad_hook(lambda p: stats.update(p.grad))
         )
+
+    def _hook_producer(self, module: torch.nn.Module, unit_dim: int) -> None:
+        kind = type(module).__name__
+
+        def produced(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if isinstance(output, torch.Tensor):
+                self._produced[id(output)] = (weakref.ref(output), kind, unit_dim)
+
+        self._handles.append(module.register_forward_hook(produced))
+
+    def _on_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # A weight used directly (F.linear(x, self.out_proj.weight), as nn.MultiheadAttention
+        # does) places its layer in forward order although its module is never called.
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                for name in self._weight_names.get(id(value), ()):
+                    self._seen(name)
+
+    def _on_unmonitored(self, function: str) -> None:
+        scope = self._module_stack[-1] if self._module_stack else ""
+        self._not_monitored[f"{scope or type(self.model).__name__}:{function} (fn)"] = None
 
     def _hook_scope(self, name: str, module: torch.nn.Module) -> None:
         def enter(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -198,8 +325,26 @@ class Monitor:
         self.batches += 1
         self._site_calls.clear()  # call order is counted per forward of the whole model
         self._call_counts.clear()
-        if self.functional and self._watcher is None:
-            self._watcher = ActivationCallWatcher(self._on_functional_call, self._outside_modules)
+        self._produced.clear()
+        for value in args:
+            if (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and not value.is_meta
+                and value.numel()
+            ):
+                bad = has_nonfinite(*torch.aminmax(value.detach()))
+                if self._input_nonfinite is None:
+                    self._input_nonfinite = bad
+                else:
+                    self._input_nonfinite = self._input_nonfinite.to(bad.device) + bad
+        if (self.functional or self._weight_names) and self._watcher is None:
+            self._watcher = ActivationCallWatcher(
+                self._on_functional_call if self.functional else None,
+                self._outside_modules,
+                on_unmonitored=self._on_unmonitored if self.functional else None,
+                on_arguments=self._on_arguments if self._weight_names else None,
+            )
             self._watcher.__enter__()
 
     def _on_root_end(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -210,13 +355,20 @@ class Monitor:
             watcher, self._watcher = self._watcher, None
             watcher.__exit__(None, None, None)
         self._module_stack.clear()
+        self._produced.clear()  # keep no tensor ids across forwards
         self._inside_activation = 0
 
     def _outside_modules(self) -> bool:
         return self._inside_activation == 0
 
     def _on_functional_call(
-        self, kind: str, function: str, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]
+        self,
+        kind: str,
+        function: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        params: dict[str, Any],
+        x_given: torch.Tensor,
     ) -> None:
         scope = self._module_stack[-1] if self._module_stack else ""
         counts = self._call_counts.setdefault(scope, defaultdict(int))
@@ -224,32 +376,78 @@ class Monitor:
         counts[function] += 1
         name = f"{scope or type(self.model).__name__}:{function}#{index}"
         self._functional_sites.add(name)
-        self._record(name, kind, x, y, **params)
+        self._record(name, kind, x, y, x_given, **params)
 
     # ------------------------------------------------------------------ results
+    def _forward_place(self, name: str) -> tuple[int, int]:
+        return (0, self._order[name]) if name in self._order else (1, 0)
+
     def report(self) -> MonitorReport:
-        """Summarise the window: one row per activation site and per layer, and a verdict."""
+        """Summarise the window: one row per activation site and per layer, and a verdict.
+
+        Rows come in forward order (the order of first use in ``forward``); layers that
+        never ran come last, in registration order.
+        """
+        site_names = sorted(
+            (name for name, stats in self.sites.items() if stats.units is not None),
+            key=self._forward_place,
+        )
         sites = [
-            SiteRow(name, stats.kind, name in self._functional_sites, stats.compute())
-            for name, stats in self.sites.items()
-            if stats.units is not None
+            SiteRow(
+                name,
+                self.sites[name].kind,
+                name in self._functional_sites,
+                self.sites[name].compute(),
+                order=self._order.get(name),
+            )
+            for name in site_names
         ]
         unseen = [name for name, stats in self.sites.items() if stats.units is None]
-        order = self._layer_order + [n for n in self.layers if n not in self._layer_order]
-        layers = [LayerRow(name, self.layers[name].compute()) for name in order]
+        layers = [
+            LayerRow(
+                name,
+                self.layers[name].compute(),
+                order=self._order.get(name),
+                grad_nonfinite_passes=self.layers[name].nonfinite_passes_count(),
+                weight_nonfinite=_is_nonfinite(self._layer_weights.get(name)),
+            )
+            for name in sorted(self.layers, key=self._forward_place)
+        ]
+        inputs = self._input_nonfinite
         return MonitorReport(
             sites=sites,
             layers=layers,
             batches=self.batches,
             not_run=unseen,
             functional_watched=self.functional,
+            not_monitored=list(self._not_monitored),
+            input_nonfinite=0 if inputs is None else int(inputs),
+            saturation_margin=self._stats_options["saturation_margin"],  # type: ignore[arg-type]
         )
 
 
+def _is_nonfinite(tensor: torch.Tensor | None) -> bool:
+    if tensor is None or tensor.is_meta or not tensor.numel():
+        return False
+    with torch.no_grad():
+        return bool(has_nonfinite(*torch.aminmax(tensor)))
+
+
+def _is_unknown_activation(module: torch.nn.Module) -> bool:
+    # torch.nn's activation modules without a spec row (SELU, Softsign, Softmax, ...);
+    # MultiheadAttention lives in the same file but is a layer, not an activation.
+    return type(module).__module__ == "torch.nn.modules.activation" and not isinstance(
+        module, torch.nn.MultiheadAttention
+    )
+
+
 def _layer_weight(module: torch.nn.Module) -> torch.Tensor | None:
-    # Layers that map features (Linear, Conv, Embedding): a weight matrix. Normalisation
-    # layers' 1-D scales are left out, since their gradients say nothing about depth.
+    # Layers that map features (Linear, Conv, Embedding, attention's input projection): a
+    # weight matrix. Normalisation layers' 1-D scales are left out, since their gradients
+    # say nothing about depth.
     weight = module._parameters.get("weight")
+    if weight is None and isinstance(module, torch.nn.MultiheadAttention):
+        weight = module._parameters.get("in_proj_weight")
     if weight is None or not weight.requires_grad or weight.dim() < 2:
         return None
     return weight

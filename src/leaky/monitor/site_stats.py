@@ -3,7 +3,17 @@
 Memory does not grow with the number of batches: every state is a count, a sum or an
 extreme, merged with a declared reduction (see :class:`leaky.monitor.metric.Metric`).
 A unit is a feature of a 2-D output ``(N, F)`` and a channel of a convolution's output
-``(N, C, *)``; ``unit_dim`` says which dimension holds the units.
+``(N, C, *)``; ``unit_dim`` says which dimension holds the units (the monitor infers it
+from the layer that produced the activation's input: the last dimension after a
+``Linear``, dimension 1 after a convolution or batch norm).
+
+Saturation. A bounded activation (a spec row with ``output_range``: sigmoid, tanh,
+hardtanh, hardsigmoid, ReLU6 at its top) is saturated where its output lies within
+``saturation_margin`` (default 5%) of the width of its range from a saturating bound:
+sigmoid outputs below 0.05 or above 0.95 (|x| > 2.94, where sigmoid' is below a fifth of
+its maximum 1/4), tanh outputs beyond +-0.9. This is what Glorot and Bengio (2010) saw in
+sigmoid networks: top-layer outputs pushed to 0, where almost no gradient passes. Every
+output is counted, per unit, as an exact integer.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from leaky.monitor.metric import Metric
 from leaky.monitor.sites import local_derivative, slope_is_never_zero
 from leaky.spec import get_spec
 
-__all__ = ["SiteStatistics", "SiteSummary"]
+__all__ = ["SiteStatistics", "SiteSummary", "has_nonfinite"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,7 @@ class SiteSummary:
     samples: int  # samples per unit (batch x spatial positions) seen in the window
     never_active: int  # units whose output was <= 0 for every sample
     dead: int | None  # units whose local gradient was 0 for every sample (None: cannot die)
-    saturated_fraction: float | None  # mean over units of P(|f'(x)| < threshold); None: n/a
+    saturated_fraction: float | None  # fraction of outputs near a saturating bound; None: n/a
     mean: float
     std: float
     minimum: float
@@ -40,6 +50,11 @@ class SiteSummary:
     output_grad_norm: float | None  # RMS over backward passes of ||dL/dy||
     never_active_units: list[int]
     dead_units: list[int]
+    saturated_units: int | None = None  # units with over half their outputs near a bound
+    nonfinite_batches: int = 0  # forward calls whose outputs held NaN or inf
+    grad_nonfinite_passes: int = 0  # backward passes whose dL/dy held NaN or inf
+    unit_dim: int | None = None  # dimension of the output that held the units
+    unit_dim_from: str = "default"  # why: the producing layer's type, "given" or "default"
 
     @property
     def never_active_fraction(self) -> float:
@@ -50,6 +65,11 @@ class SiteSummary:
     def dead_fraction(self) -> float | None:
         """Fraction of dead units (None when this activation cannot die)."""
         return None if self.dead is None else (self.dead / self.units if self.units else 0.0)
+
+
+def has_nonfinite(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """1 when a tensor's min or max (NaN propagates through both) is not finite, else 0."""
+    return torch.isfinite(low).logical_and_(torch.isfinite(high)).logical_not_().long()
 
 
 def _histogram(
@@ -74,7 +94,10 @@ class SiteStatistics(Metric):
     Args:
         kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
         unit_dim: dimension of the output that holds the units. Default: 1
-        saturation_threshold: |f'(x)| below this counts as saturated. Default: 0.01
+        saturation_margin: an output within this fraction of the activation's output range
+            from a saturating bound counts as saturated. Default: 0.05
+        unit_dim_from: why ``unit_dim`` holds the units (shown in the report).
+            Default: ``"default"``
         bins: histogram bins between ``hist_range``. Default: 40
         hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
         hist_max_elements: a batch with more values is histogrammed at an even stride
@@ -94,21 +117,31 @@ class SiteStatistics(Metric):
         kind: str,
         *,
         unit_dim: int = 1,
-        saturation_threshold: float = 0.01,
+        saturation_margin: float = 0.05,
+        unit_dim_from: str = "default",
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
     ) -> None:
         super().__init__()
         self.hist_max_elements = hist_max_elements
-        self.kind = get_spec(kind).name
+        if not 0 <= saturation_margin < 0.5:
+            raise ValueError(
+                f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
+                f"but got {saturation_margin}"
+            )
+        spec = get_spec(kind)
+        self.spec = spec
+        self.kind = spec.name
         self.unit_dim = unit_dim
-        self.saturation_threshold = saturation_threshold
+        self.unit_dim_from = unit_dim_from
+        self.resolved_unit_dim: int | None = None
+        self.saturation_margin = saturation_margin
         self.bins = bins
         self.hist_range = hist_range
         self.units: int | None = None
         self.can_die = True
-        self.tracks_saturation = get_spec(kind).saturates
+        self.tracks_saturation = spec.saturates and spec.output_range is not None
         self.add_state("samples", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("elements", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
@@ -118,6 +151,8 @@ class SiteStatistics(Metric):
         self.add_state("histogram", torch.zeros(bins + 2, dtype=torch.int64), "sum")
         self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("grad_passes", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("nonfinite_batches", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("grad_nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
 
     def _unit_states(self, units: int, device: torch.device) -> None:
         self.units = units
@@ -144,6 +179,7 @@ class SiteStatistics(Metric):
             return
         units, dims = self._reduce_dims(y)
         if self.units is None:
+            self.resolved_unit_dim = self.unit_dim % y.dim() if y.dim() >= 2 else None
             self._unit_states(units, y.device)
         elif units != self.units:
             raise ValueError(
@@ -163,16 +199,12 @@ class SiteStatistics(Metric):
             self.nonzero_grad += per_unit
         elif self.kind == "relu":
             self.nonzero_grad += active
-        if self.kind != "relu" and (self.can_die or self.tracks_saturation):
-            derivative = local_derivative(self.kind, x, y, module, **params)
-            if self.can_die:
-                nonzero = torch.ne(derivative, 0)
-                self.nonzero_grad += (
-                    nonzero.sum(dim=dims, dtype=torch.int32) if dims else nonzero.int()
-                )
-            if self.tracks_saturation:
-                low = torch.lt(derivative.abs(), self.saturation_threshold)
-                self.saturated += low.sum(dim=dims, dtype=torch.int32) if dims else low.int()
+        if self.kind != "relu" and self.can_die:
+            nonzero = torch.ne(local_derivative(self.kind, x, y, module, **params), 0)
+            self.nonzero_grad += nonzero.sum(dim=dims, dtype=torch.int32) if dims else nonzero.int()
+        if self.tracks_saturation:
+            near = self._near_bounds(y, module, params)
+            self.saturated += near.sum(dim=dims, dtype=torch.int32) if dims else near.int()
         # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
         # into float64 states; no float64 copy of the activations is ever made.
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
@@ -182,8 +214,28 @@ class SiteStatistics(Metric):
             low_value, high_value = torch.aminmax(y)
             self.minimum = torch.minimum(self.minimum, low_value.double())
             self.maximum = torch.maximum(self.maximum, high_value.double())
+            # min and max propagate NaN and show inf: no extra pass over the values.
+            self.nonfinite_batches += has_nonfinite(low_value, high_value)
         if self.bins:
             self.histogram += _histogram(y, self.bins, self.hist_range, self.hist_max_elements)
+
+    def _near_bounds(
+        self, y: torch.Tensor, module: torch.nn.Module | None, params: dict[str, Any]
+    ) -> torch.Tensor:
+        spec = self.spec
+        options = {
+            key: params.get(key, getattr(module, key, default) if module is not None else default)
+            for key, default in spec.defaults.items()
+        }
+        low, high = spec.output_range(**options)  # type: ignore[misc]
+        margin = self.saturation_margin * (high - low)
+        low_end, high_end = spec.saturating_ends
+        near = torch.zeros_like(y, dtype=torch.bool)
+        if low_end:
+            near |= torch.le(y, low + margin)
+        if high_end:
+            near |= torch.ge(y, high - margin)
+        return near
 
     def update_grad(self, grad_output: torch.Tensor) -> None:
         """Add one backward pass: the gradient arriving at the activation's output."""
@@ -191,8 +243,11 @@ class SiteStatistics(Metric):
         acc = torch.float64 if g.dtype == torch.float64 else torch.float32
         self.grad_sq = self.grad_sq.to(g.device)
         self.grad_passes = self.grad_passes.to(g.device)
+        self.grad_nonfinite_passes = self.grad_nonfinite_passes.to(g.device)
         self.grad_sq += torch.linalg.vector_norm(g, dtype=acc).double() ** 2
         self.grad_passes += 1
+        if g.numel():
+            self.grad_nonfinite_passes += has_nonfinite(*torch.aminmax(g))
 
     def compute(self) -> SiteSummary:
         """Summarise the window (reduced across ranks when distributed)."""
@@ -207,9 +262,10 @@ class SiteStatistics(Metric):
             dead = torch.nonzero(s["nonzero_grad"] == 0).flatten().tolist()
         else:  # no samples in the window: nothing can be said about any unit
             never, dead = [], []
-        saturated = None
+        saturated, saturated_units = None, None
         if self.tracks_saturation and units and samples:
             saturated = float(s["saturated"].double().mean()) / samples
+            saturated_units = int((2 * s["saturated"] > samples).sum())
         passes = int(s["grad_passes"])
         return SiteSummary(
             kind=self.kind,
@@ -227,4 +283,9 @@ class SiteStatistics(Metric):
             output_grad_norm=math.sqrt(float(s["grad_sq"]) / passes) if passes else None,
             never_active_units=never,
             dead_units=dead if self.can_die else [],
+            saturated_units=saturated_units,
+            nonfinite_batches=int(s["nonfinite_batches"]),
+            grad_nonfinite_passes=int(s["grad_nonfinite_passes"]),
+            unit_dim=self.resolved_unit_dim,
+            unit_dim_from=self.unit_dim_from,
         )

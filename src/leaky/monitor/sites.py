@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as torch_f
 
 from leaky.spec import SPECS, ActivationSpec, get_spec
 
@@ -104,6 +105,29 @@ def _silu(x: torch.Tensor, y: torch.Tensor, module: Any, params: dict) -> torch.
     return s * (1 + x * (1 - s))
 
 
+def _hardsigmoid(x: torch.Tensor, y: torch.Tensor, module: Any, params: dict) -> torch.Tensor:
+    return ((x > -3) & (x < 3)).to(x.dtype) / 6
+
+
+def _hardswish(x: torch.Tensor, y: torch.Tensor, module: Any, params: dict) -> torch.Tensor:
+    # PyTorch gives the kinks to the flat pieces: 0 at x = -3, 1 at x = 3.
+    middle = x / 3 + 0.5
+    return torch.where(
+        x <= -3, torch.zeros_like(x), torch.where(x >= 3, torch.ones_like(x), middle)
+    )
+
+
+def _softplus(x: torch.Tensor, y: torch.Tensor, module: Any, params: dict) -> torch.Tensor:
+    beta = params.get("beta", _param(module, "beta", 1.0))
+    threshold = params.get("threshold", _param(module, "threshold", 20.0))
+    return torch.where(x * beta > threshold, torch.ones_like(x), torch.sigmoid(x * beta))
+
+
+def _mish(x: torch.Tensor, y: torch.Tensor, module: Any, params: dict) -> torch.Tensor:
+    t = torch.tanh(torch_f.softplus(x))
+    return t + x * torch.sigmoid(x) * (1 - t * t)
+
+
 _DERIVATIVES: dict[str, Callable[..., torch.Tensor]] = {
     "relu": _rectifier(lambda x, m, p: torch.zeros((), dtype=x.dtype, device=x.device)),
     "leaky_relu": _rectifier(
@@ -120,6 +144,10 @@ _DERIVATIVES: dict[str, Callable[..., torch.Tensor]] = {
     "silu": _silu,
     "relu6": _clip(0.0, 6.0),
     "hardtanh": _clip(-1.0, 1.0),
+    "hardsigmoid": _hardsigmoid,
+    "hardswish": _hardswish,
+    "softplus": _softplus,
+    "mish": _mish,
 }
 
 

@@ -36,6 +36,10 @@ ACTIVATION_COLORS: dict[str, str] = {
     "silu": "#7F7F7F",  # grey
     "relu6": "#882255",  # wine (Tol's muted palette)
     "hardtanh": "#44AA99",  # teal (Tol's muted palette)
+    "hardsigmoid": "#DDCC77",  # sand (Tol's muted palette)
+    "hardswish": "#332288",  # indigo (Tol's muted palette)
+    "mish": "#117733",  # green (Tol's muted palette)
+    "softplus": "#AA4499",  # purple (Tol's muted palette)
 }
 
 LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
