@@ -358,3 +358,96 @@ def test_module_under_cpu_autocast():
     g_fused = torch.autograd.grad(y_fused.float().sum(), fused.weight)
     g_pair = torch.autograd.grad(y_pair.float().sum(), pair[0].weight)
     torch.testing.assert_close(g_fused, g_pair, rtol=2e-2, atol=2e-2)
+
+
+# ------------------------------------------------------------------------------- fusion
+def _discriminator():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 4, 2, 1, bias=False),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.LeakyReLU(0.2, inplace=True),
+        torch.nn.Conv2d(8, 16, 4, 2, 1, bias=False),
+        torch.nn.Sequential(torch.nn.BatchNorm2d(16), torch.nn.ReLU()),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 4 * 4, 1),
+    )
+
+
+def test_fuse_keeps_function_state_dict_and_unfuses_back():
+    from leaky.fuse import fuse_batch_norm, unfuse_batch_norm
+
+    model = _discriminator()
+    x = torch.randn(4, 3, 16, 16)
+    model(x)  # running statistics that are not the defaults
+    keys = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = model(x)
+    changes = fuse_batch_norm(model)
+    assert [c.names for c in changes] == [("1", "2")]  # ReLU is left alone without relu_slope
+    assert "torch.nn.BatchNorm2d" in changes[0].old and "torch.nn.LeakyReLU" in changes[0].old
+    assert isinstance(model[1], BatchNormLeakyReLU2d) and model[1].negative_slope == 0.2
+    assert isinstance(model[2], torch.nn.Identity) and isinstance(model[4][1], torch.nn.ReLU)
+    assert model.state_dict().keys() == keys.keys()
+    assert torch.equal(model(x), expected)
+    changes = fuse_batch_norm(model, relu_slope=0.1)
+    assert [c.names for c in changes] == [("4.0", "4.1")]
+    assert isinstance(model[4][0], BatchNormLeakyReLU2d) and model[4][0].negative_slope == 0.1
+    back = unfuse_batch_norm(model)
+    assert len(back) == 2
+    assert type(model[1]) is torch.nn.BatchNorm2d and type(model[2]) is torch.nn.LeakyReLU
+    assert model[4][1].negative_slope == 0.1
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key])
+    assert model.state_dict().keys() == keys.keys()
+
+
+def test_fuse_keeps_mode_dtype_and_leaves_non_sequential_blocks_alone():
+    from leaky.fuse import fuse_batch_norm
+
+    class Block(torch.nn.Module):  # bn2 then a residual sum, then relu: not a pair
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm1d(4)
+            self.act = torch.nn.LeakyReLU(0.2)
+
+        def forward(self, x):
+            return self.act(self.bn(x) + x)
+
+    model = (
+        torch.nn.Sequential(torch.nn.BatchNorm1d(4), torch.nn.LeakyReLU(0.3), Block())
+        .double()
+        .eval()
+    )
+    fuse_batch_norm(model)
+    assert model[0].weight.dtype == torch.float64 and not model[0].training
+    assert isinstance(model[2].bn, torch.nn.BatchNorm1d)
+    with pytest.raises(ValueError, match="SyncBatchNorm"):
+        fuse_batch_norm(torch.nn.Sequential(torch.nn.SyncBatchNorm(4), torch.nn.LeakyReLU()))
+
+
+def test_unfuse_of_a_module_built_directly_nests_the_pair():
+    from leaky.fuse import unfuse_batch_norm
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), BatchNormLeakyReLU1d(4, negative_slope=0.2))
+    x = torch.randn(5, 3)
+    expected = model(x)
+    changes = unfuse_batch_norm(model)
+    assert changes[0].names == ("1",)
+    assert isinstance(model[1], torch.nn.Sequential)
+    assert torch.equal(model(x), expected)
+
+
+def test_monitor_watches_the_fused_module_as_a_leaky_relu_site():
+    from leaky.monitor import Monitor
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), BatchNormLeakyReLU1d(4, negative_slope=0.2), torch.nn.Linear(4, 1)
+    )
+    with torch.no_grad():
+        model[1].bias.copy_(torch.tensor([-50.0, 0.0, 0.0, 0.0]))  # unit 0 never active
+    with Monitor(model) as monitor:
+        model(torch.randn(32, 3)).sum().backward()
+    (site,) = monitor.report().sites
+    assert site.name == "1" and site.kind == "leaky_relu"
+    assert site.summary.units == 4 and site.summary.unit_dim == 1
+    assert site.summary.never_active_units == [0]  # seen through the output's sign

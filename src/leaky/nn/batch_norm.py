@@ -17,7 +17,12 @@ from torch.nn.modules.batchnorm import _NormBase
 
 from leaky import functional as F
 
-__all__ = ["BatchNormLeakyReLU1d", "BatchNormLeakyReLU2d", "BatchNormLeakyReLU3d"]
+__all__ = [
+    "FUSED_LEAKY_RELU",
+    "BatchNormLeakyReLU1d",
+    "BatchNormLeakyReLU2d",
+    "BatchNormLeakyReLU3d",
+]
 
 
 class _BatchNormLeakyReLU(_NormBase):
@@ -156,3 +161,7 @@ class BatchNormLeakyReLU3d(_BatchNormLeakyReLU):
 
     _ranks = (5,)
     _expected = "5D"
+
+
+# Modules that end in a Leaky ReLU of their own (the monitor watches them as its sites).
+FUSED_LEAKY_RELU = (BatchNormLeakyReLU1d, BatchNormLeakyReLU2d, BatchNormLeakyReLU3d)
