@@ -84,9 +84,46 @@ def test_bytes_kept_per_element_for_each_save_mode():
 def test_memory_suite_measures_each_variant_in_its_own_process(tmp_path):
     result = run_suite("memory", quick=True)
     growth = {(m.model, m.variant): m.growth_mib for m in result.memory}
+    assert all(m.baseline == "relu" for m in result.memory)
     assert len(growth) == 10 and all(v > 0 for v in growth.values())
     assert growth[("mlp", "leaky")] <= 1.05 * growth[("mlp", "relu")]
     assert growth[("mlp", "torch")] >= 1.3 * growth[("mlp", "relu")]
     data = result.to_dict()
     assert data["memory"][0]["samples_mib"] and data["bytes_per_element"]["torch"] == 4.0
     assert "MALLOC_MMAP_THRESHOLD_=65536" in result.table()
+
+
+def test_benchmark_models_start_from_the_same_weights_in_every_variant():
+    from leaky.bench.models import BATCH_NORM_VARIANTS, build
+
+    for kind in ("dcgan", "resnet"):
+        outputs = []
+        for variant in BATCH_NORM_VARIANTS:
+            model, x, loss = build(kind, variant, quick=True)
+            outputs.append(loss(model(x)).item())
+        assert len(set(outputs)) == 1, (kind, outputs)  # forward of the fused op is bitwise
+    with pytest.raises(ValueError, match="Unknown variant"):
+        build("dcgan", "relu", quick=True)
+
+
+def test_fused_batch_norm_keeps_less_for_backward():
+    from leaky.bench.batch_norm import saved_by_autograd_mib
+
+    saved = {
+        v: saved_by_autograd_mib("dcgan", v, quick=True)
+        for v in ("torch-inplace", "torch", "leaky-fused")
+    }
+    assert saved["leaky-fused"] < 0.7 * saved["torch-inplace"] < saved["torch"]
+
+
+@pytest.mark.slow
+def test_batchnorm_suite_times_checked_pairs_and_measures_each_variant():
+    result = run_suite("batchnorm", quick=True)
+    assert [row.checked for row in result.rows] == ["equal loss", "equal loss"]
+    peaks = {(m.model, m.variant): m for m in result.memory}
+    assert set(peaks) == {
+        (k, v) for k in ("dcgan", "resnet") for v in ("torch-inplace", "torch", "leaky-fused")
+    }
+    assert all(m.baseline == "torch-inplace" and m.growth_mib > 0 for m in peaks.values())
+    assert peaks[("dcgan", "torch")].ratio > 1.0
+    assert len(result.saved_mib) == 6 and "kept by autograd" in result.table()

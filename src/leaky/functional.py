@@ -22,18 +22,21 @@ because for a slope >= 0 the sign of the output equals the sign of the input.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as torch_f
 
+from leaky.batch_norm_leaky_relu import batch_norm_leaky_relu
+from leaky.checks import check_number, check_tensor
 from leaky.spec import leaky_gain
 
 __all__ = [
     "SAVE_MODES",
     "SaveMode",
+    "batch_norm_leaky_relu",
     "bias_leaky_relu",
+    "check_number",
     "leaky_relu",
     "pack_positive_mask",
     "prelu",
@@ -51,25 +54,6 @@ _aten = torch.ops.aten
 
 
 # --------------------------------------------------------------------------- validation
-def _check_tensor(x: Any, name: str = "input") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"Expected `{name}` to be a floating-point tensor, but got dtype {x.dtype}; "
-            f"convert it first, for example with `{name}.float()`"
-        )
-
-
-def check_number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Expected `{name}` to be a real number, but got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"Expected `{name}` to be a finite number, but got {value}")
-    return value
-
-
 def check_negative_slope(negative_slope: Any, inplace: bool = False) -> float:
     """Validate a Leaky ReLU slope: finite, and >= 0 when the op works in place.
 
@@ -242,7 +226,7 @@ def leaky_relu(
         tensor([0.1000, 0.1000, 1.0000])
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     slope = check_negative_slope(negative_slope, inplace)
     mode = resolve_save(save, slope, inplace)
     if not _needs_graph(input):
@@ -376,7 +360,7 @@ def rrelu(
         True
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     low, high = check_rrelu_bounds(lower, upper, inplace)
     if not training:
         return leaky_relu(input, (low + high) / 2, inplace)
@@ -390,7 +374,7 @@ def rrelu(
 # --------------------------------------------------------------------------- prelu
 def check_prelu_weight(input: torch.Tensor, weight: Any) -> None:
     """Check that PReLU's ``weight`` has 1 element or one per channel of ``input``."""
-    _check_tensor(weight, "weight")
+    check_tensor(weight, "weight")
     channels = input.shape[1] if input.dim() >= 2 else 1
     if weight.numel() not in (1, channels):
         raise ValueError(
@@ -423,7 +407,7 @@ def prelu(input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         tensor([[-0.2500,  2.0000]])
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     check_prelu_weight(input, weight)
     if input.dim() == 0:
         raise ValueError("Expected `input` to have at least one dimension for PReLU, got a scalar")
@@ -459,7 +443,7 @@ def check_clamp(clamp: Any) -> float | None:
 def _check_bias(x: torch.Tensor, bias: torch.Tensor | None, dim: int) -> None:
     if bias is None:
         return
-    _check_tensor(bias, "bias")
+    check_tensor(bias, "bias")
     if bias.dtype != x.dtype:
         raise TypeError(
             f"Expected `bias` to have the input's dtype {x.dtype}, but got {bias.dtype}; "
@@ -578,7 +562,7 @@ def bias_leaky_relu(
         tensor([[-0.1000,  1.5000]])
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     slope = check_number(negative_slope, "negative_slope")
     if slope < 0:
         raise ValueError(
@@ -609,7 +593,7 @@ def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         tensor([0., 2.])
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     return torch_f.relu(input, inplace=inplace)
 
 
@@ -621,7 +605,7 @@ def sigmoid(input: torch.Tensor) -> torch.Tensor:
         tensor([0.5000])
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     return torch.sigmoid(input)
 
 
@@ -633,5 +617,5 @@ def tanh(input: torch.Tensor) -> torch.Tensor:
         tensor([0.])
 
     """
-    _check_tensor(input)
+    check_tensor(input)
     return torch.tanh(input)

@@ -26,6 +26,8 @@ import math
 import numpy as np
 
 __all__ = [
+    "batch_norm_leaky_relu",
+    "batch_norm_leaky_relu_gradients",
     "bias_leaky_relu",
     "elu",
     "elu_derivative",
@@ -291,6 +293,69 @@ def bias_leaky_relu(
         x = x + _f64(bias).reshape(shape)
     y = gain * leaky_relu(x, negative_slope)
     return y if clamp is None else np.clip(y, -clamp, clamp)
+
+
+# BatchNorm then Leaky ReLU, per channel (axis 1). Training uses the batch's mean and biased
+# variance; eval the running ones. The gradients are the chain rule written out.
+def batch_norm_leaky_relu(
+    x: np.typing.ArrayLike,
+    weight: np.typing.ArrayLike,
+    bias: np.typing.ArrayLike,
+    negative_slope: float = 0.01,
+    eps: float = 1e-5,
+    mean: np.typing.ArrayLike | None = None,
+    var: np.typing.ArrayLike | None = None,
+) -> np.ndarray:
+    """LeakyReLU(weight * (x - mean) / sqrt(var + eps) + bias); batch statistics if not given."""
+    x = _f64(x)
+    axes, shape = _channel_axes(x)
+    mean = x.mean(axis=axes) if mean is None else _f64(mean)
+    var = x.var(axis=axes) if var is None else _f64(var)
+    x_hat = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    z = _f64(weight).reshape(shape) * x_hat + _f64(bias).reshape(shape)
+    return leaky_relu(z, negative_slope)
+
+
+def batch_norm_leaky_relu_gradients(
+    x: np.typing.ArrayLike,
+    weight: np.typing.ArrayLike,
+    bias: np.typing.ArrayLike,
+    grad_output: np.typing.ArrayLike,
+    negative_slope: float = 0.01,
+    eps: float = 1e-5,
+    mean: np.typing.ArrayLike | None = None,
+    var: np.typing.ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (input, weight, bias) of :func:`batch_norm_leaky_relu` for ``grad_output``.
+
+    With batch statistics the mean and variance depend on x too, which adds the two
+    per-channel means to the input gradient.
+    """
+    x, grad_output = _f64(x), _f64(grad_output)
+    axes, shape = _channel_axes(x)
+    batch_stats = mean is None
+    mean = x.mean(axis=axes) if mean is None else _f64(mean)
+    var = x.var(axis=axes) if var is None else _f64(var)
+    inv_std = 1.0 / np.sqrt(var.reshape(shape) + eps)
+    x_hat = (x - mean.reshape(shape)) * inv_std
+    gamma = _f64(weight).reshape(shape)
+    z = gamma * x_hat + _f64(bias).reshape(shape)
+    grad_z = grad_output * leaky_relu_derivative(z, negative_slope)
+    grad_x_hat = grad_z * gamma
+    if batch_stats:
+        grad_x = inv_std * (
+            grad_x_hat
+            - grad_x_hat.mean(axis=axes, keepdims=True)
+            - x_hat * (grad_x_hat * x_hat).mean(axis=axes, keepdims=True)
+        )
+    else:
+        grad_x = grad_x_hat * inv_std
+    return grad_x, (grad_z * x_hat).sum(axis=axes), grad_z.sum(axis=axes)
+
+
+def _channel_axes(x: np.ndarray) -> tuple[tuple[int, ...], list[int]]:
+    axes = (0, *range(2, x.ndim))
+    return axes, [1, -1] + [1] * (x.ndim - 2)
 
 
 def second_moment_gain(f: object, points: int = 200) -> float:

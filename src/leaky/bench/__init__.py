@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from leaky.bench.batch_norm import run_batch_norm
 from leaky.bench.kernels import run_kernels
 from leaky.bench.memory import run_memory
 from leaky.bench.result import BenchRow, SuiteResult
@@ -13,6 +14,7 @@ from leaky.bench.training_step import run_monitor, run_train
 __all__ = ["SUITES", "BenchRow", "Comparison", "SuiteResult", "compare", "run_suite"]
 
 SUITES: dict[str, Callable[..., SuiteResult]] = {
+    "batchnorm": run_batch_norm,
     "kernels": run_kernels,
     "memory": run_memory,
     "monitor": run_monitor,

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leaky.bench.timing import Comparison
 
-if TYPE_CHECKING:
-    from leaky.bench.memory import MemoryRow
+__all__ = ["BenchRow", "MemoryRow", "SuiteResult"]
 
-__all__ = ["BenchRow", "SuiteResult"]
+
+@dataclass
+class MemoryRow:
+    """Median peak growth of one variant, its ratio to the baseline variant's, every sample."""
+
+    model: str
+    variant: str
+    growth_mib: float
+    baseline: str
+    ratio: float
+    samples_mib: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -47,6 +56,7 @@ class SuiteResult:
     notes: list[str] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)
     bytes_per_element: dict[str, float] = field(default_factory=dict)
+    saved_mib: dict[str, float] = field(default_factory=dict)  # kept by autograd, per model
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every row with its raw samples."""
@@ -55,6 +65,7 @@ class SuiteResult:
             "rows": [r.to_dict() for r in self.rows],
             "memory": [asdict(m) for m in self.memory],
             "bytes_per_element": self.bytes_per_element,
+            "saved_mib": self.saved_mib,
             "notes": self.notes,
         }
 
@@ -86,9 +97,9 @@ class SuiteResult:
         lines = _columns(header, body) if body else []
         if self.memory:
             lines += _columns(
-                ("model", "variant", "peak growth MiB", "vs relu"),
+                ("model", "variant", "peak growth MiB", "ratio", "to"),
                 [
-                    (m.model, m.variant, f"{m.growth_mib:.1f}", f"{m.ratio_to_relu:.2f}x")
+                    (m.model, m.variant, f"{m.growth_mib:.1f}", f"{m.ratio:.2f}x", m.baseline)
                     for m in self.memory
                 ],
             )
@@ -96,6 +107,11 @@ class SuiteResult:
             lines += _columns(
                 ("variant", "bytes kept per element beyond the output"),
                 [(v, f"{b:g}") for v, b in self.bytes_per_element.items()],
+            )
+        if self.saved_mib:
+            lines += _columns(
+                ("model and variant", "MiB kept by autograd for backward"),
+                [(k, f"{v:.1f}") for k, v in self.saved_mib.items()],
             )
         return "\n".join([f"[{self.name}]", *lines, *(f"note: {n}" for n in self.notes)])
 

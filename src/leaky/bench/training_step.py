@@ -22,7 +22,7 @@ from leaky.bench.timing import compare
 from leaky.convert import convert
 from leaky.monitor import Monitor
 
-__all__ = ["run_monitor", "run_train"]
+__all__ = ["checked_steps", "run_monitor", "run_train"]
 
 
 def _mlp(depth: int, width: int) -> nn.Sequential:
@@ -47,15 +47,15 @@ def _cnn(channels: int) -> nn.Sequential:
     )
 
 
-def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], float]:
+def _step(model: nn.Module, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]):
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
 
     def step() -> float:
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
+        value = loss(model(x))
+        value.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return float(value.detach())
 
     return step
 
@@ -67,11 +67,24 @@ def _leaky_copy(model: nn.Module) -> nn.Module:
     return twin
 
 
-def _checked_pair(candidate: nn.Module, baseline: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    a, b = _step(candidate, x, y), _step(baseline, x, y)
+def checked_steps(
+    candidate: nn.Module,
+    baseline: nn.Module,
+    x: torch.Tensor,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[Callable[[], float], Callable[[], float]]:
+    """Training-step functions of two models, refused unless their first losses are equal.
+
+    Both models must start from the same weights; the first step is taken here.
+    """
+    a, b = _step(candidate, x, loss), _step(baseline, x, loss)
     if a() != b():  # same weights, same data: the first losses must agree exactly
         raise ResultMismatchError("benchmarked pair differs: refusing to time a wrong result")
     return a, b
+
+
+def _checked_pair(candidate: nn.Module, baseline: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    return checked_steps(candidate, baseline, x, lambda out: nn.functional.cross_entropy(out, y))
 
 
 def run_train(*, quick: bool = False, device: str = "cpu") -> SuiteResult:

@@ -32,6 +32,7 @@ from leaky.monitor.layer_stats import LayerGradientStatistics
 from leaky.monitor.report import LayerRow, MonitorReport, SiteRow
 from leaky.monitor.site_stats import SiteStatistics, has_nonfinite
 from leaky.monitor.sites import spec_for_module
+from leaky.nn.batch_norm import FUSED_LEAKY_RELU
 
 __all__ = ["Monitor", "unit_dim_of_layer"]
 
@@ -160,6 +161,15 @@ class Monitor:
             spec = spec_for_module(module)
             if spec is not None:
                 self._hook_activation(name or type(module).__name__, module, spec.name)
+            elif isinstance(module, FUSED_LEAKY_RELU):
+                # BatchNorm + Leaky ReLU in one module: its input is BatchNorm's, but the
+                # output's sign is the pre-activation's, which is all the statistics need.
+                # Its units are BatchNorm's channels: it is its own producer, hooked first.
+                label = name or type(module).__name__
+                if self.unit_dim is None:
+                    self._hook_producer(module, 1)
+                self._hook_activation(label, module, "leaky_relu", input_from_output=True)
+                continue
             elif _is_unknown_activation(module):
                 label = name or type(module).__name__
                 self._not_monitored[f"{label} ({type(module).__name__})"] = None
@@ -248,7 +258,9 @@ class Monitor:
         if self.gradients and y.requires_grad:
             y.register_hook(lambda grad: stats.update_grad(grad) if self.attached else None)
 
-    def _hook_activation(self, name: str, module: torch.nn.Module, kind: str) -> None:
+    def _hook_activation(
+        self, name: str, module: torch.nn.Module, kind: str, input_from_output: bool = False
+    ) -> None:
         self._site(name, kind)
 
         def pre(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -257,7 +269,10 @@ class Monitor:
         def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             try:  # still "inside": the statistics' own torch calls are not model calls
                 if args and isinstance(output, torch.Tensor):
-                    self._record(name, kind, args[0], output, module=mod)
+                    if input_from_output:
+                        self._record(name, kind, output, output, output, module=mod)
+                    else:
+                        self._record(name, kind, args[0], output, module=mod)
             finally:
                 self._inside_activation -= 1
 
