@@ -65,13 +65,24 @@ def _open_data(path: PathLike) -> Iterator[tuple[BinaryIO, int | None]]:
         raise ValueError(f"Cannot read {path}: {error.strerror or error}") from None
 
 
-def _read_bytes(path: PathLike, limit: int) -> bytes:
+def _read_at_most(stream: BinaryIO, count: int) -> bytearray:
+    """Up to ``count`` bytes, in chunks: no buffer of ``count`` bytes is set aside up front."""
+    data = bytearray()
+    while len(data) < count:
+        chunk = stream.read(min(2**20, count - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_bytes(path: PathLike, limit: int) -> bytes | bytearray:
     """The whole file (inflated if gzip), refused beyond ``limit`` before it is read."""
     with _open_data(path) as (stream, size):
         if size is not None:
             check_data_size(path, "the file", size, limit)
             return stream.read()
-        raw = stream.read(limit + 1)  # bounded: a gzip bomb stops here
+        raw = _read_at_most(stream, limit + 1)  # bounded: a gzip bomb stops here
     if len(raw) > limit:
         raise ValueError(
             f"{path}: the gzip stream inflates to more than the limit of {limit:,} bytes; "
@@ -248,7 +259,7 @@ def _parse_idx(path: PathLike, limit: int) -> np.ndarray:
         if size is not None and size - 4 - 4 * ndim != expected:
             found = size - 4 - 4 * ndim
         else:
-            data = stream.read(expected + 1)  # bounded: a gzip bomb inflates no further
+            data = _read_at_most(stream, expected + 1)  # a gzip bomb inflates no further
             if len(data) == expected:
                 return np.frombuffer(data, dtype=dtype).reshape(dims)
             found = len(data) if len(data) < expected else None
