@@ -402,7 +402,7 @@ def test_npz_object_array_is_named_as_such(tmp_path):
 def test_zip_that_is_no_npz_is_named(tmp_path):
     path = tmp_path / "model.npz"
     _write_zip(path, [("archive/data.pkl", b"\x80\x02}q\x00.")])
-    with pytest.raises(ValueError, match="model.npz.*no .npy arrays.*archive/data.pkl"):
+    with pytest.raises(ValueError, match="model.npz.*no .npy arrays.*'archive/data.pkl'"):
         load_npz(path)
 
 

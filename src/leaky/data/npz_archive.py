@@ -110,7 +110,7 @@ def _array_names(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 
 
 def _no_arrays(path: Path, archive: zipfile.ZipFile) -> ValueError:
-    held = [info.filename for info in archive.infolist()][:5]
+    held = [repr(info.filename) for info in archive.infolist()][:5]  # repr: one line
     return ValueError(
         f"{path} is a zip archive with no .npy arrays (it holds {', '.join(held) or 'nothing'}); "
         "an .npz is written by numpy.savez(path, x=..., y=...)"
