@@ -90,7 +90,7 @@ def test_npz_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"x": np.array([{"a": 1}], dtype=object), "y": np.array([0])}, "without unpickling"),
+        ({"x": np.array([{"a": 1}], dtype=object), "y": np.array([0])}, "without pickles"),
         ({"x": np.ones((3, 2))}, "'y' missing"),
         ({"x": np.ones((3, 2)), "y": np.array([0, 1])}, "3 samples but 2 labels"),
         ({"x": np.array([[1.0, np.nan]]), "y": np.array([0])}, "NaN or infinite"),
@@ -272,3 +272,245 @@ def test_npz_features_need_a_sample_axis(tmp_path):
         load_npz(path)
     with pytest.raises(ValueError, match="both x_test and y_test"):
         dataset_from_arrays("m", np.ones((4, 2)), np.zeros(4, int), x_test=np.ones((2, 2)))
+
+
+# --- sizes from the headers, and files that are not what they claim ---------------------------
+def _npz_member(name: str, header: dict, data: bytes = b"") -> tuple[str, bytes]:
+    """An .npy member written by hand, so its header may promise what the data lacks."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return f"{name}.npy", buffer.getvalue() + data
+
+
+def _write_zip(path, members, compression=None):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression or zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in members:
+            archive.writestr(name, payload)
+
+
+def test_npz_declaring_a_huge_array_is_refused_from_its_header(tmp_path):
+    path = tmp_path / "huge.npz"
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    _write_zip(path, [_npz_member("x", header), _npz_member("y", {**header, "shape": (3,)})])
+    with pytest.raises(ValueError) as error:
+        load_npz(path)
+    message = str(error.value)
+    assert "huge.npz" in message and "8,000,000,000,000 bytes" in message
+    assert "limit" in message and "LEAKY_MAX_DATA_BYTES" in message and "max_bytes" in message
+    assert "\n" not in message
+
+
+def test_npz_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((2**20, 8)), y=np.zeros(2**20, np.int64))  # 72 MiB
+    assert path.stat().st_size < 200_000
+    with pytest.raises(ValueError, match=r"bomb.npz.*limit of 1\.0 MiB"):
+        load_npz(path, max_bytes=2**20)
+    arrays = load_npz(path, max_bytes=100 * 2**20)  # raised: read
+    assert arrays["x"].shape == (2**20, 8)
+
+
+def test_npz_limit_comes_from_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.ones((100, 10)), y=np.zeros(100, np.int64))  # 8,800 bytes
+    monkeypatch.setenv("LEAKY_MAX_DATA_BYTES", "4K")
+    with pytest.raises(ValueError, match="limit of 4.0 KiB"):
+        load_npz(path)
+    monkeypatch.setenv("LEAKY_MAX_DATA_BYTES", "1M")
+    assert load_npz(path)["x"].shape == (100, 10)
+    monkeypatch.setenv("LEAKY_MAX_DATA_BYTES", "lots")
+    with pytest.raises(ValueError, match="LEAKY_MAX_DATA_BYTES to be a number of bytes"):
+        load_npz(path)
+
+
+def test_npz_member_with_more_data_than_its_header_is_not_inflated(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "padded.npz"
+    header = {"descr": "<f8", "fortran_order": False, "shape": (3, 1)}
+    _write_zip(
+        path,
+        [
+            _npz_member("x", header, bytes(24) + bytes(200 * 2**20)),  # 200 MiB of zeros
+            _npz_member("y", {**header, "descr": "<i8", "shape": (3,)}, bytes(24)),
+        ],
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="padded.npz.*'x'.*more bytes than its header"):
+            load_npz(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"a,b,label\n1,2,0\n", "is a text file, not an .npz archive"),
+        (bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)), "not an .npz"),
+        (b"\x93NUMPY\x01\x00" + bytes(100), "a single .npy array, not an .npz archive"),
+    ],
+)
+def test_npz_files_that_are_not_archives_get_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as error:
+        load_npz(path)
+    text = str(error.value)
+    assert "junk.npz" in text and "pickled" not in text and "\n" not in text
+
+
+def test_npz_truncated_archive_and_damaged_member(tmp_path):
+    path = tmp_path / "cut.npz"
+    np.savez(path, x=np.arange(2000.0).reshape(1000, 2), y=np.zeros(1000, np.int64))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"cut.npz.*truncated or damaged") as error:
+        load_npz(path)
+    assert "pickled" not in str(error.value)
+    # A member whose header promises more than the member holds.
+    header = {"descr": "<f8", "fortran_order": False, "shape": (1000, 2)}
+    _write_zip(
+        path, [_npz_member("x", header, bytes(100)), _npz_member("y", {**header, "shape": (2,)})]
+    )
+    with pytest.raises(ValueError, match=r"cut.npz.*'x'.*16,000 bytes.*truncated"):
+        load_npz(path)
+    # Flipped bytes inside a stored (uncompressed) member: the CRC catches them.
+    np.savez(path, x=np.ones((4, 2)), y=np.zeros(4, np.int64))
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"\x00\x00\xf0?")  # inside the data of 1.0 float64 values
+    raw[at + 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"cut.npz.*damaged"):
+        load_npz(path)
+
+
+def test_npz_object_array_is_named_as_such(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, x=np.array([{"a": 1}], dtype=object), y=np.array([0]))
+    with pytest.raises(ValueError, match=r"objects.npz: array 'x' holds Python objects"):
+        load_npz(path)
+
+
+def test_zip_that_is_no_npz_is_named(tmp_path):
+    path = tmp_path / "model.npz"
+    _write_zip(path, [("archive/data.pkl", b"\x80\x02}q\x00.")])
+    with pytest.raises(ValueError, match="model.npz.*no .npy arrays.*'archive/data.pkl'"):
+        load_npz(path)
+
+
+def test_idx_declaring_more_than_the_limit_is_refused(tmp_path):
+    header = bytes([0, 0, 0x0D, 3]) + struct.pack(">III", 60000, 1000, 1000)  # 240 GB of f4
+    (tmp_path / "img").write_bytes(header + bytes(16))
+    (tmp_path / "lab").write_bytes(_idx(np.zeros(2, np.uint8)))
+    with pytest.raises(ValueError, match=r"img: .*240,000,000,000 bytes.*limit") as error:
+        load_idx(tmp_path / "img", tmp_path / "lab")
+    assert "LEAKY_MAX_DATA_BYTES" in str(error.value)
+
+
+def test_gzipped_idx_bomb_is_never_inflated_beyond_its_header(tmp_path):
+    import tracemalloc
+
+    images = np.zeros((2, 3, 4), np.uint8)
+    # The header says 24 bytes of pixels; the stream inflates to 300 MiB.
+    bomb = gzip.compress(_idx(images) + bytes(300 * 2**20), compresslevel=9)
+    assert len(bomb) < 400_000
+    (tmp_path / "img.gz").write_bytes(bomb)
+    (tmp_path / "lab").write_bytes(_idx(np.zeros(2, np.uint8)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"img.gz: .*but the file has more; it is damaged"):
+            load_idx(tmp_path / "img.gz", tmp_path / "lab")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+    # A header that declares a huge shape is refused before any data is inflated.
+    huge = bytes([0, 0, 0x08, 3]) + struct.pack(">III", 10**6, 10**3, 10**3)
+    (tmp_path / "img.gz").write_bytes(gzip.compress(huge + bytes(2**20)))
+    with pytest.raises(ValueError, match=r"img.gz: .*1,000,000,000,000 bytes.*limit"):
+        load_idx(tmp_path / "img.gz", tmp_path / "lab")
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        (bytes([0, 0, 0x08, 255]), "declares 255 dimensions"),
+        (bytes([0, 0, 0x08, 0]), "declares 0 dimensions"),
+        (bytes([0, 0, 0x07, 1]), "type byte 07"),
+    ],
+)
+def test_idx_impossible_headers_name_the_file(tmp_path, head, message):
+    (tmp_path / "weird.idx").write_bytes(head + bytes(4 * 255 + 64))
+    (tmp_path / "lab").write_bytes(_idx(np.zeros(2, np.uint8)))
+    with pytest.raises(ValueError, match=message) as error:
+        load_idx(tmp_path / "weird.idx", tmp_path / "lab")
+    assert "weird.idx" in str(error.value)
+
+
+def test_cifar10_size_is_checked_against_the_limit(tmp_path):
+    (tmp_path / "b.bin").write_bytes(_cifar_records([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"b.bin: .*9,219 bytes.*limit"):
+        load_cifar10([tmp_path / "b.bin"], max_bytes=4096)
+    (tmp_path / "b.gz").write_bytes(gzip.compress(_cifar_records([1, 2, 3])))
+    with pytest.raises(ValueError, match=r"b.gz: .*more than the limit"):
+        load_cifar10([tmp_path / "b.gz"], max_bytes=4096)
+    assert load_cifar10([tmp_path / "b.gz"])[0].shape == (3, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a,label\n1,0\n\xff\xfe\x00\x01", r"bin.csv: not UTF-8 text \(byte 0xff at offset 12\)"),
+        (b"a,label\n1,0\n2\x00,1\n", r"bin.csv, line 3: .*NUL.*binary"),
+        (bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8)), "bin.csv: not"),
+    ],
+)
+def test_binary_file_given_as_csv_is_named(tmp_path, content, message):
+    path = tmp_path / "bin.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_csv(path, "label")
+
+
+def test_csv_size_is_checked_against_the_limit(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("a,label\n" + "1,0\n" * 1000)
+    with pytest.raises(ValueError, match=r"big.csv: .*4,008 bytes.*limit"):
+        load_csv(path, "label", max_bytes=1000)
+
+
+def test_diagnose_data_that_is_text_is_not_called_pickled(tmp_path):
+    from leaky.diagnose import input_batches
+
+    path = tmp_path / "junk.npz"
+    path.write_text("hello, I am text\n")
+    with pytest.raises(ValueError, match="junk.npz is a text file") as error:
+        next(input_batches(data=path))
+    assert "pickled" not in str(error.value)
+    np.savez(path, x=np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="junk.npz: .*limit"):
+        next(input_batches(data=path, max_bytes=10))
+    assert next(input_batches(data=path, batch_size=2))[0].shape == (2, 3)
+
+
+def test_diagnose_cli_names_a_text_file_given_as_npz(tmp_path):
+    from click.testing import CliRunner
+
+    from leaky.cli import cli
+
+    model = tmp_path / "m.py"
+    model.write_text("import torch\ndef make():\n    return torch.nn.Linear(3, 2)\n")
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not an archive\n")
+    result = CliRunner().invoke(cli, ["diagnose", f"{model}:make", "--data", str(junk)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "junk.npz is a text file, not an .npz archive" in result.output
+    assert "pickled" not in result.output and result.output.strip().count("\n") == 0

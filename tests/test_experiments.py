@@ -227,3 +227,27 @@ def test_diverged_runs_carry_no_accuracy_and_make_comparisons_inconclusive(tmp_p
     ]
     (finding,) = EXPERIMENT.summarize(config, runs)
     assert finding.verdict == "inconclusive" and finding.numbers["diverged"]["leaky_relu"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"trials = 10\n\xff\xfe\x00junk", r"c.toml is not UTF-8 text \(byte 0xff at offset 12\)"),
+        (bytes(range(256)) * 4, "c.toml is not UTF-8 text"),
+        (b"trials = 10\n\x00\x01\x02", "c.toml is not valid TOML"),
+    ],
+)
+def test_binary_config_file_is_named(tmp_path, content, message):
+    from leaky.config import load_toml
+
+    config = tmp_path / "c.toml"
+    config.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_toml(config)
+    store = tmp_path / "s.db"
+    result = CliRunner().invoke(
+        cli, ["run", "born-dead", "--config", str(config), "--quiet", "--store", str(store)]
+    )
+    assert result.exit_code == 2 and "c.toml" in result.output, result.output
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0
+    assert not store.exists()

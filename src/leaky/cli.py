@@ -245,6 +245,7 @@ def run(
     """
     from leaky.config import load_toml, parse_assignments
     from leaky.findings import format_findings, resolve_config, run_experiment, summarize
+    from leaky.resources import check_memory
     from leaky.runner import SweepInterrupted, check_parallelism
     from leaky.store import Store
 
@@ -253,6 +254,7 @@ def run(
         overrides.update(parse_assignments(assignments))
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
         check_parallelism(workers, threads)
+        check_memory(experiment, config, workers=workers)  # runs at once: before the store
     except ValueError as error:
         raise _InputError(str(error)) from None
     with Store(store_path) as store:

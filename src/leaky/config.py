@@ -58,12 +58,30 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file of overrides (top-level keys only)."""
+    """Read a TOML file of overrides (top-level keys only).
+
+    Raises:
+        ValueError: one line naming the file: missing, unreadable, not UTF-8 text (a
+            binary file, with the first bad byte), or not valid TOML.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Config file {str(path)!r} is a directory, not a TOML file")
     if not path.is_file():
         raise ValueError(f"Config file {str(path)!r} does not exist")
     try:
-        return tomllib.loads(path.read_text("utf-8"))
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"Cannot read config file {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            "expected a TOML file of key = value lines such as: width = 64"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path} is not valid TOML: {error}") from None
 

@@ -173,28 +173,20 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_npz(
+    path: str | Path, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    from leaky.data.npz_archive import npz_array_names, read_npz
+
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Data file {str(path)!r} does not exist")
-    if path.suffix.lower() != ".npz":
+    if path.is_file() and path.suffix.lower() != ".npz":
         raise ValueError(
             f"Expected --data to be an .npz file (np.savez(path, x=..., y=...)), got {path}"
         )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if not names:
-                raise ValueError(f"{path} holds no arrays")
-            x_name = "x" if "x" in names else names[0]
-            x = archive[x_name]
-            y = archive["y"] if "y" in names else None
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot read {path} as .npz without pickles: {_first_line(error)}"
-        ) from error
-    except (OSError, EOFError) as error:
-        raise ValueError(f"Cannot read {path} as .npz: {_first_line(error)}") from error
+    names = npz_array_names(path)  # one line for a missing, damaged or non-.npz file
+    x_name = "x" if "x" in names else names[0]
+    arrays = read_npz(path, [x_name, *(["y"] if "y" in names else [])], max_bytes=max_bytes)
+    x, y = arrays[x_name], arrays.get("y")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"Expected numeric inputs in {path}, but {x_name!r} has dtype {x.dtype}")
     if x.ndim < 1 or len(x) == 0:
@@ -213,8 +205,14 @@ def input_batches(
     batches: int = 8,
     batch_size: int = 64,
     seed: int = 0,
+    max_bytes: int | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Yield ``(x, labels or None)``: random normal inputs of ``input_shape``, or from ``data``."""
+    """Yield ``(x, labels or None)``: random normal inputs of ``input_shape``, or from ``data``.
+
+    ``data`` is an ``.npz`` read without unpickling; its arrays may hold at most
+    ``max_bytes`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB), checked from their
+    headers before they are read.
+    """
     if (input_shape is None) == (data is None):
         raise ValueError("Give exactly one of --input-shape and --data")
     if batches < 1 or batch_size < 1:
@@ -224,7 +222,7 @@ def input_batches(
         for _ in range(batches):
             yield torch.randn((batch_size, *input_shape), generator=generator), None
         return
-    x, y = _load_npz(data)  # type: ignore[arg-type]
+    x, y = _load_npz(data, max_bytes)  # type: ignore[arg-type]
     inputs = torch.as_tensor(x)
     if inputs.is_floating_point() or inputs.dtype == torch.bool:
         inputs = inputs.float()

@@ -12,6 +12,7 @@ from leaky.atomic import atomic_path
 from leaky.config import resolve
 from leaky.experiments import Finding, get_experiment
 from leaky.messages import get_messages
+from leaky.resources import check_resources
 from leaky.runner import DEFAULT_THREADS, SweepResult, execute, plan
 from leaky.store import Store
 
@@ -27,12 +28,20 @@ __all__ = [
 def resolve_config(
     name: str, *, preset: str | None = None, overrides: dict[str, Any] | None = None
 ) -> Any:
-    """The experiment's config: defaults, then the preset, then the overrides."""
+    """The experiment's config: defaults, then the preset, then the overrides.
+
+    Raises:
+        ValueError: an unknown preset, key or value, or a sweep that cannot fit here (too
+            many runs, or a run too big for the memory available; see
+            :func:`leaky.resources.check_resources`).
+    """
     experiment = get_experiment(name)
     if preset and preset not in experiment.presets:
         raise ValueError(f"Unknown preset {preset!r}; {name} has {', '.join(experiment.presets)}")
     base = dict(experiment.presets[preset]) if preset else {}
-    return resolve(experiment.config, {**base, **(overrides or {})})
+    config = resolve(experiment.config, {**base, **(overrides or {})})
+    check_resources(name, config)  # before a store is opened or a plan is built
+    return config
 
 
 def run_experiment(

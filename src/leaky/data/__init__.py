@@ -1,5 +1,9 @@
 """Data for the experiments: built-in offline tasks and loaders for the user's files.
 
+User files are read without unpickling, and their declared sizes are checked before any
+data is read: at most ``max_bytes=`` per loader, by default ``$LEAKY_MAX_DATA_BYTES``
+(``8G``, ``500M`` or bytes), else 1 GiB.
+
 Examples:
     >>> d = load_dataset("spirals")
     >>> d.sizes, d.num_classes, d.task
@@ -20,9 +24,13 @@ from leaky.data.files import (
     load_idx,
     load_npz,
 )
+from leaky.data.npz_archive import npz_array_names, read_npz
+from leaky.data.size_limit import DEFAULT_MAX_DATA_BYTES, MAX_DATA_BYTES_ENV, max_data_bytes
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_MAX_DATA_BYTES",
+    "MAX_DATA_BYTES_ENV",
     "BuiltinInfo",
     "Dataset",
     "Task",
@@ -33,6 +41,9 @@ __all__ = [
     "load_dataset",
     "load_idx",
     "load_npz",
+    "max_data_bytes",
+    "npz_array_names",
+    "read_npz",
 ]
 
 

@@ -2,37 +2,92 @@
 
 Nothing is ever unpickled: ``.npz`` files are read with ``allow_pickle=False``, and the
 other formats are parsed byte by byte. Every malformed file (wrong magic number, truncated,
-shape or label mismatch, NaN features) gets one error that names the file and the problem.
+shape or label mismatch, NaN features, binary data given as text) gets one error that
+names the file and the problem. Sizes are checked before anything is read or inflated:
+each loader's ``max_bytes=`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB; see
+:mod:`leaky.data.size_limit`) bounds the bytes a file may declare, and a gzip stream is
+never inflated beyond what its header declared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import io
+import math
 import os
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from leaky.data.dataset import Dataset
+from leaky.data.npz_archive import read_npz
+from leaky.data.size_limit import check_data_size, max_data_bytes
 
 __all__ = ["dataset_from_arrays", "load_cifar10", "load_csv", "load_idx", "load_npz"]
 
 PathLike = str | os.PathLike[str]
 
 
-def _read_bytes(path: PathLike) -> bytes:
+def _existing_file(path: PathLike) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Data file {str(path)!r} is a directory, not a file")
     if not path.is_file():
         raise ValueError(f"Data file {str(path)!r} does not exist")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise ValueError(f"{path}: the gzip stream is damaged ({error})") from None
+    return path
+
+
+@contextlib.contextmanager
+def _open_data(path: PathLike) -> Iterator[tuple[BinaryIO, int | None]]:
+    """The file's bytes as a stream (inflated if gzip) and its size (None for gzip).
+
+    Read errors, damaged gzip streams included, become one line naming the file.
+    """
+    path = _existing_file(path)
+    try:
+        with path.open("rb") as raw:
+            if raw.read(2) == b"\x1f\x8b":
+                raw.seek(0)
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    yield stream, None  # type: ignore[misc]
+            else:
+                raw.seek(0)
+                yield raw, path.stat().st_size
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(f"{path}: the gzip stream is damaged ({error})") from None
+    except OSError as error:
+        raise ValueError(f"Cannot read {path}: {error.strerror or error}") from None
+
+
+def _read_at_most(stream: BinaryIO, count: int) -> bytearray:
+    """Up to ``count`` bytes, in chunks: no buffer of ``count`` bytes is set aside up front."""
+    data = bytearray()
+    while len(data) < count:
+        chunk = stream.read(min(2**20, count - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_bytes(path: PathLike, limit: int) -> bytes | bytearray:
+    """The whole file (inflated if gzip), refused beyond ``limit`` before it is read."""
+    with _open_data(path) as (stream, size):
+        if size is not None:
+            check_data_size(path, "the file", size, limit)
+            return stream.read()
+        raw = _read_at_most(stream, limit + 1)  # bounded: a gzip bomb stops here
+    if len(raw) > limit:
+        raise ValueError(
+            f"{path}: the gzip stream inflates to more than the limit of {limit:,} bytes; "
+            "to read it anyway, pass max_bytes= to the loader or set LEAKY_MAX_DATA_BYTES"
+        )
     return raw
 
 
@@ -66,10 +121,12 @@ def _check_labels(path: PathLike, y: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def load_npz(path: PathLike) -> dict[str, np.ndarray]:
+def load_npz(path: PathLike, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read and check ``x`` / ``y`` and optional ``x_test`` / ``y_test`` from an ``.npz``.
 
     ``x_train`` / ``y_train`` are accepted for ``x`` / ``y``; pickles are never loaded.
+    Every array's header is checked before any data is read: together they may hold at
+    most ``max_bytes`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB).
 
     Examples:
         >>> import tempfile
@@ -78,16 +135,7 @@ def load_npz(path: PathLike) -> dict[str, np.ndarray]:
         >>> sorted(load_npz(p))
         ['x', 'y']
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Data file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except ValueError as error:
-        raise ValueError(f"{path}: cannot be read without unpickling ({error})") from None
-    except (OSError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    arrays = read_npz(path, max_bytes=max_bytes)
     for alias in ("x", "y"):
         if f"{alias}_train" in arrays and alias not in arrays:
             arrays[alias] = arrays.pop(f"{alias}_train")
@@ -113,8 +161,13 @@ def load_npz(path: PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-def load_csv(path: PathLike, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+def load_csv(
+    path: PathLike, label_column: str, *, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Read a CSV with a header row: every column but ``label_column`` is a feature.
+
+    The file may be at most ``max_bytes`` long (default ``$LEAKY_MAX_DATA_BYTES``, else
+    1 GiB) and must be UTF-8 text.
 
     Examples:
         >>> import tempfile
@@ -124,11 +177,27 @@ def load_csv(path: PathLike, label_column: str) -> tuple[np.ndarray, np.ndarray]
         >>> x.shape, y.tolist()
         ((2, 2), [0, 1])
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Data file {str(path)!r} does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: drop a BOM
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    path = _existing_file(path)
+    raw = _read_bytes(path, max_data_bytes(max_bytes))
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: drop a BOM
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            "expected a CSV file with a header row"
+        ) from None
+    if "\0" in text:  # valid UTF-8 yet binary: the csv module would take NUL as a character
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise ValueError(
+            f"{path}, line {line}: a NUL byte; is it a binary file rather than CSV text?"
+        )
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as error:
+        raise ValueError(
+            f"{path}, line {reader.line_num}: {error}; is it a binary file rather than CSV text?"
+        ) from None
     if len(rows) < 2:
         raise ValueError(f"{path}: expected a header row and at least one data row")
     header = [name.strip() for name in rows[0]]
@@ -156,34 +225,63 @@ def load_csv(path: PathLike, label_column: str) -> tuple[np.ndarray, np.ndarray]
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_MAX_DIMS = 32  # what every numpy accepts; MNIST's files have 1 (labels) or 3 (images)
 
 
-def _parse_idx(path: PathLike) -> np.ndarray:
-    raw = _read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(
-            f"{path}: not an MNIST IDX file (magic number {raw[:4].hex() or 'missing'}; "
-            "expected 0000 then a type byte such as 08 and the number of dimensions)"
-        )
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ValueError(
-            f"{path}: the header promises shape {dims} ({expected} bytes of data) but the file "
-            f"has {len(raw) - header}; it is truncated or not what it claims"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+def _parse_idx(path: PathLike, limit: int) -> np.ndarray:
+    with _open_data(path) as (stream, size):
+        magic = stream.read(4)
+        if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+            type_byte = (
+                f"; type byte {magic[2]:02x} is none of 08 09 0b 0c 0d 0e"
+                if (len(magic) >= 3 and magic[:2] == b"\0\0")
+                else ""
+            )
+            raise ValueError(
+                f"{path}: not an MNIST IDX file (magic number {magic.hex() or 'missing'}; "
+                f"expected 0000 then a type byte such as 08 and the number of dimensions"
+                f"{type_byte})"
+            )
+        dtype = np.dtype(_IDX_TYPES[magic[2]])
+        ndim = magic[3]
+        if not 1 <= ndim <= _IDX_MAX_DIMS:
+            raise ValueError(
+                f"{path}: the IDX header declares {ndim} dimensions; expected 1 to "
+                f"{_IDX_MAX_DIMS} (MNIST labels have 1, images 3)"
+            )
+        header = stream.read(4 * ndim)
+        if len(header) < 4 * ndim:
+            raise ValueError(f"{path}: truncated IDX header")
+        dims = tuple(int.from_bytes(header[4 * i : 4 * i + 4], "big") for i in range(ndim))
+        expected = math.prod(dims) * dtype.itemsize
+        check_data_size(path, f"the IDX data of shape {dims} ({dtype})", expected, limit)
+        found: int | None  # bytes of data the file holds; None: more than expected
+        if size is not None and size - 4 - 4 * ndim != expected:
+            found = size - 4 - 4 * ndim
+        else:
+            data = _read_at_most(stream, expected + 1)  # a gzip bomb inflates no further
+            if len(data) == expected:
+                return np.frombuffer(data, dtype=dtype).reshape(dims)
+            found = len(data) if len(data) < expected else None
+    short = found is not None and found < expected
+    raise ValueError(
+        f"{path}: the header promises shape {dims} ({expected:,} bytes of data) but the file "
+        f"has {'more' if found is None else f'{found:,}'}; it is "
+        f"{'truncated' if short else 'damaged'} or not what it claims"
+    )
 
 
-def load_idx(images: PathLike, labels: PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read MNIST IDX images and labels (plain or gzip); images scaled to [0, 1] if uint8."""
-    x = _parse_idx(images)
-    y = _parse_idx(labels)
+def load_idx(
+    images: PathLike, labels: PathLike, *, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read MNIST IDX images and labels (plain or gzip); images scaled to [0, 1] if uint8.
+
+    Each file's header declares its shape: data beyond ``max_bytes`` (default
+    ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB) is refused before it is read or inflated.
+    """
+    limit = max_data_bytes(max_bytes)
+    x = _parse_idx(images, limit)
+    y = _parse_idx(labels, limit)
     if x.ndim < 2:
         raise ValueError(f"{images}: expected images (at least 2 dimensions), got shape {x.shape}")
     if y.ndim != 1:
@@ -200,11 +298,17 @@ def load_idx(images: PathLike, labels: PathLike) -> tuple[np.ndarray, np.ndarray
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 
 
-def load_cifar10(batches: Sequence[PathLike]) -> tuple[np.ndarray, np.ndarray]:
-    """Read CIFAR-10 binary batches (``data_batch_1.bin`` ...): images (N, 3, 32, 32) in [0, 1]."""
+def load_cifar10(
+    batches: Sequence[PathLike], *, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read CIFAR-10 binary batches (``data_batch_1.bin`` ...): images (N, 3, 32, 32) in [0, 1].
+
+    Each batch may hold at most ``max_bytes`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB).
+    """
+    limit = max_data_bytes(max_bytes)
     xs, ys = [], []
     for path in batches:
-        raw = _read_bytes(path)
+        raw = _read_bytes(path, limit)
         if not raw or len(raw) % _CIFAR_RECORD:
             raise ValueError(
                 f"{path}: {len(raw)} bytes is not a whole number of CIFAR-10 records "

@@ -28,6 +28,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
+from leaky.experiments.footprint import EVAL_ROWS, training_bytes
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
 from leaky.models import char_mlp, cnn1d, cnn2d, mlp
@@ -65,6 +66,31 @@ class AccuracyConfig:
         for task in self.tasks:
             if task not in TASKS:
                 raise ValueError(f"Expected tasks among {', '.join(TASKS)}; got {task!r}")
+
+
+# task -> (parameters, activations per sample, widest layer), counted on the models below
+# with PReLU (the most parameters) and the 103-character vocabulary of pydoc-text.
+_TASK_SIZES = {
+    "digits-cnn": (10_922, 5_898, 2_048),
+    "mnist1d-mlp": (145_418, 1_586, 256),
+    "mnist1d-cnn": (12_842, 7_690, 1_280),
+    "text-lm": (127_447, 1_383, 256),
+}
+
+
+def _memory(config: AccuracyConfig) -> int:
+    # Adam keeps two tensors per parameter; the architectures are fixed, the batch is not.
+    return max(
+        training_bytes(
+            parameters,
+            units,
+            widest,
+            batch_size=config.batch_size,
+            optimizer_states=2,
+            no_grad_rows=EVAL_ROWS,
+        )
+        for parameters, units, widest in (_TASK_SIZES[task] for task in config.tasks)
+    )
 
 
 def _cells(config: AccuracyConfig) -> list[dict]:
@@ -187,4 +213,5 @@ EXPERIMENT = Experiment(
     axes=("tasks", "activations"),
     run=_run,
     summarize=_summarize,
+    memory=_memory,
 )

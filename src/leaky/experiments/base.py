@@ -2,8 +2,10 @@
 
 An experiment is a question, a config dataclass with commented defaults and presets
 (``quick`` runs in about a minute on 2 cores, ``tiny`` in seconds for the tests), a grid of
-cells, a function that runs one (config, cell, seed), and a summary that turns stored runs
-into :class:`Finding` values: claim, numbers with their intervals, and a verdict.
+cells, a function that runs one (config, cell, seed), a rough estimate of one run's peak
+memory (checked before a sweep starts, see :mod:`leaky.experiments.footprint`), and a
+summary that turns stored runs into :class:`Finding` values: claim, numbers with their
+intervals, and a verdict.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ class Experiment:
     summarize: Callable[[Any, Sequence[RunRecord]], list[Finding]]
     axes: tuple[str, ...] = ()  # config fields that span the grid (each cell names its value)
     seeds: Callable[[Any], Sequence[int]] = field(default=lambda config: range(config.seeds))
+    # Rough peak bytes of the config's largest run (parameters, gradients, optimizer state,
+    # activations); None: no estimate, no check.
+    memory: Callable[[Any], int] | None = None
 
     def question(self, lang: str = "en") -> str:
         """The question the experiment answers (from the message catalogue)."""

@@ -82,6 +82,14 @@ def born_dead_fraction(
     return int(dead.sum())
 
 
+def _memory(config: BornDeadConfig) -> int:
+    # float64 (trials, points, width) tensors: a layer's input, its pre-activation and its
+    # output live at once; the weights are (trials, width, width).
+    width = max(config.widths)
+    trials = config.trials
+    return 8 * (3 * trials * config.grid_points * width + trials * width * (width + 2))
+
+
 def _cells(config: BornDeadConfig) -> list[dict]:
     return [
         {"activation": a, "depth": d, "width": w}
@@ -179,4 +187,5 @@ EXPERIMENT = Experiment(
     axes=("depths", "widths", "activations"),
     run=_run,
     summarize=_summarize,
+    memory=_memory,
 )

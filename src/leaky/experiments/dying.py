@@ -28,6 +28,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
+from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
 from leaky.experiments.probes import unit_fractions
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
@@ -79,6 +80,19 @@ def _cells(config: DyingConfig) -> list[dict]:
         for lr in config.lrs
         for b in config.bias_shifts
     ]
+
+
+def _memory(config: DyingConfig) -> int:
+    # SGD with momentum; the probe batch is at most the training set (4,000 samples).
+    return mlp_training_bytes(
+        INPUT_FEATURES,
+        CLASSES,
+        depth=config.depth,
+        width=config.width,
+        batch_size=config.batch_size,
+        optimizer_states=1,
+        no_grad_rows=EVAL_ROWS,
+    )
 
 
 def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
@@ -244,4 +258,5 @@ EXPERIMENT = Experiment(
     axes=("activations", "lrs", "bias_shifts"),
     run=_run,
     summarize=_summarize,
+    memory=_memory,
 )

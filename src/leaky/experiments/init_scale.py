@@ -30,6 +30,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
+from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
 from leaky.store import RunRecord
@@ -65,6 +66,19 @@ class InitConfig:
 
 def _cells(config: InitConfig) -> list[dict]:
     return [{"activation": a, "init": i} for a in config.activations for i in config.inits]
+
+
+def _memory(config: InitConfig) -> int:
+    # SGD with momentum; 1,024 training samples go through once at initialisation.
+    return mlp_training_bytes(
+        INPUT_FEATURES,
+        CLASSES,
+        depth=config.depth,
+        width=config.width,
+        batch_size=config.batch_size,
+        optimizer_states=1,
+        no_grad_rows=EVAL_ROWS,
+    )
 
 
 def _run(config: InitConfig, cell: dict, seed: int) -> RunOutput:
@@ -156,4 +170,5 @@ EXPERIMENT = Experiment(
     axes=("activations", "inits"),
     run=_run,
     summarize=_summarize,
+    memory=_memory,
 )

@@ -25,6 +25,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
+from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
 from leaky.experiments.probes import unit_fractions
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
@@ -57,6 +58,19 @@ class SlopeConfig:
 
 def _cells(config: SlopeConfig) -> list[dict]:
     return [{"negative_slope": s} for s in config.slopes]
+
+
+def _memory(config: SlopeConfig) -> int:
+    # Adam keeps two tensors per parameter.
+    return mlp_training_bytes(
+        INPUT_FEATURES,
+        CLASSES,
+        depth=config.depth,
+        width=config.width,
+        batch_size=config.batch_size,
+        optimizer_states=2,
+        no_grad_rows=EVAL_ROWS,
+    )
 
 
 def _run(config: SlopeConfig, cell: dict, seed: int) -> RunOutput:
@@ -173,4 +187,5 @@ EXPERIMENT = Experiment(
     axes=("slopes",),
     run=_run,
     summarize=_summarize,
+    memory=_memory,
 )

@@ -32,6 +32,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
+from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
 from leaky.models import mlp
 from leaky.monitor.report import EXPLODING_ABOVE, VANISHING_BELOW
 from leaky.spec import get_spec
@@ -79,6 +80,19 @@ def standard_init(activation: str) -> str:
 
 def _cells(config: VanishingConfig) -> list[dict]:
     return [{"activation": a, "depth": d} for a in config.activations for d in config.depths]
+
+
+def _memory(config: VanishingConfig) -> int:
+    # Plain SGD (no optimizer state); the test set goes through in one no-grad pass.
+    return mlp_training_bytes(
+        INPUT_FEATURES,
+        CLASSES,
+        depth=max(config.depths),
+        width=config.width,
+        batch_size=config.batch_size,
+        optimizer_states=0,
+        no_grad_rows=EVAL_ROWS,
+    )
 
 
 def _grad_norms(model: nn.Module) -> list[float]:
@@ -233,4 +247,5 @@ EXPERIMENT = Experiment(
     axes=("depths", "activations"),
     run=_run,
     summarize=_summarize,
+    memory=_memory,
 )
