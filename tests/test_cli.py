@@ -251,10 +251,10 @@ def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
 
     def run_experiment(name, config, store, **kwargs):
         seen["config"] = config
-        return SimpleNamespace(ran=0, skipped=0, diverged=0)
+        return SimpleNamespace(ran=0, skipped=0, diverged=0, elsewhere=0)
 
     monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
-    monkeypatch.setattr("leaky.findings.summarize", lambda *args: [])
+    monkeypatch.setattr("leaky.findings.summarize", lambda *args, **kwargs: [])
     store = tmp_path / "s.db"
     result = _run(
         "run", "vanishing", "--config", str(EXAMPLE_TOML), "--quick", "--store", str(store)
