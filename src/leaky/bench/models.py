@@ -151,7 +151,7 @@ def build(kind: str, variant: str, quick: bool) -> Bench:
 
     Examples:
         >>> model, x, loss = build("dcgan", "leaky-fused", quick=True)
-        >>> tuple(model(x).shape), float(loss(model(x))) > 0
+        >>> tuple(model(x).shape), loss(model(x)).item() > 0
         ((32, 1), True)
 
     """
