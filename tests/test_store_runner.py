@@ -17,6 +17,8 @@ from leaky.findings import resolve_config, run_experiment
 from leaky.runner import execute, plan
 from leaky.store import SCHEMA_VERSION, RunRecord, Store
 
+_FAR_FUTURE = 4_102_444_800.0  # a lease expiry in 2100 (seconds since the epoch)
+
 
 def _record(run_id="r1", **kwargs):
     base = dict(
@@ -251,7 +253,6 @@ def test_run_refuses_too_many_threads_in_one_line(tmp_path):
 
 def test_claims_keep_a_run_to_one_live_owner(tmp_path):
     import socket
-    import time
 
     with Store(tmp_path / "s.db") as store:
         assert store.claim("r1", "a") == "claimed"
@@ -269,7 +270,7 @@ def test_claims_keep_a_run_to_one_live_owner(tmp_path):
         with store._db:
             store._db.execute(
                 "INSERT INTO claims VALUES ('r4', 'x', ?, ?, ?)",
-                (socket.gethostname(), dead.pid, time.time() + 600),
+                (socket.gethostname(), dead.pid, _FAR_FUTURE),
             )
         assert store.claim("r4", "a") == "claimed"
 
@@ -277,7 +278,6 @@ def test_claims_keep_a_run_to_one_live_owner(tmp_path):
 def test_a_run_another_process_is_computing_is_not_computed_again(tmp_path):
     import socket
     import threading
-    import time
 
     config = resolve_config("born-dead", preset="tiny")
     specs = plan("born-dead", config)
@@ -287,7 +287,7 @@ def test_a_run_another_process_is_computing_is_not_computed_again(tmp_path):
         with store._db:
             store._db.execute(
                 "INSERT INTO claims VALUES (?, 'other', ?, ?, ?)",
-                (specs[0].run_id, socket.gethostname(), os.getppid(), time.time() + 600),
+                (specs[0].run_id, socket.gethostname(), os.getppid(), _FAR_FUTURE),
             )
 
         def other_process_finishes():  # ... and stores it a moment later.
