@@ -148,6 +148,17 @@ def test_falls_back_to_composition_when_the_output_cannot_give_the_input(
         assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("channels", [5, 12])
+def test_a_channel_count_mismatch_is_refused_before_any_kernel(channels):
+    # torch.native_batch_norm reads out of bounds here; F.batch_norm checks.
+    module = BatchNormLeakyReLU2d(8)
+    with pytest.raises(ValueError, match="Expected `running_mean` to have"):
+        module(torch.randn(2, channels, 4, 4, requires_grad=True))
+    weight = torch.ones(8, requires_grad=True)
+    with pytest.raises(ValueError, match="Expected `weight` to have"):
+        F.batch_norm_leaky_relu(torch.randn(4, channels), None, None, weight, training=True)
+
+
 def test_no_graph_is_composition_in_place():
     x, weight, bias, mean, var, _ = _inputs((4, 3, 5))
     with torch.no_grad():

@@ -58,6 +58,8 @@ def test_a_wrong_fast_path_is_never_timed(monkeypatch):
 def test_bench_bad_input_and_missing_cuda():
     result = CliRunner().invoke(cli, ["bench", "nope"])
     assert result.exit_code == 2 and "unknown suite 'nope'" in result.output
+    result = CliRunner().invoke(cli, ["bench", "kernels", "--quick", "--threads", "999"])
+    assert result.exit_code == 2 and "--threads at most" in result.output
     if not torch.cuda.is_available():
         result = CliRunner().invoke(cli, ["bench", "--device", "cuda"])
         assert result.exit_code == 0 and "skipped" in result.output

@@ -150,6 +150,14 @@ def _pickled_data(tmp_path):
             lambda f, t: [f"{f}:make_model", "--input-shape", "4", "--json", t / "x.txt"],
             "expected a .json file",
         ),
+        (
+            lambda f, t: [f"{f}:make_model", "--input-shape", "100000,100000,100"],
+            "use a smaller --batch-size or --input-shape",
+        ),
+        (
+            lambda f, t: [f"{f}:make_model", "--input-shape", "4", "--batch-size", str(10**12)],
+            "use a smaller --batch-size or --input-shape",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(model_file, tmp_path, make_args, message):

@@ -19,6 +19,16 @@ def test_readme_python_blocks_run(capsys, tmp_path, monkeypatch):
     assert (tmp_path / "out" / "monitor.png").exists()
 
 
+def test_every_module_the_readme_calls_after_import_leaky_is_loaded():
+    import subprocess
+    import sys
+
+    names = set(re.findall(r"\bleaky\.([a-z_]+)\.[a-z_A-Z]+\(", README.read_text()))
+    assert "fuse" in names
+    code = "import leaky; " + "; ".join(f"leaky.{name}" for name in sorted(names))
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_readme_links_files_that_exist():
     links = re.findall(r"\]\(((?:docs|examples)/[^)#]+)", README.read_text())
     assert any(link.endswith("report.md") for link in links) and any(".png" in x for x in links)

@@ -14,7 +14,7 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from leaky import convert, functional, init, monitor, nn, reference, spec
+from leaky import convert, functional, fuse, init, monitor, nn, reference, spec
 from leaky.nn import get_activation
 from leaky.spec import SPECS, get_spec
 
@@ -28,6 +28,7 @@ __all__ = [
     "__version__",
     "convert",
     "functional",
+    "fuse",
     "get_activation",
     "get_spec",
     "init",

@@ -164,6 +164,8 @@ def _check_statistics(
     input: torch.Tensor,
     running_mean: torch.Tensor | None,
     running_var: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
     training: bool,
 ) -> None:
     if (running_mean is None) != (running_var is None):
@@ -180,6 +182,20 @@ def _check_statistics(
             f"Expected an input of shape (N, C, *) with at least 2 dimensions, but got shape "
             f"{tuple(input.shape)}"
         )
+    # torch.native_batch_norm does not check these: a mismatch would read out of bounds.
+    channels = input.shape[1]
+    for name, tensor in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        if tensor is not None and tensor.numel() != channels:
+            raise ValueError(
+                f"Expected `{name}` to have {channels} elements, one per channel of the input "
+                f"of shape {tuple(input.shape)}, but got {tensor.numel()}; the BatchNorm was "
+                "built for another number of channels"
+            )
 
 
 def batch_norm_leaky_relu(
@@ -246,7 +262,7 @@ def batch_norm_leaky_relu(
         raise ValueError(f"Expected `eps` > 0, but got {eps}")
     if save not in BN_SAVE_MODES:
         raise ValueError(f"Expected `save` to be one of auto, input, but got {save!r}")
-    _check_statistics(input, running_mean, running_var, training)
+    _check_statistics(input, running_mean, running_var, weight, bias, training)
     if training:
         torch_f._verify_batch_size(input.size())  # PyTorch's "more than 1 value per channel"
     grad_needed = torch.is_grad_enabled() and any(

@@ -433,7 +433,8 @@ def diagnose(
 
     Builds the model, loads --weights if given (weights_only), runs --batches of random
     inputs (--input-shape) or of --data, with a backward pass from a scalar loss, and
-    prints the report. Findings do not change the exit code; errors do.
+    prints the report. Exit code 1 when the verdict is non-finite (NaN or inf in the
+    model), 2 for a user error, else 0.
     """
     import json
 
@@ -496,7 +497,7 @@ def diagnose(
 def bench(
     suites: tuple[str, ...], quick: bool, json_out: str | None, device: str, threads: int | None
 ) -> None:
-    """Measure leaky against PyTorch (SUITES: kernels, memory, monitor, train; default all)."""
+    """Measure leaky against PyTorch (SUITES: batchnorm, kernels, memory, monitor, train; all)."""
     import json
 
     import torch
@@ -514,9 +515,15 @@ def bench(
     if device == "cuda" and not torch.cuda.is_available():
         click.echo("CUDA is not available on this machine: the CUDA benchmarks are skipped.")
         return
+    from leaky.runner import usable_cores
+
+    cores = usable_cores()
     if threads is None:
-        affinity = getattr(os, "sched_getaffinity", None)
-        threads = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+        threads = cores
+    elif threads > cores:  # more threads than cores would time contention, not the code
+        raise _InputError(
+            f"Expected --threads at most {cores} (the usable cores here), but got {threads}"
+        )
     torch.set_num_threads(threads)
     os.environ["LEAKY_BENCH_THREADS"] = str(threads)  # the memory suite's child processes
     info = machine_info()

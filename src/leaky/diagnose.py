@@ -7,6 +7,7 @@ is a function of its own so the Python API can do the same.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from leaky.byte_sizes import format_bytes
 from leaky.monitor import Monitor, MonitorReport
+from leaky.resources import available_memory
 
 __all__ = [
     "check_output_path",
@@ -218,6 +221,7 @@ def input_batches(
     if batches < 1 or batch_size < 1:
         raise ValueError(f"Expected --batches and --batch-size >= 1, got {batches}, {batch_size}")
     if input_shape is not None:
+        _check_input_fits(input_shape, batch_size)
         generator = torch.Generator().manual_seed(seed)
         for _ in range(batches):
             yield torch.randn((batch_size, *input_shape), generator=generator), None
@@ -232,6 +236,20 @@ def input_batches(
     for i in range(batches):
         rows = slice((i * batch_size) % len(x), (i * batch_size) % len(x) + batch_size)
         yield inputs[rows], None if targets is None else targets[rows]
+
+
+def _check_input_fits(input_shape: tuple[int, ...], batch_size: int) -> None:
+    # One float32 batch; the model's activations take several times more, so a batch must
+    # fit in a quarter of the memory available, or the allocator fails with a traceback.
+    need = 4 * batch_size * math.prod(input_shape)
+    available = available_memory()
+    if available is not None and 4 * need > available:
+        shape = ",".join(map(str, input_shape))
+        raise ValueError(
+            f"A batch of {batch_size} random inputs of shape {shape} takes "
+            f"{format_bytes(need)}, more than a quarter of the {format_bytes(available)} "
+            "available here; use a smaller --batch-size or --input-shape"
+        )
 
 
 def _loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
