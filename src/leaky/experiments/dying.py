@@ -28,7 +28,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
-from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
+from leaky.experiments.footprint import classifier_mlp_bytes
 from leaky.experiments.probes import unit_fractions
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
@@ -84,15 +84,7 @@ def _cells(config: DyingConfig) -> list[dict]:
 
 def _memory(config: DyingConfig) -> int:
     # SGD with momentum; the probe batch is at most the training set (4,000 samples).
-    return mlp_training_bytes(
-        INPUT_FEATURES,
-        CLASSES,
-        depth=config.depth,
-        width=config.width,
-        batch_size=config.batch_size,
-        optimizer_states=1,
-        no_grad_rows=EVAL_ROWS,
-    )
+    return classifier_mlp_bytes(config, optimizer_states=1)
 
 
 def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:

@@ -17,11 +17,14 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CLASSES",
     "EVAL_ROWS",
     "FLOAT_BYTES",
     "INPUT_FEATURES",
+    "classifier_mlp_bytes",
     "mlp_parameters",
     "mlp_training_bytes",
     "training_bytes",
@@ -93,4 +96,21 @@ def mlp_training_bytes(
         optimizer_states=optimizer_states,
         no_grad_rows=no_grad_rows,
         inputs=inputs,
+    )
+
+
+def classifier_mlp_bytes(config: Any, *, optimizer_states: int) -> int:
+    """:func:`mlp_training_bytes` of a config's ``depth`` x ``width`` MLP on a built-in task.
+
+    For the experiments that train one MLP classifier per run (dying, slope, init), with
+    the largest built-in task's sizes and an evaluation chunk of :data:`EVAL_ROWS` rows.
+    """
+    return mlp_training_bytes(
+        INPUT_FEATURES,
+        CLASSES,
+        depth=config.depth,
+        width=config.width,
+        batch_size=config.batch_size,
+        optimizer_states=optimizer_states,
+        no_grad_rows=EVAL_ROWS,
     )

@@ -30,7 +30,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
-from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
+from leaky.experiments.footprint import classifier_mlp_bytes
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
 from leaky.store import RunRecord
@@ -70,15 +70,7 @@ def _cells(config: InitConfig) -> list[dict]:
 
 def _memory(config: InitConfig) -> int:
     # SGD with momentum; 1,024 training samples go through once at initialisation.
-    return mlp_training_bytes(
-        INPUT_FEATURES,
-        CLASSES,
-        depth=config.depth,
-        width=config.width,
-        batch_size=config.batch_size,
-        optimizer_states=1,
-        no_grad_rows=EVAL_ROWS,
-    )
+    return classifier_mlp_bytes(config, optimizer_states=1)
 
 
 def _run(config: InitConfig, cell: dict, seed: int) -> RunOutput:

@@ -25,7 +25,7 @@ from leaky.experiments.base import (
     positive,
     positive_numbers,
 )
-from leaky.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
+from leaky.experiments.footprint import classifier_mlp_bytes
 from leaky.experiments.probes import unit_fractions
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
@@ -62,15 +62,7 @@ def _cells(config: SlopeConfig) -> list[dict]:
 
 def _memory(config: SlopeConfig) -> int:
     # Adam keeps two tensors per parameter.
-    return mlp_training_bytes(
-        INPUT_FEATURES,
-        CLASSES,
-        depth=config.depth,
-        width=config.width,
-        batch_size=config.batch_size,
-        optimizer_states=2,
-        no_grad_rows=EVAL_ROWS,
-    )
+    return classifier_mlp_bytes(config, optimizer_states=2)
 
 
 def _run(config: SlopeConfig, cell: dict, seed: int) -> RunOutput:
