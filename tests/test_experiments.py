@@ -77,6 +77,9 @@ def test_tiny_demo_writes_a_finding_for_every_experiment(tmp_path):
         (["run", "born-dead", "--set", "trials=many"], "trials to be an integer"),
         (["run", "born-dead", "--set", "trials"], "key=value"),
         (["run", "born-dead", "--set", "activations=tanh"], "relu, leaky_relu"),
+        (["run", "born-dead", "--set", "negative_slope=0"], "Expected negative_slope > 0"),
+        (["run", "born-dead", "--set", "negative_slope=-1"], "Expected negative_slope > 0"),
+        (["run", "vanishing", "--set", "stall_drop=5"], "stall_drop between 0 and 1"),
     ],
 )
 def test_run_bad_input_is_one_line_and_exit_2(args, message, tmp_path):

@@ -184,3 +184,11 @@ def positive_numbers(config: Any, *names: str) -> None:
         values = value if isinstance(value, tuple) else (value,)
         if not values or any(not v > 0 for v in values):
             raise ValueError(f"Expected {name} > 0, got {value!r}")
+
+
+def fractions(config: Any, *names: str) -> None:
+    """Check that config fields are fractions strictly between 0 and 1."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0 < value < 1:
+            raise ValueError(f"Expected {name} between 0 and 1 (a fraction), got {value!r}")

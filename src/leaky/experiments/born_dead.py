@@ -26,6 +26,7 @@ from leaky.experiments.base import (
     RunOutput,
     known_activations,
     positive,
+    positive_numbers,
     wilson_interval,
 )
 from leaky.store import RunRecord
@@ -48,6 +49,8 @@ class BornDeadConfig:
 
     def __post_init__(self) -> None:
         positive(self, "depths", "widths", "trials", "grid_points", "seeds")
+        # A Leaky ReLU of slope 0 is ReLU: its findings would name the wrong activation.
+        positive_numbers(self, "negative_slope", "bias_std")
         known_activations(self.activations, ("relu", "leaky_relu"))
 
 

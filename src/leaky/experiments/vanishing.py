@@ -28,6 +28,7 @@ from leaky.experiments.base import (
     Finding,
     RunOutput,
     classification_dataset,
+    fractions,
     known_activations,
     positive,
     positive_numbers,
@@ -60,6 +61,7 @@ class VanishingConfig:
     def __post_init__(self) -> None:
         positive(self, "depths", "width", "steps", "batch_size", "log_every", "seeds")
         positive_numbers(self, "lr")
+        fractions(self, "stall_drop")
         known_activations(self.activations)
         classification_dataset(self.dataset)
         if self.init not in ("standard", "kaiming", "xavier", "torch"):
