@@ -1,4 +1,4 @@
-"""Comparison helpers shared by the tests."""
+"""Helpers shared by the tests: comparisons, edge values, small models, store reads."""
 
 import numpy as np
 import torch
@@ -66,3 +66,35 @@ slopes = st.one_of(
     st.sampled_from([0.0, 0.01, 0.1, 0.2, 0.3, 1.0, 5.0]),
     st.floats(min_value=0.0, max_value=10.0, allow_subnormal=True),
 )
+
+
+class BasicBlock(torch.nn.Module):
+    """ResNet's BasicBlock as torchvision writes it: conv-bn-relu-conv-bn, an in-place
+    residual add, and the same ``relu`` module called a second time."""
+
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+def stored_runs(path) -> int:
+    """Runs in a store file, read with plain sqlite3 (0 while it cannot be read)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0

@@ -15,6 +15,8 @@ from leaky.convert import (
     find_functional_activations,
 )
 
+from _helpers import BasicBlock
+
 
 class Block(nn.Module):
     def __init__(self, shared: nn.Module) -> None:
@@ -238,23 +240,6 @@ class SqueezeExcitation(nn.Module):
         scale = self.relu(scale)
         scale = self.fc2(scale)
         return self.scale_activation(scale) * x
-
-
-class BasicBlock(nn.Module):
-    """A ResNet block with one ``relu`` module called twice."""
-
-    def __init__(self, channels: int = 4) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + x)
 
 
 class EncoderLayer(nn.Module):

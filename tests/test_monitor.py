@@ -14,6 +14,8 @@ from leaky.convert import convert
 from leaky.monitor import Monitor, SiteStatistics, local_derivative
 from leaky.spec import SPECS
 
+from _helpers import BasicBlock
+
 DEAD = [1, 4]
 
 
@@ -598,31 +600,12 @@ def test_a_hand_written_block_is_listed_in_the_order_it_runs():
     assert [row.order for row in report.layers] == sorted(row.order for row in report.layers)
 
 
-class _BasicBlock(nn.Module):
-    """ResNet's BasicBlock: conv-bn-relu-conv-bn, an in-place residual add, the same ReLU."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
-
-
 def _resnet() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1),
-        _BasicBlock(8),
-        _BasicBlock(8),
+        BasicBlock(8),
+        BasicBlock(8),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(8, 4),

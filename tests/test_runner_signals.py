@@ -3,7 +3,6 @@
 import multiprocessing
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import pytest
 from leaky.findings import resolve_config
 from leaky.runner import execute, plan
 from leaky.store import Store
+
+from _helpers import stored_runs
 
 # 2 activations x 8 depths x 2 widths = 32 born-dead runs of well under a second each.
 SWEEP = [
@@ -38,14 +39,6 @@ needs_two_cores = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
     reason="needs 2 usable cores",
 )
-
-
-def _count(path):
-    try:
-        with sqlite3.connect(path) as db:
-            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def _session(sid):
@@ -83,7 +76,7 @@ def _start(tmp_path):
         text=True,
         start_new_session=True,  # its own session and process group: ours to signal and scan
     )
-    if not _wait_until(lambda: _count(store) >= 1 or process.poll() is not None, 180):
+    if not _wait_until(lambda: stored_runs(store) >= 1 or process.poll() is not None, 180):
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("the sweep stored no run in 180 s")
     assert process.poll() is None, process.communicate()
@@ -91,7 +84,7 @@ def _start(tmp_path):
 
 
 def _stop_and_check(process, store, send, expected_code):
-    stored_before = _count(store)
+    stored_before = stored_runs(store)
     sent = time.monotonic()
     send()
     try:
@@ -102,7 +95,7 @@ def _stop_and_check(process, store, send, expected_code):
         pytest.fail("the sweep did not stop within 20 s of the signal")
     took = time.monotonic() - sent
     assert process.returncode == expected_code, err
-    kept = _count(store)
+    kept = stored_runs(store)
     assert stored_before <= kept < TOTAL, "every finished run kept, and the sweep stopped early"
     assert "kept the" in err and "run the same command again to resume" in err, err
     assert "Traceback" not in err, err
@@ -123,7 +116,7 @@ def test_ctrl_c_stops_a_parallel_sweep_and_keeps_the_finished_runs(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    assert _count(store) == TOTAL
+    assert stored_runs(store) == TOTAL
 
 
 @needs_proc

@@ -17,6 +17,8 @@ from leaky.findings import resolve_config, run_experiment
 from leaky.runner import execute, plan
 from leaky.store import SCHEMA_VERSION, RunRecord, Store
 
+from _helpers import stored_runs
+
 _FAR_FUTURE = 4_102_444_800.0  # a lease expiry in 2100 (seconds since the epoch)
 
 
@@ -113,15 +115,6 @@ def test_workers_must_fit_the_machine(tmp_path):
         execute([], store, workers=10_000)
 
 
-def _count(path):
-    try:
-        with sqlite3.connect(path) as db:
-            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-@pytest.mark.slow
 def test_a_sweep_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
     args = [
         "--set",
@@ -138,11 +131,11 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
     killed = tmp_path / "killed.db"
     process = subprocess.Popen([*command, "--store", str(killed)], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while _count(killed) < 3 and time.monotonic() < deadline and process.poll() is None:
+    while stored_runs(killed) < 3 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    partial = _count(killed)
+    partial = stored_runs(killed)
     assert 0 < partial < 44, "the kill should land part-way through the sweep"
     subprocess.run([*command, "--store", str(killed)], check=True, stdout=subprocess.DEVNULL)
     clean = tmp_path / "clean.db"
