@@ -179,6 +179,35 @@ def test_keeps_only_the_output():
     assert all(t.numel() <= 3 for t in saved if t is not big[0])
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.01])
+def test_the_fallback_keeps_no_more_than_the_in_place_pytorch_pair(slope):
+    # With slope >= 0 the fallback runs Leaky ReLU in place on BatchNorm's output, as
+    # BatchNorm2d + LeakyReLU(inplace=True) does: the input and the output are kept, not a
+    # third tensor. (A negative slope needs the out-of-place activation.)
+    x, weight, bias, mean, var, _ = _inputs((4, 3, 5))
+    x.requires_grad_()
+    y = F.batch_norm_leaky_relu(x, mean, var, weight, bias, True, 0.1, save="input")
+    big = {t.data_ptr() for t in _saved_tensors(y) if t.numel() == x.numel()}
+    assert big == {x.data_ptr(), y.data_ptr()}
+
+
+def _saved_tensors(y: torch.Tensor) -> list[torch.Tensor]:
+    # Every tensor autograd keeps for y's backward, through the whole graph.
+    seen, stack, saved = set(), [y.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        saved += [
+            getattr(node, name)
+            for name in dir(node)
+            if name.startswith("_saved_") and isinstance(getattr(node, name), torch.Tensor)
+        ]
+        stack += [next_node for next_node, _ in node.next_functions]
+    return saved
+
+
 def test_channels_last_and_non_contiguous():
     x, weight, bias, mean, var, grad = _inputs((4, 3, 5, 6))
     x = x.contiguous(memory_format=torch.channels_last)

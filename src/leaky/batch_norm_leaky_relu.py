@@ -277,8 +277,10 @@ def batch_norm_leaky_relu(
         normalized = torch_f.batch_norm(
             input, running_mean, running_var, weight, bias, training, momentum, eps
         )
-        if grad_needed:  # PyTorch's composition, with its own saved tensors
+        if grad_needed and slope < 0:  # in-place Leaky ReLU cannot run backward below 0
             return torch_f.leaky_relu(normalized, slope)
+        # In place, as the least-memory PyTorch pair does: BatchNorm's backward needs its
+        # input, not ``normalized``, and the activation keeps its output.
         return torch_f.leaky_relu_(normalized, slope)
     return _BatchNormLeakyReLUFunction.apply(
         input, weight, bias, running_mean, running_var, training, momentum, eps, slope
