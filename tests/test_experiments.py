@@ -53,6 +53,23 @@ def test_born_dead_probability_grows_with_depth_and_falls_with_width(tmp_path):
     assert p["relu width=10 depth=10"] < p["relu width=2 depth=10"]
 
 
+def test_fused_memory_leaky_keeps_less_and_relu_cannot(tmp_path):
+    findings, store_path = _findings("fused-memory", tmp_path)
+    leaky = findings["fused-memory.leaky_saves"]
+    assert leaky.verdict == "holds" and leaky.numbers["network"] == "resnet"
+    # Out of place keeps a third tensor per block; fused keeps one fewer than in place.
+    numbers = leaky.numbers
+    assert numbers["fused_mib"] < numbers["inplace_mib"] < numbers["out_of_place_mib"]
+    assert 0.5 < numbers["ratio"] < 0.85
+    relu = findings["fused-memory.relu_cannot"]
+    assert relu.verdict == "holds" and relu.numbers["ratio"] == 1.0
+    # The estimate checked before a sweep covers the largest count it measured.
+    config = resolve_config("fused-memory", preset="tiny")
+    with Store(store_path) as store:
+        kept = max(r.results["saved_mib"] for r in store.runs("fused-memory"))
+    assert EXPERIMENTS["fused-memory"].memory(config) > kept * 2**20
+
+
 def test_wilson_interval_covers_the_estimate():
     low, high = wilson_interval(300, 1000)
     assert low < 0.3 < high and high - low < 0.06

@@ -19,6 +19,7 @@ __all__ = [
     "ACTIVATION_VARIANTS",
     "BATCH_NORM_VARIANTS",
     "KINDS",
+    "RELU_BATCH_NORM_VARIANTS",
     "Bench",
     "activation_module",
     "build",
@@ -26,6 +27,9 @@ __all__ = [
 
 ACTIVATION_VARIANTS = ("leaky", "leaky-mask", "torch", "torch-inplace", "relu")
 BATCH_NORM_VARIANTS = ("torch-inplace", "torch", "leaky-fused")
+# The same blocks with ReLU: PyTorch's in-place pair, and the fused module at slope 0, which
+# cannot invert its activation and so keeps its input like the pair does.
+RELU_BATCH_NORM_VARIANTS = ("relu-inplace", "relu-fused")
 _SLOPE = 0.01
 _GAN_SLOPE = 0.2
 
@@ -81,9 +85,17 @@ def _cnn(variant: str, quick: bool) -> Bench:
 
 
 def _norm_act(variant: str, channels: int, slope: float) -> list[nn.Module]:
-    if variant == "leaky-fused":
+    if variant.endswith("-fused"):
+        slope = 0.0 if variant.startswith("relu") else slope
         return [leaky.nn.BatchNormLeakyReLU2d(channels, negative_slope=slope)]
-    return [nn.BatchNorm2d(channels), nn.LeakyReLU(slope, inplace=variant == "torch-inplace")]
+    return [nn.BatchNorm2d(channels), _plain_activation(variant, slope)]
+
+
+def _plain_activation(variant: str, slope: float) -> nn.Module:
+    inplace = variant.endswith("inplace")
+    if variant.startswith("relu"):
+        return nn.ReLU(inplace=inplace)
+    return nn.LeakyReLU(slope, inplace=inplace)
 
 
 def _dcgan(variant: str, quick: bool) -> Bench:
@@ -118,7 +130,7 @@ class _ResidualBlock(nn.Module):
         self.act = (
             leaky.nn.LeakyReLU(_SLOPE)
             if variant == "leaky-fused"
-            else nn.LeakyReLU(_SLOPE, inplace=variant == "torch-inplace")
+            else _plain_activation(variant, _SLOPE)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,8 +153,8 @@ def _resnet(variant: str, quick: bool) -> Bench:
 KINDS: dict[str, tuple[Callable[[str, bool], Bench], tuple[str, ...]]] = {
     "mlp": (_mlp, ACTIVATION_VARIANTS),
     "cnn": (_cnn, ACTIVATION_VARIANTS),
-    "dcgan": (_dcgan, BATCH_NORM_VARIANTS),
-    "resnet": (_resnet, BATCH_NORM_VARIANTS),
+    "dcgan": (_dcgan, BATCH_NORM_VARIANTS + RELU_BATCH_NORM_VARIANTS),
+    "resnet": (_resnet, BATCH_NORM_VARIANTS + RELU_BATCH_NORM_VARIANTS),
 }
 
 

@@ -6,6 +6,7 @@ from leaky.experiments.accuracy import EXPERIMENT as ACCURACY
 from leaky.experiments.base import VERDICTS, Experiment, Finding, RunOutput, wilson_interval
 from leaky.experiments.born_dead import EXPERIMENT as BORN_DEAD
 from leaky.experiments.dying import EXPERIMENT as DYING
+from leaky.experiments.fused_memory import EXPERIMENT as FUSED_MEMORY
 from leaky.experiments.init_scale import EXPERIMENT as INIT
 from leaky.experiments.slope import EXPERIMENT as SLOPE
 from leaky.experiments.vanishing import EXPERIMENT as VANISHING
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e for e in (VANISHING, DYING, BORN_DEAD, ACCURACY, SLOPE, INIT)
+    e.name: e for e in (VANISHING, DYING, BORN_DEAD, ACCURACY, SLOPE, INIT, FUSED_MEMORY)
 }
 
 

@@ -366,6 +366,48 @@ def init_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
+def fused_memory_figure(sweep: Sweep, messages: Messages) -> Figure:
+    """Kept-for-backward memory per network and variant, relative to the in-place pair."""
+    from leaky.experiments.fused_memory import VARIANTS
+
+    saved = {(r.cell["network"], r.cell["variant"]): r.results["saved_mib"] for r in sweep.runs}
+    networks = [n for n in sweep.config.networks if any(k[0] == n for k in saved)]
+    fig, axes = _grid(1, 1, 7.5, 4.2)
+    ax = axes[0][0]
+    width = 0.8 / len(VARIANTS)
+    for i, variant in enumerate(VARIANTS):
+        relu = variant.startswith("relu")
+        baseline = "relu-inplace" if relu else "torch-inplace"
+        xs, ratios, mib = [], [], []
+        for j, network in enumerate(networks):
+            if (network, variant) in saved and (network, baseline) in saved:
+                xs.append(j + (i - (len(VARIANTS) - 1) / 2) * width)
+                ratios.append(saved[(network, variant)] / saved[(network, baseline)])
+                mib.append(saved[(network, variant)])
+        color = color_for("relu" if relu else "leaky_relu")
+        fused = variant.endswith("fused")
+        bars = ax.bar(
+            xs,
+            ratios,
+            width * 0.92,
+            color=color if fused else _shade(color, 0.55),
+            hatch="" if fused or variant.endswith("inplace") else "//",
+            edgecolor="white",
+            label=messages(f"experiments.fused-memory.variant_{variant}"),
+        )
+        ax.bar_label(bars, labels=[f"{m:.0f} MiB" for m in mib], fontsize=7, padding=2)
+    ax.axhline(1.0, color="0.3", linewidth=1, linestyle=":")
+    ax.set_xticks(range(len(networks)))
+    ax.set_xticklabels([n.upper() if n == "dcgan" else "ResNet" for n in networks])
+    ax.set_ylim(0, 1.6)
+    ax.set(
+        ylabel=messages("experiments.fused-memory.ylabel"),
+        title=messages("experiments.fused-memory.figure_title"),
+    )
+    fig.legend(loc="outside lower center", fontsize=8, ncol=3)
+    return fig
+
+
 FIGURES: dict[str, Callable[[Sweep, Messages], Figure]] = {
     "vanishing": vanishing_figure,
     "dying": dying_figure,
@@ -373,4 +415,5 @@ FIGURES: dict[str, Callable[[Sweep, Messages], Figure]] = {
     "accuracy": accuracy_figure,
     "slope": slope_figure,
     "init": init_figure,
+    "fused-memory": fused_memory_figure,
 }
