@@ -512,9 +512,11 @@ def bench(
         raise _InputError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
     if json_out is not None:
         ensure_output_dir(Path(json_out).parent)
-    if device == "cuda" and not torch.cuda.is_available():
-        click.echo("CUDA is not available on this machine: the CUDA benchmarks are skipped.")
-        return
+    if device == "cuda" and not torch.cuda.is_available():  # asked for what is not there
+        raise _InputError(
+            "--device cuda needs a GPU, but CUDA is not available on this machine; nothing "
+            "was measured (use --device cpu)"
+        )
     from leaky.runner import usable_cores
 
     cores = usable_cores()
