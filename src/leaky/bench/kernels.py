@@ -53,7 +53,11 @@ class ResultMismatchError(AssertionError):
 
 
 def _same(
-    a: torch.Tensor, b: torch.Tensor, bitwise: bool, where: torch.Tensor | None = None
+    a: torch.Tensor,
+    b: torch.Tensor,
+    bitwise: bool,
+    where: torch.Tensor | None = None,
+    tolerance: float = 1e-5,
 ) -> None:
     """Check a pair; ``where`` restricts a tolerance check to the elements it marks."""
     if bitwise:
@@ -61,7 +65,7 @@ def _same(
     else:
         if where is not None:
             a, b = a[where], b[where]
-        ok = torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+        ok = torch.allclose(a, b, rtol=tolerance, atol=tolerance)
     if not ok:
         raise ResultMismatchError("benchmarked pair differs: refusing to time a wrong result")
 
@@ -315,12 +319,16 @@ def _triton_rows(
             "allclose 1e-4",
         )
     )
+    # As on the CPU: at a pre-activation within rounding of 0 the two may take either side.
+    away_from_kink = (x + bias.view(1, -1)).abs() > 1e-4
     for case, make, checked in pairs_of_steps:
         kernel, path = make("triton"), make("torch")
         if checked == "bitwise":
             _same(kernel(), path(), bitwise=True)
+        elif case.startswith("bias_leaky_relu"):
+            _same(kernel(), path(), bitwise=False, where=away_from_kink)
         else:
-            torch.testing.assert_close(kernel(), path(), rtol=1e-4, atol=1e-4)
+            _same(kernel(), path(), bitwise=False, tolerance=1e-4)
         rows.append(
             _row(
                 case,
