@@ -62,7 +62,8 @@ def test_bench_bad_input_and_missing_cuda():
     assert result.exit_code == 2 and "--threads at most" in result.output
     if not torch.cuda.is_available():
         result = CliRunner().invoke(cli, ["bench", "--device", "cuda"])
-        assert result.exit_code == 0 and "skipped" in result.output
+        assert result.exit_code == 2 and "CUDA is not available" in result.output
+        assert len(result.output.strip().splitlines()) == 1  # one line, no traceback
 
 
 @pytest.mark.parametrize("suite", ["monitor", "train"])

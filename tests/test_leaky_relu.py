@@ -234,3 +234,26 @@ def test_unknown_save_mode_is_value_error():
 def test_save_input_in_place_is_value_error():
     with pytest.raises(ValueError, match="inplace"):
         F.leaky_relu(torch.zeros(3), 0.1, inplace=True, save="input")
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("shape", [(4, 16), (3, 5), (2, 3, 4, 8)])
+def test_mask_mode_gradients_bitwise_equal_to_output_mode(dtype, shape):
+    # (4, 16): contiguous whole bytes, where the forward packs from the output's own buffer
+    # and the backward writes the gradient over its unpacked mask; (3, 5): a padded last byte.
+    x = torch.randn(shape, dtype=torch.float64).to(dtype)
+    grad = torch.randn(shape, dtype=torch.float64).to(dtype)
+    results = []
+    for save in ("mask", "output"):
+        leaf = x.clone().requires_grad_()
+        y = F.leaky_relu(leaf, 0.2, save=save)
+        y.backward(grad)
+        results.append((y.detach(), leaf.grad))
+    assert_bitwise_equal(results[0][0], results[1][0])
+    assert_bitwise_equal(results[0][1], results[1][1])
+
+
+def test_mask_layout_is_eight_planes_of_bits():
+    x = torch.tensor([1.0] * 3 + [-1.0] * 13)  # 16 elements: 2 bytes, plane k = x[2k : 2k + 2]
+    assert F.pack_positive_mask(x).tolist() == [0b11, 0b01]
+    assert F.packed_mask_bytes(17) == 3

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as torch_f
 
 from leaky.checks import check_number, check_tensor
+from leaky.kernels import Impl, load_triton_ops, use_triton
 
 __all__ = ["BN_SAVE_MODES", "batch_norm_leaky_relu", "output_path_is_exact"]
 
@@ -91,6 +92,7 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
         momentum: float,
         eps: float,
         negative_slope: float,
+        triton: bool,
     ) -> torch.Tensor:
         # native_batch_norm is the kernel F.batch_norm runs on the CPU, so the forward (and
         # the running statistics' update) are bitwise PyTorch's.
@@ -101,7 +103,7 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
         if not training:
             assert running_var is not None  # eval without running statistics is training
             invstd = torch.rsqrt(running_var.to(_accumulate_dtype(x.dtype)) + eps)
-        ctx.training, ctx.negative_slope = training, negative_slope
+        ctx.training, ctx.negative_slope, ctx.triton = training, negative_slope, triton
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         ctx.save_for_backward(y, weight, bias, invstd)
         return y
@@ -115,6 +117,18 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
                 "BatchNorm + LeakyReLU modules) for double backward, e.g. a gradient penalty"
             )
         y, weight, bias, invstd = ctx.saved_tensors
+        if ctx.triton:
+            grad_x, grad_weight, grad_bias = load_triton_ops().batch_norm_leaky_relu_backward(
+                grad,
+                y,
+                weight,
+                bias,
+                invstd,
+                ctx.negative_slope,
+                ctx.training,
+                ctx.needs_input_grad[0],
+            )
+            return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
         dims = y.dim()
         acc = _accumulate_dtype(y.dtype)
         # Two full-size temporaries, as many as PyTorch's pair allocates (the activation's
@@ -147,17 +161,23 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
             else:
                 grad_x = grad_z.mul_(_channel_view(scale, dims))
             grad_x = grad_x.to(y.dtype)
-        return (
-            grad_x,
-            grad_weight.to(weight.dtype) if ctx.needs_input_grad[1] else None,
-            grad_bias.to(bias.dtype) if ctx.needs_input_grad[2] else None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+        return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
+
+
+def _gradients(
+    ctx: Any,
+    grad_x: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    grad_weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    grad_bias: torch.Tensor,
+) -> tuple[torch.Tensor | None, ...]:
+    return (
+        grad_x,
+        grad_weight.to(weight.dtype) if ctx.needs_input_grad[1] else None,
+        grad_bias.to(bias.dtype) if ctx.needs_input_grad[2] else None,
+        *([None] * 7),
+    )
 
 
 def _check_statistics(
@@ -209,6 +229,8 @@ def batch_norm_leaky_relu(
     eps: float = 1e-5,
     negative_slope: float = 0.01,
     save: Literal["auto", "input"] = "auto",
+    *,
+    impl: Impl = "auto",
 ) -> torch.Tensor:
     r"""``F.leaky_relu(F.batch_norm(...), negative_slope)`` keeping only the output for backward.
 
@@ -243,6 +265,10 @@ def batch_norm_leaky_relu(
         eps: added to the variance. Default: 1e-5
         negative_slope: Leaky ReLU's slope below zero. Default: 0.01
         save: ``"auto"`` or ``"input"`` (always the composition). Default: ``"auto"``
+        impl: ``"auto"``, ``"torch"`` or ``"triton"`` (see :mod:`leaky.kernels`): where the
+            output path is taken, a Triton backward computes the per-channel sums and the
+            input gradient from ``y`` in two passes, without full-size temporaries.
+            Default: ``"auto"``
 
     Shape:
         - Input: :math:`(N, C, *)`. Output: same shape.
@@ -263,6 +289,7 @@ def batch_norm_leaky_relu(
     if save not in BN_SAVE_MODES:
         raise ValueError(f"Expected `save` to be one of auto, input, but got {save!r}")
     _check_statistics(input, running_mean, running_var, weight, bias, training)
+    triton = use_triton(impl, input)
     if training:
         torch_f._verify_batch_size(input.size())  # PyTorch's "more than 1 value per channel"
     grad_needed = torch.is_grad_enabled() and any(
@@ -283,5 +310,5 @@ def batch_norm_leaky_relu(
         # input, not ``normalized``, and the activation keeps its output.
         return torch_f.leaky_relu_(normalized, slope)
     return _BatchNormLeakyReLUFunction.apply(
-        input, weight, bias, running_mean, running_var, training, momentum, eps, slope
+        input, weight, bias, running_mean, running_var, training, momentum, eps, slope, triton
     )

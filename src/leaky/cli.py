@@ -487,7 +487,13 @@ def diagnose(
     type=click.Path(dir_okay=False),
     help="Write every raw sample and the machine as JSON.",
 )
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="cuda times the Triton kernels too; without CUDA it stops with exit code 2.",
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -512,9 +518,11 @@ def bench(
         raise _InputError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
     if json_out is not None:
         ensure_output_dir(Path(json_out).parent)
-    if device == "cuda" and not torch.cuda.is_available():
-        click.echo("CUDA is not available on this machine: the CUDA benchmarks are skipped.")
-        return
+    if device == "cuda" and not torch.cuda.is_available():  # asked for what is not there
+        raise _InputError(
+            "--device cuda needs a GPU, but CUDA is not available on this machine; nothing "
+            "was measured (use --device cpu)"
+        )
     from leaky.runner import usable_cores
 
     cores = usable_cores()

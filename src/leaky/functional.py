@@ -29,6 +29,7 @@ import torch.nn.functional as torch_f
 
 from leaky.batch_norm_leaky_relu import batch_norm_leaky_relu
 from leaky.checks import check_number, check_tensor
+from leaky.kernels import Impl, check_impl, load_triton_ops, use_triton
 from leaky.spec import leaky_gain
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "check_number",
     "leaky_relu",
     "pack_positive_mask",
+    "packed_mask_bytes",
     "prelu",
     "relu",
     "rrelu",
@@ -101,30 +103,91 @@ def _needs_graph(*tensors: torch.Tensor | None) -> bool:
 
 
 # --------------------------------------------------------------------------- 1-bit masks
-_BIT_SHIFTS: dict[torch.device, torch.Tensor] = {}
+# Layout: the flattened tensor (n elements, row-major) is cut into 8 planes of m = ceil(n / 8)
+# elements (the last one zero-padded), and plane k goes to bit k of every byte: byte j holds
+# elements j, m + j, 2m + j, ... 7m + j. Each plane is a contiguous slice, so packing is one
+# vectorised comparison and one 8-term dot product per byte (a BLAS matrix-vector product
+# with the weights 1, 2, ..., 128, exact in every float type: the sums are integers <= 255),
+# and unpacking is one broadcast bitwise-and. Comparisons into a bool tensor, torch.where
+# and masked_fill run scalar loops on the CPU (5-40x slower than a float pass, measured with
+# torch 2.13), so neither direction makes a bool tensor; and no bool view is taken either,
+# which Inductor (torch 2.13, AVX2) miscompiles.
+_BIT_WEIGHTS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
-def _bit_shifts(device: torch.device) -> torch.Tensor:
-    if device not in _BIT_SHIFTS:
-        _BIT_SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
-    return _BIT_SHIFTS[device]
+def _bit_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    key = (device, dtype)
+    if key not in _BIT_WEIGHTS:
+        _BIT_WEIGHTS[key] = torch.tensor([1 << k for k in range(8)], dtype=dtype, device=device)
+    return _BIT_WEIGHTS[key]
+
+
+def packed_mask_bytes(numel: int) -> int:
+    """Bytes of a packed sign mask of ``numel`` elements: ``ceil(numel / 8)``.
+
+    Examples:
+        >>> packed_mask_bytes(5), packed_mask_bytes(16), packed_mask_bytes(0)
+        (1, 2, 0)
+
+    """
+    return -(-numel // 8)
+
+
+def _pack_planes(positive: torch.Tensor) -> torch.Tensor:
+    # positive: 8 * m contiguous floats, 1.0 where x > 0 and 0.0 elsewhere (padding included).
+    planes = positive.view(8, -1)
+    weights = _bit_weights(positive.device, positive.dtype)
+    return torch.matmul(weights, planes).to(torch.uint8)
+
+
+def _positive_and_output(
+    x: torch.Tensor, negative_slope: float, inplace: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leaky ReLU of ``x`` and its packed sign mask; one comparison pass, no bool tensor."""
+    n = x.numel()
+    m = packed_mask_bytes(n)
+    if not inplace and x.is_contiguous() and n == 8 * m:
+        # The comparison's 0/1 floats go into the output's own buffer, which the activation
+        # then overwrites: no allocation beyond the output and the m-byte mask.
+        y = torch.empty_like(x)
+        torch.gt(x, 0, out=y)
+        packed = _pack_planes(y.view(-1))
+        return _aten.leaky_relu.out(x, negative_slope, out=y), packed
+    positive = torch.empty(8 * m, dtype=x.dtype, device=x.device)
+    torch.gt(x, 0, out=positive[:n].view(x.shape))  # row-major whatever x's strides
+    positive[n:].zero_()
+    packed = _pack_planes(positive)
+    if inplace:
+        return torch_f.leaky_relu_(x, negative_slope), packed
+    return torch_f.leaky_relu(x, negative_slope), packed
+
+
+def _unpack_planes(packed: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    # out: 8 * m contiguous elements; gets 2**k (> 0) where the bit is set and 0 elsewhere.
+    weights = _bit_weights(packed.device, torch.uint8).view(8, 1)
+    out.view(8, -1).copy_(torch.bitwise_and(packed.view(1, -1), weights))
+    return out
 
 
 def pack_positive_mask(x: torch.Tensor) -> torch.Tensor:
-    """Pack ``x > 0`` into ceil(x.numel() / 8) bytes, in row-major order.
+    """Pack ``x > 0`` into ceil(x.numel() / 8) bytes.
+
+    Bit ``k`` of byte ``j`` holds element ``k * m + j`` of ``x.flatten()``, where ``m`` is
+    the number of bytes: eight contiguous planes, one per bit, so that each direction is one
+    vectorised pass over the data.
 
     Examples:
         >>> pack_positive_mask(torch.tensor([1.0, -1.0, 2.0, 0.0, 3.0])).tolist()
         [21]
+        >>> pack_positive_mask(torch.tensor([1.0, -1.0] * 8)).tolist()  # evens in byte 0
+        [255, 0]
 
     """
-    # A conversion, not a bool -> uint8 view: Inductor (torch 2.13, CPU) miscompiles that view.
-    positive = torch.gt(x, 0).reshape(-1).to(torch.uint8)
-    padding = -positive.numel() % 8
-    if padding:
-        positive = torch.cat([positive, positive.new_zeros(padding)])
-    bits = positive.view(-1, 8)
-    return torch.bitwise_left_shift(bits, _bit_shifts(x.device)).sum(dim=1, dtype=torch.uint8)
+    n = x.numel()
+    positive = torch.empty(8 * packed_mask_bytes(n), dtype=x.dtype, device=x.device)
+    torch.gt(x, 0, out=positive[:n].view(x.shape))
+    positive[n:].zero_()
+    return _pack_planes(positive)
 
 
 def unpack_positive_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -135,51 +198,68 @@ def unpack_positive_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tenso
         [True, False, True, False, True]
 
     """
-    return _unpack_bits(packed, shape).view(torch.bool)
+    n = math.prod(shape)
+    bits = torch.empty(8 * packed.numel(), dtype=torch.uint8, device=packed.device)
+    return _unpack_planes(packed, bits)[:n].ne(0).view(shape)
 
 
-def _unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    # 0/1 as uint8 of ``shape``: converted to a float surrogate without a bool tensor in
-    # between, which Inductor's AVX2 code for torch 2.13 cannot cast (Vectorized<bool>::to).
-    numel = math.prod(shape)
-    bits = torch.bitwise_right_shift(packed.unsqueeze(1), _bit_shifts(packed.device)) & 1
-    return bits.reshape(-1)[:numel].view(shape)
-
-
-def _sign_surrogate(packed: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    # 1 where x > 0 and 0 elsewhere, in `like`'s dtype and layout, so that PyTorch's own
+def _positive_surrogate(packed: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    # > 0 where x > 0 and 0 elsewhere, in grad's dtype and shape, so that PyTorch's own
     # backward kernel can consume it in place of x and give bitwise the same gradient.
-    surrogate = torch.empty_like(like)
-    surrogate.copy_(_unpack_bits(packed, like.shape))
-    return surrogate
+    # When grad is contiguous and fills whole bytes this buffer then receives the gradient.
+    n = grad.numel()
+    surrogate = torch.empty(8 * packed.numel(), dtype=grad.dtype, device=grad.device)
+    return _unpack_planes(packed, surrogate)[:n].view(grad.shape)
+
+
+def _mask_backward(grad: torch.Tensor, packed: torch.Tensor, negative_slope: float) -> torch.Tensor:
+    surrogate = _positive_surrogate(packed, grad)
+    # Not when the gradient itself is differentiated (create_graph): out= is not.
+    if grad.is_contiguous() and grad.numel() == 8 * packed.numel() and not torch.is_grad_enabled():
+        return _aten.leaky_relu_backward.grad_input(
+            grad, surrogate, negative_slope, False, grad_input=surrogate
+        )
+    return _aten.leaky_relu_backward(grad, surrogate, negative_slope, False)
 
 
 # --------------------------------------------------------------------------- leaky_relu
 class _LeakyReLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, negative_slope: float, inplace: bool, save: str
+        ctx: Any, x: torch.Tensor, negative_slope: float, inplace: bool, save: str, triton: bool
     ) -> torch.Tensor:
-        mask = pack_positive_mask(x) if save == "mask" else None
-        if inplace:
+        mask = None
+        if triton:  # save == "mask": compare, pack and activate in one kernel
+            y, mask = load_triton_ops().leaky_relu_mask_forward(x, negative_slope, inplace)
+        elif save == "mask":
+            y, mask = _positive_and_output(x, negative_slope, inplace)
+        elif inplace:
             y = torch_f.leaky_relu_(x, negative_slope)
-            ctx.mark_dirty(x)
         else:
             y = torch_f.leaky_relu(x, negative_slope)
+        if inplace:
+            ctx.mark_dirty(x)
         ctx.negative_slope = negative_slope
-        ctx.save = save
+        ctx.save, ctx.triton = save, triton
         ctx.save_for_backward({"output": y, "input": x, "mask": mask}[save])
         return y
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, None, None, None, None]:
         (saved,) = ctx.saved_tensors
-        if ctx.save == "mask":
-            saved = _sign_surrogate(saved, grad)
-        grad_input = _aten.leaky_relu_backward(
-            grad, saved, ctx.negative_slope, ctx.save == "output"
-        )
-        return grad_input, None, None, None
+        # The kernel's gradient is not differentiable; for create_graph=True the PyTorch
+        # path reads the same mask.
+        if ctx.triton and not torch.is_grad_enabled():
+            grad_input = load_triton_ops().leaky_relu_mask_backward(grad, saved, ctx.negative_slope)
+        elif ctx.save == "mask":
+            grad_input = _mask_backward(grad, saved, ctx.negative_slope)
+        else:
+            grad_input = _aten.leaky_relu_backward(
+                grad, saved, ctx.negative_slope, ctx.save == "output"
+            )
+        return grad_input, None, None, None, None
 
 
 def leaky_relu(
@@ -188,6 +268,7 @@ def leaky_relu(
     inplace: bool = False,
     *,
     save: SaveMode = "auto",
+    impl: Impl = "auto",
 ) -> torch.Tensor:
     r"""Apply Leaky ReLU elementwise, keeping the least that gives an exact gradient.
 
@@ -211,6 +292,10 @@ def leaky_relu(
             bit-packed sign mask of ceil(n/8) bytes, not the output. ``"input"``: the
             input, as PyTorch does. ``"auto"``: ``"output"`` for slopes >= 0, else
             ``"input"``. All give exactly the same gradients. Default: ``"auto"``
+        impl: ``"auto"``, ``"torch"`` or ``"triton"`` (see :mod:`leaky.kernels`). Only
+            ``save="mask"`` has a Triton kernel (compare, pack and activate in one pass;
+            unpack and scale in one pass); the other modes run one PyTorch kernel per
+            direction already. The kernel's output is contiguous. Default: ``"auto"``
 
     Shape:
         - Input: :math:`(*)`, any number of dimensions.
@@ -229,9 +314,11 @@ def leaky_relu(
     check_tensor(input)
     slope = check_negative_slope(negative_slope, inplace)
     mode = resolve_save(save, slope, inplace)
+    check_impl(impl)
     if not _needs_graph(input):
         return torch_f.leaky_relu_(input, slope) if inplace else torch_f.leaky_relu(input, slope)
-    return _LeakyReLUFunction.apply(input, slope, inplace, mode)
+    triton = mode == "mask" and use_triton(impl, input)
+    return _LeakyReLUFunction.apply(input, slope, inplace, mode, triton)
 
 
 # --------------------------------------------------------------------------- rrelu
@@ -497,9 +584,13 @@ class _BiasLeakyReLUFunction(torch.autograd.Function):
         gain: float,
         clamp: float | None,
         dim: int,
+        triton: bool,
     ) -> torch.Tensor:
-        y = _bias_leaky_relu_forward(x, _bias_view(x, bias, dim), slope, gain, clamp)
-        ctx.slope, ctx.gain, ctx.clamp = slope, gain, clamp
+        if triton:
+            y = load_triton_ops().bias_leaky_relu_forward(x, bias, dim, slope, gain, clamp)
+        else:
+            y = _bias_leaky_relu_forward(x, _bias_view(x, bias, dim), slope, gain, clamp)
+        ctx.slope, ctx.gain, ctx.clamp, ctx.triton = slope, gain, clamp, triton
         ctx.reduce_dims = [d for d in range(x.dim()) if d != dim]
         ctx.save_for_backward(y)  # sign(y) == sign(x + b) for slope >= 0 and gain > 0
         return y
@@ -507,6 +598,11 @@ class _BiasLeakyReLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (y,) = ctx.saved_tensors
+        if ctx.triton and not torch.is_grad_enabled():  # the kernel is not differentiable
+            grad_x = load_triton_ops().bias_leaky_relu_backward(
+                grad, y, ctx.slope, ctx.gain, ctx.clamp
+            )
+            return _bias_leaky_relu_grads(ctx, grad_x)
         grad_x = _aten.leaky_relu_backward(grad, y, ctx.slope, True)
         if ctx.clamp is not None:
             # Clamped outputs pass no gradient; at exactly |y| == clamp neither (as in
@@ -514,10 +610,14 @@ class _BiasLeakyReLUFunction(torch.autograd.Function):
             grad_x.masked_fill_(torch.abs(y) >= ctx.clamp, 0.0)
         if ctx.gain != 1.0:
             grad_x.mul_(ctx.gain)  # in place: grad_x is ours, and one allocation is enough
-        grad_bias = None
-        if ctx.needs_input_grad[1]:
-            grad_bias = grad_x.sum(dim=ctx.reduce_dims) if ctx.reduce_dims else grad_x
-        return (grad_x if ctx.needs_input_grad[0] else None), grad_bias, None, None, None, None
+        return _bias_leaky_relu_grads(ctx, grad_x)
+
+
+def _bias_leaky_relu_grads(ctx: Any, grad_x: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    grad_bias = None
+    if ctx.needs_input_grad[1]:
+        grad_bias = grad_x.sum(dim=ctx.reduce_dims) if ctx.reduce_dims else grad_x
+    return (grad_x if ctx.needs_input_grad[0] else None), grad_bias, None, None, None, None, None
 
 
 def bias_leaky_relu(
@@ -527,6 +627,8 @@ def bias_leaky_relu(
     gain: float | Literal["he"] = math.sqrt(2.0),
     clamp: float | None = None,
     dim: int = 1,
+    *,
+    impl: Impl = "auto",
 ) -> torch.Tensor:
     r"""Bias add, Leaky ReLU, gain and optional clamp as one op with one output allocation.
 
@@ -552,6 +654,9 @@ def bias_leaky_relu(
         gain: number > 0 multiplying the output, or ``"he"``. Default: ``sqrt(2)``
         clamp: clamp the output to ``[-clamp, clamp]``; None for no clamp. Default: ``None``
         dim: dimension of ``input`` the bias runs along. Default: 1
+        impl: ``"auto"``, ``"torch"`` or ``"triton"`` (see :mod:`leaky.kernels`): the Triton
+            kernels do forward and backward in one pass each; their output is contiguous,
+            and for float16/bfloat16 they round once, from float32. Default: ``"auto"``
 
     Shape:
         - Input: :math:`(*)` with ``input.shape[dim] == bias.numel()``. Output: same shape.
@@ -578,10 +683,15 @@ def bias_leaky_relu(
         )
     dim = dim % input.dim() if input.dim() else 0
     _check_bias(input, bias, dim)
+    triton = use_triton(impl, input)
     if not _needs_graph(input, bias):
+        if triton:
+            return load_triton_ops().bias_leaky_relu_forward(
+                input, bias, dim, slope, gain_value, clamp_value
+            )
         bias_view = _bias_view(input, bias, dim)
         return _bias_leaky_relu_forward(input, bias_view, slope, gain_value, clamp_value)
-    return _BiasLeakyReLUFunction.apply(input, bias, slope, gain_value, clamp_value, dim)
+    return _BiasLeakyReLUFunction.apply(input, bias, slope, gain_value, clamp_value, dim, triton)
 
 
 # --------------------------------------------------------------------------- delegates

@@ -5,6 +5,11 @@ within float tolerance otherwise), so a fast path that is wrong is never reporte
 "allocating" rows create their output; "preallocated" rows write into an existing buffer
 (PyTorch's in-place op, leaky's ``inplace=True``, and ``Tensor.copy_`` for the copy, which is
 the physical limit of a memory-bound op).
+
+On CUDA, ``leaky`` (``impl="auto"``) runs the Triton kernels, so the rows against eager
+PyTorch (the composition StyleGAN2's ``bias_act`` uses as its reference) and against
+``torch.compile`` time them; further rows put each kernel against leaky's own PyTorch path
+(``impl="torch"``).
 """
 
 from __future__ import annotations
@@ -48,7 +53,11 @@ class ResultMismatchError(AssertionError):
 
 
 def _same(
-    a: torch.Tensor, b: torch.Tensor, bitwise: bool, where: torch.Tensor | None = None
+    a: torch.Tensor,
+    b: torch.Tensor,
+    bitwise: bool,
+    where: torch.Tensor | None = None,
+    tolerance: float = 1e-5,
 ) -> None:
     """Check a pair; ``where`` restricts a tolerance check to the elements it marks."""
     if bitwise:
@@ -56,7 +65,7 @@ def _same(
     else:
         if where is not None:
             a, b = a[where], b[where]
-        ok = torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+        ok = torch.allclose(a, b, rtol=tolerance, atol=tolerance)
     if not ok:
         raise ResultMismatchError("benchmarked pair differs: refusing to time a wrong result")
 
@@ -159,6 +168,21 @@ def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
             device,
         )
     )
+    mask_step = fwd_bwd(lambda t: F.leaky_relu(t, slope, save="mask"), x_leaky)
+    output_step = fwd_bwd(lambda t: F.leaky_relu(t, slope, save="output"), x_torch)
+    _same(mask_step(), output_step(), bitwise=True)
+    rows.append(
+        _row(
+            "leaky_relu forward+backward, save='mask'",
+            "leaky mask",
+            "leaky save='output'",
+            "allocating",
+            (mask_step, output_step),
+            "bitwise",
+            pairs,
+            device,
+        )
+    )
 
     channels = side
     bias = torch.randn(channels, device=device, generator=g)
@@ -204,6 +228,12 @@ def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
         )
     )
 
+    if device != "cpu":
+        rows.extend(_triton_rows(x, grad, bias, slope, gain, pairs, device))
+        result.notes.append(
+            "'triton' rows: leaky's Triton kernel against leaky's PyTorch path (impl='torch')"
+        )
+
     weight = torch.full((1,), 0.25, device=device)
     _same(F.prelu(x, weight), torch_f.prelu(x, weight), bitwise=True)
     rows.append(
@@ -236,3 +266,94 @@ def run_kernels(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
         "speed-up = baseline time / leaky time (> 1: leaky faster)"
     )
     return result
+
+
+def _triton_rows(
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    bias: torch.Tensor,
+    slope: float,
+    gain: float,
+    pairs: int,
+    device: str,
+) -> list[BenchRow]:
+    """Each Triton kernel against leaky's PyTorch path on the same data (CUDA only)."""
+    from leaky.kernels import use_triton
+
+    if not use_triton("auto", x):
+        return []
+
+    def step(fn: Callable[[torch.Tensor], torch.Tensor], *leaves: torch.Tensor):
+        inputs = [t.detach().clone().requires_grad_() for t in leaves]
+
+        def run() -> object:
+            for t in inputs:
+                t.grad = None
+            fn(*inputs).backward(grad)
+            return inputs[0].grad
+
+        return run
+
+    rows = []
+    pairs_of_steps = [
+        (
+            "bias_leaky_relu forward+backward",
+            lambda impl: step(lambda t, b: F.bias_leaky_relu(t, b, 0.2, gain, impl=impl), x, bias),
+            "allclose 1e-5",
+        ),
+        (
+            "leaky_relu forward+backward, save='mask'",
+            lambda impl: step(lambda t: F.leaky_relu(t, slope, save="mask", impl=impl), x),
+            "bitwise",
+        ),
+    ]
+    # The same data as (batch, 64 channels, length): a convolution's output.
+    bn_shape = (x.shape[0], 64, x.shape[1] // 64)
+    images, bn_grad = x.view(bn_shape), grad.view(bn_shape)
+    weight = torch.linspace(0.5, 1.5, 64, device=device)
+    shift = torch.linspace(-0.3, 0.3, 64, device=device)
+    pairs_of_steps.append(
+        (
+            f"batch_norm_leaky_relu forward+backward {tuple(images.shape)}",
+            lambda impl: _bn_step(images, weight, shift, bn_grad, impl),
+            "allclose 1e-4",
+        )
+    )
+    # As on the CPU: at a pre-activation within rounding of 0 the two may take either side.
+    away_from_kink = (x + bias.view(1, -1)).abs() > 1e-4
+    for case, make, checked in pairs_of_steps:
+        kernel, path = make("triton"), make("torch")
+        if checked == "bitwise":
+            _same(kernel(), path(), bitwise=True)
+        elif case.startswith("bias_leaky_relu"):
+            _same(kernel(), path(), bitwise=False, where=away_from_kink)
+        else:
+            _same(kernel(), path(), bitwise=False, tolerance=1e-4)
+        rows.append(
+            _row(
+                case,
+                "triton",
+                "leaky torch path",
+                "allocating",
+                (kernel, path),
+                checked,
+                pairs,
+                device,
+            )
+        )
+    return rows
+
+
+def _bn_step(
+    images: torch.Tensor, weight: torch.Tensor, shift: torch.Tensor, grad: torch.Tensor, impl: str
+) -> Callable[[], object]:
+    leaf = images.detach().clone().requires_grad_()
+    w, b = weight.clone().requires_grad_(), shift.clone().requires_grad_()
+
+    def run() -> object:
+        leaf.grad = w.grad = b.grad = None
+        y = F.batch_norm_leaky_relu(leaf, None, None, w, b, True, negative_slope=0.2, impl=impl)
+        y.backward(grad)
+        return leaf.grad
+
+    return run

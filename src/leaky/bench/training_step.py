@@ -1,9 +1,10 @@
 """The ``train`` and ``monitor`` suites: whole training steps, not single ops.
 
 ``train``: one SGD step (forward, cross-entropy, backward, update) of an MLP and a small CNN
-built with ``leaky.nn`` modules against the same networks built with ``torch.nn``. Both
-copies start from the same weights, and their losses after one step are checked equal
-before timing. ``monitor``: the same MLP step with and without a
+built with ``leaky.nn`` modules against the same networks built with ``torch.nn``, and the
+``leaky.nn`` network keeping a 1-bit mask (``save="mask"``) against the same network keeping
+the output (``save="output"``). Both copies start from the same weights, and their losses
+after one step are checked equal before timing. ``monitor``: the same MLP step with and without a
 :class:`leaky.monitor.Monitor` attached (every statistic on).
 """
 
@@ -60,10 +61,13 @@ def _step(model: nn.Module, x: torch.Tensor, loss: Callable[[torch.Tensor], torc
     return step
 
 
-def _leaky_copy(model: nn.Module) -> nn.Module:
+def _leaky_copy(model: nn.Module, save: str = "auto") -> nn.Module:
     twin = copy.deepcopy(model)
     convert(twin, "leaky_relu", only=(nn.LeakyReLU,))
-    assert any(isinstance(m, leaky.nn.LeakyReLU) for m in twin.modules())
+    activations = [m for m in twin.modules() if isinstance(m, leaky.nn.LeakyReLU)]
+    assert activations
+    for activation in activations:
+        activation.save = save
     return twin
 
 
@@ -88,7 +92,7 @@ def _checked_pair(candidate: nn.Module, baseline: nn.Module, x: torch.Tensor, y:
 
 
 def run_train(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
-    """MLP and CNN training steps, leaky.nn against torch.nn."""
+    """MLP and CNN training steps: leaky.nn against torch.nn, save="mask" against "output"."""
     pairs = 7 if quick else 9
     result = SuiteResult("train")
     depth, width, batch = (4, 256, 256) if quick else (20, 1024, 512)
@@ -106,6 +110,9 @@ def run_train(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
             "equal loss",
         )
     )
+    result.rows.append(
+        _mask_row(f"MLP {depth}x{width} step, batch {batch}", mlp, x, y, pairs, device)
+    )
     channels, batch = (16, 32) if quick else (64, 128)
     cnn = _cnn(channels).to(device)
     images = torch.randn(batch, 3, 32, 32, device=device)
@@ -121,8 +128,27 @@ def run_train(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
             "equal loss",
         )
     )
-    result.notes.append("speed-up = torch.nn step time / leaky.nn step time")
+    case = f"CNN {channels}ch 32x32 step, batch {batch}"
+    result.rows.append(_mask_row(case, cnn, images, labels, pairs, device))
+    result.notes.append(
+        "speed-up = baseline step time / candidate step time; save='mask' rows: the same "
+        "leaky.nn network keeping 1 bit per activation against keeping the output"
+    )
     return result
+
+
+def _mask_row(
+    case: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, pairs: int, device: str
+) -> BenchRow:
+    fns = _checked_pair(_leaky_copy(model, "mask"), _leaky_copy(model, "output"), x, y)
+    return BenchRow(
+        f"{case}, leaky.nn save='mask'",
+        "save='mask'",
+        "save='output'",
+        "allocating",
+        compare(*fns, pairs=pairs, device=device),
+        "equal loss",
+    )
 
 
 def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
