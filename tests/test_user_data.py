@@ -82,7 +82,7 @@ def test_report_keeps_a_changed_file_apart_and_needs_no_data(npz, tmp_path):
     store = tmp_path / "s.db"
     args = ["accuracy", "--set", f"tasks=file:{npz}", *_tiny("activations=relu,leaky_relu")]
     first = _run(args, store)
-    assert first.exit_code == 0 and "Leaky ReLU improves on ReLU for user data" in first.output
+    assert first.exit_code == 0 and "Leaky ReLU improves on ReLU for your data" in first.output
     np.savez(npz, x=_blobs(seed=2)[0], y=_blobs()[1])
     assert _run(args, store).exit_code == 0
     npz.unlink()  # the report reads the store only

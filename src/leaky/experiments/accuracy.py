@@ -48,7 +48,7 @@ TASKS = {
     "mnist1d-mlp-3x256": ("mnist1d", "signal", "accuracy", True),
     "mnist1d-cnn-3x32": ("mnist1d", "signal", "accuracy", True),
 }
-USER_TASK = ("user", "user data", "accuracy", True)  # a "file:..." task
+USER_TASK = ("user", "user_data", "accuracy", True)  # a "file:..." task
 
 
 @dataclass(frozen=True)

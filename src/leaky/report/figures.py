@@ -11,6 +11,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import to_rgb
@@ -175,8 +176,8 @@ def dying_figure(sweep: Sweep, messages: Messages) -> Figure:
                     mean, low, high, diverged = _dying_cell(runs, field)
                     grid[i, j] = mean
                     text = f"{mean:.2f}" if math.isfinite(mean) else "–"
-                    if math.isfinite(low):
-                        text += f"\n[{low:.2f}, {high:.2f}]"
+                    if math.isfinite(low):  # fractions: a t interval is shown within [0, 1]
+                        text += f"\n[{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
                     if diverged:
                         text += f"\n† {diverged}"
                     ax.text(j, i, text, ha="center", va="center", fontsize=8)
@@ -251,6 +252,13 @@ def born_dead_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
+def _task_title(task: str) -> str:
+    # A user's data by its file or folder name, not the whole spec.
+    from leaky.data import is_file_task, parse_task_spec
+
+    return Path(parse_task_spec(task).path).name if is_file_task(task) else task
+
+
 def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
     """Per task: each activation's mean with its 95% t interval and the single seeds."""
     config = sweep.config
@@ -288,7 +296,7 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
             [activation_label(a, messages) for a in config.activations],
         )
         ax.set_xlim(-0.5, len(config.activations) - 0.3)
-        ax.set_title(task)
+        ax.set_title(_task_title(task))
         ax.set_ylabel(messages(f"experiments.accuracy.ylabel_{metric}"))
         ax.margins(y=0.25)
         if metric == "accuracy":  # a t interval from few seeds can pass 1; accuracy cannot
