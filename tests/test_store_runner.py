@@ -107,7 +107,7 @@ def test_diverged_runs_are_stored_and_the_sweep_goes_on(tmp_path):
     with Store(tmp_path / "s.db") as store:
         sweep = run_experiment("vanishing", config, store, progress=False)
         statuses = {r.cell["activation"]: r.status for r in store.runs()}
-    assert sweep.ran == 2 and sweep.diverged >= 1 and "diverged" in statuses.values()
+    assert sweep.ran == 2 * config.seeds and sweep.diverged >= 1 and "diverged" in statuses.values()
 
 
 def test_workers_must_fit_the_machine(tmp_path):
