@@ -160,18 +160,20 @@ def test_slope_one_is_a_linear_network(tmp_path):
     assert by_slope["0.01"]["dead_fraction"] == 0.0 and by_slope["1"]["dead_fraction"] == 0.0
 
 
-def test_dying_relu_dies_and_leaky_does_not(tmp_path):
+def test_dying_relu_dies_and_the_grid_is_reported(tmp_path):
     findings, _ = _findings("dying", tmp_path)
     relu = findings["dying.relu_dies"]
     assert relu.verdict == "holds" and relu.numbers["dead_fraction"] >= 0.1
-    alive = findings["dying.leaky_survives"]
-    leaky, relu_row = alive.numbers["others"]["leaky_relu_0.01"], alive.numbers["relu"]
-    assert leaky["dead"] == 0.0  # by construction; the verdict rests on the other two numbers
-    kept = (
-        leaky["never_active"] < relu_row["never_active"]
-        and leaky["accuracy"] > relu_row["accuracy"]
-    )
-    assert alive.verdict == ("holds" if kept else "does not hold")
+    assert relu.numbers["seeds"] == 3 and relu.numbers["ci95"][0] <= relu.numbers["dead_fraction"]
+    grid = relu.numbers["cells"]
+    assert set(grid) == {"relu lr=0.3 bias_shift=-1", "leaky_relu_0.01 lr=0.3 bias_shift=-1"}
+    assert grid["leaky_relu_0.01 lr=0.3 bias_shift=-1"]["dead"][0] == 0.0  # by construction
+    recovers = findings["dying.leaky_recovers"]
+    cells = {**recovers.numbers["recovers"], **recovers.numbers["neither"]}
+    cells.update(recovers.numbers["no_gain"])
+    (row,) = cells.values()
+    significant = row["p_value"] < 0.05 and row["difference"] > 0
+    assert recovers.verdict == ("holds" if significant else "does not hold")
 
 
 def test_accuracy_gives_a_paired_verdict_per_task(tmp_path):

@@ -222,7 +222,10 @@ def test_diverged_runs_and_a_single_seed_are_said_not_hidden(tmp_path):
     files = write_report(store, tmp_path / "one", lang="ja")
     (row,) = [r for r in _summary(files.html) if r[1] == "accuracy"]
     assert row[3] == get_messages("ja").terms("inconclusive")
-    assert get_messages("ja")("report.single_seed") in files.html.read_text(encoding="utf-8")
+    text = files.html.read_text(encoding="utf-8")
+    assert get_messages("ja")("report.single_seed", seeds=1, min_seeds=3) in text
+    assert get_messages("ja")("report.seed_rule", min_seeds=3) in text  # the rule, stated once
+    assert text.count(get_messages("ja")("report.seed_rule", min_seeds=3)) == 1
 
 
 def test_partial_sweeps_say_how_much_is_missing(tmp_path):
@@ -382,7 +385,113 @@ def test_dying_with_nothing_beside_relu_is_inconclusive(tmp_path):
     with Store(store) as db:
         findings = {f.key: f for f in load_sweeps(db)["dying"].findings}
     assert findings["dying.relu_dies"].verdict == "holds"
-    assert "dying.leaky_survives" not in findings  # no other activation in the sweep at all
+    assert "dying.leaky_recovers" not in findings  # no other activation in the sweep at all
+    assert findings["dying.relu_dies"].numbers["seeds"] == 1  # a measurement on one seed...
+    text = write_report(store, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert get_messages("en")("report.one_seed") in text  # ...says so in the page
+
+
+def test_dying_grid_names_where_leaky_recovers_and_where_neither_learns(tmp_path):
+    # The cell: lr 0.3 / bias -1, Leaky ReLU near 0.478 and ReLU near 0.263 with
+    # a third of ReLU's units dead; at lr 1 / bias -1 both stay at chance (one ReLU run
+    # diverged); at lr 0.01 ReLU keeps its units and nothing needs recovering.
+    table = {
+        (0.3, "relu"): (0.33, 0.263),
+        (0.3, "leaky_relu_0.01"): (0.0, 0.478),
+        (1.0, "relu"): (0.6, 0.10),
+        (1.0, "leaky_relu_0.01"): (0.0, 0.11),
+        (0.01, "relu"): (0.0, 0.6),
+        (0.01, "leaky_relu_0.01"): (0.0, 0.6),
+    }
+
+    def diverged(spec):
+        return spec.cell["lr"] == 1.0 and spec.cell["activation"] == "relu" and spec.seed == 0
+
+    def result(spec):
+        dead, accuracy = table[(spec.cell["lr"], spec.cell["activation"])]
+        return {
+            "final_dead_fraction": dead,
+            "final_never_active_fraction": dead,
+            "test_accuracy": math.nan if diverged(spec) else accuracy + 0.004 * spec.seed,
+            "chance": 0.1,
+        }
+
+    overrides = {
+        "activations": "relu,leaky_relu_0.01",
+        "lrs": "0.01,0.3,1",
+        "bias_shifts": "-1",
+        "seeds": 3,
+    }
+    store = _synthetic_store(
+        tmp_path / "s.db",
+        "dying",
+        overrides,
+        result,
+        status=lambda spec: "diverged" if diverged(spec) else "finished",
+    )
+    from leaky.report.sweeps import load_sweeps
+
+    with Store(store) as db:
+        findings = {f.key: f for f in load_sweeps(db)["dying"].findings}
+    recovers = findings["dying.leaky_recovers"]
+    assert recovers.verdict == "holds" and recovers.numbers["cells_where_relu_fails"] == 2
+    cell = recovers.numbers["recovers"]["lr=0.3 bias_shift=-1"]
+    assert cell["accuracy"][0] == pytest.approx(0.482) and cell["relu_accuracy"][0] < 0.27
+    assert cell["dead"] == 0.0 and cell["relu_dead"] == 0.33 and cell["p_value"] < 0.05
+    assert list(recovers.numbers["neither"]) == ["lr=1 bias_shift=-1"]
+    assert recovers.numbers["neither"]["lr=1 bias_shift=-1"]["relu_diverged"] == 1
+    assert "0.482" in recovers.detail() and "lr=1 bias_shift=-1" in recovers.detail()
+    grid = findings["dying.relu_dies"].numbers["cells"]
+    assert len(grid) == 6 and grid["relu lr=1 bias_shift=-1"]["diverged"] == 1
+    assert all(len(row["accuracy"]) == 3 for row in grid.values())  # mean and 95% interval
+    files = write_report(store, tmp_path / "out")
+    assert "dying" in {p.stem for p in files.figures}
+
+
+def test_the_seed_rule_holds_back_every_comparison_on_fewer_than_3_seeds(tmp_path):
+    from leaky.experiments.base import MIN_SEEDS, comparison_verdict
+    from leaky.experiments.init_scale import EXPERIMENT as INIT
+    from leaky.experiments.vanishing import EXPERIMENT as VANISHING
+
+    assert MIN_SEEDS == 3 and comparison_verdict("does not hold", 2) == "inconclusive"
+    for name in ("vanishing", "dying", "init", "accuracy", "slope"):
+        assert resolve_config(name, preset="quick").seeds >= MIN_SEEDS, name
+    config = resolve_config("init", overrides={"seeds": 1, "activations": "relu"})
+    runs = [
+        RunRecord(
+            f"{init}",
+            "init",
+            {"activation": "relu", "init": init},
+            0,
+            {},
+            "finished",
+            0,
+            results={
+                "std_ratio_last_to_first": 1e-5 if init == "xavier" else 0.5,
+                "stalled": init == "xavier",
+            },
+        )
+        for init in ("xavier", "kaiming")
+    ]
+    (finding,) = INIT.summarize(config, runs)
+    assert finding.verdict == "inconclusive" and finding.numbers["seeds"] == 1
+    config = resolve_config("vanishing", overrides={"seeds": 1, "depths": "20"})
+    runs = [
+        RunRecord(
+            a,
+            "vanishing",
+            {"activation": a, "depth": 20},
+            0,
+            {},
+            "finished",
+            0,
+            results={"ratio_at_init": 1e-9 if a == "sigmoid" else 0.5, "stalled": a == "sigmoid"},
+        )
+        for a in ("sigmoid", "leaky_relu")
+    ]
+    verdicts = {f.key: f.verdict for f in VANISHING.summarize(config, runs)}
+    assert verdicts["vanishing.sigmoid_stalls"] == "inconclusive"  # a comparison
+    assert verdicts["vanishing.sigmoid_vanishes"] == "holds"  # a measurement, flagged
 
 
 def test_vanishing_without_a_ratio_is_inconclusive(tmp_path):

@@ -381,8 +381,10 @@ def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -
 @click.option("--input-shape", help="Shape of one random input sample, e.g. 1,28,28.")
 @click.option(
     "--data",
-    type=click.Path(dir_okay=False),
-    help=".npz with inputs 'x' (or its first array) and optional labels 'y'.",
+    type=click.Path(),
+    help=".npz with inputs 'x' (or its first array) and optional labels 'y'; or data as "
+    "the experiments read it: a .csv (label column 'label'), a folder of MNIST IDX files or "
+    "CIFAR-10 batches, or a file:... spec.",
 )
 @click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
 @click.option(

@@ -201,6 +201,25 @@ def _load_npz(
     return x, y
 
 
+def _load_arrays(
+    data: str | Path, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """An .npz as it is, or the training split of any data the experiments read.
+
+    An .npz may lack labels and hold token ids; a CSV, a folder of MNIST IDX files or
+    CIFAR-10 batches, or a ``file:`` spec goes through the experiments' own loaders
+    (:mod:`leaky.data.user_task`).
+    """
+    from leaky.data import is_file_task, load_user_task
+
+    text = str(data)
+    path = Path(text)
+    if is_file_task(text) or path.is_dir() or path.suffix.lower() == ".csv":
+        dataset = load_user_task(text if is_file_task(text) else f"file:{text}")
+        return dataset.x_train.numpy(), dataset.y_train.numpy()
+    return _load_npz(data, max_bytes)
+
+
 def input_batches(
     *,
     input_shape: tuple[int, ...] | None = None,
@@ -226,7 +245,7 @@ def input_batches(
         for _ in range(batches):
             yield torch.randn((batch_size, *input_shape), generator=generator), None
         return
-    x, y = _load_npz(data, max_bytes)  # type: ignore[arg-type]
+    x, y = _load_arrays(data, max_bytes)  # type: ignore[arg-type]
     inputs = torch.as_tensor(x)
     if inputs.is_floating_point() or inputs.dtype == torch.bool:
         inputs = inputs.float()

@@ -10,6 +10,7 @@ from typing import Any
 
 from leaky.atomic import atomic_path
 from leaky.config import resolve
+from leaky.data import load_user_task, task_spec_from_table
 from leaky.experiments import Finding, get_experiment
 from leaky.messages import get_messages
 from leaky.resources import check_resources
@@ -39,9 +40,36 @@ def resolve_config(
     if preset and preset not in experiment.presets:
         raise ValueError(f"Unknown preset {preset!r}; {name} has {', '.join(experiment.presets)}")
     base = dict(experiment.presets[preset]) if preset else {}
-    config = resolve(experiment.config, {**base, **(overrides or {})})
+    overrides = _with_task_tables(name, dict(overrides or {}))
+    config = resolve(experiment.config, {**base, **overrides})
     check_resources(name, config)  # before a store is opened or a plan is built
+    for spec in experiment.data_specs(config):
+        load_user_task(spec)  # missing, malformed or unusable data: an error now, not midway
     return config
+
+
+def _with_task_tables(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A TOML config's ``[[task]]`` tables as ``file:`` specs in the experiment's data field.
+
+    ``tasks`` (accuracy): the tables' tasks follow the ones ``tasks`` names, else replace
+    the defaults; ``dataset`` (dying, slope): one table.
+    """
+    if "task" not in overrides:
+        return overrides
+    tables = overrides.pop("task")
+    field_name = get_experiment(name).user_data
+    if field_name is None:
+        raise ValueError(f"The {name} experiment runs on built-in data only; remove [[task]]")
+    if not isinstance(tables, list) or not tables:
+        raise ValueError("Expected [[task]] tables (an array of tables) in the config file")
+    specs = [task_spec_from_table(table) for table in tables]
+    if field_name == "dataset":
+        if len(specs) != 1:
+            raise ValueError(f"The {name} experiment trains on one dataset: give one [[task]]")
+        return {**overrides, "dataset": specs[0]}
+    given = overrides.get(field_name, [])
+    given = given.split(",") if isinstance(given, str) else list(given)
+    return {**overrides, field_name: [*filter(None, given), *specs]}
 
 
 def run_experiment(

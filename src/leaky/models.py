@@ -26,7 +26,16 @@ from leaky.init import fan, init_layer_
 from leaky.nn import get_activation
 from leaky.spec import get_spec
 
-__all__ = ["INITS", "char_mlp", "cnn1d", "cnn2d", "initialise", "mlp"]
+__all__ = [
+    "INITS",
+    "char_mlp",
+    "cnn1d",
+    "cnn2d",
+    "initialise",
+    "mlp",
+    "mnist1d_conv_base",
+    "mnist1d_mlp_base",
+]
 
 Init = Literal["kaiming", "xavier", "torch"]
 INITS: tuple[str, ...] = ("kaiming", "xavier", "torch")
@@ -242,3 +251,83 @@ def char_mlp(
     )
     initialise(model.body, activation, init, generator=generator, **options)
     return model
+
+
+class _ResidualMLP(nn.Module):
+    """Linear + activation, then a residual Linear + activation, then a linear output."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.flatten, self.linear1, self.act1, self.linear2, self.act2, self.linear3 = layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits, ``(N, out_features)``."""
+        h = self.act1(self.linear1(self.flatten(x)))
+        h = h + self.act2(self.linear2(h))
+        return self.linear3(h)
+
+
+def mnist1d_mlp_base(
+    in_features: int = 40,
+    out_features: int = 10,
+    *,
+    hidden: int = 100,
+    activation: str = "relu",
+    **options: Any,
+) -> nn.Module:
+    """MNIST-1D's published MLP baseline (Greydanus 2020, ``MLPBase``): 15,210 parameters.
+
+    Linear(in, 100) + activation, a residual block h + act(Linear(100, 100)(h)), then
+    Linear(100, out), with PyTorch's default initialisation (as published; it draws from
+    torch's global generator, which the runner seeds per run).
+
+    Examples:
+        >>> sum(p.numel() for p in mnist1d_mlp_base().parameters())
+        15210
+    """
+    _check(1, hidden, "torch")
+    return _ResidualMLP(
+        [
+            nn.Flatten(),
+            nn.Linear(in_features, hidden),
+            _activation(activation, hidden, dict(options)),
+            nn.Linear(hidden, hidden),
+            _activation(activation, hidden, dict(options)),
+            nn.Linear(hidden, out_features),
+        ]
+    )
+
+
+def mnist1d_conv_base(
+    length: int = 40,
+    classes: int = 10,
+    *,
+    channels: int = 25,
+    activation: str = "relu",
+    **options: Any,
+) -> nn.Sequential:
+    """MNIST-1D's published CNN baseline (Greydanus 2020, ``ConvBase``): 5,210 parameters.
+
+    Three strided convolutions (kernel 5 then 3, 3; stride 2, padding 1), each followed by
+    the activation, then a Linear classifier on the flattened features; PyTorch's default
+    initialisation, as published.
+
+    Examples:
+        >>> sum(p.numel() for p in mnist1d_conv_base().parameters())
+        5210
+    """
+    _check(1, channels, "torch")
+    out = length
+    for kernel in (5, 3, 3):
+        out = (out + 2 - kernel) // 2 + 1
+    if out < 1:
+        raise ValueError(f"Expected a signal of length >= 3, but got {length}")
+    layers: list[nn.Module] = []
+    c = 1
+    for kernel in (5, 3, 3):
+        layers += [
+            nn.Conv1d(c, channels, kernel, stride=2, padding=1),
+            _activation(activation, channels, dict(options)),
+        ]
+        c = channels
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * out, classes))

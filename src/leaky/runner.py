@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,8 @@ class RunSpec:
     config: dict[str, Any]
     run_id: str
     threads: int = DEFAULT_THREADS  # torch threads it runs with (part of its id)
+    # The user's data it reads: spec -> SHA-256 of its files (part of its id, and stored).
+    data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,33 @@ class SweepResult:
     elsewhere: int = 0  # stored meanwhile by another process on the same store
 
 
-def plan(experiment_name: str, config: Any, *, threads: int = DEFAULT_THREADS) -> list[RunSpec]:
-    """Every (cell, seed) of the experiment's grid for this config, run with ``threads``."""
+def data_fingerprints(experiment_name: str, config: Any) -> dict[str, str]:
+    """SHA-256 of the user's data each ``file:`` spec of the config reads (none: {})."""
+    from leaky.data import data_fingerprint
+    from leaky.experiments import get_experiment
+
+    specs = get_experiment(experiment_name).data_specs(config)
+    return {spec: data_fingerprint(spec) for spec in specs}
+
+
+def plan(
+    experiment_name: str,
+    config: Any,
+    *,
+    threads: int = DEFAULT_THREADS,
+    data: dict[str, str] | None = None,
+) -> list[RunSpec]:
+    """Every (cell, seed) of the experiment's grid for this config, run with ``threads``.
+
+    ``data``: the fingerprints of the user's data the config reads (default: read the
+    files now, :func:`data_fingerprints`); they are part of every run's id, so a changed
+    file makes new runs instead of reusing the old ones.
+    """
     from leaky.experiments import get_experiment
 
     experiment = get_experiment(experiment_name)
+    if data is None:
+        data = data_fingerprints(experiment_name, config)
     config_dict = config_to_dict(config)
     # A run is named by what it depends on: the config minus the grid's axes and the seed
     # count (the cell and the seed say those), plus the code's version and the torch thread
@@ -89,10 +113,16 @@ def plan(experiment_name: str, config: Any, *, threads: int = DEFAULT_THREADS) -
     for cell in experiment.cells(config):
         for seed in experiment.seeds(config):
             run_id = config_hash(
-                experiment.name, shared, cell, seed, leaky.__version__, {"threads": threads}
+                experiment.name,
+                shared,
+                cell,
+                seed,
+                leaky.__version__,
+                {"threads": threads},
+                *([{"data": data}] if data else []),  # built-in data: ids as they always were
             )
             specs.setdefault(
-                run_id, RunSpec(experiment.name, cell, seed, config_dict, run_id, threads)
+                run_id, RunSpec(experiment.name, cell, seed, config_dict, run_id, threads, data)
             )
     return list(specs.values())
 
@@ -115,6 +145,7 @@ def run_one(spec: RunSpec) -> RunRecord:
 
     experiment = get_experiment(spec.experiment)
     config = resolve(experiment.config, spec.config)
+    _check_data_unchanged(spec)
     previous = torch.get_num_threads()
     torch.set_num_threads(spec.threads)
     try:
@@ -122,7 +153,9 @@ def run_one(spec: RunSpec) -> RunRecord:
         start = time.perf_counter()
         output = experiment.run(config, dict(spec.cell), spec.seed)
         seconds = time.perf_counter() - start
-        versions = _versions()
+        versions: dict[str, Any] = _versions()
+        if spec.data:
+            versions["data"] = dict(spec.data)
     finally:
         torch.set_num_threads(previous)
     return RunRecord(
@@ -138,6 +171,17 @@ def run_one(spec: RunSpec) -> RunRecord:
         results=output.results,
         versions=versions,
     )
+
+
+def _check_data_unchanged(spec: RunSpec) -> None:
+    from leaky.data import data_fingerprint
+
+    for data_spec, planned in spec.data.items():
+        if data_fingerprint(data_spec) != planned:
+            raise ValueError(
+                f"The data of {data_spec!r} changed while its sweep ran (its SHA-256 is not "
+                "the one planned); run the command again for a sweep on the new data"
+            )
 
 
 def usable_cores() -> int:

@@ -104,7 +104,7 @@ class RunRecord:
     metrics: list[tuple[int, str, float]] = field(default_factory=list)
     layers: list[tuple[int, str, str, float]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)  # software, and "data" fingerprints
     created: str = ""  # UTC time the store wrote the run (set when read back)
 
 

@@ -26,6 +26,14 @@ from leaky.data.files import (
 )
 from leaky.data.npz_archive import npz_array_names, read_npz
 from leaky.data.size_limit import DEFAULT_MAX_DATA_BYTES, MAX_DATA_BYTES_ENV, max_data_bytes
+from leaky.data.user_task import (
+    UserTask,
+    data_fingerprint,
+    is_file_task,
+    load_user_task,
+    parse_task_spec,
+    task_spec_from_table,
+)
 
 __all__ = [
     "BUILTIN",
@@ -34,16 +42,23 @@ __all__ = [
     "BuiltinInfo",
     "Dataset",
     "Task",
+    "UserTask",
+    "data_fingerprint",
     "dataset_from_arrays",
+    "is_file_task",
     "list_datasets",
     "load_cifar10",
     "load_csv",
+    "load_data",
     "load_dataset",
     "load_idx",
     "load_npz",
+    "load_user_task",
     "max_data_bytes",
     "npz_array_names",
+    "parse_task_spec",
     "read_npz",
+    "task_spec_from_table",
 ]
 
 
@@ -63,6 +78,11 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     if name not in BUILTIN:
         raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(BUILTIN)}")
     return _cached(name, tuple(sorted(options.items())))
+
+
+def load_data(name: str) -> Dataset:
+    """A built-in task by name, or the user's data by spec (see :mod:`leaky.data.user_task`)."""
+    return load_user_task(name) if is_file_task(name) else load_dataset(name)
 
 
 @functools.lru_cache(maxsize=16)

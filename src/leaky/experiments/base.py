@@ -18,18 +18,39 @@ from typing import Any
 from leaky.store import RunRecord
 
 __all__ = [
+    "MIN_SEEDS",
     "VERDICTS",
     "Experiment",
     "Finding",
     "RunOutput",
+    "classification_data",
     "classification_dataset",
+    "comparison_verdict",
     "known_activations",
+    "mlp_only",
     "positive",
     "positive_numbers",
     "wilson_interval",
 ]
 
 VERDICTS = ("holds", "does not hold", "not significant", "inconclusive")
+
+# The seed rule, for every experiment: a verdict that compares activations (or inits, or
+# slopes) rests on at least this many seeds, else it is "inconclusive"; a measurement
+# verdict may rest on one seed, and then its numbers say so ("seeds": 1) and so does the page.
+MIN_SEEDS = 3
+
+
+def comparison_verdict(verdict: str, seeds: int) -> str:
+    """A comparison's verdict under the seed rule: "inconclusive" below :data:`MIN_SEEDS`.
+
+    Examples:
+        >>> comparison_verdict("holds", 1), comparison_verdict("holds", 3)
+        ('inconclusive', 'holds')
+    """
+    if verdict not in VERDICTS:
+        raise ValueError(f"Expected a verdict in {VERDICTS}, got {verdict!r}")
+    return verdict if seeds >= MIN_SEEDS else "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,19 @@ class Experiment:
     # Rough peak bytes of the config's largest run (parameters, gradients, optimizer state,
     # activations); None: no estimate, no check.
     memory: Callable[[Any], int] | None = None
+    # The config field that may name the user's data ("file:..." specs, see
+    # leaky.data.user_task): "tasks" or "dataset"; None: built-in data only.
+    user_data: str | None = None
+
+    def data_specs(self, config: Any) -> tuple[str, ...]:
+        """The user-data specs (``file:...``) this config reads, in order, once each."""
+        from leaky.data import is_file_task
+
+        if self.user_data is None:
+            return ()
+        value = getattr(config, self.user_data)
+        values = value if isinstance(value, tuple) else (value,)
+        return tuple(dict.fromkeys(v for v in values if is_file_task(v)))
 
     def question(self, lang: str = "en") -> str:
         """The question the experiment answers (from the message catalogue)."""
@@ -174,6 +208,27 @@ def classification_dataset(name: str) -> None:
         raise ValueError(
             f"Expected a classification dataset ({', '.join(classification)}), but {name!r} is "
             f"a {BUILTIN[name].task} task"
+        )
+
+
+def classification_data(name: str) -> None:
+    """Check a built-in classification task's name, or the spelling of a user-data spec."""
+    from leaky.data import is_file_task, parse_task_spec
+
+    if is_file_task(name):
+        parse_task_spec(name)
+    else:
+        classification_dataset(name)
+
+
+def mlp_only(name: str) -> None:
+    """Refuse a user-data spec that asks for a CNN in an experiment that trains MLPs."""
+    from leaky.data import is_file_task, parse_task_spec
+
+    if is_file_task(name) and parse_task_spec(name).model != "mlp":
+        raise ValueError(
+            f"Expected model=mlp in {name!r}: this experiment trains an MLP (model=cnn is for "
+            "the accuracy experiment)"
         )
 
 

@@ -6,37 +6,50 @@ pushes units towards the dead zone. Every ``log_every`` steps the fraction of de
 (gradient 0 on every sample of a fixed probe batch of training data) and of never-active
 units is stored, with the test accuracy at the end. Leaky ReLU and PReLU units can be
 inactive but not dead, so for them the never-active fraction is the one to compare.
+
+The summary reports the whole grid (learning rate x bias shift x activation): dead and
+never-active fractions and accuracy per cell, with 95% t intervals over seeds and the
+diverged runs counted. Where ReLU fails (at least ``DEAD_ENOUGH`` of its units dead, or a
+run diverged), each other activation is compared with ReLU on accuracy by a paired test
+over the same seeds (a diverged run counts as chance), and the cells fall in three
+regions: it recovers (significantly more accurate), neither learns (both within
+``LEARNED_ABOVE_CHANCE`` of chance), or no significant gain.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from leaky.data import load_dataset
+from leaky.data import load_data
 from leaky.experiments.base import (
     Experiment,
     Finding,
     RunOutput,
-    classification_dataset,
+    classification_data,
+    comparison_verdict,
+    mlp_only,
     positive,
     positive_numbers,
 )
 from leaky.experiments.footprint import classifier_mlp_bytes
 from leaky.experiments.probes import unit_fractions
+from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
 from leaky.models import mlp
 from leaky.store import RunRecord
 
-__all__ = ["DEAD_ENOUGH", "EXPERIMENT", "DyingConfig"]
+__all__ = ["DEAD_ENOUGH", "EXPERIMENT", "LEARNED_ABOVE_CHANCE", "DyingConfig"]
 
 DEAD_ENOUGH = 0.1  # the claim holds when at least this fraction of ReLU units died
+# A cell where no activation's mean accuracy gets this far above chance: neither learned.
+LEARNED_ABOVE_CHANCE = 0.1
 
 _VARIANTS = {  # name -> (activation, options)
     "relu": ("relu", {}),
@@ -53,19 +66,20 @@ class DyingConfig:
     activations: tuple[str, ...] = ("relu", "leaky_relu_0.01", "leaky_relu_0.1", "prelu")
     lrs: tuple[float, ...] = (0.01, 0.1, 0.3)  # SGD with momentum 0.9
     bias_shifts: tuple[float, ...] = (0.0, -1.0)  # added to every hidden bias at init
-    dataset: str = "mnist1d"
+    dataset: str = "mnist1d"  # a built-in task, or your data: file:PATH
     depth: int = 4
     width: int = 128
     steps: int = 1000
     batch_size: int = 128
     log_every: int = 100
     probe_size: int = 1000  # training samples on which units are checked
-    seeds: int = 2
+    seeds: int = 5
 
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "log_every", "probe_size", "seeds")
         positive_numbers(self, "lrs")
-        classification_dataset(self.dataset)
+        classification_data(self.dataset)
+        mlp_only(self.dataset)
         if not self.activations or not self.bias_shifts:
             raise ValueError("Expected at least one activation and one bias shift")
         for name in self.activations:
@@ -88,7 +102,7 @@ def _memory(config: DyingConfig) -> int:
 
 
 def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
-    data = load_dataset(config.dataset)
+    data = load_data(config.dataset)
     generator = torch.Generator().manual_seed(seed)
     activation, options = _VARIANTS[cell["activation"]]
     model = mlp(
@@ -131,12 +145,37 @@ def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
         "final_dead_fraction": final,
         "final_never_active_fraction": never,
         "test_accuracy": accuracy,
+        "chance": 1 / (data.num_classes or 1),
     }
     return output
 
 
-def _or_minus_one(value: float) -> float:
-    return -1.0 if math.isnan(value) else value
+def _chance(runs: Sequence[RunRecord]) -> float:
+    # Runs stored before "chance" was recorded trained on 10-class data.
+    return next((r.results["chance"] for r in runs if "chance" in r.results), 0.1)
+
+
+def _accuracy_or_chance(run: RunRecord, chance: float) -> float:
+    # A diverged network learned nothing: it counts as guessing in the paired tests.
+    value = run.results.get("test_accuracy", math.nan)
+    return chance if run.status == "diverged" or not math.isfinite(value) else value
+
+
+def _cell_stats(runs: Sequence[RunRecord], chance: float) -> dict[str, Any]:
+    def interval(field: str) -> list[float]:
+        return list(mean_ci([r.results.get(field, math.nan) for r in runs]))
+
+    return {
+        "dead": interval("final_dead_fraction"),
+        "never_active": interval("final_never_active_fraction"),
+        "accuracy": list(mean_ci([_accuracy_or_chance(r, chance) for r in runs])),
+        "diverged": sum(r.status == "diverged" for r in runs),
+        "seeds": len(runs),
+    }
+
+
+def _cell_name(lr: float, shift: float) -> str:
+    return f"lr={lr:g} bias_shift={shift:g}"
 
 
 def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
@@ -145,26 +184,22 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
     if not groups:
         return []
-
-    def mean(key: tuple[str, float, float], field: str) -> float:
-        values = [r.results.get(field, math.nan) for r in groups[key]]
-        values = [v for v in values if not math.isnan(v)]
-        return statistics.fmean(values) if values else math.nan
-
+    chance = _chance(runs)
     table = {
-        f"{a} lr={lr:g} bias_shift={b:g}": {
-            "dead": mean((a, lr, b), "final_dead_fraction"),
-            "never_active": mean((a, lr, b), "final_never_active_fraction"),
-            "accuracy": mean((a, lr, b), "test_accuracy"),
-            "diverged": sum(r.status == "diverged" for r in groups[(a, lr, b)]),
-        }
+        f"{a} {_cell_name(lr, b)}": _cell_stats(groups[(a, lr, b)], chance)
         for a, lr, b in sorted(groups)
     }
-    relu = {k: v for k, v in groups.items() if k[0] == "relu"}
+    relu = {(lr, b): runs for (a, lr, b), runs in groups.items() if a == "relu"}
     findings = []
     if relu:
-        worst = max(relu, key=lambda k: _or_minus_one(mean(k, "final_dead_fraction")))
-        dead = mean(worst, "final_dead_fraction")
+        stats = {k: _cell_stats(v, chance) for k, v in relu.items()}
+
+        def dead_or_minus_one(key: tuple[float, float]) -> float:
+            value = stats[key]["dead"][0]
+            return -1.0 if math.isnan(value) else value
+
+        worst = max(stats, key=dead_or_minus_one)
+        dead, low, high = stats[worst]["dead"]
         findings.append(
             Finding(
                 "dying.relu_dies",
@@ -172,57 +207,94 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
                 if math.isnan(dead)
                 else ("holds" if dead >= DEAD_ENOUGH else "does not hold"),
                 {
-                    "lr": worst[1],
-                    "bias_shift": worst[2],
+                    "lr": worst[0],
+                    "bias_shift": worst[1],
                     "dead_fraction": dead,
+                    "ci95": [low, high],
+                    "seeds": stats[worst]["seeds"],
                     "threshold": DEAD_ENOUGH,
                     "cells": table,
                 },
             )
         )
-    leaky = sorted({k[0] for k in groups if k[0] != "relu"})
-    if relu and leaky:
-        # Where ReLU lost most units, do the others keep theirs active and learn as well?
-        # (A fixed non-zero slope cannot die by construction, so "dead" alone proves
-        # nothing for Leaky ReLU; the never-active fraction and the accuracy can fail.)
-        _, lr, shift = worst
-        relu_never = mean(worst, "final_never_active_fraction")
-        relu_accuracy = mean(worst, "test_accuracy")
-        rows = {
-            name: {
-                "dead": mean((name, lr, shift), "final_dead_fraction"),
-                "never_active": mean((name, lr, shift), "final_never_active_fraction"),
-                "accuracy": mean((name, lr, shift), "test_accuracy"),
-            }
-            for name in leaky
-            if (name, lr, shift) in groups
-        }
-
-        def learned_more(accuracy: float) -> bool:
-            # ReLU runs that all diverged learned nothing: any finite accuracy beats them.
-            if math.isnan(relu_accuracy):
-                return math.isfinite(accuracy)
-            return accuracy > relu_accuracy
-
-        kept = all(
-            r["dead"] == 0 and r["never_active"] < relu_never and learned_more(r["accuracy"])
-            for r in rows.values()
-        )
-        # With nothing run beside ReLU in its worst setting, there is nothing to compare.
-        survived = ("holds" if kept else "does not hold") if rows else "inconclusive"
-        findings.append(
-            Finding(
-                "dying.leaky_survives",
-                survived,
-                {
-                    "lr": lr,
-                    "bias_shift": shift,
-                    "relu": {"dead": dead, "never_active": relu_never, "accuracy": relu_accuracy},
-                    "others": rows,
-                },
-            )
-        )
+    for name in config.activations:
+        if name == "relu" or not relu:
+            continue
+        finding = _recovery(name, groups, relu, chance)
+        if finding is not None:
+            findings.append(finding)
     return findings
+
+
+def _recovery(
+    name: str,
+    groups: dict[tuple[str, float, float], list[RunRecord]],
+    relu: dict[tuple[float, float], list[RunRecord]],
+    chance: float,
+) -> Finding | None:
+    """Where ReLU fails (units die, or runs diverge), does ``name`` learn where ReLU does not?
+
+    Per such cell, a paired test of accuracy (same seeds) and the region it falls in:
+    "recovers" (significantly more accurate than ReLU, and at least LEARNED_ABOVE_CHANCE
+    above chance), "neither" (both stay within LEARNED_ABOVE_CHANCE of chance) or
+    "no gain" (the rest).
+    """
+    regions: dict[str, dict[str, Any]] = {"recovers": {}, "neither": {}, "no_gain": {}}
+    seeds_used = []
+    for (lr, shift), relu_runs in sorted(relu.items()):
+        relu_stats = _cell_stats(relu_runs, chance)
+        if not (relu_stats["dead"][0] >= DEAD_ENOUGH or relu_stats["diverged"]):
+            continue  # ReLU did not fail here: nothing to recover from
+        other = groups.get((name, lr, shift))
+        if not other:
+            continue
+        theirs = _cell_stats(other, chance)
+        by_seed = {r.seed: _accuracy_or_chance(r, chance) for r in other}
+        mine = {r.seed: _accuracy_or_chance(r, chance) for r in relu_runs}
+        seeds = sorted(set(by_seed) & set(mine))
+        paired = paired_comparison([mine[s] for s in seeds], [by_seed[s] for s in seeds])
+        seeds_used.append(paired.n)
+        row = {
+            "relu_dead": relu_stats["dead"][0],
+            "relu_accuracy": relu_stats["accuracy"],
+            "relu_diverged": relu_stats["diverged"],
+            "dead": theirs["dead"][0],
+            "never_active": theirs["never_active"][0],
+            "accuracy": theirs["accuracy"],
+            "diverged": theirs["diverged"],
+            "difference": paired.mean_difference,
+            "ci95": list(paired.ci95),
+            "p_value": paired.p_value,
+            "seeds": paired.n,
+        }
+        learned = theirs["accuracy"][0] - chance >= LEARNED_ABOVE_CHANCE
+        if paired.verdict == "holds" and learned:
+            region = "recovers"
+        elif max(relu_stats["accuracy"][0], theirs["accuracy"][0]) - chance < LEARNED_ABOVE_CHANCE:
+            region = "neither"
+        else:
+            region = "no_gain"
+        regions[region][_cell_name(lr, shift)] = row
+    if not seeds_used:
+        return None  # ReLU failed nowhere it was compared: nothing to claim
+    seeds = min(seeds_used)
+    verdict = "holds" if regions["recovers"] else "does not hold"
+    return Finding(
+        "dying.leaky_recovers",
+        comparison_verdict(verdict, seeds),
+        {
+            "activation": name,
+            "recovers": regions["recovers"],
+            "neither": regions["neither"],
+            "no_gain": regions["no_gain"],
+            "cells_where_relu_fails": len(seeds_used),
+            "recovered_cells": len(regions["recovers"]),
+            "neither_cells": len(regions["neither"]),
+            "seeds": seeds,
+            "chance": chance,
+            "threshold": DEAD_ENOUGH,
+        },
+    )
 
 
 EXPERIMENT = Experiment(
@@ -232,9 +304,9 @@ EXPERIMENT = Experiment(
         "quick": {
             "activations": ("relu", "leaky_relu_0.01", "prelu"),
             "lrs": (0.01, 0.3),
-            "steps": 300,
-            "log_every": 100,
-            "seeds": 1,
+            "steps": 200,
+            "log_every": 50,
+            "seeds": 3,
         },
         "tiny": {
             "activations": ("relu", "leaky_relu_0.01"),
@@ -243,7 +315,7 @@ EXPERIMENT = Experiment(
             "steps": 60,
             "log_every": 30,
             "width": 64,
-            "seeds": 1,
+            "seeds": 3,
         },
     },
     cells=_cells,
@@ -251,4 +323,5 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    user_data="dataset",
 )

@@ -26,6 +26,7 @@ from leaky.experiments.base import (
     Finding,
     RunOutput,
     classification_dataset,
+    comparison_verdict,
     known_activations,
     positive,
     positive_numbers,
@@ -50,7 +51,7 @@ class InitConfig:
     steps: int = 300
     batch_size: int = 128
     lr: float = 0.01
-    seeds: int = 2
+    seeds: int = 3  # the seed rule: a comparison rests on at least 3
 
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "seeds")
@@ -134,11 +135,13 @@ def _summarize(config: InitConfig, runs: Sequence[RunRecord]) -> list[Finding]:
         ks = sum(r.results["stalled"] for r in kaiming)
         # Kept: within a factor of 10 of the first layer; faded: below 1/100 of it.
         kept = 0.1 < kr < 10 and xr < 0.01
+        seeds = min(len(xavier), len(kaiming))  # Xavier against Kaiming: the seed rule
         findings.append(
             Finding(
                 "init.kaiming_keeps",
-                "holds" if kept else "does not hold",
+                comparison_verdict("holds" if kept else "does not hold", seeds),
                 {
+                    "seeds": seeds,
                     "activation": activation,
                     "depth": config.depth,
                     "std_last_over_first_xavier": xr,
@@ -155,8 +158,8 @@ EXPERIMENT = Experiment(
     name="init",
     config=InitConfig,
     presets={
-        "quick": {"depth": 32, "width": 128, "steps": 150, "seeds": 1},
-        "tiny": {"depth": 30, "width": 32, "steps": 10, "seeds": 1, "activations": ("leaky_relu",)},
+        "quick": {"depth": 32, "width": 128, "steps": 100, "seeds": 3},
+        "tiny": {"depth": 30, "width": 32, "steps": 10, "seeds": 3, "activations": ("leaky_relu",)},
     },
     cells=_cells,
     axes=("activations", "inits"),

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
-from leaky.data import load_dataset
+from leaky.data import load_data
 from leaky.experiments.base import (
     Experiment,
     Finding,
     RunOutput,
-    classification_dataset,
+    classification_data,
+    mlp_only,
     positive,
     positive_numbers,
 )
@@ -40,7 +41,7 @@ class SlopeConfig:
     """Defaults: the full sweep."""
 
     slopes: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-    dataset: str = "mnist1d"
+    dataset: str = "mnist1d"  # a built-in task, or your data: file:PATH
     depth: int = 3
     width: int = 256
     steps: int = 3000
@@ -51,7 +52,8 @@ class SlopeConfig:
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "seeds")
         positive_numbers(self, "lr")
-        classification_dataset(self.dataset)
+        classification_data(self.dataset)
+        mlp_only(self.dataset)
         if not self.slopes or any(not 0 <= s <= 1 for s in self.slopes):
             raise ValueError(f"Expected slopes in [0, 1], got {self.slopes!r}")
 
@@ -66,7 +68,7 @@ def _memory(config: SlopeConfig) -> int:
 
 
 def _run(config: SlopeConfig, cell: dict, seed: int) -> RunOutput:
-    data = load_dataset(config.dataset)
+    data = load_data(config.dataset)
     generator = torch.Generator().manual_seed(seed)
     model = mlp(
         math.prod(data.input_shape),
@@ -180,4 +182,5 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    user_data="dataset",
 )

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from leaky.experiments.base import comparison_verdict
+
 __all__ = ["Paired", "mean_ci", "paired_comparison"]
 
 
@@ -48,7 +50,9 @@ def paired_comparison(
     """Paired t-test of ``b`` against ``a`` (same seeds, same order).
 
     Verdict: "holds" if ``b`` is significantly better, "does not hold" if significantly
-    worse, "not significant" otherwise, "inconclusive" with fewer than 3 pairs.
+    worse, "not significant" otherwise, "inconclusive" with fewer pairs than the seed
+    rule asks (:data:`leaky.experiments.base.MIN_SEEDS`: two pairs can agree by chance and
+    show no spread at all).
 
     Examples:
         >>> paired_comparison([0.5, 0.6, 0.55], [0.5, 0.6, 0.55]).verdict
@@ -57,7 +61,7 @@ def paired_comparison(
     pairs = [(x, y) for x, y in zip(a, b, strict=False) if math.isfinite(x) and math.isfinite(y)]
     diffs = [y - x for x, y in pairs]
     mean, low, high = mean_ci(diffs)
-    if len(diffs) < 3:  # two pairs can agree by chance and show no spread at all
+    if comparison_verdict("holds", len(diffs)) == "inconclusive":  # the seed rule
         return Paired(len(diffs), mean, (low, high), math.nan, "inconclusive")
     if all(d == diffs[0] for d in diffs):
         p = 1.0 if diffs[0] == 0 else 0.0

@@ -40,8 +40,16 @@ def train(
     generator: torch.Generator,
     log_every: int = 50,
     on_log: Callable[[int], None] | None = None,
+    order: str = "random",
 ) -> TrainResult:
-    """Train for ``steps`` minibatches drawn with ``generator``; stop at a non-finite loss."""
+    """Train for ``steps`` minibatches; stop at a non-finite loss.
+
+    ``order="random"`` draws each batch with ``generator`` (with replacement);
+    ``"cycle"`` takes consecutive batches of the training set in its stored order,
+    wrapping round (the MNIST-1D paper's recipe).
+    """
+    if order not in ("random", "cycle"):
+        raise ValueError(f"Expected order random or cycle, got {order!r}")
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     elif optimizer == "adam":
@@ -51,7 +59,11 @@ def train(
     model.train()
     losses = []
     for step in range(1, steps + 1):
-        index = torch.randint(len(data.x_train), (batch_size,), generator=generator)
+        if order == "random":
+            index = torch.randint(len(data.x_train), (batch_size,), generator=generator)
+        else:
+            start = ((step - 1) * batch_size) % len(data.x_train)
+            index = torch.arange(start, start + batch_size) % len(data.x_train)
         loss = _loss(model, data, data.x_train[index], data.y_train[index])
         opt.zero_grad(set_to_none=True)
         loss.backward()

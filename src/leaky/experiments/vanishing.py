@@ -28,6 +28,7 @@ from leaky.experiments.base import (
     Finding,
     RunOutput,
     classification_dataset,
+    comparison_verdict,
     fractions,
     known_activations,
     positive,
@@ -56,7 +57,7 @@ class VanishingConfig:
     log_every: int = 50  # store per-layer gradient norms every this many steps
     stall_drop: float = 0.05  # a network stalls if its loss falls by less than this fraction
     init: str = "standard"  # standard (xavier for saturating, kaiming otherwise), kaiming, xavier
-    seeds: int = 1
+    seeds: int = 3  # the seed rule: a comparison rests on at least 3
 
     def __post_init__(self) -> None:
         positive(self, "depths", "width", "steps", "batch_size", "log_every", "seeds")
@@ -179,6 +180,9 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
             return "inconclusive"
         return "holds" if holds else "does not hold"
 
+    def seeds(key: tuple[str, int]) -> int:
+        return sum(math.isfinite(r) for r in ratios[key])
+
     table = {f"{a} depth={d}": median((a, d)) for a, d in sorted(ratios)}
     stalls = [f"{a} depth={d}" for (a, d), s in sorted(stalled.items()) if all(s)]
     findings = []
@@ -193,6 +197,7 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
                     "ratio_first_to_last": r,
                     "threshold": VANISHING_BELOW,
                     "ratios": table,
+                    "seeds": seeds(("sigmoid", deepest)),
                 },
             )
         )
@@ -208,17 +213,23 @@ def _summarize(config: VanishingConfig, runs: Sequence[RunRecord]) -> list[Findi
                     "ratio_first_to_last": r,
                     "low": VANISHING_BELOW,
                     "high": EXPLODING_ABOVE,
+                    "seeds": seeds(("leaky_relu", deepest)),
                 },
             )
         )
     deep_sigmoid, deep_leaky = ("sigmoid", deepest), ("leaky_relu", deepest)
     if deep_sigmoid in stalled and deep_leaky in stalled:
         sigmoid_stalls, leaky_stalls = all(stalled[deep_sigmoid]), all(stalled[deep_leaky])
+        # A comparison of two activations: the seed rule applies.
+        paired = min(len(stalled[deep_sigmoid]), len(stalled[deep_leaky]))
         findings.append(
             Finding(
                 "vanishing.sigmoid_stalls",
-                "holds" if sigmoid_stalls and not leaky_stalls else "does not hold",
+                comparison_verdict(
+                    "holds" if sigmoid_stalls and not leaky_stalls else "does not hold", paired
+                ),
                 {
+                    "seeds": paired,
                     "depth": deepest,
                     "sigmoid_stalled": sigmoid_stalls,
                     "leaky_relu_stalled": leaky_stalls,

@@ -11,11 +11,11 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from leaky.experiments.base import wilson_interval
@@ -135,54 +135,61 @@ def _mean_series(runs, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps, dtype=float), np.array(means, dtype=float)
 
 
+def _dying_cell(runs, field: str) -> tuple[float, float, float, int]:
+    """Mean, 95% t interval and diverged count of one dying cell's runs."""
+    chance = next((r.results["chance"] for r in runs if "chance" in r.results), 0.1)
+    values = [
+        chance if field == "test_accuracy" and (r.status == "diverged" or not _finite([v])) else v
+        for r in runs
+        for v in [r.results.get(field, math.nan)]
+    ]
+    return (*mean_ci(values), sum(r.status == "diverged" for r in runs))
+
+
 def dying_figure(sweep: Sweep, messages: Messages) -> Figure:
-    """Dead and never-active fractions over training; columns lr, rows bias shift."""
+    """The whole grid: dead fraction (top) and test accuracy (bottom) per activation.
+
+    Each panel is a heatmap over learning rate (columns) and bias shift (rows); every cell
+    reads its mean and 95% interval over seeds, and a dagger with the number of diverged
+    runs (counted as chance in the accuracy).
+    """
     config = sweep.config
     shifts, lrs = list(config.bias_shifts), list(config.lrs)
-    fig, axes = _grid(len(shifts), len(lrs), 4.0, 3.0, sharex=True, sharey=True)
-    markers: dict[str, str] = {}
-    handles = []
-    for activation in config.activations:
-        base = _base_activation(activation)
-        markers[activation] = _MARKERS[sum(_base_activation(a) == base for a in markers)]
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=color_for(base),
-                marker=markers[activation],
-                label=activation_label(activation, messages),
-            )
-        )
-    for r, shift in enumerate(shifts):
-        for c, lr in enumerate(lrs):
+    activations = [
+        a for a in config.activations if any(r.cell["activation"] == a for r in sweep.runs)
+    ]
+    rows = (
+        ("final_dead_fraction", "experiments.dying.row_dead", "Reds"),
+        ("test_accuracy", "experiments.dying.row_accuracy", "Greens"),
+    )
+    fig, axes = _grid(2, max(1, len(activations)), 0.9 * len(lrs) + 1.6, 0.7 * len(shifts) + 1.4)
+    for r, (field, label, colormap) in enumerate(rows):
+        for c, activation in enumerate(activations):
             ax = axes[r][c]
-            for activation in config.activations:
-                cell = {"activation": activation, "lr": lr, "bias_shift": shift}
-                runs = [run for run in sweep.runs if run.cell == cell]
-                if not runs:
-                    continue
-                style = {"color": color_for(_base_activation(activation)), "linewidth": 1.8}
-                ax.plot(
-                    *_mean_series(runs, "dead_fraction"),
-                    marker=markers[activation],
-                    markersize=4,
-                    **style,
-                )
-                ax.plot(*_mean_series(runs, "never_active_fraction"), linestyle=":", **style)
-            ax.set_title(messages("experiments.dying.panel", lr=lr, bias_shift=shift))
-            ax.set_ylim(-0.03, 1.03)
-            if r == len(shifts) - 1:
+            grid = np.full((len(shifts), len(lrs)), np.nan)
+            for i, shift in enumerate(shifts):
+                for j, lr in enumerate(lrs):
+                    cell = {"activation": activation, "lr": lr, "bias_shift": shift}
+                    runs = [run for run in sweep.runs if run.cell == cell]
+                    if not runs:
+                        continue
+                    mean, low, high, diverged = _dying_cell(runs, field)
+                    grid[i, j] = mean
+                    text = f"{mean:.2f}" if math.isfinite(mean) else "–"
+                    if math.isfinite(low):  # fractions: a t interval is shown within [0, 1]
+                        text += f"\n[{max(low, 0.0):.2f}, {min(high, 1.0):.2f}]"
+                    if diverged:
+                        text += f"\n† {diverged}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            ax.imshow(grid, cmap=colormap, vmin=0.0, vmax=1.0, aspect="auto")
+            ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+            ax.set_yticks(range(len(shifts)), [f"{b:g}" for b in shifts])
+            if r == 0:
+                ax.set_title(activation_label(activation, messages))
+            if r == len(rows) - 1:
                 ax.set_xlabel(messages("experiments.dying.xlabel"))
             if c == 0:
-                ax.set_ylabel(messages("experiments.dying.ylabel"))
-    handles += [
-        Line2D([], [], color="0.3", label=messages("experiments.dying.legend_dead")),
-        Line2D(
-            [], [], color="0.3", linestyle=":", label=messages("experiments.dying.legend_never")
-        ),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 * len(lrs)))
+                ax.set_ylabel(f"{messages(label)}\n{messages('experiments.dying.ylabel')}")
     fig.suptitle(messages("experiments.dying.figure_title"))
     return fig
 
@@ -245,6 +252,13 @@ def born_dead_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
+def _task_title(task: str) -> str:
+    # A user's data by its file or folder name, not the whole spec.
+    from leaky.data import is_file_task, parse_task_spec
+
+    return Path(parse_task_spec(task).path).name if is_file_task(task) else task
+
+
 def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
     """Per task: each activation's mean with its 95% t interval and the single seeds."""
     config = sweep.config
@@ -282,7 +296,7 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
             [activation_label(a, messages) for a in config.activations],
         )
         ax.set_xlim(-0.5, len(config.activations) - 0.3)
-        ax.set_title(task)
+        ax.set_title(_task_title(task))
         ax.set_ylabel(messages(f"experiments.accuracy.ylabel_{metric}"))
         ax.margins(y=0.25)
         if metric == "accuracy":  # a t interval from few seeds can pass 1; accuracy cannot

@@ -23,7 +23,8 @@ import jinja2
 import leaky
 from leaky.atomic import ensure_output_dir, remove_stale_temporaries, staging_folder
 from leaky.config import config_to_dict
-from leaky.experiments import EXPERIMENTS
+from leaky.experiments import EXPERIMENTS, Finding
+from leaky.experiments.base import MIN_SEEDS
 from leaky.messages import LANGUAGES, Messages, get_messages
 from leaky.report.curves import write_curves
 from leaky.report.figure_files import FIGURE_FORMATS, figure_language, save_figure
@@ -72,11 +73,18 @@ def check_page_formats(formats: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(formats))
 
 
+def _detail(finding: Finding, lang: str) -> str:
+    # The seed rule (leaky.experiments.base.MIN_SEEDS): a verdict on one seed says so.
+    if finding.numbers.get("seeds") == 1:
+        return f"{finding.detail(lang)} {get_messages(lang)('report.one_seed')}"
+    return finding.detail(lang)
+
+
 def _finding_rows(sweep: Sweep, lang: str, anchor: str) -> list[dict[str, str]]:
     return [
         {
             "claim": f.claim(lang),
-            "detail": f.detail(lang),
+            "detail": _detail(f, lang),
             "headline": f.headline(lang),
             "verdict": get_messages(lang).terms(f.verdict),
             "verdict_class": _VERDICT_CLASS[f.verdict],
@@ -93,8 +101,8 @@ def _notices(sweep: Sweep, messages: Messages) -> list[str]:
         notes.append(messages("report.partial", present=len(sweep.runs), planned=sweep.planned))
     if sweep.diverged:
         notes.append(messages("report.diverged", diverged=sweep.diverged, total=len(sweep.runs)))
-    if len(sweep.seeds) == 1 and any(f.verdict == "inconclusive" for f in sweep.findings):
-        notes.append(messages("report.single_seed"))
+    if len(sweep.seeds) < MIN_SEEDS and any(f.verdict == "inconclusive" for f in sweep.findings):
+        notes.append(messages("report.single_seed", seeds=len(sweep.seeds), min_seeds=MIN_SEEDS))
     if sweep.runs and not sweep.findings:
         notes.append(messages("report.no_findings"))
     if sweep.other_runs:
@@ -173,6 +181,7 @@ def _context(
             k.split(".", 1)[1]: v for k, v in messages.entries.items() if k.startswith("report.")
         },
         "generated": messages("report.generated", version=leaky.__version__),
+        "seed_rule": messages("report.seed_rule", min_seeds=MIN_SEEDS),
         "report_command": " ".join(
             ["leaky", "report", "--store", shlex.quote(store), "--out", shlex.quote(str(out))]
             + (["--lang", lang] if lang != "en" else [])

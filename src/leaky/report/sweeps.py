@@ -67,9 +67,13 @@ def open_store_for_reading(path: str | Path) -> Store:
 def _sweep_key(experiment: str, run: RunRecord) -> str:
     axes = (*get_experiment(experiment).axes, "seeds")
     shared = {k: v for k, v in run.config.items() if k not in axes}
-    # The thread count changes the last bits of every number, so it names another sweep.
+    # The thread count changes the last bits of every number, so it names another sweep;
+    # so does the user's data (its fingerprint): a changed file is a new sweep.
     versions = run.versions
-    return json.dumps([shared, versions.get("leaky"), versions.get("threads")], sort_keys=True)
+    return json.dumps(
+        [shared, versions.get("leaky"), versions.get("threads"), versions.get("data")],
+        sort_keys=True,
+    )
 
 
 def _age(run: RunRecord) -> tuple[str, str]:
@@ -109,7 +113,9 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
     else:
         return None
     # Matched by cell and seed, not run id: ids include the leaky version that ran them.
-    wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config)}
+    # The report reads the store only: the data's files need not be here any more.
+    data = chosen[0].versions.get("data") or {}
+    wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config, data=data)}
     present = [run for run in chosen if _cell_seed(run.cell, run.seed) in wanted]
     return Sweep(
         experiment=experiment,
