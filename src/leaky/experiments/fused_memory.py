@@ -38,21 +38,26 @@ class FusedMemoryConfig:
     """Defaults: the benchmark's sizes (DCGAN batch 256 at 64x64, ResNet stack batch 128)."""
 
     networks: tuple[str, ...] = NETWORKS
+    variants: tuple[str, ...] = VARIANTS  # a finding needs the pairs it compares
     small: bool = False  # the benchmark's quick sizes (batch 32) instead
     seeds: int = 1  # the count is exact: more seeds give the same bytes
 
     def __post_init__(self) -> None:
         positive(self, "seeds")
-        unknown = [n for n in self.networks if n not in NETWORKS]
-        if unknown or not self.networks:
-            raise ValueError(
-                f"Expected networks among {', '.join(NETWORKS)}, but got "
-                f"{', '.join(unknown) or 'none'}"
-            )
+        for name, values, valid in (
+            ("networks", self.networks, NETWORKS),
+            ("variants", self.variants, VARIANTS),
+        ):
+            unknown = [v for v in values if v not in valid]
+            if unknown or not values:
+                raise ValueError(
+                    f"Expected {name} among {', '.join(valid)}, but got "
+                    f"{', '.join(unknown) or 'none'}"
+                )
 
 
 def _cells(config: FusedMemoryConfig) -> list[dict]:
-    return [{"network": n, "variant": v} for n in config.networks for v in VARIANTS]
+    return [{"network": n, "variant": v} for n in config.networks for v in config.variants]
 
 
 def _run(config: FusedMemoryConfig, cell: dict, seed: int) -> RunOutput:
@@ -84,39 +89,40 @@ def _summarize(config: FusedMemoryConfig, runs: Sequence[RunRecord]) -> list[Fin
     saved = _saved(runs)
     findings = []
     for network in config.networks:
-        if not all((network, v) in saved for v in VARIANTS):
-            continue
-        baseline = saved[(network, "torch-inplace")]
-        fused = saved[(network, "leaky-fused")]
-        findings.append(
-            Finding(
-                "fused-memory.leaky_saves",
-                "holds" if fused < baseline else "does not hold",
-                {
-                    "network": network,
-                    "model": _MODEL_NAMES[network],
-                    "fused_mib": fused,
-                    "inplace_mib": baseline,
-                    "out_of_place_mib": saved[(network, "torch")],
-                    "ratio": fused / baseline,
-                },
+        model = _MODEL_NAMES[network]
+        if all((network, v) in saved for v in ("torch-inplace", "torch", "leaky-fused")):
+            baseline = saved[(network, "torch-inplace")]
+            fused = saved[(network, "leaky-fused")]
+            findings.append(
+                Finding(
+                    "fused-memory.leaky_saves",
+                    "holds" if fused < baseline else "does not hold",
+                    {
+                        "network": network,
+                        "model": model,
+                        "fused_mib": fused,
+                        "inplace_mib": baseline,
+                        "out_of_place_mib": saved[(network, "torch")],
+                        "ratio": fused / baseline,
+                    },
+                )
             )
-        )
-        relu_pair = saved[(network, "relu-inplace")]
-        relu_fused = saved[(network, "relu-fused")]
-        findings.append(
-            Finding(
-                "fused-memory.relu_cannot",
-                "holds" if relu_fused >= relu_pair else "does not hold",
-                {
-                    "network": network,
-                    "model": _MODEL_NAMES[network],
-                    "fused_mib": relu_fused,
-                    "inplace_mib": relu_pair,
-                    "ratio": relu_fused / relu_pair,
-                },
+        if all((network, v) in saved for v in ("relu-inplace", "relu-fused")):
+            relu_pair = saved[(network, "relu-inplace")]
+            relu_fused = saved[(network, "relu-fused")]
+            findings.append(
+                Finding(
+                    "fused-memory.relu_cannot",
+                    "holds" if relu_fused >= relu_pair else "does not hold",
+                    {
+                        "network": network,
+                        "model": model,
+                        "fused_mib": relu_fused,
+                        "inplace_mib": relu_pair,
+                        "ratio": relu_fused / relu_pair,
+                    },
+                )
             )
-        )
     return findings
 
 
@@ -125,7 +131,7 @@ EXPERIMENT = Experiment(
     config=FusedMemoryConfig,
     presets={"quick": {"small": True}, "tiny": {"small": True, "networks": ("resnet",)}},
     cells=_cells,
-    axes=("networks",),
+    axes=("networks", "variants"),
     run=_run,
     summarize=_summarize,
     memory=_memory,
