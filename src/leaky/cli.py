@@ -550,6 +550,76 @@ def bench(
         click.echo(f"Wrote {json_out}")
 
 
+@cli.group(name="export")
+def export_group() -> None:
+    """Export a model for other runtimes (ONNX)."""
+
+
+@export_group.command(name="onnx")
+@click.argument("model")
+@click.option(
+    "--input-shape",
+    required=True,
+    help="Shape of one input sample, without the batch dimension, e.g. 3,32,32.",
+)
+@click.option(
+    "--batch-size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Batch dimension of the exported input (the shapes are fixed).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The .onnx file to write; its folder must exist.",
+)
+@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
+@click.option(
+    "--convert",
+    "convert_to",
+    metavar="ACTIVATION",
+    help="Swap the model's ReLUs for this activation first (leaky.convert), e.g. leaky_relu.",
+)
+def export_onnx(
+    model: str,
+    input_shape: str,
+    batch_size: int,
+    out_path: str,
+    weights: str | None,
+    convert_to: str | None,
+) -> None:
+    """Write MODEL (FILE.py:FACTORY, as for diagnose) as ONNX of standard operators.
+
+    The model is exported in eval mode; every leaky module becomes standard ONNX operators
+    (LeakyRelu, PRelu, BatchNormalization, Add/Mul). --convert runs before --weights, so
+    weights trained on the converted model load.
+    """
+    import torch
+
+    from leaky import diagnose as diagnosis
+    from leaky import export
+
+    if not out_path.lower().endswith(".onnx"):
+        raise _InputError(f"Expected --out to be a .onnx file, but got {out_path!r}")
+    shape = diagnosis.parse_shape(input_shape)
+    net = diagnosis.build_model(diagnosis.load_factory(model))
+    if convert_to is not None:
+        from leaky.convert import convert
+
+        convert(net, convert_to)
+    if weights is not None:
+        diagnosis.load_weights(net, weights)
+    example = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
+    try:
+        path = export.onnx(net, example, out_path)
+    except ImportError as error:
+        raise _InputError(str(error)) from None
+    click.echo(f"Wrote {path} (ONNX operators: {', '.join(export.node_types(path))})")
+
+
 def main() -> None:
     """Entry point of the ``leaky`` console script."""
     cli(prog_name="leaky")
