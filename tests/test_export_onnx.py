@@ -47,7 +47,12 @@ KINDS = [
         (2, 3, 2, 3, 3),
         {"BatchNormalization", "LeakyRelu"},
     ),
-    ("bias_leaky", lambda: nn.BiasLeakyReLU(3, gain="he"), (2, 3, 4, 4), {"Add", "LeakyRelu", "Mul"}),
+    (
+        "bias_leaky",
+        lambda: nn.BiasLeakyReLU(3, gain="he"),
+        (2, 3, 4, 4),
+        {"Add", "LeakyRelu", "Mul"},
+    ),
     (
         "bias_leaky_clamp",
         lambda: nn.BiasLeakyReLU(3, clamp=0.5),
@@ -104,7 +109,9 @@ def _upstream_ops(graph, output_name: str) -> set[str]:
 
 
 def _assert_standard(model_proto) -> None:
-    custom = [(n.op_type, n.domain) for n in model_proto.graph.node if n.domain not in ("", "ai.onnx")]
+    custom = [
+        (n.op_type, n.domain) for n in model_proto.graph.node if n.domain not in ("", "ai.onnx")
+    ]
     assert not custom, f"custom-domain nodes: {custom}"
     assert not model_proto.functions, [f.name for f in model_proto.functions]
     assert {o.domain for o in model_proto.opset_import} <= {"", "ai.onnx"}

@@ -227,6 +227,12 @@ def _stopped(interrupted: Any) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
 @_threads_option
 @click.option("--quiet", is_flag=True, help="No progress bar (nor progress lines in a log).")
+@click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    metavar="DIR",
+    help="Also log each run's curves to this folder for TensorBoard (one run per folder).",
+)
 def run(
     experiment: str,
     quick: bool,
@@ -236,6 +242,7 @@ def run(
     workers: int,
     threads: int,
     quiet: bool,
+    tensorboard_dir: str | None = None,
 ) -> None:
     """Run EXPERIMENT (resuming from --store) and print its findings.
 
@@ -255,6 +262,7 @@ def run(
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
         check_parallelism(workers, threads)
         check_memory(experiment, config, workers=workers)  # runs at once: before the store
+        on_saved = _tensorboard_logger(tensorboard_dir)
     except ValueError as error:
         raise _InputError(str(error)) from None
     with Store(store_path) as store:
@@ -266,10 +274,13 @@ def run(
                 workers=workers,
                 threads=threads,
                 progress=False if quiet else None,
+                on_saved=on_saved,
             )
         except SweepInterrupted as interrupted:
             _stopped(interrupted)
         findings = summarize(experiment, config, store, threads=threads)
+        if tensorboard_dir is not None:
+            _log_stored_runs(tensorboard_dir, experiment, config, store, threads)
     click.echo(
         f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
         + (f", {sweep.elsewhere} by another process" if sweep.elsewhere else "")
@@ -325,6 +336,32 @@ def demo(out_dir: str, lang: str, workers: int | None, threads: int, quiet: bool
         click.echo(notice, err=True)
     click.echo(f"Results: {path.parent / 'results.db'}, findings: {path}")
     click.echo(f"Report: {report.html}")
+
+
+def _tensorboard_logger(log_dir: str | None) -> Any:
+    """``on_saved`` for the runner: log each stored run to ``log_dir`` (None: no logging)."""
+    if log_dir is None:
+        return None
+    from leaky.atomic import ensure_output_dir
+    from leaky.tensorboard_runs import check_tensorboard, log_run
+
+    try:
+        check_tensorboard()
+    except ImportError as error:
+        raise _InputError(str(error)) from None
+    ensure_output_dir(log_dir)  # before the sweep: a bad folder must not cost the runs
+    return lambda record: log_run(log_dir, record)
+
+
+def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, threads: int) -> None:
+    # The sweep's runs that an earlier `leaky run` stored are logged too (once each).
+    from leaky.runner import plan
+    from leaky.tensorboard_runs import log_runs
+
+    wanted = {spec.run_id for spec in plan(experiment, config, threads=threads)}
+    runs = [run for run in store.runs(experiment) if run.run_id in wanted]
+    log_runs(log_dir, runs)
+    click.echo(f"TensorBoard: {len(runs)} runs in {log_dir} (tensorboard --logdir {log_dir})")
 
 
 def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:

@@ -5,17 +5,17 @@ backward keeps less memory. Inference needs none of that, so :func:`onnx` export
 the model in which every ``leaky`` module is swapped for its plain PyTorch equivalent, with
 the same weights:
 
-===============================  ==========================================  =====================
-module                           exported as (PyTorch)                       ONNX operators
-===============================  ==========================================  =====================
-``leaky.nn.LeakyReLU``           ``torch.nn.LeakyReLU``                      ``LeakyRelu``
-``leaky.nn.PReLU``               ``torch.nn.PReLU``                          ``PRelu``
-``leaky.nn.RReLU`` (eval)        ``torch.nn.LeakyReLU((lower + upper) / 2)``  ``LeakyRelu``
-``BatchNormLeakyReLU{1,2,3}d``   ``BatchNorm{1,2,3}d`` + ``LeakyReLU``        ``BatchNormalization``
-                                                                             + ``LeakyRelu``
-``leaky.nn.BiasLeakyReLU``       ``x + b``, ``leaky_relu``, ``* gain``        ``Add`` + ``LeakyRelu``
-                                                                             + ``Mul`` (+ ``Clip``)
-===============================  ==========================================  =====================
+==============================  ===========================================  ====================
+module                          exported as (PyTorch)                        ONNX operators
+==============================  ===========================================  ====================
+``leaky.nn.LeakyReLU``          ``torch.nn.LeakyReLU``                       ``LeakyRelu``
+``leaky.nn.PReLU``              ``torch.nn.PReLU``                           ``PRelu``
+``leaky.nn.RReLU`` (eval)       ``torch.nn.LeakyReLU((lower + upper) / 2)``  ``LeakyRelu``
+``BatchNormLeakyReLU{1,2,3}d``  ``BatchNorm{1,2,3}d``, ``LeakyReLU``         ``BatchNormalization``,
+                                                                             ``LeakyRelu``
+``leaky.nn.BiasLeakyReLU``      ``x + b``, ``leaky_relu``, ``* gain``        ``Add``, ``LeakyRelu``,
+                                                                             ``Mul`` (``Clip``)
+==============================  ===========================================  ====================
 
 Why a module swap rather than teaching the exporter about the autograd Functions (a
 ``symbolic`` method)? The ``symbolic`` hook belongs to the TorchScript exporter, which
@@ -75,7 +75,7 @@ class BiasLeakyReLUGraph(torch.nn.Module):
         >>> fused = BiasLeakyReLU(2, gain=2.0)
         >>> with torch.no_grad():
         ...     _ = fused.bias.fill_(0.5)
-        >>> BiasLeakyReLUGraph(fused)(torch.tensor([[-1.5, 1.0]]))
+        >>> BiasLeakyReLUGraph(fused)(torch.tensor([[-1.5, 1.0]])).detach()
         tensor([[-0.4000,  3.0000]])
     """
 
@@ -184,7 +184,9 @@ def _as_arguments(example_input: Any) -> tuple[torch.Tensor, ...]:
 def _check_path(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.is_dir():
-        raise ValueError(f"Expected a file path for the ONNX model, but {str(target)!r} is a folder")
+        raise ValueError(
+            f"Expected a file path for the ONNX model, but {str(target)!r} is a folder"
+        )
     if not target.parent.is_dir():
         raise ValueError(
             f"Expected the folder {str(target.parent)!r} to exist for the ONNX model "
