@@ -299,7 +299,7 @@ def make_cnn():
 @pytest.mark.slow
 def test_cli_exports_a_converted_model(tmp_path):
     (tmp_path / "models.py").write_text(_FACTORY)
-    out = tmp_path / "cnn.onnx"
+    out = tmp_path / "new" / "cnn.onnx"  # the folder is made
     result = CliRunner().invoke(
         cli,
         [
@@ -325,8 +325,8 @@ def test_cli_exports_a_converted_model(tmp_path):
 @pytest.mark.parametrize(
     ("shape", "out", "words"),
     [
-        ("3,5,5", "cnn.onnx", "fails on an example input of shape (1, 3, 5, 5)"),
-        ("3,6,6", "missing/cnn.onnx", "to exist"),
+        ("3,5,5", "new/deeper/cnn.onnx", "fails on an example input of shape (1, 3, 5, 5)"),
+        ("3,6,6", "models.py/cnn.onnx", "is a file"),
         ("3,6,6", "cnn.txt", "Expected --out to be a .onnx file"),
         ("3,x", "cnn.onnx", "--input-shape as positive integers"),
     ],

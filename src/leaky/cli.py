@@ -16,6 +16,7 @@ Exit codes, the same for every command:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -611,7 +612,7 @@ def export_group() -> None:
     "out_path",
     required=True,
     type=click.Path(dir_okay=False),
-    help="The .onnx file to write; its folder must exist.",
+    help="The .onnx file to write (its folder is created if missing).",
 )
 @click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
 @click.option(
@@ -641,6 +642,7 @@ def export_onnx(
 
     if not out_path.lower().endswith(".onnx"):
         raise _InputError(f"Expected --out to be a .onnx file, but got {out_path!r}")
+    diagnosis.check_output_path(out_path)  # creates nothing yet
     shape = diagnosis.parse_shape(input_shape)
     net = diagnosis.build_model(diagnosis.load_factory(model))
     if convert_to is not None:
@@ -650,10 +652,19 @@ def export_onnx(
     if weights is not None:
         diagnosis.load_weights(net, weights)
     example = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
+    # The folders --out needs, made now and removed again if the export fails.
+    missing = [p for p in Path(out_path).absolute().parents if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir()
     try:
         path = export.onnx(net, example, out_path)
-    except ImportError as error:
-        raise _InputError(str(error)) from None
+    except BaseException as error:
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, ImportError):
+            raise _InputError(str(error)) from None
+        raise
     click.echo(f"Wrote {path} (ONNX operators: {', '.join(export.node_types(path))})")
 
 
