@@ -1,6 +1,7 @@
 """ONNX export: every leaky module as standard operators, checked against onnxruntime."""
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -348,4 +349,17 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_file(tmp_path, shape, out, word
     assert result.exit_code == 2, result.output
     assert words in result.output and len(result.output.strip().splitlines()) == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models.py"]
+
+
+def test_without_the_onnx_extra_the_cli_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import fails
+    (tmp_path / "models.py").write_text(_FACTORY)
+    target = f"{tmp_path / 'models.py'}:make_cnn"
+    out = tmp_path / "new" / "cnn.onnx"
+    result = CliRunner().invoke(
+        cli, ["export", "onnx", target, "--input-shape", "3,6,6", "--out", str(out)]
+    )
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0, result.output
+    assert "pip install 'leaky[onnx]'" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models.py"]

@@ -1,6 +1,7 @@
 """TensorBoard: monitor statistics and stored runs, read back from the event files."""
 
 import math
+import sys
 
 import pytest
 import torch
@@ -219,3 +220,12 @@ def test_leaky_run_tensorboard_folder_that_is_a_file_is_one_line_exit_2(tmp_path
     result = CliRunner().invoke(cli, [*args, "--tensorboard", str(tmp_path / "tb")])
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0, result.output
     assert "is a file" in result.output and not (tmp_path / "s.db").exists()
+
+
+def test_without_tensorboard_leaky_run_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    args = ["run", "born-dead", "--set", "depths=2", "--store", str(tmp_path / "s.db")]
+    result = CliRunner().invoke(cli, [*args, "--tensorboard", str(tmp_path / "tb")])
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0, result.output
+    assert "pip install 'leaky[tensorboard]'" in result.output
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / "tb").exists()

@@ -280,14 +280,18 @@ def run(
         except SweepInterrupted as interrupted:
             _stopped(interrupted)
         findings = summarize(experiment, config, store, threads=threads)
+        logged = None
         if tensorboard_dir is not None:
-            _log_stored_runs(tensorboard_dir, experiment, config, store, threads)
+            logged = _log_stored_runs(tensorboard_dir, experiment, config, store, threads)
     click.echo(
         f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
         + (f", {sweep.elsewhere} by another process" if sweep.elsewhere else "")
         + (f", {sweep.diverged} diverged" if sweep.diverged else "")
     )
     click.echo(format_findings(findings))
+    if logged is not None:
+        where = tensorboard_dir
+        click.echo(f"TensorBoard: {logged} runs in {where} (tensorboard --logdir {where})")
 
 
 @cli.command()
@@ -354,7 +358,7 @@ def _tensorboard_logger(log_dir: str | None) -> Any:
     return lambda record: log_run(log_dir, record)
 
 
-def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, threads: int) -> None:
+def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, threads: int) -> int:
     # The sweep's runs that an earlier `leaky run` stored are logged too (once each).
     from leaky.runner import plan
     from leaky.tensorboard_runs import log_runs
@@ -362,7 +366,7 @@ def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, thr
     wanted = {spec.run_id for spec in plan(experiment, config, threads=threads)}
     runs = [run for run in store.runs(experiment) if run.run_id in wanted]
     log_runs(log_dir, runs)
-    click.echo(f"TensorBoard: {len(runs)} runs in {log_dir} (tensorboard --logdir {log_dir})")
+    return len(runs)
 
 
 def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
