@@ -169,7 +169,6 @@ def test_the_runner_hands_each_stored_run_to_on_saved(tmp_path):
     assert all(record.results == stored[record.run_id].results for record in seen)
 
 
-@pytest.mark.slow  # three `leaky run`s, one training run: seconds on a busy machine
 def test_leaky_run_logs_each_run_under_its_name(tmp_path):
     logs, store = tmp_path / "tb", tmp_path / "s.db"
     args = [
