@@ -96,7 +96,9 @@ class Monitor:
             model the monitor writes its report there (:meth:`log`, at the step that counts
             the forward passes so far) and starts a new window (:meth:`reset`), so each
             point covers the last ``log_every`` passes; leaving (:meth:`detach`) writes the
-            passes since the last point, without a reset. Default: None
+            passes since the last point, without a reset. Under ``torch.distributed`` the
+            report reduces across ranks, so every rank needs a writer (keep rank 0's events).
+            Default: None
         log_every: forward passes per TensorBoard point. Default: 100
 
     Examples:
