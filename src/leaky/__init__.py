@@ -14,7 +14,7 @@ Examples:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from leaky import convert, functional, fuse, init, monitor, nn, reference, spec
+from leaky import convert, export, functional, fuse, init, monitor, nn, reference, spec
 from leaky.nn import get_activation
 from leaky.spec import SPECS, get_spec
 
@@ -27,6 +27,7 @@ __all__ = [
     "SPECS",
     "__version__",
     "convert",
+    "export",
     "functional",
     "fuse",
     "get_activation",

@@ -16,6 +16,7 @@ Exit codes, the same for every command:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -227,6 +228,12 @@ def _stopped(interrupted: Any) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="Processes in parallel.")
 @_threads_option
 @click.option("--quiet", is_flag=True, help="No progress bar (nor progress lines in a log).")
+@click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    metavar="DIR",
+    help="Also log each run's curves to this folder for TensorBoard (one run per folder).",
+)
 def run(
     experiment: str,
     quick: bool,
@@ -236,6 +243,7 @@ def run(
     workers: int,
     threads: int,
     quiet: bool,
+    tensorboard_dir: str | None = None,
 ) -> None:
     """Run EXPERIMENT (resuming from --store) and print its findings.
 
@@ -255,6 +263,7 @@ def run(
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
         check_parallelism(workers, threads)
         check_memory(experiment, config, workers=workers)  # runs at once: before the store
+        on_saved = _tensorboard_logger(tensorboard_dir)
     except ValueError as error:
         raise _InputError(str(error)) from None
     with Store(store_path) as store:
@@ -266,16 +275,23 @@ def run(
                 workers=workers,
                 threads=threads,
                 progress=False if quiet else None,
+                on_saved=on_saved,
             )
         except SweepInterrupted as interrupted:
             _stopped(interrupted)
         findings = summarize(experiment, config, store, threads=threads)
+        logged = None
+        if tensorboard_dir is not None:
+            logged = _log_stored_runs(tensorboard_dir, experiment, config, store, threads)
     click.echo(
         f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
         + (f", {sweep.elsewhere} by another process" if sweep.elsewhere else "")
         + (f", {sweep.diverged} diverged" if sweep.diverged else "")
     )
     click.echo(format_findings(findings))
+    if logged is not None:
+        where = tensorboard_dir
+        click.echo(f"TensorBoard: {logged} runs in {where} (tensorboard --logdir {where})")
 
 
 @cli.command()
@@ -325,6 +341,32 @@ def demo(out_dir: str, lang: str, workers: int | None, threads: int, quiet: bool
         click.echo(notice, err=True)
     click.echo(f"Results: {path.parent / 'results.db'}, findings: {path}")
     click.echo(f"Report: {report.html}")
+
+
+def _tensorboard_logger(log_dir: str | None) -> Any:
+    """``on_saved`` for the runner: log each stored run to ``log_dir`` (None: no logging)."""
+    if log_dir is None:
+        return None
+    from leaky.atomic import ensure_output_dir
+    from leaky.tensorboard_runs import check_tensorboard, log_run
+
+    try:
+        check_tensorboard()
+    except ImportError as error:
+        raise _InputError(str(error)) from None
+    ensure_output_dir(log_dir)  # before the sweep: a bad folder must not cost the runs
+    return lambda record: log_run(log_dir, record)
+
+
+def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, threads: int) -> int:
+    # The sweep's runs that an earlier `leaky run` stored are logged too (once each).
+    from leaky.runner import plan
+    from leaky.tensorboard_runs import log_runs
+
+    wanted = {spec.run_id for spec in plan(experiment, config, threads=threads)}
+    runs = [run for run in store.runs(experiment) if run.run_id in wanted]
+    log_runs(log_dir, runs)
+    return len(runs)
 
 
 def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -558,6 +600,86 @@ def bench(
                 )
             )
         click.echo(f"Wrote {json_out}")
+
+
+@cli.group(name="export")
+def export_group() -> None:
+    """Export a model for other runtimes (ONNX)."""
+
+
+@export_group.command(name="onnx")
+@click.argument("model")
+@click.option(
+    "--input-shape",
+    required=True,
+    help="Shape of one input sample, without the batch dimension, e.g. 3,32,32.",
+)
+@click.option(
+    "--batch-size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Batch dimension of the exported input (the shapes are fixed).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The .onnx file to write (its folder is created if missing).",
+)
+@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
+@click.option(
+    "--convert",
+    "convert_to",
+    metavar="ACTIVATION",
+    help="Swap the model's ReLUs for this activation first (leaky.convert), e.g. leaky_relu.",
+)
+def export_onnx(
+    model: str,
+    input_shape: str,
+    batch_size: int,
+    out_path: str,
+    weights: str | None,
+    convert_to: str | None,
+) -> None:
+    """Write MODEL (FILE.py:FACTORY, as for diagnose) as ONNX of standard operators.
+
+    The model is exported in eval mode; every leaky module becomes standard ONNX operators
+    (LeakyRelu, PRelu, BatchNormalization, Add/Mul). --convert runs before --weights, so
+    weights trained on the converted model load.
+    """
+    import torch
+
+    from leaky import diagnose as diagnosis
+    from leaky import export
+
+    if not out_path.lower().endswith(".onnx"):
+        raise _InputError(f"Expected --out to be a .onnx file, but got {out_path!r}")
+    diagnosis.check_output_path(out_path)  # creates nothing yet
+    shape = diagnosis.parse_shape(input_shape)
+    net = diagnosis.build_model(diagnosis.load_factory(model))
+    if convert_to is not None:
+        from leaky.convert import convert
+
+        convert(net, convert_to)
+    if weights is not None:
+        diagnosis.load_weights(net, weights)
+    example = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
+    # The folders --out needs, made now and removed again if the export fails.
+    missing = [p for p in Path(out_path).absolute().parents if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir()
+    try:
+        path = export.onnx(net, example, out_path)
+    except BaseException as error:
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, ImportError):
+            raise _InputError(str(error)) from None
+        raise
+    click.echo(f"Wrote {path} (ONNX operators: {', '.join(export.node_types(path))})")
 
 
 def main() -> None:

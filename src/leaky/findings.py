@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from leaky.experiments import Finding, get_experiment
 from leaky.messages import get_messages
 from leaky.resources import check_resources
 from leaky.runner import DEFAULT_THREADS, SweepResult, execute, plan
-from leaky.store import Store
+from leaky.store import RunRecord, Store
 
 __all__ = [
     "format_findings",
@@ -80,14 +80,19 @@ def run_experiment(
     workers: int = 1,
     threads: int = DEFAULT_THREADS,
     progress: bool | None = None,
+    on_saved: Callable[[RunRecord], None] | None = None,
 ) -> SweepResult:
-    """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each."""
+    """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each.
+
+    ``on_saved`` gets each run as soon as the store holds it (see :func:`leaky.runner.execute`).
+    """
     return execute(
         plan(name, config, threads=threads),
         store,
         workers=workers,
         progress=progress,
         description=name,
+        on_saved=on_saved,
     )
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -392,13 +392,15 @@ def execute(
     workers: int = 1,
     progress: bool | None = None,
     description: str = "runs",
+    on_saved: Callable[[RunRecord], None] | None = None,
 ) -> SweepResult:
     """Run every spec not yet in ``store``; save each as soon as it finishes.
 
     ``workers`` processes compute in parallel (1: this process); each run uses its spec's
     torch thread count, and ``workers x threads`` must fit the usable cores. ``progress``:
     True a bar, False nothing, None a bar on a terminal and a line every few seconds
-    otherwise (logs, CI).
+    otherwise (logs, CI). ``on_saved`` is called in this process with each run the store
+    has just saved (``leaky run --tensorboard`` logs it there).
 
     Raises:
         SweepInterrupted: on Ctrl-C or SIGTERM, after storing every run that had finished.
@@ -422,6 +424,8 @@ def execute(
         kept += 1
         diverged += record.status == "diverged"
         report.update(record.status == "diverged")
+        if on_saved is not None:
+            on_saved(record)
 
     try:
         with _sigterm_raises(), _renewing(store, claims.owner):

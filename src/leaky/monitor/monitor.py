@@ -32,6 +32,7 @@ from leaky.monitor.layer_stats import LayerGradientStatistics
 from leaky.monitor.report import LayerRow, MonitorReport, SiteRow
 from leaky.monitor.site_stats import SiteStatistics, has_nonfinite
 from leaky.monitor.sites import spec_for_module
+from leaky.monitor.tensorboard import check_writer, log_report
 from leaky.nn.batch_norm import FUSED_LEAKY_RELU
 
 __all__ = ["Monitor", "unit_dim_of_layer"]
@@ -91,6 +92,14 @@ class Monitor:
         hist_max_elements: values per batch and site read for the histogram (an even
             stride beyond that; 0: all). Counts and moments always read every value.
             Default: 65536
+        log_to: a TensorBoard ``SummaryWriter``: every ``log_every`` forward passes of the
+            model the monitor writes its report there (:meth:`log`, at the step that counts
+            the forward passes so far) and starts a new window (:meth:`reset`), so each
+            point covers the last ``log_every`` passes; leaving (:meth:`detach`) writes the
+            passes since the last point, without a reset. Under ``torch.distributed`` the
+            report reduces across ranks, so every rank needs a writer (keep rank 0's events).
+            Default: None
+        log_every: forward passes per TensorBoard point. Default: 100
 
     Examples:
         >>> from torch import nn
@@ -114,9 +123,15 @@ class Monitor:
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
+        log_to: Any = None,
+        log_every: int = 100,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
+        if log_to is not None:
+            check_writer(log_to)
+        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+            raise ValueError(f"Expected log_every to be an integer >= 1, but got {log_every!r}")
         if not 0 <= saturation_margin < 0.5:
             raise ValueError(
                 f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
@@ -151,6 +166,10 @@ class Monitor:
         self._watcher: ActivationCallWatcher | None = None
         self.batches = 0
         self.attached = False
+        self.log_to = log_to
+        self.log_every = log_every
+        self._passes = 0  # forward passes while attached; not reset, the TensorBoard step
+        self._logged_at = 0
 
     # ------------------------------------------------------------------ lifecycle
     def attach(self) -> Monitor:
@@ -195,6 +214,9 @@ class Monitor:
         self._handles.clear()
         self._stop_watching()
         self.attached = False
+        if self.log_to is not None and self._passes > self._logged_at:
+            self._logged_at = self._passes
+            self.log(self.log_to, self._passes)
 
     def reset(self) -> None:
         """Start a new window: forget the statistics, keep the hooks."""
@@ -337,6 +359,12 @@ class Monitor:
         self._handles.append(module.register_forward_hook(leave, always_call=True))
 
     def _on_root_start(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if self.log_to is not None and self._passes - self._logged_at >= self.log_every:
+            # The window's backward passes are over once the next forward begins.
+            self._logged_at = self._passes
+            self.log(self.log_to, self._passes)
+            self.reset()
+        self._passes += 1
         self.batches += 1
         self._site_calls.clear()  # call order is counted per forward of the whole model
         self._call_counts.clear()
@@ -394,6 +422,15 @@ class Monitor:
         self._record(name, kind, x, y, x_given, **params)
 
     # ------------------------------------------------------------------ results
+    def log(self, writer: Any, step: int, prefix: str = "monitor") -> None:
+        """Write :meth:`report` to a TensorBoard ``SummaryWriter`` at ``step``.
+
+        Per site its dead, never-active and saturated fractions, output-gradient norm and
+        activation histogram, per layer its gradient norm, under tags such as
+        ``monitor/<site>/dead_fraction`` (see :mod:`leaky.monitor.tensorboard`).
+        """
+        log_report(writer, self.report(), step, prefix)
+
     def _forward_place(self, name: str) -> tuple[int, int]:
         return (0, self._order[name]) if name in self._order else (1, 0)
 
