@@ -52,14 +52,23 @@ def run_experiment(
     workers: int = 1,
     threads: int = DEFAULT_THREADS,
     progress: bool | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
-    """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each."""
+    """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each.
+
+    ``backend="ray"`` runs them as Ray tasks: on the cluster at ``address`` (``"auto"``,
+    ``"HOST:PORT"`` or ``"ray://HOST:10001"``), or on a local Ray instance of
+    ``workers x threads`` CPUs when ``address`` is None; see :func:`leaky.runner.execute`.
+    """
     return execute(
         plan(name, config, threads=threads),
         store,
         workers=workers,
         progress=progress,
         description=name,
+        backend=backend,
+        address=address,
     )
 
 
