@@ -19,13 +19,11 @@ psutil = pytest.importorskip("psutil", reason="psutil comes with Ray's default e
 
 from leaky.cli import cli  # noqa: E402
 from leaky.findings import resolve_config  # noqa: E402
-from leaky.ray_backend import _run_task, start_local  # noqa: E402
-from leaky.runner import SweepInterrupted, execute, plan  # noqa: E402
+from leaky.ray_backend import RayRunner, _cannot_import_the_task, _run_task, start_local  # noqa: E402
+from leaky.runner import SweepInterrupted, check_backend, execute, plan  # noqa: E402
 from leaky.store import Store  # noqa: E402
 
 from _helpers import stored_runs  # noqa: E402
-
-pytestmark = pytest.mark.slow
 
 # 2 activations x 2 depths: 4 runs of a second or two, with per-step metrics and
 # per-layer gradient norms, on a dataset generated in milliseconds.
@@ -72,6 +70,9 @@ def _ray_services():
 @pytest.fixture(scope="module")
 def local_ray():
     start_local(2)
+    # Loopback only: the instance neither calls nor listens on the machine's network address.
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     yield
     ray.shutdown()
     deadline = time.monotonic() + 15
@@ -94,6 +95,7 @@ def pool_bits(tmp_path_factory):
     return bits
 
 
+@pytest.mark.slow
 def test_ray_stores_the_same_numbers_as_the_local_pool(local_ray, pool_bits, tmp_path):
     with Store(tmp_path / "s.db") as store:
         sweep = execute(_specs(), store, workers=2, progress=False, backend="ray")
@@ -104,6 +106,7 @@ def test_ray_stores_the_same_numbers_as_the_local_pool(local_ray, pool_bits, tmp
     assert (again.ran, again.skipped) == (0, 4)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_finished_run_and_the_sweep_completes(
     local_ray, pool_bits, tmp_path, capfd
 ):
@@ -132,6 +135,7 @@ def test_a_killed_worker_loses_no_finished_run_and_the_sweep_completes(
     assert "a Ray worker stopped while running" in capfd.readouterr().err  # reported
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_runs_and_cancels_the_rest(local_ray, pool_bits, tmp_path):
     path = tmp_path / "s.db"
 
@@ -155,6 +159,7 @@ def test_ctrl_c_keeps_finished_runs_and_cancels_the_rest(local_ray, pool_bits, t
     assert not _busy_workers(), "cancelled runs should stop computing"
 
 
+@pytest.mark.slow
 def test_an_error_in_the_experiment_is_not_retried_and_keeps_the_finished_runs(local_ray, tmp_path):
     specs = plan("born-dead", resolve_config("born-dead", preset="tiny"))[:3]
     broken = type(specs[0])("born-dead", specs[0].cell, 0, {"trials": "many"}, "broken")
@@ -209,3 +214,35 @@ def test_without_ray_the_message_says_how_to_install_it(monkeypatch, tmp_path):
         "Error: The Ray backend needs Ray, which is not installed here; install it with: "
         "pip install 'leaky[ray]'"
     ]
+
+
+def test_a_node_without_this_leaky_is_named_as_the_problem():
+    missing = ModuleNotFoundError("No module named 'leaky.ray_backend'", name="leaky.ray_backend")
+    assert _cannot_import_the_task(RuntimeError("x"), missing)
+    unpickling = RuntimeError("The remote function failed to import on the worker. ...")
+    assert _cannot_import_the_task(unpickling, None)
+    assert not _cannot_import_the_task(RuntimeError("x"), ValueError("trials"))
+    assert not _cannot_import_the_task(
+        RuntimeError("x"), ModuleNotFoundError("No module named 'librosa'", name="librosa")
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("local", "127.0.0.1:1"), "pass it with --backend ray"),
+        (("ray", "127.0.0.1:1", 2), "Expected no --workers with --address"),
+        (("ray", "http://127.0.0.1:1"), "Expected --address to be auto, HOST:PORT"),
+        (("ray", "127.0.0.1"), "Expected --address to be auto, HOST:PORT"),
+        (("ray", None, 10_000), "Expected --workers x --threads to be at most"),
+    ],
+)
+def test_backend_settings_are_checked_before_anything_starts(arguments, message):
+    backend, address, *workers = arguments
+    with pytest.raises(ValueError, match=message):
+        check_backend(backend, address, workers=workers[0] if workers else 1)
+
+
+def test_max_retries_must_be_a_count():
+    with pytest.raises(ValueError, match="max_retries"):
+        RayRunner(max_retries=-1)

@@ -26,8 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import leaky
-from leaky.runner import RunSpec, run_one
-from leaky.store import RunRecord
 
 __all__ = [
     "CONNECT_SECONDS",
@@ -119,24 +117,46 @@ def _quiet_init(ray: Any, **options: Any) -> None:
 def start_local(cpus: int) -> None:
     """Start a local Ray instance of ``cpus`` CPUs in this process, on loopback only."""
     ray = import_ray()
-    _quiet_init(
-        ray,
-        address="local",  # a new instance: never another user's cluster found on this host
-        num_cpus=cpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-    )
+    # Ray turns 127.0.0.1 into the machine's network address and listens on every
+    # interface, unless it believes clusters are off (its setting for macOS and Windows):
+    # a local instance has no reason to be reachable from other machines.
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    clusters = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if clusters is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        _quiet_init(
+            ray,
+            address="local",  # a new instance: never another user's cluster on this host
+            num_cpus=cpus,
+            include_dashboard=False,
+        )
+    finally:
+        if clusters is not None:
+            constants.ENABLE_RAY_CLUSTER = clusters
 
 
-def _run_task(spec: RunSpec, version: str) -> RunRecord:
-    """One run in a Ray worker, refused when the worker's leaky differs from the driver's."""
+def _run_task(function: Callable[[Any], Any], spec: Any, version: str) -> Any:
+    """``function(spec)`` in a Ray worker, refused when its leaky differs from the driver's."""
     if version != leaky.__version__:
         raise ValueError(
             f"Expected every Ray node to have leaky {version} (the driver's version, part of "
             f"each run's id), but a worker has {leaky.__version__}; install the same version "
             "on every node"
         )
-    return run_one(spec)  # sets torch's thread count to spec.threads
+    return function(spec)  # leaky.runner.run_one: sets torch's thread count to spec.threads
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _cannot_import_the_task(error: BaseException, cause: BaseException | None) -> bool:
+    # A node without leaky (or with a version lacking this module) fails to unpickle the
+    # task function: Ray reports that as the task's own error, before any run started.
+    missing = cause.name or "" if isinstance(cause, ModuleNotFoundError) else ""
+    return missing.split(".")[0] == "leaky" or "failed to import on the worker" in str(error)
 
 
 def _first_line(error: BaseException) -> str:
@@ -148,6 +168,8 @@ class RayRunner:
     """Ray, connected for one sweep: a context manager that runs specs as Ray tasks.
 
     Args:
+        function: a module-level function of one spec (:func:`leaky.runner.run_one`); a
+            spec is a :class:`leaky.runner.RunSpec` (its ``threads``, ``cell``, ``seed``).
         address: ``None`` for a new local instance of ``cpus`` CPUs (or the Ray this
             process already initialised, which is then left running), ``"auto"`` for the
             cluster on this machine, ``"HOST:PORT"`` or ``"ray://HOST:10001"`` for another.
@@ -156,7 +178,12 @@ class RayRunner:
     """
 
     def __init__(
-        self, address: str | None = None, *, cpus: int = 1, max_retries: int = DEFAULT_MAX_RETRIES
+        self,
+        function: Callable[[Any], Any],
+        address: str | None = None,
+        *,
+        cpus: int = 1,
+        max_retries: int = DEFAULT_MAX_RETRIES,
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(
@@ -169,7 +196,8 @@ class RayRunner:
                 "Ray is already initialised in this process; pass no address to use it, or "
                 "call ray.shutdown() first"
             )
-        self.address, self.cpus, self.max_retries = address, cpus, max_retries
+        self.function, self.address, self.cpus = function, address, cpus
+        self.max_retries = max_retries
         self.retried = 0
         self._owned = False
         self._sigterm: Any = None
@@ -217,9 +245,9 @@ class RayRunner:
 
     def run(
         self,
-        next_spec: Callable[[], RunSpec | None],
+        next_spec: Callable[[], Any],
         finished: Callable[[], bool],
-        keep: Callable[[RunRecord], None],
+        keep: Callable[[Any], None],
         *,
         note: Callable[[str], None],
         store_failed: Callable[[], bool],
@@ -242,14 +270,13 @@ class RayRunner:
             ray.exceptions.OutOfMemoryError,
             ray.exceptions.ObjectLostError,
         )
-        in_flight: dict[Any, tuple[RunSpec, int]] = {}
+        in_flight: dict[Any, tuple[Any, int]] = {}  # task -> (spec, retries so far)
         capacity: int | None = None  # known once the first run's threads are
 
-        def submit(spec: RunSpec, attempt: int) -> None:
+        def submit(spec: Any, attempt: int) -> None:
             # Retries are the driver's, so that each is reported: none inside Ray.
-            ref = task.options(num_cpus=spec.threads, max_retries=0, retry_exceptions=False).remote(
-                spec, leaky.__version__
-            )
+            options = task.options(num_cpus=spec.threads, max_retries=0, retry_exceptions=False)
+            ref = options.remote(self.function, spec, leaky.__version__)
             in_flight[ref] = (spec, attempt)
 
         def receive(ref: Any) -> None:
@@ -258,6 +285,12 @@ class RayRunner:
                 record = ray.get(ref)
             except ray.exceptions.RayTaskError as error:  # the experiment raised
                 cause = error.cause if isinstance(error.cause, BaseException) else None
+                if _cannot_import_the_task(error, cause):
+                    raise ValueError(
+                        f"The Ray workers cannot load leaky's task ({_last_line(error)}); "
+                        f"install leaky {leaky.__version__} (the driver's version) with its "
+                        "ray extra on every node of the cluster"
+                    ) from None
                 if cause is None:
                     raise RuntimeError(str(error)) from None
                 cause.add_note(f"In a Ray worker:\n{error}")  # the worker's traceback
@@ -308,8 +341,8 @@ class RayRunner:
 
     def _stop(
         self,
-        in_flight: dict[Any, tuple[RunSpec, int]],
-        keep: Callable[[RunRecord], None],
+        in_flight: dict[Any, tuple[Any, int]],
+        keep: Callable[[Any], None],
         store_failed: Callable[[], bool],
     ) -> None:
         ray = self.ray
