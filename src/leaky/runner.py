@@ -422,7 +422,7 @@ def execute(
         from leaky.ray_backend import DEFAULT_MAX_RETRIES, RayRunner
 
         retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
-        connection = RayRunner(address, cpus=workers * threads, max_retries=retries)
+        connection = RayRunner(run_one, address, cpus=workers * threads, max_retries=retries)
     with connection as ray_runner:
         return _sweep(specs, todo, store, workers, ray_runner, progress, description)
 
