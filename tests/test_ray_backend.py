@@ -20,7 +20,7 @@ psutil = pytest.importorskip("psutil", reason="psutil comes with Ray's default e
 from leaky.cli import cli  # noqa: E402
 from leaky.findings import resolve_config  # noqa: E402
 from leaky.ray_backend import RayRunner, _cannot_import_the_task, _run_task, start_local  # noqa: E402
-from leaky.runner import SweepInterrupted, check_backend, execute, plan  # noqa: E402
+from leaky.runner import SweepInterrupted, check_backend, execute, plan, run_one  # noqa: E402
 from leaky.store import Store  # noqa: E402
 
 from _helpers import stored_runs  # noqa: E402
@@ -172,7 +172,7 @@ def test_an_error_in_the_experiment_is_not_retried_and_keeps_the_finished_runs(l
 
 def test_a_worker_with_another_leaky_version_is_refused():
     with pytest.raises(ValueError, match="same version on every node"):
-        _run_task(_specs()[0], "0.0.0-other")
+        _run_task(run_one, _specs()[0], "0.0.0-other")
 
 
 def test_a_wrong_address_fails_in_seconds_with_one_line(tmp_path):
@@ -245,4 +245,4 @@ def test_backend_settings_are_checked_before_anything_starts(arguments, message)
 
 def test_max_retries_must_be_a_count():
     with pytest.raises(ValueError, match="max_retries"):
-        RayRunner(max_retries=-1)
+        RayRunner(run_one, max_retries=-1)
