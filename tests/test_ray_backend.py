@@ -246,3 +246,23 @@ def test_backend_settings_are_checked_before_anything_starts(arguments, message)
 def test_max_retries_must_be_a_count():
     with pytest.raises(ValueError, match="max_retries"):
         RayRunner(run_one, max_retries=-1)
+
+
+def test_the_summary_line_says_how_many_runs_were_submitted_again(monkeypatch, tmp_path):
+    from leaky.runner import SweepResult
+
+    seen = {}
+
+    def run_experiment(name, config, store, **kwargs):
+        seen.update(kwargs)
+        return SweepResult(total=8, ran=8, skipped=0, diverged=0, retried=1)
+
+    monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.findings.summarize", lambda *args, **kwargs: [])
+    store = str(tmp_path / "s.db")
+    arguments = ["run", "born-dead", "--backend", "ray", "--workers", "2", "--store", store]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert (seen["backend"], seen["address"], seen["workers"]) == ("ray", None, 2)
+    assert "8 runs done, 0 already in" in result.output
+    assert "1 submitted again after a worker died" in result.output
