@@ -266,3 +266,14 @@ def test_the_summary_line_says_how_many_runs_were_submitted_again(monkeypatch, t
     assert (seen["backend"], seen["address"], seen["workers"]) == ("ray", None, 2)
     assert "8 runs done, 0 already in" in result.output
     assert "1 submitted again after a worker died" in result.output
+
+
+def test_a_local_instance_that_does_not_start_is_one_line(monkeypatch):
+    def overloaded(cpus):
+        raise Exception("The current node timed out during startup. This could happen ...")
+
+    monkeypatch.setattr("leaky.ray_backend.start_local", overloaded)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)  # the module's instance stays up
+    with pytest.raises(ChildProcessError, match="The local Ray instance did not start"):
+        RayRunner(run_one, cpus=2).__enter__()

@@ -219,6 +219,16 @@ class RayRunner:
             raise ValueError(
                 f"Cannot connect to Ray at {self.address}: {_first_line(error)}"
             ) from None
+        except Exception as error:
+            self._close()
+            if self.address is not None or isinstance(error, ValueError | TypeError):
+                raise
+            # Ray gives up when its processes start too slowly (a busy machine): say so in
+            # one line (an OSError, like a local worker that died), not a traceback.
+            raise ChildProcessError(
+                f"The local Ray instance did not start ({_first_line(error)}); try again when "
+                "the machine is less busy, or run on the local pool (--backend local)"
+            ) from error
         except BaseException:
             self._close()
             raise
