@@ -131,6 +131,10 @@ def start_local(cpus: int) -> None:
             num_cpus=cpus,
             include_dashboard=False,
         )
+    except BaseException:
+        with suppress(Exception):
+            ray.shutdown()  # the processes that did start
+        raise
     finally:
         if clusters is not None:
             constants.ENABLE_RAY_CLUSTER = clusters
