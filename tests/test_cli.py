@@ -251,7 +251,7 @@ def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
 
     def run_experiment(name, config, store, **kwargs):
         seen["config"] = config
-        return SimpleNamespace(ran=0, skipped=0, diverged=0, elsewhere=0)
+        return SimpleNamespace(ran=0, skipped=0, diverged=0, elsewhere=0, retried=0)
 
     monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
     monkeypatch.setattr("leaky.findings.summarize", lambda *args, **kwargs: [])

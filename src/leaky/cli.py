@@ -234,6 +234,21 @@ def _stopped(interrupted: Any) -> None:
     metavar="DIR",
     help="Also log each run's curves to this folder for TensorBoard (one run per folder).",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where runs compute: processes on this machine, or Ray tasks (pip install "
+    "'leaky[ray]'); this process writes the store either way.",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="With --backend ray: the cluster (auto, HOST:6379 or ray://HOST:10001).  "
+    "[default: a local Ray instance of --workers x --threads CPUs]",
+)
 def run(
     experiment: str,
     quick: bool,
@@ -243,6 +258,8 @@ def run(
     workers: int,
     threads: int,
     quiet: bool,
+    backend: str,
+    address: str | None,
     tensorboard_dir: str | None = None,
 ) -> None:
     """Run EXPERIMENT (resuming from --store) and print its findings.
@@ -254,16 +271,17 @@ def run(
     from leaky.config import load_toml, parse_assignments
     from leaky.findings import format_findings, resolve_config, run_experiment, summarize
     from leaky.resources import check_memory
-    from leaky.runner import SweepInterrupted, check_parallelism
+    from leaky.runner import SweepInterrupted, check_backend
     from leaky.store import Store
 
     try:
         overrides = load_toml(config_file) if config_file else {}
         overrides.update(parse_assignments(assignments))
         config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
-        check_parallelism(workers, threads)
-        check_memory(experiment, config, workers=workers)  # runs at once: before the store
+        check_backend(backend, address, workers=workers, threads=threads)
         on_saved = _tensorboard_logger(tensorboard_dir)
+        if address is None:  # runs at once on this machine: before the store
+            check_memory(experiment, config, workers=workers)
     except ValueError as error:
         raise _InputError(str(error)) from None
     with Store(store_path) as store:
@@ -276,6 +294,8 @@ def run(
                 threads=threads,
                 progress=False if quiet else None,
                 on_saved=on_saved,
+                backend=backend,
+                address=address,
             )
         except SweepInterrupted as interrupted:
             _stopped(interrupted)
@@ -287,6 +307,7 @@ def run(
         f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
         + (f", {sweep.elsewhere} by another process" if sweep.elsewhere else "")
         + (f", {sweep.diverged} diverged" if sweep.diverged else "")
+        + (f", {sweep.retried} submitted again after a worker died" if sweep.retried else "")
     )
     click.echo(format_findings(findings))
     if logged is not None:

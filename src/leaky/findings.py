@@ -81,10 +81,15 @@ def run_experiment(
     threads: int = DEFAULT_THREADS,
     progress: bool | None = None,
     on_saved: Callable[[RunRecord], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each.
 
     ``on_saved`` gets each run as soon as the store holds it (see :func:`leaky.runner.execute`).
+    ``backend="ray"`` runs them as Ray tasks: on the cluster at ``address`` (``"auto"``,
+    ``"HOST:PORT"`` or ``"ray://HOST:10001"``), or on a local Ray instance of
+    ``workers x threads`` CPUs when ``address`` is None; see :func:`leaky.runner.execute`.
     """
     return execute(
         plan(name, config, threads=threads),
@@ -93,6 +98,8 @@ def run_experiment(
         progress=progress,
         description=name,
         on_saved=on_saved,
+        backend=backend,
+        address=address,
     )
 
 

@@ -2,8 +2,9 @@
 
 Each run is identified by a hash of the experiment, its resolved config, the cell, the seed,
 the leaky version and the torch thread count it runs with. Every run executes with that fixed
-thread count (1 unless asked), in the calling process (``workers=1``) or in a pool of fresh
-processes, so its numbers do not depend on how many workers shared the sweep. The calling
+thread count (1 unless asked), in the calling process (``workers=1``), in a pool of fresh
+processes, or as Ray tasks (``backend="ray"``, :mod:`leaky.ray_backend`), so its numbers do
+not depend on how many workers shared the sweep nor where they ran. The calling
 process alone writes the store, one transaction per finished run, and claims each run in the
 store before computing it, so two sweeps on one store do not compute a run twice. A run whose
 loss turns NaN or infinite is stored as diverged and the sweep goes on.
@@ -23,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,11 @@ from leaky.machine import cpu_model
 from leaky.store import RunRecord, Store
 
 __all__ = [
+    "BACKENDS",
     "RunSpec",
     "SweepInterrupted",
     "SweepResult",
+    "check_backend",
     "check_parallelism",
     "execute",
     "plan",
@@ -48,6 +51,7 @@ __all__ = [
 ]
 
 DEFAULT_THREADS = 1  # torch threads per run: parallelism comes from workers
+BACKENDS = ("local", "ray")  # where runs compute: this machine's processes, or Ray tasks
 _LEASE = 60.0  # seconds a claim lasts unless its owner renews it
 
 
@@ -74,6 +78,7 @@ class SweepResult:
     skipped: int
     diverged: int
     elsewhere: int = 0  # stored meanwhile by another process on the same store
+    retried: int = 0  # runs submitted again after their worker died (Ray backend)
 
 
 def data_fingerprints(experiment_name: str, config: Any) -> dict[str, str]:
@@ -385,6 +390,45 @@ def _renewing(store: Store, owner: str) -> Iterator[None]:
         stop.set()
 
 
+def check_backend(
+    backend: object, address: object = None, *, workers: object = 1, threads: object = 1
+) -> None:
+    """Validate where a sweep runs, before anything starts.
+
+    ``backend="local"``: ``workers`` processes on this machine, ``workers x threads``
+    within its cores. ``backend="ray"``: Ray tasks, on a new local Ray instance of
+    ``workers x threads`` CPUs (same limit), or on the cluster at ``address``, whose CPUs
+    decide how many runs go at once; Ray must be installed and the address must answer
+    (within seconds).
+
+    Examples:
+        >>> check_backend("local", workers=1, threads=1)
+        >>> check_backend("spark")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected --backend to be one of local, ray, but got 'spark'
+    """
+    if backend not in BACKENDS:
+        choices = ", ".join(BACKENDS)
+        raise ValueError(f"Expected --backend to be one of {choices}, but got {backend!r}")
+    if backend == "local" or address is None:
+        if address is not None:
+            raise ValueError("--address names a Ray cluster: pass it with --backend ray")
+        check_parallelism(workers, threads)
+    else:
+        _check_count("--threads", threads)
+        if workers != 1:
+            raise ValueError(
+                f"Expected no --workers with --address (got {workers!r}): on a Ray cluster its "
+                "CPUs decide how many runs go at once; --workers sizes a local instance only"
+            )
+    if backend == "ray":
+        from leaky.ray_backend import check_address, import_ray
+
+        import_ray()
+        check_address(address)
+
+
 def execute(
     specs: list[RunSpec],
     store: Store,
@@ -393,6 +437,9 @@ def execute(
     progress: bool | None = None,
     description: str = "runs",
     on_saved: Callable[[RunRecord], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    max_retries: int | None = None,
 ) -> SweepResult:
     """Run every spec not yet in ``store``; save each as soon as it finishes.
 
@@ -402,12 +449,39 @@ def execute(
     otherwise (logs, CI). ``on_saved`` is called in this process with each run the store
     has just saved (``leaky run --tensorboard`` logs it there).
 
+    ``backend="ray"`` computes the runs as Ray tasks instead (:mod:`leaky.ray_backend`):
+    on the cluster at ``address`` (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:10001"``),
+    or on a local instance of ``workers x threads`` CPUs when ``address`` is None (or the
+    Ray this process initialised already). This process still writes the store, each run
+    as it arrives; a run whose worker died is submitted again up to ``max_retries`` times
+    (default 3).
+
     Raises:
         SweepInterrupted: on Ctrl-C or SIGTERM, after storing every run that had finished.
     """
-    check_parallelism(workers, max((spec.threads for spec in specs), default=1))
+    threads = max((spec.threads for spec in specs), default=1)
+    check_backend(backend, address, workers=workers, threads=threads)
     done = store.run_ids()
     todo = [spec for spec in specs if spec.run_id not in done]
+    connection: Any = nullcontext()
+    if backend == "ray" and todo:  # connects (or starts Ray) before anything is shown
+        from leaky.ray_backend import DEFAULT_MAX_RETRIES, RayRunner
+
+        retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        connection = RayRunner(run_one, address, cpus=workers * threads, max_retries=retries)
+    with connection as ray_runner:
+        return _sweep(specs, todo, store, workers, ray_runner, progress, description)
+
+
+def _sweep(
+    specs: list[RunSpec],
+    todo: list[RunSpec],
+    store: Store,
+    workers: int,
+    ray_runner: Any,
+    progress: bool | None,
+    description: str,
+) -> SweepResult:
     report = _Progress(description, len(specs), len(specs) - len(todo), progress)
     claims = _Claims(store, todo, report)
     kept = diverged = 0
@@ -429,7 +503,15 @@ def execute(
 
     try:
         with _sigterm_raises(), _renewing(store, claims.owner):
-            if workers == 1 or len(todo) <= 1:
+            if ray_runner is not None:
+                ray_runner.run(
+                    claims.next,
+                    claims.empty,
+                    keep,
+                    note=report.note,
+                    store_failed=lambda: store_failed,
+                )
+            elif workers == 1 or len(todo) <= 1:
                 _run_here(claims, keep)
             else:
                 _run_in_pool(claims, keep, workers, lambda: store_failed)
@@ -452,7 +534,10 @@ def execute(
         report.close()
         with suppress(Exception):
             claims.release()
-    return SweepResult(len(specs), kept, len(specs) - len(todo), diverged, claims.elsewhere)
+    retried = ray_runner.retried if ray_runner is not None else 0
+    return SweepResult(
+        len(specs), kept, len(specs) - len(todo), diverged, claims.elsewhere, retried
+    )
 
 
 def _run_here(claims: _Claims, keep: Any) -> None:
