@@ -470,7 +470,7 @@ def execute(
         retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
         connection = RayRunner(run_one, address, cpus=workers * threads, max_retries=retries)
     with connection as ray_runner:
-        return _sweep(specs, todo, store, workers, ray_runner, progress, description)
+        return _sweep(specs, todo, store, workers, ray_runner, progress, description, on_saved)
 
 
 def _sweep(
@@ -481,6 +481,7 @@ def _sweep(
     ray_runner: Any,
     progress: bool | None,
     description: str,
+    on_saved: Callable[[RunRecord], None] | None,
 ) -> SweepResult:
     report = _Progress(description, len(specs), len(specs) - len(todo), progress)
     claims = _Claims(store, todo, report)
