@@ -745,3 +745,123 @@ def test_plot_axes_are_in_forward_order_and_gradients_have_their_own_axes(tmp_pa
     assert list(output_line.get_ydata()) == [r.summary.output_grad_norm for r in report.sites]
     path = report.plot(tmp_path / "monitor.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- every k-th batch
+
+
+def test_counts_read_every_batch_while_moments_read_every_kth():
+    # Unit 0 is active in batch 1 only, which every=3 does not read for the moments.
+    stats, every_batch = SiteStatistics("relu", every=3), SiteStatistics("relu")
+    batches = [torch.tensor([[-1.0, 1.0]]), torch.tensor([[2.0, 1.0]]), torch.tensor([[-1.0, 9.0]])]
+    batches.append(torch.tensor([[-1.0, -5.0]]))
+    read = [stats.update(y, torch.relu(y)) for y in batches]
+    for y in batches:
+        every_batch.update(y, torch.relu(y))
+    assert read == [True, False, False, True]
+    summary, expected = stats.compute(), every_batch.compute()
+    assert summary.never_active_units == expected.never_active_units == []
+    assert summary.dead_units == expected.dead_units == [] and summary.samples == 4
+    assert (summary.minimum, summary.maximum) == (0.0, 9.0)  # extremes read every batch
+    assert sum(summary.histogram) == 4  # batches 0 and 3: two values each
+    assert summary.mean == pytest.approx((0 + 1 + 0 + 0) / 4)
+    stats.reset()
+    assert stats.update(batches[1], torch.relu(batches[1]))  # a new window reads at once
+
+
+def test_non_finite_outputs_are_counted_in_batches_every_skips():
+    stats = SiteStatistics("relu", every=4)
+    for value in (0.5, math.nan, math.inf, 0.1):
+        y = torch.full((2, 3), value)
+        stats.update(y, torch.relu(y))
+    assert stats.compute().nonfinite_batches == 2
+
+
+def test_monitor_every_gives_the_same_counts_and_reads_gradients_on_its_batches():
+    every_batch = _run(_model_with_dead_units(), batches=5, every=1)
+    model = _model_with_dead_units()
+    monitor = Monitor(model, every=2)
+    norms = []
+    with monitor:
+        for i in range(5):
+            x = torch.rand(32, 4, generator=torch.Generator().manual_seed(i))
+            model(x).pow(2).mean().backward()
+            if i % 2 == 0:
+                norms.append(float(model[0].weight.grad.norm()))
+            model.zero_grad()
+    report = monitor.report()
+    for row, expected in zip(report.sites, every_batch.sites, strict=True):
+        assert row.summary.never_active_units == expected.summary.never_active_units
+        assert row.summary.dead_units == expected.summary.dead_units
+        assert row.summary.samples == expected.summary.samples == 5 * 32
+        assert sum(row.summary.histogram) == 3 * 32 * row.summary.units  # batches 0, 2, 4
+    assert report.layers[0].grad_norm == pytest.approx(math.sqrt(np.mean(np.square(norms))))
+
+
+@pytest.mark.parametrize("every, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError)])
+def test_a_bad_every_is_refused(every, error):
+    with pytest.raises(error, match="`every`"):
+        Monitor(nn.Linear(2, 2), every=every)
+
+
+def test_a_host_count_must_be_summed():
+    from leaky.monitor.metric import Metric
+
+    with pytest.raises(ValueError, match="summed"):
+        Metric().add_state("n", 0, "max")
+
+
+# ---------------------------------------------------------------- the bench suite's models
+
+
+def _active_counts(model: nn.Module, x: torch.Tensor, module: nn.Module, unit_dim: int):
+    """Per call of `module`: which units had an output > 0 anywhere in the batch."""
+    seen = []
+    handle = module.register_forward_hook(
+        lambda m, a, out: seen.append(
+            (out > 0).transpose(0, unit_dim).reshape(out.shape[unit_dim], -1).any(1).clone()
+        )
+    )
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen
+
+
+def test_resnet18_sites_count_channels_exactly():
+    from leaky.bench.models import build
+
+    model, x, loss = build("resnet18", "relu", quick=True)
+    with torch.no_grad():  # make some channels die, so the counts have something to find
+        model[0].weight[:4] = 0.0
+        model[1].bias[:4] = -1.0
+    with Monitor(model, every=4) as monitor:
+        for _ in range(2):
+            loss(model(x)).backward()
+    report = monitor.report()
+    rows = {row.name: row.summary for row in report.sites}
+    assert "3.act" in rows and "3.act#1" in rows  # one module called twice per block
+    for name, summary in rows.items():
+        assert summary.unit_dim == 1, name
+    assert rows["2"].units == 16 and rows["9.act#1"].units == 128
+    active = _active_counts(model, x, model[2], 1)[0]
+    assert rows["2"].never_active_units == torch.nonzero(~active).flatten().tolist() == [0, 1, 2, 3]
+    assert rows["2"].dead_units == [0, 1, 2, 3] and rows["2"].samples == 2 * 8 * 32 * 32
+
+
+def test_transformer_block_units_are_the_mlp_features():
+    from leaky.bench.models import build
+
+    model, x, loss = build("transformer", "relu", quick=True)
+    with torch.no_grad():
+        model.block.mlp[0].bias[[3, 7]] = -100.0  # two features never active
+    with Monitor(model) as monitor:
+        loss(model(x)).backward()
+    report = monitor.report()
+    (row,) = report.sites
+    assert row.name == "block.mlp.1" and row.summary.unit_dim == 2
+    assert row.summary.units == 4 * 64 and row.summary.samples == 8 * 32
+    assert row.summary.unit_dim_from == "Linear"
+    active = _active_counts(model, x, model.block.mlp[1], 2)[0]
+    assert row.summary.never_active_units == torch.nonzero(~active).flatten().tolist() == [3, 7]
+    assert [layer.name for layer in report.layers][-1] == "head"

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from leaky.bench.batch_norm import run_batch_norm
 from leaky.bench.kernels import run_kernels
 from leaky.bench.memory import run_memory
+from leaky.bench.monitor_overhead import run_monitor
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import Comparison, compare
-from leaky.bench.training_step import run_monitor, run_train
+from leaky.bench.training_step import run_train
 
 __all__ = ["SUITES", "BenchRow", "Comparison", "SuiteResult", "compare", "run_suite"]
 

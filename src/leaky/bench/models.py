@@ -2,8 +2,10 @@
 
 ``mlp`` and ``cnn`` vary the activation (:data:`ACTIVATION_VARIANTS`); ``dcgan`` (a DCGAN
 discriminator) and ``resnet`` (a small ResNet-style stack) vary how BatchNorm and Leaky ReLU
-are built (:data:`BATCH_NORM_VARIANTS`). Every builder returns the model, an input batch and
-the loss to train it with, so the memory child and the timing suites run the same step.
+are built (:data:`BATCH_NORM_VARIANTS`); ``resnet18`` (ResNet-18's layout for 32x32 images)
+and ``transformer`` (one pre-norm encoder block) vary the activation, for the monitor suite.
+Every builder returns the model, an input batch and the loss to train it with, so the memory
+child and the timing suites run the same step.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "KINDS",
     "RELU_BATCH_NORM_VARIANTS",
     "Bench",
+    "EncoderBlock",
     "activation_module",
     "build",
 ]
@@ -150,11 +153,91 @@ def _resnet(variant: str, quick: bool) -> Bench:
     return model, torch.randn(batch, 3, 32, 32), _classes(batch)
 
 
+class _BasicBlock(nn.Module):
+    # ResNet-18's block: conv -> BN -> act -> conv -> BN, plus the shortcut, -> act, with
+    # one activation module called twice (as torchvision writes it), and a 1x1 convolution
+    # on the shortcut where the block changes the size.
+    def __init__(self, channels_in: int, channels: int, stride: int, variant: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.act = activation_module(variant)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or channels_in != channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(channels_in, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        return self.act(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def _resnet18(variant: str, quick: bool) -> Bench:
+    # He et al. 2016's ResNet-18 (2 blocks per stage, 64 -> 512 channels) with the 3x3 stem
+    # used for 32x32 images; --quick narrows every stage to a quarter.
+    width, batch = (16, 8) if quick else (64, 8)
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, width, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(width),
+        activation_module(variant),
+    ]
+    channels_in = width
+    for stage in range(4):
+        channels = width * 2**stage
+        for block in range(2):
+            stride = 2 if stage and not block else 1
+            layers.append(_BasicBlock(channels_in, channels, stride, variant))
+            channels_in = channels
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+    return model, torch.randn(batch, 3, 32, 32), _classes(batch)
+
+
+class EncoderBlock(nn.Module):
+    """A pre-norm transformer encoder block: x + attention(norm(x)), then x + MLP(norm(x)).
+
+    The MLP is Linear(d, 4d) -> activation -> Linear(4d, d); inputs are (batch, tokens, d).
+    """
+
+    def __init__(self, dim: int, heads: int, activation: nn.Module) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), activation, nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, dim) -> (batch, tokens, dim)."""
+        h = self.norm1(x)
+        x = x + self.attention(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class _TokenClassifier(nn.Module):
+    def __init__(self, dim: int, heads: int, variant: str) -> None:
+        super().__init__()
+        self.block = EncoderBlock(dim, heads, activation_module(variant))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(x).mean(dim=1))
+
+
+def _transformer(variant: str, quick: bool) -> Bench:
+    dim, heads, tokens, batch = (64, 4, 32, 8) if quick else (256, 8, 128, 16)
+    model = _TokenClassifier(dim, heads, variant)
+    return model, torch.randn(batch, tokens, dim), _classes(batch)
+
+
 KINDS: dict[str, tuple[Callable[[str, bool], Bench], tuple[str, ...]]] = {
     "mlp": (_mlp, ACTIVATION_VARIANTS),
     "cnn": (_cnn, ACTIVATION_VARIANTS),
     "dcgan": (_dcgan, BATCH_NORM_VARIANTS + RELU_BATCH_NORM_VARIANTS),
     "resnet": (_resnet, BATCH_NORM_VARIANTS + RELU_BATCH_NORM_VARIANTS),
+    "resnet18": (_resnet18, ACTIVATION_VARIANTS),
+    "transformer": (_transformer, ACTIVATION_VARIANTS),
 }
 
 

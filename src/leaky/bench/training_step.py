@@ -1,11 +1,11 @@
-"""The ``train`` and ``monitor`` suites: whole training steps, not single ops.
+"""The ``train`` suite: whole training steps, not single ops.
 
 ``train``: one SGD step (forward, cross-entropy, backward, update) of an MLP and a small CNN
 built with ``leaky.nn`` modules against the same networks built with ``torch.nn``, and the
 ``leaky.nn`` network keeping a 1-bit mask (``save="mask"``) against the same network keeping
 the output (``save="output"``). Both copies start from the same weights, and their losses
-after one step are checked equal before timing. ``monitor``: the same MLP step with and without a
-:class:`leaky.monitor.Monitor` attached (every statistic on).
+after one step are checked equal before timing. The ``monitor`` suite
+(``leaky.bench.monitor_overhead``) uses the same checked steps.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from leaky.bench.kernels import ResultMismatchError
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 from leaky.convert import convert
-from leaky.monitor import Monitor
 
-__all__ = ["checked_steps", "run_monitor", "run_train"]
+__all__ = ["checked_steps", "run_train"]
 
 
 def _mlp(depth: int, width: int) -> nn.Sequential:
@@ -149,32 +148,3 @@ def _mask_row(
         compare(*fns, pairs=pairs, device=device),
         "equal loss",
     )
-
-
-def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
-    """An MLP step with a Monitor attached against the same step without one."""
-    depth, width, batch = (4, 256, 256) if quick else (20, 1024, 256)
-    pairs = 7 if quick else 15
-    plain = _mlp(depth, width).to(device)
-    watched = copy.deepcopy(plain)
-    x = torch.randn(batch, width, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
-    monitor = Monitor(watched).attach()
-    try:
-        fns = _checked_pair(watched, plain, x, y)
-        comparison = compare(*fns, pairs=pairs, device=device)
-    finally:
-        monitor.detach()
-    result = SuiteResult("monitor")
-    result.rows.append(
-        BenchRow(
-            f"MLP {depth}x{width} step, batch {batch}",
-            "with Monitor",
-            "without",
-            "allocating",
-            comparison,
-            "equal loss",
-        )
-    )
-    result.notes.append("speed-up < 1 is the monitor's cost: 0.91x means a 10% longer step")
-    return result

@@ -26,21 +26,21 @@ class LayerGradientStatistics(Metric):
     def __init__(self) -> None:
         super().__init__()
         self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
-        self.add_state("passes", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("passes", 0, "sum")  # a host count: no tensor op per pass
         self.add_state("nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
 
     def update(self, grad: torch.Tensor | None) -> None:
         """Add the gradient of one backward pass."""
         if grad is None:
             return
-        self.grad_sq = self.grad_sq.to(grad.device)
-        self.passes = self.passes.to(grad.device)
-        self.nonfinite_passes = self.nonfinite_passes.to(grad.device)
+        if self.grad_sq.device != grad.device:
+            self.to(grad.device)
         acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
-        self.grad_sq += torch.linalg.vector_norm(grad.detach(), dtype=acc).double() ** 2
+        grad = grad.detach()
+        self.grad_sq.add_(torch.linalg.vector_norm(grad, dtype=acc).double().square_())
         self.passes += 1
         if grad.numel():  # min and max propagate NaN: one cheap pass, no bool copy
-            self.nonfinite_passes += has_nonfinite(*torch.aminmax(grad.detach()))
+            self.nonfinite_passes.add_(has_nonfinite(*torch.aminmax(grad)))
 
     def compute(self) -> float | None:
         """RMS of the gradient norm over the window."""

@@ -5,6 +5,11 @@ across windows and ranks (``"sum"`` for counts, ``"max"`` / ``"min"`` for extrem
 ``torch.distributed`` is initialised, :meth:`Metric.synced` reduces every state across ranks
 first, so a unit is only called dead when no rank saw it active.
 
+A state whose default is a Python ``int`` is a *host count*: a sum kept on the host, for
+numbers known from shapes alone (samples, elements, passes). Adding to it costs no tensor
+op and no device synchronisation; :meth:`Metric.state` hands it out as an int64 tensor on
+the device of the other states, so it merges and reduces across ranks like any other.
+
 Examples:
     >>> class Count(Metric):
     ...     def __init__(self):
@@ -39,18 +44,26 @@ class Metric:
 
     def __init__(self) -> None:
         self._defaults: dict[str, torch.Tensor] = {}
+        self._host_counts: dict[str, int] = {}
         self._reductions: dict[str, Reduction] = {}
 
-    def add_state(self, name: str, default: torch.Tensor, reduction: Reduction) -> None:
-        """Register a tensor state, its reset value and how it merges."""
+    def add_state(self, name: str, default: torch.Tensor | int, reduction: Reduction) -> None:
+        """Register a state, its reset value and how it merges (an ``int``: a host count)."""
         if reduction not in _DIST_OPS:
             raise ValueError(f"Expected reduction sum, max or min, but got {reduction!r}")
+        if isinstance(default, int):
+            if reduction != "sum":
+                raise ValueError(f"Expected a host count {name!r} to be summed, not {reduction}")
+            self._host_counts[name] = default
+            self._reductions[name] = reduction
+            setattr(self, name, default)
+            return
         self._defaults[name] = default.detach().clone()
         self._reductions[name] = reduction
         setattr(self, name, default.detach().clone())
 
     def to(self, device: torch.device | str) -> Metric:
-        """Move every state (and its reset value) to ``device``."""
+        """Move every tensor state (and its reset value) to ``device``."""
         for name in self._defaults:
             self._defaults[name] = self._defaults[name].to(device)
             setattr(self, name, getattr(self, name).to(device))
@@ -60,14 +73,32 @@ class Metric:
         """Return every state to its default (start a new window)."""
         for name, default in self._defaults.items():
             setattr(self, name, default.clone().to(getattr(self, name).device))
+        for name, count in self._host_counts.items():
+            setattr(self, name, count)
+
+    def _device(self) -> torch.device:
+        for name in self._defaults:
+            return getattr(self, name).device
+        return torch.device("cpu")
 
     def state(self) -> dict[str, torch.Tensor]:
-        """The current local states (this rank only)."""
-        return {name: getattr(self, name) for name in self._defaults}
+        """The current local states (this rank only); host counts as int64 tensors."""
+        device = self._device()
+        return {
+            name: (
+                torch.tensor(getattr(self, name), dtype=torch.int64, device=device)
+                if name in self._host_counts
+                else getattr(self, name)
+            )
+            for name in self._reductions
+        }
 
     def merge(self, other: Metric) -> None:
         """Fold another metric's states into this one, with the declared reductions."""
         for name, reduction in self._reductions.items():
+            if name in self._host_counts:
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+                continue
             mine, theirs = getattr(self, name), getattr(other, name).to(getattr(self, name).device)
             if reduction == "sum":
                 setattr(self, name, mine + theirs)

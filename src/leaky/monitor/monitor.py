@@ -13,6 +13,11 @@ Activation modules and calls the table has no row for are listed in the report a
 monitored. Statistics stay on the device as counts and sums; nothing is copied to the
 host until :meth:`Monitor.report`.
 
+Cost. Counts (never-active, dead and saturated units, samples, extremes and non-finite
+outputs) read every value of every batch; the moments, the histogram and the gradient
+norms are read on every ``every``-th batch (the first of a window included), which is
+what keeps the monitor cheap enough to leave on. ``every=1`` reads everything always.
+
 Sites and layers are reported in the order they first run in ``forward`` (not the order
 the modules were registered): a layer's place is where its weight is first used, which
 also places weights that are used without calling their module (``self_attn.out_proj``
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import weakref
 from collections import defaultdict
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -30,12 +36,14 @@ import torch
 from leaky.monitor.functional_sites import ActivationCallWatcher
 from leaky.monitor.layer_stats import LayerGradientStatistics
 from leaky.monitor.report import LayerRow, MonitorReport, SiteRow
-from leaky.monitor.site_stats import SiteStatistics, has_nonfinite
+from leaky.monitor.site_stats import SiteStatistics, check_every, has_nonfinite
 from leaky.monitor.sites import spec_for_module
 from leaky.monitor.tensorboard import check_writer, log_report
 from leaky.nn.batch_norm import FUSED_LEAKY_RELU
 
-__all__ = ["Monitor", "unit_dim_of_layer"]
+__all__ = ["DEFAULT_EVERY", "Monitor", "unit_dim_of_layer"]
+
+DEFAULT_EVERY = 16  # batches between reads of the moments, histogram and gradient norms
 
 # Layers whose output keeps its features in the last dimension ((N, F), (N, L, F)) and
 # those that keep them in dimension 1 ((N, C, *)): the units of the activation they feed.
@@ -92,6 +100,9 @@ class Monitor:
         hist_max_elements: values per batch and site read for the histogram (an even
             stride beyond that; 0: all). Counts and moments always read every value.
             Default: 65536
+        every: read the moments (mean, std), the histogram and the gradient norms on
+            every ``every``-th batch; counts read every batch regardless. 1 reads
+            everything on every batch. Default: 16
         log_to: a TensorBoard ``SummaryWriter``: every ``log_every`` forward passes of the
             model the monitor writes its report there (:meth:`log`, at the step that counts
             the forward passes so far) and starts a new window (:meth:`reset`), so each
@@ -123,6 +134,7 @@ class Monitor:
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
+        every: int = DEFAULT_EVERY,
         log_to: Any = None,
         log_every: int = 100,
     ) -> None:
@@ -143,12 +155,16 @@ class Monitor:
         self.functional = functional
         self.gradients = gradients
         self.unit_dim = unit_dim
+        self.every = check_every(every)
         self._stats_options = {
             "saturation_margin": saturation_margin,
             "bins": bins,
             "hist_range": hist_range,
             "hist_max_elements": hist_max_elements,
+            "every": every,
         }
+        self._read_gradients = True  # whether this batch's backward reads gradient norms
+        self._weights_placed = False  # every layer's weight has been seen in forward
         self.sites: dict[str, SiteStatistics] = {}
         self._functional_sites: set[str] = set()
         self.layers: dict[str, LayerGradientStatistics] = {}
@@ -224,6 +240,7 @@ class Monitor:
             stats.reset()
         self._input_nonfinite = None
         self.batches = 0
+        self._read_gradients = True
 
     def __enter__(self) -> Monitor:
         return self.attach()
@@ -276,8 +293,8 @@ class Monitor:
             if stats.units is None:
                 self._choose_unit_dim(stats, x if x_given is None else x_given)
         self._seen(name)
-        stats.update(x, y, params.pop("module", None), **params)
-        if self.gradients and y.requires_grad:
+        read = stats.update(x, y, params.pop("module", None), **params)
+        if read and self.gradients and y.requires_grad:
             y.register_hook(lambda grad: stats.update_grad(grad) if self.attached else None)
 
     def _hook_activation(
@@ -291,10 +308,13 @@ class Monitor:
         def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             try:  # still "inside": the statistics' own torch calls are not model calls
                 if args and isinstance(output, torch.Tensor):
-                    if input_from_output:
-                        self._record(name, kind, output, output, output, module=mod)
-                    else:
-                        self._record(name, kind, args[0], output, module=mod)
+                    # Outside the call watcher: its per-call Python would cost more than
+                    # the statistics' own ops.
+                    with _statistics_scope():
+                        if input_from_output:
+                            self._record(name, kind, output, output, output, module=mod)
+                        else:
+                            self._record(name, kind, args[0], output, module=mod)
             finally:
                 self._inside_activation -= 1
 
@@ -323,7 +343,9 @@ class Monitor:
 
         self._handles.append(module.register_forward_pre_hook(first_call))
         self._handles.append(
-            weight.register_post_accumulate_grad_hook(lambda p: stats.update(p.grad))
+            weight.register_post_accumulate_grad_hook(
+                lambda p: stats.update(p.grad) if self._read_gradients else None
+            )
         )
 
     def _hook_producer(self, module: torch.nn.Module, unit_dim: int) -> None:
@@ -365,6 +387,7 @@ class Monitor:
             self.log(self.log_to, self._passes)
             self.reset()
         self._passes += 1
+        self._read_gradients = self.batches % self.every == 0
         self.batches += 1
         self._site_calls.clear()  # call order is counted per forward of the whole model
         self._call_counts.clear()
@@ -381,17 +404,22 @@ class Monitor:
                     self._input_nonfinite = bad
                 else:
                     self._input_nonfinite = self._input_nonfinite.to(bad.device) + bad
-        if (self.functional or self._weight_names) and self._watcher is None:
+        # Weights are looked for among call arguments only until each has been seen: later
+        # sightings cannot change the order of first use.
+        place_weights = bool(self._weight_names) and not self._weights_placed
+        if (self.functional or place_weights) and self._watcher is None:
             self._watcher = ActivationCallWatcher(
                 self._on_functional_call if self.functional else None,
                 self._outside_modules,
                 on_unmonitored=self._on_unmonitored if self.functional else None,
-                on_arguments=self._on_arguments if self._weight_names else None,
+                on_arguments=self._on_arguments if place_weights else None,
             )
             self._watcher.__enter__()
 
     def _on_root_end(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._stop_watching()
+        if not self._weights_placed:
+            self._weights_placed = all(name in self._order for name in self._layer_weights)
 
     def _stop_watching(self) -> None:
         if self._watcher is not None:
@@ -476,6 +504,14 @@ class Monitor:
             input_nonfinite=0 if inputs is None else int(inputs),
             saturation_margin=self._stats_options["saturation_margin"],  # type: ignore[arg-type]
         )
+
+
+def _statistics_scope() -> AbstractContextManager[None]:
+    # Torch calls made while computing statistics skip every __torch_function__ handler
+    # (the monitor's own call watcher included). torch._C.DisableTorchFunction is what
+    # torch itself uses for this; without it the calls are only slower.
+    disable = getattr(torch._C, "DisableTorchFunction", None)
+    return disable() if disable is not None else nullcontext()
 
 
 def _is_nonfinite(tensor: torch.Tensor | None) -> bool:

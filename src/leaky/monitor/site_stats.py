@@ -28,7 +28,7 @@ from leaky.monitor.metric import Metric
 from leaky.monitor.sites import local_derivative, slope_is_never_zero
 from leaky.spec import get_spec
 
-__all__ = ["SiteStatistics", "SiteSummary", "has_nonfinite"]
+__all__ = ["SiteStatistics", "SiteSummary", "check_every", "has_nonfinite"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,17 @@ def has_nonfinite(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(low).logical_and_(torch.isfinite(high)).logical_not_().long()
 
 
+def check_every(every: int) -> int:
+    """``every`` if it is a whole number >= 1, else a ``ValueError`` / ``TypeError``."""
+    if isinstance(every, bool) or not isinstance(every, int):
+        raise TypeError(f"Expected `every` to be an integer, but got {every!r}")
+    if every < 1:
+        raise ValueError(
+            f"Expected `every` to be at least 1 (1 reads every batch), but got {every}"
+        )
+    return every
+
+
 def _histogram(
     y: torch.Tensor, bins: int, hist_range: tuple[float, float], max_elements: int
 ) -> torch.Tensor:
@@ -91,6 +102,13 @@ def _histogram(
 class SiteStatistics(Metric):
     """Counts and moments of one activation site, updated once per forward (and backward).
 
+    What is read when. Every call: the per-unit counts (active, non-zero local gradient,
+    near a saturating bound) from every value, the sample count, the extremes (minimum and
+    maximum, which also flag NaN or inf outputs). Every ``every``-th call (the first of a
+    window included): the moments (mean, std), the histogram and the gradient at the output.
+    Counts are therefore exact; moments, histogram and gradient norms are read from a
+    regular sample of the batches when ``every`` > 1.
+
     Args:
         kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
         unit_dim: dimension of the output that holds the units. Default: 1
@@ -98,15 +116,18 @@ class SiteStatistics(Metric):
             from a saturating bound counts as saturated. Default: 0.05
         unit_dim_from: why ``unit_dim`` holds the units (shown in the report).
             Default: ``"default"``
-        bins: histogram bins between ``hist_range``. Default: 40
+        bins: histogram bins between ``hist_range`` (0: no histogram). Default: 40
         hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
         hist_max_elements: a batch with more values is histogrammed at an even stride
             (an estimate of the distribution); 0 reads every value. Default: 65536
+        every: read the moments, the histogram and the output gradient on every
+            ``every``-th call only. Default: 1
 
     Examples:
         >>> stats = SiteStatistics("relu")
         >>> x = torch.tensor([[-1.0, 2.0], [-3.0, 0.5]])
         >>> stats.update(x, torch.relu(x))
+        True
         >>> summary = stats.compute()
         >>> summary.never_active_units, summary.dead_units
         ([0], [0])
@@ -122,6 +143,7 @@ class SiteStatistics(Metric):
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
+        every: int = 1,
     ) -> None:
         super().__init__()
         self.hist_max_elements = hist_max_elements
@@ -130,6 +152,7 @@ class SiteStatistics(Metric):
                 f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
                 f"but got {saturation_margin}"
             )
+        self.every = check_every(every)
         spec = get_spec(kind)
         self.spec = spec
         self.kind = spec.name
@@ -142,23 +165,33 @@ class SiteStatistics(Metric):
         self.units: int | None = None
         self.can_die = True
         self.tracks_saturation = spec.saturates and spec.output_range is not None
-        self.add_state("samples", torch.zeros((), dtype=torch.int64), "sum")
-        self.add_state("elements", torch.zeros((), dtype=torch.int64), "sum")
+        self._calls = 0  # calls in this window: which ones read the moments
+        # Numbers known from shapes are host counts: no tensor op per batch.
+        self.add_state("samples", 0, "sum")
+        self.add_state("elements", 0, "sum")  # values read for the moments and histogram
+        self.add_state("always_passing", 0, "sum")  # samples whose slope is never 0
+        self.add_state("grad_passes", 0, "sum")
         self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("total_sq", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("minimum", torch.tensor(math.inf, dtype=torch.float64), "min")
         self.add_state("maximum", torch.tensor(-math.inf, dtype=torch.float64), "max")
         self.add_state("histogram", torch.zeros(bins + 2, dtype=torch.int64), "sum")
         self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
-        self.add_state("grad_passes", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("nonfinite_batches", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("grad_nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
 
     def _unit_states(self, units: int, device: torch.device) -> None:
         self.units = units
         self.to(device)  # every state lives where the activations are
+        # nonzero_grad counts only calls that need the derivative: a ReLU's is its active
+        # count, and a slope that is never 0 passes gradient on every sample.
         for name in ("active", "nonzero_grad", "saturated"):
             self.add_state(name, torch.zeros(units, dtype=torch.int64, device=device), "sum")
+
+    def reset(self) -> None:
+        """Start a new window (the next call reads the moments again)."""
+        super().reset()
+        self._calls = 0
 
     def units_of(self, y: torch.Tensor) -> int:
         """How many units an output of this shape has."""
@@ -170,13 +203,20 @@ class SiteStatistics(Metric):
         unit_dim = self.unit_dim % y.dim()
         return y.shape[unit_dim], [d for d in range(y.dim()) if d != unit_dim]
 
+    def _per_unit(self, mask: torch.Tensor, dims: list[int]) -> torch.Tensor:
+        # Count per unit in int32 (cheaper than int64; a batch holds < 2**31 values per unit).
+        return mask.sum(dim=dims, dtype=torch.int32) if dims else mask.int()
+
     def update(
         self, x: torch.Tensor, y: torch.Tensor, module: torch.nn.Module | None = None, **params: Any
-    ) -> None:
-        """Add one forward call: input ``x`` and output ``y`` of the activation."""
+    ) -> bool:
+        """Add one forward call: input ``x`` and output ``y`` of the activation.
+
+        Returns whether this call read the moments (and so should read its gradient).
+        """
         x, y = x.detach(), y.detach()
         if y.is_meta:  # shapes only, no values to count
-            return
+            return False
         units, dims = self._reduce_dims(y)
         if self.units is None:
             self.resolved_unit_dim = self.unit_dim % y.dim() if y.dim() >= 2 else None
@@ -187,37 +227,41 @@ class SiteStatistics(Metric):
                 f"but got an output of shape {tuple(y.shape)}"
             )
         per_unit = y.numel() // units if units else 0
-        positive = torch.gt(y, 0)
-        active = positive.sum(dim=dims, dtype=torch.int32) if dims else positive.int()
-        self.active += active
         self.samples += per_unit
-        self.elements += y.numel()
+        self.active.add_(self._per_unit(torch.gt(y, 0), dims))
         # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
-        # exactly where it is active; everything else needs its derivative.
+        # exactly where it is active (read from `active` in compute); everything else
+        # needs its derivative.
         self.can_die = not slope_is_never_zero(self.kind, module, **params)
         if not self.can_die:
-            self.nonzero_grad += per_unit
-        elif self.kind == "relu":
-            self.nonzero_grad += active
-        if self.kind != "relu" and self.can_die:
+            self.always_passing += per_unit
+        elif self.kind != "relu":
             nonzero = torch.ne(local_derivative(self.kind, x, y, module, **params), 0)
-            self.nonzero_grad += nonzero.sum(dim=dims, dtype=torch.int32) if dims else nonzero.int()
+            self.nonzero_grad.add_(self._per_unit(nonzero, dims))
         if self.tracks_saturation:
-            near = self._near_bounds(y, module, params)
-            self.saturated += near.sum(dim=dims, dtype=torch.int32) if dims else near.int()
+            self.saturated.add_(self._per_unit(self._near_bounds(y, module, params), dims))
+        if y.numel():
+            # min and max propagate NaN and show inf: they flag non-finite outputs too.
+            low_value, high_value = torch.aminmax(y)
+            low_value, high_value = low_value.double(), high_value.double()
+            torch.minimum(self.minimum, low_value, out=self.minimum)
+            torch.maximum(self.maximum, high_value, out=self.maximum)
+            self.nonfinite_batches.add_(has_nonfinite(low_value, high_value))
+        read = self._calls % self.every == 0
+        self._calls += 1
+        if read:
+            self._read_moments(y)
+        return read
+
+    def _read_moments(self, y: torch.Tensor) -> None:
         # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
         # into float64 states; no float64 copy of the activations is ever made.
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
-        self.total += y.sum(dtype=acc).double()
-        self.total_sq += torch.linalg.vector_norm(y, dtype=acc).double() ** 2
-        if y.numel():
-            low_value, high_value = torch.aminmax(y)
-            self.minimum = torch.minimum(self.minimum, low_value.double())
-            self.maximum = torch.maximum(self.maximum, high_value.double())
-            # min and max propagate NaN and show inf: no extra pass over the values.
-            self.nonfinite_batches += has_nonfinite(low_value, high_value)
+        self.elements += y.numel()
+        self.total.add_(y.sum(dtype=acc))
+        self.total_sq.add_(torch.linalg.vector_norm(y, dtype=acc).double().square_())
         if self.bins:
-            self.histogram += _histogram(y, self.bins, self.hist_range, self.hist_max_elements)
+            self.histogram.add_(_histogram(y, self.bins, self.hist_range, self.hist_max_elements))
 
     def _near_bounds(
         self, y: torch.Tensor, module: torch.nn.Module | None, params: dict[str, Any]
@@ -241,13 +285,12 @@ class SiteStatistics(Metric):
         """Add one backward pass: the gradient arriving at the activation's output."""
         g = grad_output.detach()
         acc = torch.float64 if g.dtype == torch.float64 else torch.float32
-        self.grad_sq = self.grad_sq.to(g.device)
-        self.grad_passes = self.grad_passes.to(g.device)
-        self.grad_nonfinite_passes = self.grad_nonfinite_passes.to(g.device)
-        self.grad_sq += torch.linalg.vector_norm(g, dtype=acc).double() ** 2
+        if self.grad_sq.device != g.device:
+            self.to(g.device)
+        self.grad_sq.add_(torch.linalg.vector_norm(g, dtype=acc).double().square_())
         self.grad_passes += 1
         if g.numel():
-            self.grad_nonfinite_passes += has_nonfinite(*torch.aminmax(g))
+            self.grad_nonfinite_passes.add_(has_nonfinite(*torch.aminmax(g)))
 
     def compute(self) -> SiteSummary:
         """Summarise the window (reduced across ranks when distributed)."""
@@ -259,7 +302,10 @@ class SiteStatistics(Metric):
         var = float(s["total_sq"]) / elements - mean * mean if elements else math.nan
         if units and samples:
             never = torch.nonzero(s["active"] == 0).flatten().tolist()
-            dead = torch.nonzero(s["nonzero_grad"] == 0).flatten().tolist()
+            passing = s["nonzero_grad"] + s["always_passing"]
+            if self.kind == "relu":
+                passing = passing + s["active"]
+            dead = torch.nonzero(passing == 0).flatten().tolist()
         else:  # no samples in the window: nothing can be said about any unit
             never, dead = [], []
         saturated, saturated_units = None, None

@@ -1,0 +1,88 @@
+"""The ``monitor`` suite: what a :class:`leaky.monitor.Monitor` adds to a training step.
+
+Three networks, each stepped with and without a Monitor attached (the two copies start
+from the same weights, and their first losses are checked equal before timing): the
+20 x [Linear(1024, 1024) + LeakyReLU] MLP, ResNet-18's layout for 32x32 images (ReLU, one
+activation module called twice per block) and a pre-norm transformer encoder block
+(``leaky.bench.models``). Each is timed with the Monitor's defaults (counts every batch,
+moments, histogram and gradient norms every ``DEFAULT_EVERY``-th batch) and with
+``every=1`` (every statistic on every batch).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from leaky.bench.models import Bench, activation_module, build
+from leaky.bench.result import BenchRow, SuiteResult
+from leaky.bench.timing import compare
+from leaky.bench.training_step import checked_steps
+from leaky.monitor import Monitor
+from leaky.monitor.monitor import DEFAULT_EVERY
+
+__all__ = ["run_monitor"]
+
+
+def _mlp(quick: bool) -> tuple[str, Bench]:
+    depth, width, batch = (4, 256, 256) if quick else (20, 1024, 256)
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), activation_module("torch")]
+    model = nn.Sequential(*layers, nn.Linear(width, 10))
+    return f"MLP {depth}x{width} step, batch {batch}", (model, torch.randn(batch, width), None)
+
+
+def _resnet18(quick: bool) -> tuple[str, Bench]:
+    model, x, loss = build("resnet18", "relu", quick)
+    return f"ResNet-18 32x32 step, batch {x.shape[0]}", (model, x, loss)
+
+
+def _transformer(quick: bool) -> tuple[str, Bench]:
+    model, x, loss = build("transformer", "torch", quick)
+    batch, tokens, dim = x.shape
+    return f"encoder block d{dim} x{tokens} tokens, batch {batch}", (model, x, loss)
+
+
+def _to(bench: Bench, device: str) -> Bench:
+    model, x, _ = bench
+    # The same targets as leaky.bench.models' classification loss, where the outputs are.
+    target = torch.randint(10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
+    target = target.to(device)
+    return model.to(device), x.to(device), lambda out: nn.functional.cross_entropy(out, target)
+
+
+def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
+    """Training steps with a Monitor attached (defaults, then every=1) against none."""
+    pairs = 7 if quick else 11
+    result = SuiteResult("monitor")
+    for make in (_mlp, _resnet18, _transformer):
+        case, bench = make(quick)
+        plain, x, loss = _to(bench, device)
+        for label, options in (("defaults", {}), ("every=1", {"every": 1})):
+            watched = copy.deepcopy(plain)
+            monitor = Monitor(watched, **options).attach()
+            try:
+                fns = checked_steps(watched, plain, x, loss)
+                comparison = compare(*fns, pairs=pairs, device=device)
+            finally:
+                monitor.detach()
+            result.rows.append(
+                BenchRow(
+                    f"{case}, Monitor {label}",
+                    f"with Monitor ({label})",
+                    "without",
+                    "allocating",
+                    comparison,
+                    "equal loss",
+                )
+            )
+    result.notes.append("speed-up < 1 is the monitor's cost: 0.97x means a 3% longer step")
+    result.notes.append(
+        f"defaults: counts every batch; moments, histogram and gradient norms every "
+        f"{DEFAULT_EVERY}th batch. every=1: every statistic on every batch"
+    )
+    return result
