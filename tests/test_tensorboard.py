@@ -56,7 +56,7 @@ def test_monitor_log_writes_every_statistic_with_its_value(tmp_path):
     )
     with torch.no_grad():
         model[0].bias[:2] = -100.0  # two ReLU units that never fire
-    with Monitor(model) as monitor:
+    with Monitor(model, every=1) as monitor:  # the histogram reads every batch too
         for _ in range(3):
             _step(model, torch.randn(16, 3))
     report = monitor.report()
