@@ -433,7 +433,7 @@ function renderNetwork(net, i, m) {
   $("dead-caption-" + i).textContent = t(kind === "dead" ? "view_dead" : "view_never_active");
   draw("view-dead-" + i, [{ type: "heatmap", x: net.history.step, y: z.map((_, k) => k + 1), z,
     zmin: 0, zmax: 1, colorscale: [[0, "#ffffff"], [1, "#b2182b"]], colorbar: { thickness: 10, title: { text: t("axis_fraction"), side: "right" } } }],
-  { xaxis: { title: { text: t("axis_step") } }, yaxis: { title: { text: t("axis_layer") }, autorange: "reversed" } });
+  { xaxis: { title: { text: t("axis_step") } }, yaxis: { title: { text: t("axis_layer") }, autorange: "reversed", dtick: 1 } });
   const deadX = [];
   const deadY = [];
   net.dead_units.forEach((units, layer) => units.forEach((unit) => { deadX.push(unit); deadY.push(layer + 1); }));
@@ -444,7 +444,7 @@ function renderNetwork(net, i, m) {
       colorbar: { thickness: 10 } },
     { type: "scatter", mode: "markers", x: deadX, y: deadY, name: "✕",
       marker: { symbol: "x", color: "#ff2a2a", size: width <= 32 ? 9 : 5 }, showlegend: false },
-  ], { xaxis: { title: { text: t("axis_unit") } }, yaxis: { title: { text: t("axis_layer") }, autorange: "reversed" } });
+  ], { xaxis: { title: { text: t("axis_unit") } }, yaxis: { title: { text: t("axis_layer") }, autorange: "reversed", dtick: 1 } });
 }
 
 function renderMain(net, i, m) {
@@ -501,7 +501,7 @@ function renderBornDead(estimate) {
     error_y: { type: "data", symmetric: false,
       array: rows.map(([key], k) => estimate[key].ci95[1] - ps[k]),
       arrayminus: rows.map(([key], k) => ps[k] - estimate[key].ci95[0]) } }],
-  { yaxis: { range: [0, 1], title: { text: t("axis_probability") } }, margin: { l: 48, r: 10, t: 8, b: 24 } }));
+  { yaxis: { range: [0, 1] }, margin: { l: 36, r: 10, t: 8, b: 24 } }));
 }
 
 // ------------------------------------------------------------------ export
