@@ -159,3 +159,10 @@ def test_playground_command_names_a_port_in_use():
         result = CliRunner().invoke(cli, ["playground", "--port", str(port), "--no-browser"])
     assert result.exit_code == 2 and f"Cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_playground_command_names_a_missing_extra(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)
+    result = CliRunner().invoke(cli, ["playground", "--no-browser"])
+    assert result.exit_code == 2
+    assert "needs uvicorn: pip install 'leaky[playground]'" in result.output

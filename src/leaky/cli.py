@@ -581,6 +581,13 @@ def playground(
 
     from leaky.playground.server import is_loopback, serve
 
+    for package in ("starlette", "uvicorn", "plotly"):
+        try:
+            __import__(package)
+        except ImportError:
+            raise _InputError(
+                f"The playground needs {package}: pip install 'leaky[playground]'"
+            ) from None
     if not is_loopback(host):
         click.echo(
             f"Warning: listening on {host}, not on loopback: anyone who can reach this address "
