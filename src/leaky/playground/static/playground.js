@@ -250,13 +250,16 @@ function handle(message) {
     state.updates += 1;
     const now = performance.now();
     state.updateTimes.push(now);
-    if (state.changeSentAt !== undefined) {
-      state.latencySentAt = state.changeSentAt; // slider change -> first view drawn
-      state.changeSentAt = undefined;
+    if (state.acceptedSentAt !== undefined) {
+      // The first view after the server took a setting has it: time to its drawing.
+      state.latencySentAt = state.acceptedSentAt;
+      state.acceptedSentAt = undefined;
     }
     if (state.firstView) { state.firstView = false; showParams(state.params); writeUrl(); }
     scheduleRender(message);
   } else if (message.type === "accepted") {
+    state.acceptedSentAt = state.changeSentAt;
+    state.changeSentAt = undefined;
     state.params = message.params;
     clearErrors();
     showParams(state.params);
