@@ -107,7 +107,11 @@ def main() -> None:
     parser.add_argument("--paused", type=float, default=30.0, help="seconds paused")
     args = parser.parse_args()
     server = subprocess.Popen(
-        [sys.executable, "-m", "leaky", "playground", "--port", "0", "--no-browser"],
+        # The soak sends no command for its whole length: keep the session past it.
+        [
+            *(sys.executable, "-m", "leaky", "playground", "--port", "0", "--no-browser"),
+            *("--idle-timeout", str(args.soak + 600)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -120,6 +124,7 @@ def main() -> None:
             small = {"dataset": "spirals", "depth": 4, "width": 16}
             results["rates_4x16"] = rates(ws, small, args.rate_seconds)
             results["rates_20x64"] = rates(ws, {"depth": 20, "width": 64}, args.rate_seconds)
+            print(json.dumps(results), file=sys.stderr, flush=True)  # in case of a later failure
             ws.send(json.dumps({"type": "params", "params": small}))
             receive(ws, "accepted")
             results["latency_rebuild_noise"] = latency(
@@ -128,6 +133,7 @@ def main() -> None:
             results["latency_live_learning_rate"] = latency(
                 ws, "learning_rate", [0.02, 0.01], args.latency_repeats
             )
+            print(json.dumps(results), file=sys.stderr, flush=True)
             ws.send(json.dumps({"type": "play"}))
             samples = []
             start = time.monotonic()

@@ -41,6 +41,7 @@ def main() -> None:
                 executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
             )
             page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page.set_default_timeout(300_000)  # the first session imports torch's optimisers
             page.goto(url + SETUP)
             page.wait_for_function("window.playground && window.playground.rendered > 0")
             page.click("#play")

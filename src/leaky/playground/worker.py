@@ -66,12 +66,10 @@ class SessionWorker(threading.Thread):
         self.commands: queue.Queue[Any] = queue.Queue()
         self.running = False
         self.session: TrainingSession | None = None
-        self.last_command = time.monotonic()
         self._born_dead_sent = 0.0
 
     def send(self, command: Any) -> None:
         """Queue a command from the page (checked in the worker)."""
-        self.last_command = time.monotonic()
         self.commands.put(command)
 
     def stop(self) -> None:
