@@ -5,6 +5,7 @@ page must work with no network. Set LEAKY_PLAYGROUND_SCREENSHOTS to a folder to 
 test's English and Japanese screenshots there.
 """
 
+import json
 import os
 import re
 import shutil
@@ -123,6 +124,16 @@ def test_playground_in_a_real_browser(server_url, tmp_path):
             page.dispatch_event("#input-seed", "change")
             page.wait_for_selector("#error-seed", state="hidden", timeout=WAIT_MS)
             page.screenshot(path=str(shots / "playground-en.png"), full_page=True)
+
+            # Export: the run's numbers as JSON, the views as PNG (drawn by plotly in the page).
+            with page.expect_download(timeout=WAIT_MS) as download:
+                page.click("#export-json")
+            exported = json.loads(Path(download.value.path()).read_text())
+            assert exported["params"]["bias_shift"] == 3
+            assert exported["view"]["networks"][0]["dead"] == [1.0, 1.0]
+            with page.expect_download(timeout=WAIT_MS) as download:
+                page.click("#export-png")
+            assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
             # Japanese: every word from the catalogue, the language kept in the URL.
             page.select_option("#lang", "ja")
