@@ -208,7 +208,9 @@ def create_app(
                 try:
                     text = await asyncio.wait_for(websocket.receive_text(), idle_timeout)
                 except TimeoutError:
-                    sender.cancel()
+                    sender.cancel()  # one writer at a time: the sender stops first
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sender
                     await websocket.send_json(
                         {
                             "type": "closed",
