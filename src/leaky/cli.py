@@ -703,6 +703,69 @@ def export_onnx(
     click.echo(f"Wrote {path} (ONNX operators: {', '.join(export.node_types(path))})")
 
 
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback lets other machines use this page.",
+)
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--no-browser", is_flag=True, help="Print the URL but do not open a browser.")
+@click.option(
+    "--max-sessions",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Pages at once.",
+)
+@click.option(
+    "--idle-timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds without input before a page's session is closed.",
+)
+def playground(
+    host: str, port: int, no_browser: bool, max_sessions: int, idle_timeout: float
+) -> None:
+    """Start the live playground page on this machine (Ctrl-C stops it)."""
+    import socket
+
+    from leaky.playground.server import is_loopback, serve
+
+    for package in ("starlette", "uvicorn", "plotly"):
+        try:
+            __import__(package)
+        except ImportError:
+            raise _InputError(
+                f"The playground needs {package}: pip install 'leaky[playground]'"
+            ) from None
+    if not is_loopback(host):
+        click.echo(
+            f"Warning: listening on {host}, not on loopback: anyone who can reach this address "
+            "can use the playground and this machine's CPU.",
+            err=True,
+        )
+    try:  # a clear message now rather than uvicorn's log line later
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        raise _InputError(
+            f"Cannot listen on {host}:{port} ({error.strerror or error}); "
+            "choose another --port or --host"
+        ) from None
+    serve(
+        host,
+        port,
+        open_browser=not no_browser,
+        max_sessions=max_sessions,
+        idle_timeout=idle_timeout,
+        on_ready=lambda url: click.echo(f"leaky playground: {url}  (Ctrl-C stops it)"),
+    )
+
+
 def main() -> None:
     """Entry point of the ``leaky`` console script."""
     cli(prog_name="leaky")

@@ -1,0 +1,77 @@
+"""Serve the playground with uvicorn on this machine (``leaky playground``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import webbrowser
+
+__all__ = ["is_loopback", "serve"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only.
+
+    Examples:
+        >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+        (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    open_browser: bool = True,
+    max_sessions: int = 4,
+    idle_timeout: float = 600.0,
+    on_ready: object = None,
+) -> None:
+    """Run the playground until Ctrl-C.
+
+    torch's thread count is set to 1 for the whole process (``torch.set_num_threads`` is
+    process-wide): each session trains in its own thread on one core, so a few pages at
+    once share the machine instead of fighting over it.
+
+    Args:
+        host: address to bind; anything but loopback lets other machines use this CPU.
+            Default: ``"127.0.0.1"``
+        port: TCP port (0: any free one). Default: 8765
+        open_browser: open the page in the default browser once the server listens.
+            Default: ``True``
+        max_sessions: pages served at once. Default: 4
+        idle_timeout: seconds without a command before a page's session is reclaimed.
+            Default: 600
+        on_ready: called with the page's URL once the server listens. Default: None
+    """
+    import torch
+    import uvicorn
+
+    from leaky.playground.app import create_app
+
+    torch.set_num_threads(1)
+    app = create_app(max_sessions=max_sessions, idle_timeout=idle_timeout)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            threading.Event().wait(0.05)
+        bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{bound}/"
+        if callable(on_ready):
+            on_ready(url)
+        if open_browser:
+            webbrowser.open(url)
+
+    threading.Thread(target=announce, name="leaky-playground-announce", daemon=True).start()
+    server.run()

@@ -1,0 +1,161 @@
+"""A session's worker thread: trains while playing, answers commands, publishes views.
+
+The web app never trains on its event loop: each page gets a :class:`SessionWorker`, a
+thread that owns one :class:`~leaky.playground.session.TrainingSession`. Commands arrive
+through a queue (:meth:`SessionWorker.send`); views leave through the ``publish`` callback,
+at most one every ``update_interval`` seconds while playing. While paused the thread
+blocks on its queue and uses no CPU (once the born-dead estimate is complete).
+
+Commands (JSON objects):
+
+* ``{"type": "params", "params": {...}}``: change settings (validated; errors come back
+  as ``{"type": "errors", "errors": {field: {...}}}``);
+* ``{"type": "play"}``, ``{"type": "pause"}``, ``{"type": "reset"}``;
+* ``{"type": "step", "steps": n}``: ``n`` optimiser steps (1 to 1000, default 1).
+
+Examples:
+    >>> import queue
+    >>> messages = queue.Queue()
+    >>> worker = SessionWorker(messages.put, {"depth": 1, "width": 4})
+    >>> worker.start()
+    >>> messages.get(timeout=60)["type"]
+    'update'
+    >>> worker.send({"type": "step", "steps": 3})
+    >>> message = messages.get(timeout=60)
+    >>> while message["type"] != "update" or message["step"] != 3:
+    ...     message = messages.get(timeout=60)
+    >>> worker.stop(); worker.join(timeout=60)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from leaky.playground.session import TrainingSession
+
+__all__ = ["MAX_STEPS", "SessionWorker"]
+
+MAX_STEPS = 1000  # steps one "step" command may ask for
+_STOP = object()
+
+
+class SessionWorker(threading.Thread):
+    """The thread of one page's session.
+
+    Args:
+        publish: called from this thread with each message for the page (a dict).
+        changes: initial settings (defaults otherwise).
+        update_interval: seconds of training between two views while playing.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[dict[str, Any]], None],
+        changes: dict[str, Any] | None = None,
+        *,
+        update_interval: float = 0.2,
+    ) -> None:
+        super().__init__(name="leaky-playground-session", daemon=True)
+        self.publish = publish
+        self.changes = changes or {}
+        self.update_interval = update_interval
+        self.commands: queue.Queue[Any] = queue.Queue()
+        self.running = False
+        self.session: TrainingSession | None = None
+        self._born_dead_sent = 0.0
+
+    def send(self, command: Any) -> None:
+        """Queue a command from the page (checked in the worker)."""
+        self.commands.put(command)
+
+    def stop(self) -> None:
+        """Ask the thread to end; it finishes the step it is taking."""
+        self.commands.put(_STOP)
+
+    def _update(self) -> None:
+        assert self.session is not None
+        self.publish({"type": "update", "running": self.running, **self.session.snapshot()})
+
+    def _handle(self, command: Any) -> None:
+        session = self.session
+        assert session is not None
+        kind = command.get("type") if isinstance(command, dict) else None
+        if kind == "params":
+            errors = session.update(command.get("params"))
+            if errors:
+                self.publish(
+                    {
+                        "type": "errors",
+                        "errors": {name: error.to_dict() for name, error in errors.items()},
+                        "params": session.params.to_dict(),
+                    }
+                )
+                return
+            self.publish({"type": "accepted", "params": session.params.to_dict()})
+        elif kind == "play":
+            self.running = True
+        elif kind == "pause":
+            self.running = False
+        elif kind == "reset":
+            session.reset()
+        elif kind == "step":
+            steps = command.get("steps", 1)
+            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+                self.publish(
+                    {
+                        "type": "error",
+                        "message": f"Expected `steps` to be an integer from 1 to {MAX_STEPS}, "
+                        f"but got {steps!r}.",
+                    }
+                )
+                return
+            self.running = False
+            session.train(steps)
+        else:
+            self.publish(
+                {
+                    "type": "error",
+                    "message": "Expected a command of type params, play, pause, step or reset, "
+                    f"but got {str(command)[:80]!r}.",
+                }
+            )
+            return
+        self._update()
+
+    def run(self) -> None:
+        """The thread: commands first, then a slice of training or of the born-dead estimate."""
+        try:
+            self.session = TrainingSession(self.changes)
+        except ValueError as error:
+            self.publish({"type": "error", "message": str(error)})
+            return
+        self._update()
+        while True:
+            estimate = self.session.born_dead
+            busy = self.running or (estimate is not None and not estimate.done)
+            try:
+                # Paused with nothing left to estimate: block, using no CPU.
+                command = self.commands.get(block=not busy)
+            except queue.Empty:
+                command = None
+            if command is _STOP:
+                return
+            try:
+                if command is not None:
+                    self._handle(command)
+                elif self.running:
+                    self.session.train_for(self.update_interval)
+                    self._update()
+                elif estimate is not None:
+                    estimate.advance()
+                    now = time.monotonic()
+                    if estimate.done or now - self._born_dead_sent >= self.update_interval:
+                        self._born_dead_sent = now
+                        self.publish({"type": "born_dead", "born_dead": estimate.to_dict()})
+            except Exception as error:  # keep the page alive and say what went wrong
+                self.running = False
+                self.publish({"type": "error", "message": f"{type(error).__name__}: {error}"})

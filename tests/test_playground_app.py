@@ -1,0 +1,168 @@
+"""The playground's web app through Starlette's test client, and the `leaky playground` command."""
+
+import warnings
+
+import pytest
+from click.testing import CliRunner
+from starlette.exceptions import StarletteDeprecationWarning
+from starlette.websockets import WebSocketDisconnect
+
+from leaky.cli import cli
+from leaky.playground.app import create_app, plotly_js_path
+
+with warnings.catch_warnings():  # starlette prefers httpx2 for its test client; not ours to change
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+SMALL = {"depth": 2, "width": 8}
+
+
+def _next(ws, kind, limit=400):
+    """The next message of ``kind`` (a bounded number of messages is read)."""
+    for _ in range(limit):
+        message = ws.receive_json()
+        if message["type"] == kind:
+            return message
+    raise AssertionError(f"no {kind!r} message in {limit}")
+
+
+@pytest.fixture
+def client():
+    with TestClient(create_app(max_sessions=2), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def test_page_plotly_and_messages_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/vendor/plotly.min.js">' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/vendor/plotly.min.js").content == plotly_js_path().read_bytes()
+    assert client.get("/static/playground.js").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+    ja = client.get("/api/messages/ja").json()["messages"]
+    assert ja["play"] == "再生" and "errors.range" in ja
+    assert client.get("/api/messages/fr").status_code == 404
+    fields = client.get("/api/fields").json()
+    assert (
+        fields["fields"]["learning_rate"]["log"] and fields["titles"]["leaky_relu"] == "Leaky ReLU"
+    )
+
+
+def test_a_session_streams_pauses_steps_and_takes_a_new_setting(client):
+    with client.websocket_connect("/ws") as ws:
+        assert _next(ws, "update")["step"] == 0
+        ws.send_json({"type": "params", "params": SMALL})
+        assert _next(ws, "accepted")["params"]["depth"] == 2
+        ws.send_json({"type": "play"})
+        steps = [_next(ws, "update")["step"] for _ in range(3)]
+        assert steps[-1] > 0 and steps == sorted(steps)
+        ws.send_json({"type": "pause"})
+        paused = _next(ws, "update")
+        while paused["running"]:
+            paused = _next(ws, "update")
+        ws.send_json({"type": "step", "steps": 2})
+        stepped = _next(ws, "update")
+        assert stepped["step"] == paused["step"] + 2 and not stepped["running"]
+        ws.send_json({"type": "params", "params": {"depth": 3, "learning_rate": 0.001}})
+        _next(ws, "accepted")
+        view = _next(ws, "update")
+        assert view["step"] == 0 and len(view["networks"][0]["dead"]) == 3
+
+
+def test_bad_commands_get_clear_errors_and_the_session_keeps_running(client):
+    with client.websocket_connect("/ws") as ws:
+        _next(ws, "update")
+        ws.send_json({"type": "params", "params": {"depth": "deep", "width": 1000, "x": 1}})
+        errors = _next(ws, "errors")["errors"]
+        assert errors["depth"]["code"] == "type" and errors["width"]["code"] == "range"
+        assert errors["x"]["code"] == "unknown"
+        assert errors["width"]["message"] == (
+            "Expected `width` to be an integer from 2 to 256, but got 1000."
+        )
+        ws.send_text("{not json")
+        assert "JSON" in _next(ws, "error")["message"]
+        ws.send_json({"type": "fly"})
+        assert "play, pause, step or reset" in _next(ws, "error")["message"]
+        ws.send_json({"type": "step", "steps": 10**6})
+        assert "`steps`" in _next(ws, "error")["message"]
+        ws.send_json({"type": "step"})
+        assert _next(ws, "update")["step"] == 1
+
+
+def test_two_sessions_do_not_mix_and_a_third_is_refused(client):
+    with client.websocket_connect("/ws") as first, client.websocket_connect("/ws") as second:
+        _next(first, "update")
+        _next(second, "update")
+        first.send_json({"type": "params", "params": {"depth": 2, "width": 4}})
+        second.send_json({"type": "params", "params": {"depth": 3, "width": 6}})
+        first.send_json({"type": "step", "steps": 3})
+        a = _next(first, "update")
+        while a["step"] != 3:
+            a = _next(first, "update")
+        b = _next(second, "update")
+        assert len(a["networks"][0]["firing"]) == 2 and len(a["networks"][0]["firing"][0]) == 4
+        assert len(b["networks"][0]["firing"]) == 3 and b["step"] == 0
+        with client.websocket_connect("/ws") as third:
+            refused = third.receive_json()
+            assert refused["type"] == "refused" and "2 pages at once" in refused["message"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                third.receive_json()
+            assert closed.value.code == 1013
+    assert not client.app.state.workers
+
+
+def test_idle_sessions_are_reclaimed_and_other_origins_refused():
+    with TestClient(create_app(idle_timeout=0.5), base_url="http://127.0.0.1") as client:
+        with client.websocket_connect("/ws") as ws:
+            closed = _next(ws, "closed")
+            assert closed["reason"] == "idle" and "reload" in closed["message"]
+        assert not client.app.state.workers
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect("/ws", headers={"origin": "http://evil.example"}) as ws,
+        ):
+            ws.receive_json()
+        assert refused.value.code == 1008
+
+
+def test_create_app_refuses_bad_limits():
+    with pytest.raises(ValueError, match="max_sessions"):
+        create_app(max_sessions=0)
+    with pytest.raises(ValueError, match="idle_timeout"):
+        create_app(idle_timeout=0)
+
+
+# ------------------------------------------------------------------ the command
+
+
+def test_playground_command_warns_off_loopback_and_passes_its_options(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        "leaky.playground.server.serve", lambda *args, **kwargs: calls.append((args, kwargs))
+    )
+    result = CliRunner().invoke(cli, ["playground", "--host", "0.0.0.0", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert "anyone who can reach this address" in result.stderr
+    assert calls[0][0] == ("0.0.0.0", 0) and calls[0][1]["open_browser"] is True
+    result = CliRunner().invoke(cli, ["playground", "--port", "0", "--no-browser"])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert calls[1][0] == ("127.0.0.1", 0) and calls[1][1]["open_browser"] is False
+
+
+def test_playground_command_names_a_port_in_use():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["playground", "--port", str(port), "--no-browser"])
+    assert result.exit_code == 2 and f"Cannot listen on 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_playground_command_names_a_missing_extra(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)
+    result = CliRunner().invoke(cli, ["playground", "--no-browser"])
+    assert result.exit_code == 2
+    assert "needs uvicorn: pip install 'leaky[playground]'" in result.output
