@@ -34,6 +34,7 @@ SWEEP = {
     "dataset": "spirals",
     "steps": "300",
     "log_every": "50",
+    "seeds": "1",
 }
 
 
