@@ -1,13 +1,17 @@
-"""Accuracy: does Leaky ReLU beat ReLU on image, signal and text tasks, beyond seed noise?
+"""Accuracy: does Leaky ReLU beat ReLU on image, signal, speech and text tasks, beyond seed noise?
 
 The article claims that Leaky ReLU improves image recognition "a lot" and helps language and
 speech tasks. Each task is trained with each activation over several seeds (the same seeds,
 so data order and weight draws are shared): a 2-D CNN on scikit-learn's 8x8 digits (image),
-an MLP and a 1-D CNN on MNIST-1D (a signal task, standing in for speech until a speech task
-exists), and a character-level MLP language model on CPython's documentation (text, in bits
-per character, lower is better). The summary gives each activation's mean with a 95% t
-interval, and a paired Leaky-vs-ReLU comparison per task whose verdict says "not
-significant" when the seeds do not separate them.
+an MLP and a 1-D CNN on MNIST-1D (a synthetic signal task), a 2-D CNN over log-mel
+spectrograms and an MLP over time-pooled ones on the Free Spoken Digit Dataset (real speech,
+read from disk: see :mod:`leaky.data.fsdd`; official or speaker-held-out split), and a
+character-level MLP language model on CPython's documentation (text, in bits per character,
+lower is better). The summary gives each activation's mean with a 95% t interval, and a
+paired Leaky-vs-ReLU comparison per task whose verdict says "not significant" when the seeds
+do not separate them. The speech tasks also run tanh (``speech_activations``): Maas et al.
+(2013) found Leaky ReLU and ReLU within noise of each other on Switchboard, both well ahead
+of tanh, and the speech summary puts that to the test too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from leaky.data import load_dataset
+from leaky.data.fsdd import FSDD_SPEAKERS, find_fsdd
 from leaky.experiments.base import (
     Experiment,
     Finding,
@@ -31,10 +36,10 @@ from leaky.experiments.base import (
 from leaky.experiments.footprint import EVAL_ROWS, training_bytes
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
-from leaky.models import char_mlp, cnn1d, cnn2d, mlp
+from leaky.models import char_mlp, cnn1d, cnn2d, mlp, pooled_mlp
 from leaky.store import RunRecord
 
-__all__ = ["EXPERIMENT", "TASKS", "AccuracyConfig"]
+__all__ = ["EXPERIMENT", "SPEECH_TASKS", "TASKS", "AccuracyConfig", "speech_tasks_present"]
 
 # task -> (dataset, kind of claim, metric, higher is better)
 TASKS = {
@@ -42,7 +47,10 @@ TASKS = {
     "mnist1d-mlp": ("mnist1d", "signal", "accuracy", True),
     "mnist1d-cnn": ("mnist1d", "signal", "accuracy", True),
     "text-lm": ("pydoc-text", "language", "bits_per_char", False),
+    "fsdd-cnn": ("fsdd", "speech", "accuracy", True),
+    "fsdd-mlp": ("fsdd", "speech", "accuracy", True),
 }
+SPEECH_TASKS: tuple[str, ...] = tuple(t for t, row in TASKS.items() if row[1] == "speech")
 
 
 @dataclass(frozen=True)
@@ -56,25 +64,61 @@ class AccuracyConfig:
     batch_size: int = 128
     lr: float = 1e-3  # Adam
     seeds: int = 5
+    # The speech tasks (fsdd-cnn, fsdd-mlp) read FSDD from disk: `leaky data fetch fsdd`.
+    speech_activations: tuple[str, ...] = ("tanh",)  # run on the speech tasks as well
+    speech_steps: int = 1000  # the speech tasks' steps (2,700 training recordings)
+    data_dir: str = ""  # FSDD's folder; "": $LEAKY_DATA_DIR/fsdd, then ~/.cache/leaky/fsdd
+    holdout_speaker: str = ""  # "": FSDD's official split; a speaker: test on that voice only
 
     def __post_init__(self) -> None:
-        positive(self, "steps", "batch_size", "seeds")
+        positive(self, "steps", "batch_size", "seeds", "speech_steps")
         positive_numbers(self, "lr")
         known_activations(self.activations)
+        if self.speech_activations:
+            known_activations(self.speech_activations)
         if not self.tasks:
             raise ValueError("Expected at least one task")
         for task in self.tasks:
             if task not in TASKS:
                 raise ValueError(f"Expected tasks among {', '.join(TASKS)}; got {task!r}")
+        if self.holdout_speaker and self.holdout_speaker not in FSDD_SPEAKERS:
+            raise ValueError(
+                f"Expected holdout_speaker among FSDD's speakers ({', '.join(FSDD_SPEAKERS)}) "
+                f"or empty for the official split, but got {self.holdout_speaker!r}"
+            )
+
+
+def speech_tasks_present(data_dir: str = "") -> bool:
+    """Whether FSDD can be found, so the speech tasks can run (``leaky demo`` asks)."""
+    try:
+        find_fsdd(data_dir or None)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_data(config: AccuracyConfig) -> None:
+    # Before a store is opened: missing recordings are one message that says how to get them.
+    if any(task in SPEECH_TASKS for task in config.tasks):
+        find_fsdd(config.data_dir or None)
+
+
+def _activations(config: AccuracyConfig, task: str) -> tuple[str, ...]:
+    """The activations a task runs: the speech tasks add ``speech_activations``."""
+    extra = config.speech_activations if task in SPEECH_TASKS else ()
+    return tuple(dict.fromkeys((*config.activations, *extra)))
 
 
 # task -> (parameters, activations per sample, widest layer), counted on the models below
-# with PReLU (the most parameters) and the 103-character vocabulary of pydoc-text.
+# with PReLU (the most parameters), the 103-character vocabulary of pydoc-text and
+# 32 x 48 log-mel spectrograms for FSDD (the widest layer of fsdd-mlp is its input).
 _TASK_SIZES = {
     "digits-cnn": (10_922, 5_898, 2_048),
     "mnist1d-mlp": (145_418, 1_586, 256),
     "mnist1d-cnn": (12_842, 7_690, 1_280),
     "text-lm": (127_447, 1_383, 256),
+    "fsdd-cnn": (8_698, 72_970, 24_576),
+    "fsdd-mlp": (34_570, 778, 1_536),
 }
 
 
@@ -94,7 +138,7 @@ def _memory(config: AccuracyConfig) -> int:
 
 
 def _cells(config: AccuracyConfig) -> list[dict]:
-    return [{"task": t, "activation": a} for t in config.tasks for a in config.activations]
+    return [{"task": t, "activation": a} for t in config.tasks for a in _activations(config, t)]
 
 
 def _model(task: str, data, activation: str, options: dict, generator: torch.Generator):
@@ -117,6 +161,28 @@ def _model(task: str, data, activation: str, options: dict, generator: torch.Gen
         return cnn1d(
             1, 40, 10, depth=3, channels=32, activation=activation, generator=generator, **options
         )
+    if task == "fsdd-cnn":  # (1, mel bands, frames) -> three conv3 + pool blocks -> 10 digits
+        return cnn2d(
+            1,
+            data.input_shape[1:],
+            10,
+            depth=3,
+            channels=16,
+            activation=activation,
+            generator=generator,
+            **options,
+        )
+    if task == "fsdd-mlp":  # each mel band averaged over 4 spans of time
+        return pooled_mlp(
+            data.input_shape[1:],
+            10,
+            segments=4,
+            depth=2,
+            width=128,
+            activation=activation,
+            generator=generator,
+            **options,
+        )
     return char_mlp(
         data.num_classes,
         data.input_shape[0],
@@ -130,24 +196,38 @@ def _model(task: str, data, activation: str, options: dict, generator: torch.Gen
 
 def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:
     task, activation = cell["task"], cell["activation"]
-    data = load_dataset(TASKS[task][0])
+    speech = task in SPEECH_TASKS
+    if speech:
+        data = load_dataset(
+            "fsdd", data_dir=config.data_dir, holdout_speaker=config.holdout_speaker
+        )
+    else:
+        data = load_dataset(TASKS[task][0])
+    steps = config.speech_steps if speech else config.steps
     generator = torch.Generator().manual_seed(seed)
     options = {"negative_slope": config.negative_slope} if activation == "leaky_relu" else {}
     model = _model(task, data, activation, options, generator)
     result = train(
         model,
         data,
-        steps=config.steps,
+        steps=steps,
         batch_size=config.batch_size,
         lr=config.lr,
         optimizer="adam",
         generator=generator,
-        log_every=max(1, config.steps // 10),
+        log_every=max(1, steps // 10),
     )
     scores = {} if result.diverged else evaluate(model, data)
+    # Which recordings a speech result came from (a hash of every file's SHA-256).
+    source = {"data_sha256": data.source.rsplit("sha256 ", 1)[-1]} if speech else {}
     return RunOutput(
         metrics=[(step, "loss", loss) for step, loss in result.losses],
-        results={"metric": TASKS[task][2], "value": scores.get(TASKS[task][2], math.nan), **scores},
+        results={
+            "metric": TASKS[task][2],
+            "value": scores.get(TASKS[task][2], math.nan),
+            **scores,
+            **source,
+        },
         diverged=result.diverged,
     )
 
@@ -162,10 +242,12 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
     findings = []
     for task in config.tasks:
         _, kind, metric, higher = TASKS[task]
+        if kind == "speech" and config.holdout_speaker:
+            kind = "speech_held_out"
         relu, leaky = values.get((task, "relu")), values.get((task, "leaky_relu"))
         per_activation = {
             a: list(mean_ci(list(values[(task, a)].values())))
-            for a in config.activations
+            for a in _activations(config, task)
             if (task, a) in values
         }
         if not relu or not leaky:
@@ -194,24 +276,75 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
                 },
             )
         )
+        if task in SPEECH_TASKS and "tanh" in _activations(config, task):
+            finding = _rectifiers_beat_tanh(task, kind, values, diverged)
+            if finding is not None:
+                findings.append(finding)
     return findings
+
+
+def _rectifiers_beat_tanh(
+    task: str,
+    kind: str,
+    values: dict[tuple[str, str], dict[int, float]],
+    diverged: dict[tuple[str, str], int],
+) -> Finding | None:
+    """Maas et al. (2013): ReLU and Leaky ReLU both well ahead of tanh in speech recognition."""
+    tanh = values.get((task, "tanh"))
+    if not tanh:
+        return None
+    numbers: dict = {"task": task, "kind": kind}
+    verdicts = []
+    for name in ("relu", "leaky_relu"):
+        rectifier = values.get((task, name))
+        if not rectifier:
+            return None
+        seeds = sorted(set(rectifier) & set(tanh))
+        paired = paired_comparison([tanh[s] for s in seeds], [rectifier[s] for s in seeds])
+        short = "relu" if name == "relu" else "leaky"
+        numbers |= {
+            f"{short}_minus_tanh": paired.mean_difference,
+            f"{short}_ci95": list(paired.ci95),
+            f"{short}_p_value": paired.p_value,
+        }
+        numbers["seeds"] = min(numbers.get("seeds", paired.n), paired.n)
+        verdicts.append(paired.verdict)
+    numbers["diverged"] = {a: diverged[(task, a)] for a in ("relu", "leaky_relu", "tanh")}
+    if any(numbers["diverged"].values()) or "inconclusive" in verdicts:
+        verdict = "inconclusive"
+    elif "does not hold" in verdicts:
+        verdict = "does not hold"
+    elif all(v == "holds" for v in verdicts):
+        verdict = "holds"
+    else:
+        verdict = "not significant"
+    return Finding("accuracy.rectifiers_beat_tanh", verdict, numbers)
 
 
 EXPERIMENT = Experiment(
     name="accuracy",
     config=AccuracyConfig,
     presets={
-        "quick": {"steps": 300, "seeds": 5, "activations": ("relu", "leaky_relu")},
+        "quick": {
+            "steps": 300,
+            "seeds": 5,
+            "activations": ("relu", "leaky_relu"),
+            "speech_activations": (),
+            "speech_steps": 120,
+        },
         "tiny": {
             "tasks": ("digits-cnn", "text-lm"),
             "steps": 30,
             "seeds": 2,
             "activations": ("relu", "leaky_relu"),
+            "speech_activations": (),
+            "speech_steps": 20,
         },
     },
     cells=_cells,
-    axes=("tasks", "activations"),
+    axes=("tasks", "activations", "speech_activations"),
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    check_data=_check_data,
 )
