@@ -28,29 +28,44 @@ def fsdd_folder(accuracy: Sweep | None) -> str | None:
 
 
 def spectrogram_figure(examples: list[tuple[int, str, np.ndarray]], messages: Messages) -> Figure:
-    """One row per speaker, one column per digit: each recording's log-mel spectrogram."""
+    """One row per speaker, one column per digit: each recording's log-mel spectrogram.
+
+    Drawn as one mosaic image (one axes), which renders far faster than 30 small axes.
+    """
     speakers = list(dict.fromkeys(speaker for _, speaker, _ in examples))
     digits = sorted({digit for digit, _, _ in examples})
-    fig = Figure(
-        figsize=(1.25 * len(digits) + 1.0, 1.35 * len(speakers) + 1.0), layout="constrained"
-    )
-    axes = fig.subplots(len(speakers), len(digits), squeeze=False, sharex=True, sharey=True)
+    bands, frames = examples[0][2].shape
+    gap = 2
     low = min(float(np.percentile(mel, 5)) for _, _, mel in examples)
     high = max(float(mel.max()) for _, _, mel in examples)
-    image = None
+    mosaic = np.full(
+        (len(speakers) * (bands + gap) - gap, len(digits) * (frames + gap) - gap), np.nan
+    )
     for digit, speaker, mel in examples:
-        ax = axes[speakers.index(speaker), digits.index(digit)]
-        image = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=low, vmax=high)
-    for col, digit in enumerate(digits):
-        axes[0, col].set_title(str(digit))
-    for row, speaker in enumerate(speakers):
-        axes[row, 0].set_ylabel(speaker, fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.supxlabel(messages("speech.xlabel"), fontsize=10)
-    fig.supylabel(messages("speech.ylabel"), fontsize=10)
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8, label=messages("speech.colorbar"))
-    fig.suptitle(messages("speech.figure_title"))
+        row = (len(speakers) - 1 - speakers.index(speaker)) * (bands + gap)  # first on top
+        col = digits.index(digit) * (frames + gap)
+        mosaic[row : row + bands, col : col + frames] = mel
+    fig = Figure(figsize=(1.1 * len(digits) + 1.6, 1.0 * len(speakers) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(
+        np.ma.masked_invalid(mosaic),
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=low,
+        vmax=high,
+        interpolation="nearest",
+    )
+    ax.set_xticks([i * (frames + gap) + frames / 2 for i in range(len(digits))], map(str, digits))
+    ax.set_yticks(
+        [(len(speakers) - 1 - i) * (bands + gap) + bands / 2 for i in range(len(speakers))],
+        speakers,
+    )
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel(messages("speech.xlabel"))
+    ax.set_ylabel(messages("speech.ylabel"))
+    fig.colorbar(image, ax=ax, shrink=0.8, label=messages("speech.colorbar"))
+    ax.set_title(messages("speech.figure_title"))
     return fig
