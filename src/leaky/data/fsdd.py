@@ -66,7 +66,7 @@ FSDD_SPEAKERS: tuple[str, ...] = ("george", "jackson", "lucas", "nicolas", "theo
 FSDD_LICENSE = "CC BY-SA 4.0"
 FSDD_CREDIT = (
     "Free Spoken Digit Dataset (FSDD), Jakobovski et al., "
-    "https://github.com/Jakobovski/free-spoken-digit-dataset"
+    "github.com/Jakobovski/free-spoken-digit-dataset"
 )
 FETCH_COMMAND = "leaky data fetch fsdd"
 _NAME = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<index>[0-9]+)\.wav")
