@@ -146,3 +146,14 @@ def test_slope_takes_the_speech_data_too(tmp_path, monkeypatch):
         run_experiment("slope", config, store, progress=False)
         runs = store.runs("slope")
     assert len(runs) == 3 * 2 and all(0 <= r.results["test_accuracy"] <= 1 for r in runs)
+
+
+def test_planned_runs_count_the_speech_tasks_extra_activations(tmp_path):
+    from leaky.resources import planned_runs
+    from leaky.runner import plan
+
+    folder = write_fsdd(tmp_path / "fsdd", speakers=("george",), indices=range(6))
+    config = _config(
+        tasks="digits-cnn,fsdd-cnn,fsdd-mlp", speech_activations="tanh,prelu", data_dir=str(folder)
+    )
+    assert planned_runs("accuracy", config) == len(plan("accuracy", config)) == 2 * (2 + 4 + 4)

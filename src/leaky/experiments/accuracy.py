@@ -347,4 +347,5 @@ EXPERIMENT = Experiment(
     summarize=_summarize,
     memory=_memory,
     check_data=_check_data,
+    count_cells=lambda config: sum(len(_activations(config, t)) for t in config.tasks),
 )

@@ -118,6 +118,9 @@ class Experiment:
     # Checks that the data a config needs is on disk (raises ValueError saying how to get
     # it), before a sweep starts; None: everything it needs ships with leaky.
     check_data: Callable[[Any], None] | None = None
+    # The grid's cell count without building it, where the grid is not the product of its
+    # axes (accuracy: the speech tasks run extra activations); None: the product.
+    count_cells: Callable[[Any], int] | None = None
 
     def question(self, lang: str = "en") -> str:
         """The question the experiment answers (from the message catalogue)."""
