@@ -98,3 +98,36 @@ def stored_runs(path) -> int:
             return db.execute("SELECT count(*) FROM runs").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def wav_bytes(
+    samples=None, *, rate: int = 8000, channels: int = 1, width: int = 2, seed: int = 0
+) -> bytes:
+    """A small WAV file's bytes: by default 0.2 s of a seeded tone at 8 kHz, mono, 16-bit."""
+    import io
+    import wave
+
+    if samples is None:
+        t = np.arange(1600) / rate
+        tone = 0.3 * np.sin(2 * np.pi * (300 + 40 * seed) * t)
+        samples = (tone * 32767).astype("<i2")
+    data = np.asarray(samples).astype({1: "u1", 2: "<i2", 4: "<i4"}[width]).tobytes()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        out.writeframes(data * channels)
+    return buffer.getvalue()
+
+
+def write_fsdd(folder, speakers=("ann", "bob"), indices=range(7)):
+    """A small FSDD-shaped folder (``folder/recordings/{digit}_{speaker}_{index}.wav``)."""
+    recordings = folder / "recordings"
+    recordings.mkdir(parents=True)
+    for s, speaker in enumerate(speakers):
+        for digit in range(10):
+            for index in indices:
+                seed = digit * 7 + s + index % 3
+                (recordings / f"{digit}_{speaker}_{index}.wav").write_bytes(wav_bytes(seed=seed))
+    return folder

@@ -76,7 +76,8 @@ def test_wilson_interval_covers_the_estimate():
 
 
 def test_tiny_demo_writes_a_finding_for_every_experiment(tmp_path):
-    _, path, report = run_demo(tmp_path / "demo", preset="tiny", progress=False)
+    # speech=False: the speech tasks' part of the demo is tested in test_speech_tasks.py
+    _, path, report = run_demo(tmp_path / "demo", preset="tiny", progress=False, speech=False)
     data = json.loads(path.read_text())
     assert {f["experiment"] for f in data} == set(EXPERIMENTS)
     assert all(f["verdict"] in VERDICTS and f["numbers"] for f in data)

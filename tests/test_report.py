@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from leaky.cli import cli
 from leaky.experiments import EXPERIMENTS
+from leaky.experiments.accuracy import speech_tasks_present
 from leaky.findings import resolve_config, run_experiment
 from leaky.messages import get_messages
 from leaky.report import write_report
@@ -84,7 +85,8 @@ def _synthetic_store(path, name, overrides, result, status=lambda spec: "finishe
 def test_report_renders_every_figure_in_both_languages(reports, lang):
     files = reports[lang]
     names = {p.stem for p in files.figures}
-    assert names == {*EXPERIMENTS, "curves"}
+    speech = {"speech"} if speech_tasks_present() else set()  # spectrograms: FSDD is here
+    assert names == {*EXPERIMENTS, "curves", *speech}
     for name in names:
         for suffix in (".png", ".svg"):
             figure = files.html.parent / "figures" / f"{name}{suffix}"
@@ -142,7 +144,8 @@ def test_sections_have_question_figure_numbers_verdict_and_command(reports, lang
 def test_markdown_links_figures_that_exist(reports):
     md = reports["en"].pages[1]
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md.read_text(encoding="utf-8"))
-    assert len(links) == len(EXPERIMENTS) + 1
+    speech = 1 if speech_tasks_present() else 0  # the spectrograms, when FSDD is here
+    assert len(links) == len(EXPERIMENTS) + 1 + speech
     assert all((md.parent / link).is_file() for link in links)
     assert "| Claim | Experiment | Result | Verdict |" in md.read_text(encoding="utf-8")
 
@@ -195,7 +198,8 @@ def test_dying_relu_holds_and_missing_experiments_are_named(tmp_path):
     text = files.html.read_text(encoding="utf-8")
     assert text.count(get_messages("en")("report.missing_experiment")) == len(EXPERIMENTS) - 1
     assert "leaky run vanishing --quick --store" in text
-    assert {p.stem for p in files.figures} == {"dying", "curves"}
+    speech = {"speech"} if speech_tasks_present() else set()  # the spectrograms: FSDD is here
+    assert {p.stem for p in files.figures} == {"dying", "curves", *speech}
 
 
 def test_diverged_runs_and_a_single_seed_are_said_not_hidden(tmp_path):
@@ -304,7 +308,8 @@ def test_page_in_a_real_browser_offline(reports, tmp_path):
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    assert len(images) == len(EXPERIMENTS) + 1
+    speech = 1 if speech_tasks_present() else 0  # the spectrograms, when FSDD is here
+    assert len(images) == len(EXPERIMENTS) + 1 + speech
     assert all(complete and width > 0 for complete, width in images), images
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
     assert title == get_messages("ja")("report.title")

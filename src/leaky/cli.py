@@ -766,6 +766,77 @@ def playground(
     )
 
 
+@cli.group(name="data")
+def data_group() -> None:
+    """Data sets that leaky reads from disk (FSDD's spoken digits): fetch them, list them."""
+
+
+@data_group.command(name="fetch")
+@click.argument("name", type=click.Choice(["fsdd"]))
+@click.option(
+    "--dir",
+    "target",
+    type=click.Path(file_okay=False),
+    help="Folder to put the data set in.  [default: $LEAKY_DATA_DIR/fsdd, else "
+    "~/.cache/leaky/fsdd]",
+)
+@click.option("--url", default=None, help="Archive to download.  [default: FSDD's v1.0.10 tag]")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def data_fetch(name: str, target: str | None, url: str | None, quiet: bool) -> None:
+    """Download NAME (fsdd), check the SHA-256 of every file, and move it into place.
+
+    Nothing that looks complete is left behind by a failed download. Exit code 1 when the
+    download fails or does not check out (no network, truncated, corrupt), 2 for a user
+    error (a bad --url or --dir).
+    """
+    from leaky.data.fetch import FSDD_URL, FetchError, fetch_fsdd
+
+    try:
+        result = fetch_fsdd(target, url=url or FSDD_URL, progress=False if quiet else None)
+    except FetchError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)  # the command ran and the download failed or did not check out
+    if result.already_present:
+        click.echo(f"{name} is already in {result.path}; nothing to do.")
+        return
+    click.echo(f"Checked and installed {result.installed:,} recordings in {result.path}.")
+    if result.left_out:
+        click.echo(f"Left out {result.left_out:,} recordings that the checked list does not name.")
+    if result.not_in_archive:
+        click.echo(
+            f"This release lacks {result.not_in_archive:,} recordings of the checked list "
+            "(an older release has fewer speakers)."
+        )
+
+
+@data_group.command(name="list")
+def data_list() -> None:
+    """Which data sets are present, where, and their licence."""
+    from leaky.data.fsdd import (
+        FETCH_COMMAND,
+        FSDD_LICENSE,
+        find_fsdd,
+        fsdd_candidates,
+        fsdd_recordings,
+    )
+
+    try:
+        where = find_fsdd()
+        count = len(fsdd_recordings(where))
+        state, place = f"present ({count:,} recordings)", str(where)
+    except ValueError as error:
+        looked = ", ".join(str(place) for _, place in fsdd_candidates())
+        if "not here" in str(error):
+            state, place = f"not present: {FETCH_COMMAND}", f"looked in {looked}"
+        else:  # there, but damaged: say which file
+            state, place = "damaged", str(error)
+    rows = [("data set", "state", "where", "licence"), ("fsdd", state, place, FSDD_LICENSE)]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[3]]))
+    click.echo("The built-in data sets ship with leaky's dependencies: leaky list datasets.")
+
+
 def main() -> None:
     """Entry point of the ``leaky`` console script."""
     cli(prog_name="leaky")

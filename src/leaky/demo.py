@@ -1,23 +1,43 @@
 """The demo: every experiment's quick preset into one store, then the findings and the report.
 
 An orchestration on top of the lab (experiments, runner, store) and the report, beside the
-command line, so that neither of those layers imports the other.
+command line, so that neither of those layers imports the other. When the FSDD recordings
+are on this machine (see :mod:`leaky.data.fsdd`), the accuracy experiment runs its speech
+tasks too; without them the report says how to get them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from leaky.atomic import ensure_output_dir
-from leaky.experiments import EXPERIMENTS, Finding
+from leaky.experiments import EXPERIMENTS, Finding, get_experiment
+from leaky.experiments.accuracy import SPEECH_TASKS, speech_tasks_present
 from leaky.findings import resolve_config, run_experiment, summarize, write_findings
 from leaky.messages import LANGUAGES
 from leaky.report import ReportFiles, write_report
 from leaky.runner import DEFAULT_THREADS, check_parallelism, default_workers
 from leaky.store import Store
 
-__all__ = ["run_demo"]
+__all__ = ["demo_overrides", "run_demo"]
+
+
+def demo_overrides(name: str, preset: str, speech: bool) -> dict[str, Any]:
+    """What the demo adds to an experiment's preset: the speech tasks, when ``speech``.
+
+    Examples:
+        >>> demo_overrides("accuracy", "quick", speech=True)["tasks"][-2:]
+        ('fsdd-cnn', 'fsdd-mlp')
+        >>> demo_overrides("accuracy", "quick", speech=False)
+        {}
+    """
+    if name != "accuracy" or not speech:
+        return {}
+    experiment = get_experiment(name)
+    tasks = experiment.presets[preset].get("tasks", experiment.config().tasks)
+    return {"tasks": tuple(dict.fromkeys((*tasks, *SPEECH_TASKS)))}
 
 
 def run_demo(
@@ -29,13 +49,15 @@ def run_demo(
     threads: int = DEFAULT_THREADS,
     progress: bool | None = None,
     echo: Callable[[str], object] | None = None,
+    speech: bool | None = None,
 ) -> tuple[list[Finding], Path, ReportFiles]:
     """Every experiment's ``preset`` into ``out_dir/results.db``, then the report.
 
     Runs use ``threads`` torch threads each, in ``workers`` processes (default: as many as
     the usable cores hold). Writes ``findings.json``, ``report.html``, ``report.md`` and
     ``figures/`` beside the store; returns the findings, the path of ``findings.json`` and
-    the report's files.
+    the report's files. ``speech``: run the speech tasks (default: when the FSDD
+    recordings are found, in ``$LEAKY_DATA_DIR/fsdd`` or the user cache).
     """
     if lang not in LANGUAGES:
         raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
@@ -43,12 +65,18 @@ def run_demo(
         workers = default_workers(threads)
     check_parallelism(workers, threads)
     out = ensure_output_dir(out_dir)
+    if speech is None:
+        speech = speech_tasks_present()
+    if echo is not None and not speech:
+        echo("FSDD recordings not found: the speech tasks are left out (leaky data fetch fsdd)")
     findings: list[Finding] = []
     with Store(out / "results.db") as store:
         for name in EXPERIMENTS:
             if echo is not None:
                 echo(f"running {name} ({preset} preset) ...")
-            config = resolve_config(name, preset=preset)
+            config = resolve_config(
+                name, preset=preset, overrides=demo_overrides(name, preset, speech)
+            )
             run_experiment(name, config, store, workers=workers, threads=threads, progress=progress)
             findings += summarize(name, config, store, threads=threads)
     path = write_findings(out / "findings.json", findings, lang)

@@ -32,9 +32,9 @@ def resolve_config(
     """The experiment's config: defaults, then the preset, then the overrides.
 
     Raises:
-        ValueError: an unknown preset, key or value, or a sweep that cannot fit here (too
+        ValueError: an unknown preset, key or value, a sweep that cannot fit here (too
             many runs, or a run too big for the memory available; see
-            :func:`leaky.resources.check_resources`).
+            :func:`leaky.resources.check_resources`), or data it needs that is not on disk.
     """
     experiment = get_experiment(name)
     if preset and preset not in experiment.presets:
@@ -45,6 +45,8 @@ def resolve_config(
     check_resources(name, config)  # before a store is opened or a plan is built
     for spec in experiment.data_specs(config):
         load_user_task(spec)  # missing, malformed or unusable data: an error now, not midway
+    if experiment.check_data is not None:
+        experiment.check_data(config)
     return config
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "mlp",
     "mnist1d_conv_base",
     "mnist1d_mlp_base",
+    "pooled_mlp",
 ]
 
 Init = Literal["kaiming", "xavier", "torch"]
@@ -193,6 +194,47 @@ def cnn2d(
         )
     model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * h * w, classes))
     return initialise(model, activation, init, generator=generator, **options)  # type: ignore[return-value]
+
+
+def pooled_mlp(
+    size: tuple[int, int],
+    classes: int,
+    *,
+    segments: int = 4,
+    depth: int = 2,
+    width: int = 128,
+    activation: str = "relu",
+    init: Init = "kaiming",
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> nn.Sequential:
+    """An MLP over a ``(1, rows, columns)`` spectrogram pooled in time.
+
+    Each row (mel band) is averaged over ``segments`` equal spans of columns, which keeps
+    the coarse order of the sounds and drops their exact timing; the ``rows * segments``
+    numbers go to :func:`mlp`.
+
+    Examples:
+        >>> net = pooled_mlp((32, 48), 10, segments=4, depth=1, width=8)
+        >>> net(torch.zeros(2, 1, 32, 48)).shape
+        torch.Size([2, 10])
+    """
+    if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= size[1]:
+        raise ValueError(
+            f"Expected `segments` to be an int from 1 to {size[1]} (the columns), "
+            f"but got {segments!r}"
+        )
+    body = mlp(
+        size[0] * segments,
+        classes,
+        depth=depth,
+        width=width,
+        activation=activation,
+        init=init,
+        generator=generator,
+        **options,
+    )
+    return nn.Sequential(nn.AdaptiveAvgPool2d((size[0], segments)), *body)
 
 
 class CharMLP(nn.Module):

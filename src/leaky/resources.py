@@ -96,7 +96,9 @@ def planned_runs(name: str, config: Any) -> int:
     from leaky.experiments import get_experiment
 
     experiment = get_experiment(name)
-    if experiment.axes:
+    if experiment.count_cells is not None:
+        cells = experiment.count_cells(config)
+    elif experiment.axes:
         cells = math.prod(_axis_lengths(experiment, config).values())
     else:
         cells = len(experiment.cells(config))

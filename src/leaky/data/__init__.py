@@ -24,6 +24,7 @@ from leaky.data.files import (
     load_idx,
     load_npz,
 )
+from leaky.data.fsdd import cached_fsdd, load_fsdd
 from leaky.data.npz_archive import npz_array_names, read_npz
 from leaky.data.size_limit import DEFAULT_MAX_DATA_BYTES, MAX_DATA_BYTES_ENV, max_data_bytes
 from leaky.data.user_task import (
@@ -51,6 +52,7 @@ __all__ = [
     "load_csv",
     "load_data",
     "load_dataset",
+    "load_fsdd",
     "load_idx",
     "load_npz",
     "load_user_task",
@@ -68,15 +70,20 @@ def list_datasets() -> list[BuiltinInfo]:
 
 
 def load_dataset(name: str, **options: Any) -> Dataset:
-    """Make a built-in task by name (options such as ``seed`` go to its maker).
+    """Make a built-in task, or ``fsdd`` read from disk, by name.
 
-    Made once per process and options, then shared: treat the tensors as read-only.
+    Options go to the task's maker (``seed``; for ``fsdd``: ``data_dir`` and
+    ``holdout_speaker``, see :func:`leaky.data.fsdd.load_fsdd`). Made once per process and
+    options, then shared: treat the tensors as read-only.
 
     Raises:
-        ValueError: unknown name (the message lists the valid ones).
+        ValueError: unknown name (the message lists the valid ones); for ``fsdd``, data
+            that is not there (the message says how to get it) or a malformed file.
     """
+    if name == "fsdd":
+        return cached_fsdd(options.get("data_dir"), options.get("holdout_speaker"))
     if name not in BUILTIN:
-        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(BUILTIN)}")
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join([*BUILTIN, 'fsdd'])}")
     return _cached(name, tuple(sorted(options.items())))
 
 

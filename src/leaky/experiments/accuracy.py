@@ -1,15 +1,20 @@
-"""Accuracy: does Leaky ReLU beat ReLU on image, signal and text tasks, beyond seed noise?
+"""Accuracy: does Leaky ReLU beat ReLU on image, signal, speech and text tasks, beyond seed noise?
 
 The article claims that Leaky ReLU improves image recognition "a lot" and helps language and
 speech tasks. Each task is trained with each activation over several seeds (the same seeds,
 so data order and weight draws are shared): a 2-D CNN on scikit-learn's 8x8 digits (image),
 MNIST-1D's published MLP and CNN baselines with their published recipe (Greydanus 2020:
 Adam at 1e-2, batches of 100 in the training set's order, 6,000 steps; MLP about 68%, CNN
-about 94%), and a character-level MLP language model on CPython's documentation (text, in
-bits per character, lower is better). The user's own data joins as a task spec
-``file:path`` (see :mod:`leaky.data.user_task`). The summary gives each activation's mean
-with a 95% t interval, and a paired Leaky-vs-ReLU comparison per task whose verdict says
-"not significant" when the seeds do not separate them.
+about 94%; a synthetic signal task), a 2-D CNN over log-mel spectrograms and an MLP over
+time-pooled ones on the Free Spoken Digit Dataset (real speech, read from disk: see
+:mod:`leaky.data.fsdd`; official or speaker-held-out split), and a character-level MLP
+language model on CPython's documentation (text, in bits per character, lower is better).
+The user's own data joins as a task spec ``file:path`` (see :mod:`leaky.data.user_task`).
+The summary gives each activation's mean with a 95% t interval, and a paired
+Leaky-vs-ReLU comparison per task whose verdict says "not significant" when the seeds do not
+separate them. The speech tasks also run tanh (``speech_activations``): Maas et al. (2013)
+found Leaky ReLU and ReLU within noise of each other on Switchboard, both well ahead of
+tanh, and the speech summary puts that to the test too.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from leaky.data import is_file_task, load_data, parse_task_spec
+from leaky.data import is_file_task, load_data, load_dataset, parse_task_spec
+from leaky.data.fsdd import FSDD_SPEAKERS, find_fsdd
 from leaky.experiments.base import (
     Experiment,
     Finding,
@@ -33,10 +39,18 @@ from leaky.experiments.base import (
 from leaky.experiments.footprint import EVAL_ROWS, training_bytes
 from leaky.experiments.stats import mean_ci, paired_comparison
 from leaky.experiments.training import evaluate, train
-from leaky.models import char_mlp, cnn1d, cnn2d, mlp, mnist1d_conv_base, mnist1d_mlp_base
+from leaky.models import (
+    char_mlp,
+    cnn1d,
+    cnn2d,
+    mlp,
+    mnist1d_conv_base,
+    mnist1d_mlp_base,
+    pooled_mlp,
+)
 from leaky.store import RunRecord
 
-__all__ = ["EXPERIMENT", "TASKS", "AccuracyConfig"]
+__all__ = ["EXPERIMENT", "SPEECH_TASKS", "TASKS", "AccuracyConfig", "speech_tasks_present"]
 
 # task -> (dataset, kind of claim, metric, higher is better)
 TASKS = {
@@ -47,7 +61,10 @@ TASKS = {
     # The models MNIST-1D had here before its published baselines: kept for comparison.
     "mnist1d-mlp-3x256": ("mnist1d", "signal", "accuracy", True),
     "mnist1d-cnn-3x32": ("mnist1d", "signal", "accuracy", True),
+    "fsdd-cnn": ("fsdd", "speech", "accuracy", True),
+    "fsdd-mlp": ("fsdd", "speech", "accuracy", True),
 }
+SPEECH_TASKS: tuple[str, ...] = tuple(t for t, row in TASKS.items() if row[1] == "speech")
 USER_TASK = ("user", "user_data", "accuracy", True)  # a "file:..." task
 
 
@@ -101,14 +118,24 @@ class AccuracyConfig:
     batch_size: int | None = None  # none: each task's recipe (128; MNIST-1D 100)
     lr: float | None = None  # Adam; none: each task's recipe (1e-3; MNIST-1D 1e-2)
     seeds: int = 5
+    # The speech tasks (fsdd-cnn, fsdd-mlp) read FSDD from disk: `leaky data fetch fsdd`.
+    speech_activations: tuple[str, ...] = ("tanh",)  # run on the speech tasks as well
+    speech_steps: int = 1000  # the speech tasks' steps (2,700 training recordings)
+    data_dir: str = ""  # FSDD's folder; "": $LEAKY_DATA_DIR/fsdd, then ~/.cache/leaky/fsdd
+    holdout_speaker: str = ""  # "": FSDD's official split; a speaker: test on that voice only
 
     def __post_init__(self) -> None:
         positive(
-            self, "seeds", *(k for k in ("steps", "batch_size") if getattr(self, k) is not None)
+            self,
+            "seeds",
+            "speech_steps",
+            *(k for k in ("steps", "batch_size") if getattr(self, k) is not None),
         )
         if self.lr is not None:
             positive_numbers(self, "lr")
         known_activations(self.activations)
+        if self.speech_activations:
+            known_activations(self.speech_activations)
         if not self.tasks:
             raise ValueError("Expected at least one task")
         for task in self.tasks:
@@ -119,10 +146,37 @@ class AccuracyConfig:
                     f"Expected tasks among {', '.join(TASKS)} or file:PATH (your data); "
                     f"got {task!r}"
                 )
+        if self.holdout_speaker and self.holdout_speaker not in FSDD_SPEAKERS:
+            raise ValueError(
+                f"Expected holdout_speaker among FSDD's speakers ({', '.join(FSDD_SPEAKERS)}) "
+                f"or empty for the official split, but got {self.holdout_speaker!r}"
+            )
+
+
+def speech_tasks_present(data_dir: str = "") -> bool:
+    """Whether FSDD can be found, so the speech tasks can run (``leaky demo`` asks)."""
+    try:
+        find_fsdd(data_dir or None)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_data(config: AccuracyConfig) -> None:
+    # Before a store is opened: missing recordings are one message that says how to get them.
+    if any(task in SPEECH_TASKS for task in config.tasks):
+        find_fsdd(config.data_dir or None)
+
+
+def _activations(config: AccuracyConfig, task: str) -> tuple[str, ...]:
+    """The activations a task runs: the speech tasks add ``speech_activations``."""
+    extra = config.speech_activations if task in SPEECH_TASKS else ()
+    return tuple(dict.fromkeys((*config.activations, *extra)))
 
 
 # task -> (parameters, activations per sample, widest layer), counted on the models below
-# with PReLU (the most parameters) and the 103-character vocabulary of pydoc-text.
+# with PReLU (the most parameters), the 103-character vocabulary of pydoc-text and
+# 32 x 48 log-mel spectrograms for FSDD (the widest layer of fsdd-mlp is its input).
 _TASK_SIZES = {
     "digits-cnn": (10_922, 5_898, 2_048),
     "mnist1d-mlp": (15_410, 550, 100),
@@ -130,6 +184,8 @@ _TASK_SIZES = {
     "text-lm": (127_447, 1_383, 256),
     "mnist1d-mlp-3x256": (145_418, 1_586, 256),
     "mnist1d-cnn-3x32": (12_842, 7_690, 1_280),
+    "fsdd-cnn": (8_698, 72_970, 24_576),
+    "fsdd-mlp": (34_570, 778, 1_536),
 }
 
 
@@ -151,7 +207,7 @@ def _memory(config: AccuracyConfig) -> int:
 
 
 def _cells(config: AccuracyConfig) -> list[dict]:
-    return [{"task": t, "activation": a} for t in config.tasks for a in config.activations]
+    return [{"task": t, "activation": a} for t in config.tasks for a in _activations(config, t)]
 
 
 def _user_model(task: str, data, activation: str, options: dict, generator: torch.Generator):
@@ -204,6 +260,28 @@ def _model(task: str, data, activation: str, options: dict, generator: torch.Gen
         return cnn1d(
             1, 40, 10, depth=3, channels=32, activation=activation, generator=generator, **options
         )
+    if task == "fsdd-cnn":  # (1, mel bands, frames) -> three conv3 + pool blocks -> 10 digits
+        return cnn2d(
+            1,
+            data.input_shape[1:],
+            10,
+            depth=3,
+            channels=16,
+            activation=activation,
+            generator=generator,
+            **options,
+        )
+    if task == "fsdd-mlp":  # each mel band averaged over 4 spans of time
+        return pooled_mlp(
+            data.input_shape[1:],
+            10,
+            segments=4,
+            depth=2,
+            width=128,
+            activation=activation,
+            generator=generator,
+            **options,
+        )
     return char_mlp(
         data.num_classes,
         data.input_shape[0],
@@ -217,27 +295,36 @@ def _model(task: str, data, activation: str, options: dict, generator: torch.Gen
 
 def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:
     task, activation = cell["task"], cell["activation"]
+    speech = task in SPEECH_TASKS
     dataset, _, metric, _ = task_info(task)
-    data = load_data(dataset)
+    if speech:
+        data = load_dataset(
+            "fsdd", data_dir=config.data_dir, holdout_speaker=config.holdout_speaker
+        )
+    else:
+        data = load_data(dataset)
     generator = torch.Generator().manual_seed(seed)
     options = {"negative_slope": config.negative_slope} if activation == "leaky_relu" else {}
     model = _model(task, data, activation, options, generator)
     plan = recipe(config, task)
+    steps = config.speech_steps if speech else plan.steps
     result = train(
         model,
         data,
-        steps=plan.steps,
+        steps=steps,
         batch_size=plan.batch_size,
         lr=plan.lr,
         optimizer="adam",
         generator=generator,
-        log_every=max(1, plan.steps // 10),
+        log_every=max(1, steps // 10),
         order=plan.order,
     )
     scores = {} if result.diverged else evaluate(model, data)
+    # Which recordings a speech result came from (a hash of every file's SHA-256).
+    source = {"data_sha256": data.source.rsplit("sha256 ", 1)[-1]} if speech else {}
     return RunOutput(
         metrics=[(step, "loss", loss) for step, loss in result.losses],
-        results={"metric": metric, "value": scores.get(metric, math.nan), **scores},
+        results={"metric": metric, "value": scores.get(metric, math.nan), **scores, **source},
         diverged=result.diverged,
     )
 
@@ -252,10 +339,12 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
     findings = []
     for task in config.tasks:
         _, kind, metric, higher = task_info(task)
+        if kind == "speech" and config.holdout_speaker:
+            kind = "speech_held_out"
         relu, leaky = values.get((task, "relu")), values.get((task, "leaky_relu"))
         per_activation = {
             a: list(mean_ci(list(values[(task, a)].values())))
-            for a in config.activations
+            for a in _activations(config, task)
             if (task, a) in values
         }
         if not relu or not leaky:
@@ -284,25 +373,77 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
                 },
             )
         )
+        if task in SPEECH_TASKS and "tanh" in _activations(config, task):
+            finding = _rectifiers_beat_tanh(task, kind, values, diverged)
+            if finding is not None:
+                findings.append(finding)
     return findings
+
+
+def _rectifiers_beat_tanh(
+    task: str,
+    kind: str,
+    values: dict[tuple[str, str], dict[int, float]],
+    diverged: dict[tuple[str, str], int],
+) -> Finding | None:
+    """Maas et al. (2013): ReLU and Leaky ReLU both well ahead of tanh in speech recognition."""
+    tanh = values.get((task, "tanh"))
+    if not tanh:
+        return None
+    numbers: dict = {"task": task, "kind": kind}
+    verdicts = []
+    for name in ("relu", "leaky_relu"):
+        rectifier = values.get((task, name))
+        if not rectifier:
+            return None
+        seeds = sorted(set(rectifier) & set(tanh))
+        paired = paired_comparison([tanh[s] for s in seeds], [rectifier[s] for s in seeds])
+        short = "relu" if name == "relu" else "leaky"
+        numbers |= {
+            f"{short}_minus_tanh": paired.mean_difference,
+            f"{short}_ci95": list(paired.ci95),
+            f"{short}_p_value": paired.p_value,
+        }
+        numbers["seeds"] = min(numbers.get("seeds", paired.n), paired.n)
+        verdicts.append(paired.verdict)
+    numbers["diverged"] = {a: diverged[(task, a)] for a in ("relu", "leaky_relu", "tanh")}
+    if any(numbers["diverged"].values()) or "inconclusive" in verdicts:
+        verdict = "inconclusive"
+    elif "does not hold" in verdicts:
+        verdict = "does not hold"
+    elif all(v == "holds" for v in verdicts):
+        verdict = "holds"
+    else:
+        verdict = "not significant"
+    return Finding("accuracy.rectifiers_beat_tanh", verdict, numbers)
 
 
 EXPERIMENT = Experiment(
     name="accuracy",
     config=AccuracyConfig,
     presets={
-        "quick": {"steps": 300, "seeds": 5, "activations": ("relu", "leaky_relu")},
+        "quick": {
+            "steps": 300,
+            "seeds": 5,
+            "activations": ("relu", "leaky_relu"),
+            "speech_activations": (),
+            "speech_steps": 120,
+        },
         "tiny": {
             "tasks": ("digits-cnn", "text-lm"),
             "steps": 30,
             "seeds": 2,
             "activations": ("relu", "leaky_relu"),
+            "speech_activations": (),
+            "speech_steps": 20,
         },
     },
     cells=_cells,
-    axes=("tasks", "activations"),
+    axes=("tasks", "activations", "speech_activations"),
     run=_run,
     summarize=_summarize,
     memory=_memory,
     user_data="tasks",
+    check_data=_check_data,
+    count_cells=lambda config: sum(len(_activations(config, t)) for t in config.tasks),
 )

@@ -136,6 +136,12 @@ class Experiment:
     # Rough peak bytes of the config's largest run (parameters, gradients, optimizer state,
     # activations); None: no estimate, no check.
     memory: Callable[[Any], int] | None = None
+    # Checks that the data a config needs is on disk (raises ValueError saying how to get
+    # it), before a sweep starts; None: everything it needs ships with leaky.
+    check_data: Callable[[Any], None] | None = None
+    # The grid's cell count without building it, where the grid is not the product of its
+    # axes (accuracy: the speech tasks run extra activations); None: the product.
+    count_cells: Callable[[Any], int] | None = None
     # The config field that may name the user's data ("file:..." specs, see
     # leaky.data.user_task): "tasks" or "dataset"; None: built-in data only.
     user_data: str | None = None
@@ -198,11 +204,17 @@ def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None
 
 
 def classification_dataset(name: str) -> None:
-    """Check that ``name`` is a built-in classification task (what these experiments train)."""
+    """Check that ``name`` is a classification task (what these experiments train).
+
+    The built-in ones, and ``fsdd`` (spoken digits read from disk, see
+    :mod:`leaky.data.fsdd`).
+    """
     from leaky.data import BUILTIN
 
+    if name == "fsdd":
+        return
     if name not in BUILTIN:
-        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join(BUILTIN)}")
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join([*BUILTIN, 'fsdd'])}")
     if BUILTIN[name].task != "classification":
         classification = [n for n, info in BUILTIN.items() if info.task == "classification"]
         raise ValueError(

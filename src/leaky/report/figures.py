@@ -266,7 +266,15 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
     fig, axes = _grid(1, max(1, len(tasks)), 3.3, 3.8)
     for ax, task in zip(axes[0], tasks, strict=False):
         metric = "accuracy"
-        for x, activation in enumerate(config.activations):
+        # The speech tasks also run speech_activations (tanh): drawn where they ran.
+        every = (*config.activations, *getattr(config, "speech_activations", ()))
+        activations = [
+            a
+            for a in dict.fromkeys(every)
+            if a in config.activations
+            or any(r.cell == {"task": task, "activation": a} for r in sweep.runs)
+        ]
+        for x, activation in enumerate(activations):
             runs = [r for r in sweep.runs if r.cell == {"task": task, "activation": activation}]
             if not runs:
                 continue
@@ -292,10 +300,10 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
                     zorder=3,
                 )
         ax.set_xticks(
-            range(len(config.activations)),
-            [activation_label(a, messages) for a in config.activations],
+            range(len(activations)),
+            [activation_label(a, messages) for a in activations],
         )
-        ax.set_xlim(-0.5, len(config.activations) - 0.3)
+        ax.set_xlim(-0.5, len(activations) - 0.3)
         ax.set_title(_task_title(task))
         ax.set_ylabel(messages(f"experiments.accuracy.ylabel_{metric}"))
         ax.margins(y=0.25)

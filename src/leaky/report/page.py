@@ -29,6 +29,7 @@ from leaky.messages import LANGUAGES, Messages, get_messages
 from leaky.report.curves import write_curves
 from leaky.report.figure_files import FIGURE_FORMATS, figure_language, save_figure
 from leaky.report.figures import FIGURES
+from leaky.report.speech import SPEECH_FIGURE, fsdd_folder, spectrogram_figure
 from leaky.report.style import figure_style
 from leaky.report.sweeps import Sweep, load_sweeps, open_store_for_reading, reproduce_command
 
@@ -176,6 +177,7 @@ def _context(
             }
         sections.append(section)
     return {
+        "speech": _speech_section(sweeps, figures, messages, image),
         "lang": lang,
         "t": {
             k.split(".", 1)[1]: v for k, v in messages.entries.items() if k.startswith("report.")
@@ -191,6 +193,31 @@ def _context(
         "curves": image("curves"),
         "notices": notices,
         "environment": _environment(sweeps, messages, store),
+    }
+
+
+def _speech_section(
+    sweeps: dict[str, Sweep | None], figures: dict[str, Path], messages: Messages, image: Any
+) -> dict[str, Any]:
+    """The speech section: the spectrogram figure when FSDD is here, else how to get it."""
+    from leaky.data.fsdd import FETCH_COMMAND, FSDD_CREDIT, FSDD_LICENSE
+
+    accuracy = sweeps.get("accuracy")
+    ran = accuracy is not None and any(
+        run.cell.get("task", "").startswith("fsdd-") for run in accuracy.runs
+    )
+    return {
+        "title": messages("speech.title"),
+        "intro": messages("speech.intro"),
+        "image": image(SPEECH_FIGURE) if SPEECH_FIGURE in figures else None,
+        "alt": messages("speech.figure_title"),
+        "caption": messages("speech.caption"),
+        "credit": messages("speech.credit", credit=FSDD_CREDIT, license=FSDD_LICENSE),
+        "absent": None
+        if SPEECH_FIGURE in figures
+        else messages("speech.absent", command=FETCH_COMMAND),
+        "not_run": None if ran else messages("speech.not_run"),
+        "commands": f"{FETCH_COMMAND}\nleaky demo",
     }
 
 
@@ -247,6 +274,19 @@ def _draw_figures(
             written = save_figure(draw(sweep, messages), folder, name, ("png", "svg"))
             paths += written
             png[name] = written[0]
+    try:  # what the speech networks see, when the recordings are on this machine
+        from leaky.data.fsdd import example_spectrograms
+
+        examples = example_spectrograms(fsdd_folder(sweeps.get("accuracy")))
+    except ValueError:  # not here (or damaged): the section says how to get them
+        examples = []
+    if examples:
+        with figure_style(font):
+            written = save_figure(
+                spectrogram_figure(examples, messages), folder, SPEECH_FIGURE, ("png", "svg")
+            )
+        paths += written
+        png[SPEECH_FIGURE] = written[0]
     curves, _, _ = write_curves(folder, lang=lang)
     paths += curves
     png["curves"] = curves[0]
@@ -257,7 +297,7 @@ def _remove_stale_temporaries(out: Path) -> None:
     """Temporary pages and figures that a killed ``leaky report`` left in ``out``."""
     for fmt in PAGE_FORMATS:
         remove_stale_temporaries(out / f"report.{fmt}")
-    for name in [*FIGURES, "curves"]:
+    for name in [*FIGURES, "curves", SPEECH_FIGURE]:
         for fmt in FIGURE_FORMATS:
             remove_stale_temporaries(out / "figures" / f"{name}.{fmt}")
 
