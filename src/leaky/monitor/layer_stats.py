@@ -7,7 +7,7 @@ import math
 import torch
 
 from leaky.monitor.metric import Metric
-from leaky.monitor.site_stats import has_nonfinite
+from leaky.monitor.reductions import squared_norm_and_nonfinite
 
 __all__ = ["LayerGradientStatistics"]
 
@@ -35,12 +35,10 @@ class LayerGradientStatistics(Metric):
             return
         if self.grad_sq.device != grad.device:
             self.to(grad.device)
-        acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
-        grad = grad.detach()
-        self.grad_sq.add_(torch.linalg.vector_norm(grad, dtype=acc).double().square_())
+        squared, nonfinite = squared_norm_and_nonfinite(grad.detach())
+        self.grad_sq.add_(squared)
         self.passes += 1
-        if grad.numel():  # min and max propagate NaN: one cheap pass, no bool copy
-            self.nonfinite_passes.add_(has_nonfinite(*torch.aminmax(grad)))
+        self.nonfinite_passes.add_(nonfinite)
 
     def compute(self) -> float | None:
         """RMS of the gradient norm over the window."""

@@ -25,10 +25,20 @@ from typing import Any
 import torch
 
 from leaky.monitor.metric import Metric
+from leaky.monitor.reductions import (
+    count_per_unit,
+    has_nonfinite,
+    histogram_counts,
+    squared_norm,
+    squared_norm_and_nonfinite,
+)
 from leaky.monitor.sites import local_derivative, slope_is_never_zero
 from leaky.spec import get_spec
 
+# has_nonfinite lives in leaky.monitor.reductions; kept importable from here.
 __all__ = ["SiteStatistics", "SiteSummary", "check_every", "has_nonfinite"]
+
+_FOLD_EXTREMES = 64  # batches whose (min, max) wait before being folded into the states
 
 
 @dataclass(frozen=True)
@@ -67,11 +77,6 @@ class SiteSummary:
         return None if self.dead is None else (self.dead / self.units if self.units else 0.0)
 
 
-def has_nonfinite(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """1 when a tensor's min or max (NaN propagates through both) is not finite, else 0."""
-    return torch.isfinite(low).logical_and_(torch.isfinite(high)).logical_not_().long()
-
-
 def check_every(every: int) -> int:
     """``every`` if it is a whole number >= 1, else a ``ValueError`` / ``TypeError``."""
     if isinstance(every, bool) or not isinstance(every, int):
@@ -81,22 +86,6 @@ def check_every(every: int) -> int:
             f"Expected `every` to be at least 1 (1 reads every batch), but got {every}"
         )
     return every
-
-
-def _histogram(
-    y: torch.Tensor, bins: int, hist_range: tuple[float, float], max_elements: int
-) -> torch.Tensor:
-    # Bin 0 below the range, 1..bins inside, bins + 1 above (and NaN). Large batches are
-    # read at an even stride, at most `max_elements` values: the histogram is then an
-    # estimate of the distribution (as in TensorBoard), at a fraction of the cost.
-    flat = y.reshape(-1)
-    stride = -(-flat.numel() // max_elements) if max_elements else 1
-    if stride > 1:
-        flat = flat[::stride]
-    low, high = hist_range
-    index = (flat.float() - low).mul_(bins / (high - low)).floor_().clamp_(-1, bins).add_(1)
-    index.nan_to_num_(nan=bins + 1)  # NaN counts as out of range
-    return torch.bincount(index.long().flatten(), minlength=bins + 2)
 
 
 class SiteStatistics(Metric):
@@ -166,6 +155,7 @@ class SiteStatistics(Metric):
         self.can_die = True
         self.tracks_saturation = spec.saturates and spec.output_range is not None
         self._calls = 0  # calls in this window: which ones read the moments
+        self._extremes: list[tuple[torch.Tensor, torch.Tensor]] = []  # not yet folded
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
         self.add_state("elements", 0, "sum")  # values read for the moments and histogram
@@ -191,7 +181,40 @@ class SiteStatistics(Metric):
     def reset(self) -> None:
         """Start a new window (the next call reads the moments again)."""
         super().reset()
+        self._extremes.clear()
         self._calls = 0
+
+    def _fold_extremes(self) -> None:
+        # Per-batch (min, max) pairs not yet in the states: the extremes, and how many
+        # of those batches held NaN or inf.
+        if not self._extremes:
+            return
+        lows = torch.stack([low for low, _ in self._extremes]).double()
+        highs = torch.stack([high for _, high in self._extremes]).double()
+        self._extremes.clear()
+        device = self.minimum.device
+        lows, highs = lows.to(device), highs.to(device)
+        torch.minimum(self.minimum, lows.min(), out=self.minimum)
+        torch.maximum(self.maximum, highs.max(), out=self.maximum)
+        self.nonfinite_batches.add_(has_nonfinite(lows, highs).sum())
+
+    def to(self, device: torch.device | str) -> SiteStatistics:
+        """Move every state to ``device``."""
+        self._fold_extremes()
+        super().to(device)
+        return self
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The current local states (this rank only)."""
+        self._fold_extremes()
+        return super().state()
+
+    def merge(self, other: Metric) -> None:
+        """Fold another site's states into this one."""
+        self._fold_extremes()
+        if isinstance(other, SiteStatistics):
+            other._fold_extremes()
+        super().merge(other)
 
     def units_of(self, y: torch.Tensor) -> int:
         """How many units an output of this shape has."""
@@ -202,10 +225,6 @@ class SiteStatistics(Metric):
             return 1, list(range(y.dim()))
         unit_dim = self.unit_dim % y.dim()
         return y.shape[unit_dim], [d for d in range(y.dim()) if d != unit_dim]
-
-    def _per_unit(self, mask: torch.Tensor, dims: list[int]) -> torch.Tensor:
-        # Count per unit in int32 (cheaper than int64; a batch holds < 2**31 values per unit).
-        return mask.sum(dim=dims, dtype=torch.int32) if dims else mask.int()
 
     def update(
         self, x: torch.Tensor, y: torch.Tensor, module: torch.nn.Module | None = None, **params: Any
@@ -228,7 +247,7 @@ class SiteStatistics(Metric):
             )
         per_unit = y.numel() // units if units else 0
         self.samples += per_unit
-        self.active.add_(self._per_unit(torch.gt(y, 0), dims))
+        self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit))
         # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
         # exactly where it is active (read from `active` in compute); everything else
         # needs its derivative.
@@ -236,17 +255,19 @@ class SiteStatistics(Metric):
         if not self.can_die:
             self.always_passing += per_unit
         elif self.kind != "relu":
-            nonzero = torch.ne(local_derivative(self.kind, x, y, module, **params), 0)
-            self.nonzero_grad.add_(self._per_unit(nonzero, dims))
+            derivative = local_derivative(self.kind, x, y, module, **params)
+            self.nonzero_grad.add_(count_per_unit("ne", derivative, 0.0, dims, per_unit))
         if self.tracks_saturation:
-            self.saturated.add_(self._per_unit(self._near_bounds(y, module, params), dims))
+            # The two ends are disjoint (the margin is under half the range): counts add.
+            for compare, bound in self._saturating_bounds(module, params):
+                self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit))
         if y.numel():
             # min and max propagate NaN and show inf: they flag non-finite outputs too.
-            low_value, high_value = torch.aminmax(y)
-            low_value, high_value = low_value.double(), high_value.double()
-            torch.minimum(self.minimum, low_value, out=self.minimum)
-            torch.maximum(self.maximum, high_value, out=self.maximum)
-            self.nonfinite_batches.add_(has_nonfinite(low_value, high_value))
+            # One pass per batch; folding them into the states is a handful of tiny ops,
+            # done for many batches at once.
+            self._extremes.append(torch.aminmax(y))
+            if len(self._extremes) >= _FOLD_EXTREMES:
+                self._fold_extremes()
         read = self._calls % self.every == 0
         self._calls += 1
         if read:
@@ -259,13 +280,16 @@ class SiteStatistics(Metric):
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
         self.elements += y.numel()
         self.total.add_(y.sum(dtype=acc))
-        self.total_sq.add_(torch.linalg.vector_norm(y, dtype=acc).double().square_())
+        self.total_sq.add_(squared_norm(y))
         if self.bins:
-            self.histogram.add_(_histogram(y, self.bins, self.hist_range, self.hist_max_elements))
+            self.histogram.add_(
+                histogram_counts(y, self.bins, self.hist_range, self.hist_max_elements)
+            )
 
-    def _near_bounds(
-        self, y: torch.Tensor, module: torch.nn.Module | None, params: dict[str, Any]
-    ) -> torch.Tensor:
+    def _saturating_bounds(
+        self, module: torch.nn.Module | None, params: dict[str, Any]
+    ) -> list[tuple[str, float]]:
+        # (comparison, bound) per saturating end: outputs within the margin of that end.
         spec = self.spec
         options = {
             key: params.get(key, getattr(module, key, default) if module is not None else default)
@@ -274,23 +298,17 @@ class SiteStatistics(Metric):
         low, high = spec.output_range(**options)  # type: ignore[misc]
         margin = self.saturation_margin * (high - low)
         low_end, high_end = spec.saturating_ends
-        near = torch.zeros_like(y, dtype=torch.bool)
-        if low_end:
-            near |= torch.le(y, low + margin)
-        if high_end:
-            near |= torch.ge(y, high - margin)
-        return near
+        return [("le", low + margin)] * bool(low_end) + [("ge", high - margin)] * bool(high_end)
 
     def update_grad(self, grad_output: torch.Tensor) -> None:
         """Add one backward pass: the gradient arriving at the activation's output."""
         g = grad_output.detach()
-        acc = torch.float64 if g.dtype == torch.float64 else torch.float32
         if self.grad_sq.device != g.device:
             self.to(g.device)
-        self.grad_sq.add_(torch.linalg.vector_norm(g, dtype=acc).double().square_())
+        squared, nonfinite = squared_norm_and_nonfinite(g)
+        self.grad_sq.add_(squared)
         self.grad_passes += 1
-        if g.numel():
-            self.grad_nonfinite_passes.add_(has_nonfinite(*torch.aminmax(g)))
+        self.grad_nonfinite_passes.add_(nonfinite)
 
     def compute(self) -> SiteSummary:
         """Summarise the window (reduced across ranks when distributed)."""
