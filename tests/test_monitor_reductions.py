@@ -1,0 +1,135 @@
+"""The monitor's cheap passes agree with the plain, slow way of computing the same thing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from leaky.monitor import reductions
+from leaky.monitor.reductions import (
+    count_per_unit,
+    histogram_counts,
+    squared_norm,
+    squared_norm_and_nonfinite,
+)
+from leaky.monitor.site_stats import SiteStatistics
+
+EDGE = [0.0, -0.0, 1e-45, -1e-45, 1.0, -1.0, math.inf, -math.inf, math.nan, 3e38, -3e38]
+
+
+def _reference_histogram(values: np.ndarray, bins: int, low: float, high: float) -> list[int]:
+    counts = [0] * (bins + 2)
+    width = (high - low) / bins
+    for v in values.astype(np.float64):
+        if math.isnan(v) or v >= high:
+            counts[bins + 1] += 1
+        elif v < low:
+            counts[0] += 1
+        else:
+            counts[1 + min(int((v - low) // width), bins - 1)] += 1
+    return counts
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(EDGE) | st.floats(-10, 10, width=32), min_size=1, max_size=60),
+    st.sampled_from(["gt", "ne", "le", "ge"]),
+)
+def test_counts_match_a_bool_count(values, compare):
+    y = torch.tensor(values, dtype=torch.float32).reshape(-1, 1).repeat(1, 3)
+    y[:, 1] = -y[:, 1]
+    expected = getattr(torch, compare)(y, 0.5).sum(dim=0)
+    got = count_per_unit(compare, y, 0.5, [0], samples=y.shape[0])
+    assert got.dtype == torch.int64
+    assert got.tolist() == expected.tolist()
+
+
+def test_counts_beyond_float32_exactness_count_in_integers(monkeypatch):
+    monkeypatch.setattr(reductions, "EXACT_FLOAT_COUNT", 4)
+    y = torch.tensor([[1.0, -1.0], [2.0, 3.0], [0.0, 4.0], [5.0, 6.0], [-1.0, 7.0]])
+    assert count_per_unit("gt", y, 0.0, [0], samples=5).tolist() == [3, 4]
+
+
+def test_counts_over_channels_of_a_non_contiguous_convolution_output():
+    y = torch.randn(4, 6, 5, 3).transpose(1, 3)  # units in dimension 3 now, not contiguous
+    expected = (y > 0).sum(dim=(0, 1, 2))
+    assert count_per_unit("gt", y, 0.0, [0, 1, 2], samples=60).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_squared_norm_matches_float64_numpy(dtype):
+    t = torch.randn(257, 33).to(dtype)
+    expected = float(np.sum(t.double().numpy() ** 2))
+    assert float(squared_norm(t)) == pytest.approx(expected, rel=1e-5)
+    assert float(squared_norm(t.t())) == pytest.approx(expected, rel=1e-5)  # non-contiguous
+
+
+def test_squared_norm_of_an_empty_tensor_is_zero():
+    assert float(squared_norm(torch.empty(0, 4))) == 0.0
+    sq, bad = squared_norm_and_nonfinite(torch.empty(0))
+    assert float(sq) == 0.0 and int(bad) == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "nonfinite"),
+    [
+        ([1.0, 2.0], 0),
+        ([1.0, math.nan], 1),
+        ([math.inf, 1.0], 1),
+        ([-math.inf, 1.0], 1),
+        ([3e38, 3e38], 0),  # the squares overflow float32, the values are finite
+        ([3e38, math.nan], 1),
+    ],
+)
+def test_nonfinite_is_exact_even_when_the_squares_overflow(values, nonfinite):
+    _, bad = squared_norm_and_nonfinite(torch.tensor(values))
+    assert int(bad) == nonfinite
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(EDGE) | st.floats(-6, 6, width=32), min_size=1, max_size=80))
+def test_histogram_matches_a_reference_on_edge_values(values):
+    # Bins are 1 wide: a value a rounding error below an edge may land on either side.
+    assume(all(not math.isfinite(v) or v == round(v) or abs(v - round(v)) > 1e-4 for v in values))
+    y = torch.tensor(values, dtype=torch.float32)
+    got = histogram_counts(y, 8, (-4.0, 4.0), 0).tolist()
+    assert got == _reference_histogram(y.numpy(), 8, -4.0, 4.0)
+    assert sum(got) == len(values)
+
+
+def test_histogram_of_a_large_tensor_reads_an_even_sample():
+    y = torch.arange(1000, dtype=torch.float32) / 250.0 - 2.0
+    counts = histogram_counts(y, 4, (-2.0, 2.0), max_elements=100)
+    assert counts.sum() == 100  # one value in ten
+    assert counts.tolist() == [0, 25, 25, 25, 25, 0]
+
+
+def test_extremes_and_nonfinite_batches_survive_folding_and_reset():
+    stats = SiteStatistics("leaky_relu")
+    for i in range(150):  # more than one fold of pending batches
+        y = torch.full((2, 3), float(i))
+        if i in (10, 100):
+            y[0, 0] = math.nan if i == 10 else math.inf
+        stats.update(y, y)
+    summary = stats.compute()
+    assert summary.nonfinite_batches == 2
+    assert math.isnan(summary.minimum)  # NaN propagates, as it always did
+    stats.reset()
+    y = torch.tensor([[-2.0, 5.0, 1.0]])
+    stats.update(y, y)
+    summary = stats.compute()
+    assert (summary.minimum, summary.maximum, summary.nonfinite_batches) == (-2.0, 5.0, 0)
+
+
+def test_merging_sites_folds_both_pending_extremes():
+    a, b = SiteStatistics("relu"), SiteStatistics("relu")
+    a.update(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.0]]))
+    b.update(torch.tensor([[-7.0, 9.0]]), torch.tensor([[0.0, 9.0]]))
+    a.merge(b)
+    summary = a.compute()
+    assert (summary.minimum, summary.maximum) == (0.0, 9.0)
