@@ -102,11 +102,26 @@ def test_histogram_matches_a_reference_on_edge_values(values):
     assert sum(got) == len(values)
 
 
-def test_histogram_of_a_large_tensor_reads_an_even_sample():
+def test_histogram_of_a_large_vector_reads_an_even_stride():
     y = torch.arange(1000, dtype=torch.float32) / 250.0 - 2.0
     counts = histogram_counts(y, 4, (-2.0, 2.0), max_elements=100)
     assert counts.sum() == 100  # one value in ten
     assert counts.tolist() == [0, 25, 25, 25, 25, 0]
+
+
+@pytest.mark.parametrize("scratch", [None, reductions.Scratch()])
+def test_histogram_of_a_large_batch_reads_every_kth_sample_whole(scratch):
+    # 10 samples of 6 values; sample i holds the value i everywhere.
+    y = torch.arange(10, dtype=torch.float32).view(10, 1, 1).expand(10, 2, 3).contiguous()
+    counts = histogram_counts(y, 10, (0.0, 10.0), max_elements=20, scratch=scratch)
+    # 3 whole samples fit: every 4th sample (0, 4, 8), every unit of each.
+    assert counts.tolist() == [0, 6, 0, 0, 0, 6, 0, 0, 0, 6, 0, 0]
+
+
+def test_histogram_of_one_sample_larger_than_the_limit_strides_through_it():
+    y = torch.arange(40, dtype=torch.float32).view(1, 40)
+    counts = histogram_counts(y, 4, (0.0, 40.0), max_elements=10)
+    assert counts.tolist() == [0, 3, 2, 3, 2, 0]  # values 0, 4, 8, ..., 36
 
 
 def test_extremes_and_nonfinite_batches_survive_folding_and_reset():
@@ -133,3 +148,26 @@ def test_merging_sites_folds_both_pending_extremes():
     a.merge(b)
     summary = a.compute()
     assert (summary.minimum, summary.maximum) == (0.0, 9.0)
+
+
+@pytest.mark.parametrize("max_elements", [1, 5, 12, 1000])
+def test_counts_through_a_small_scratch_read_every_slice(max_elements):
+    scratch = reductions.Scratch(max_elements)
+    y = torch.randn(7, 3, 2)
+    y[2, 1, 0] = math.nan
+    expected = (y > 0).sum(dim=(0, 2))
+    for _ in range(2):  # the buffer is reused, its old contents never leak into a count
+        got = count_per_unit("gt", y, 0.0, [0, 2], samples=14, scratch=scratch)
+        assert got.tolist() == expected.tolist()
+    assert scratch.take(1, torch.device("cpu")).numel() == 1
+
+
+def test_counts_of_an_empty_batch_through_a_scratch_are_zero():
+    got = count_per_unit("gt", torch.empty(0, 4), 0.0, [0], samples=0, scratch=reductions.Scratch())
+    assert got.tolist() == [0, 0, 0, 0]
+
+
+def test_units_in_the_first_dimension_are_never_sliced_apart():
+    y = torch.tensor([[1.0, 2.0, -1.0], [-1.0, -2.0, 3.0]])  # units: the rows
+    got = count_per_unit("gt", y, 0.0, [1], samples=3, scratch=reductions.Scratch(2))
+    assert got.tolist() == [2, 1]

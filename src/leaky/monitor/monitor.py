@@ -35,8 +35,9 @@ import torch
 
 from leaky.monitor.functional_sites import ActivationCallWatcher
 from leaky.monitor.layer_stats import LayerGradientStatistics
+from leaky.monitor.reductions import Scratch, has_nonfinite
 from leaky.monitor.report import LayerRow, MonitorReport, SiteRow
-from leaky.monitor.site_stats import SiteStatistics, check_every, has_nonfinite
+from leaky.monitor.site_stats import SiteStatistics, check_every
 from leaky.monitor.sites import spec_for_module
 from leaky.monitor.tensorboard import check_writer, log_report
 from leaky.nn.batch_norm import FUSED_LEAKY_RELU
@@ -97,8 +98,9 @@ class Monitor:
             :mod:`leaky.monitor.site_stats`). Default: 0.05
         bins: histogram bins. Default: 40
         hist_range: histogram range of the activation outputs. Default: (-4, 4)
-        hist_max_elements: values per batch and site read for the histogram (an even
-            stride beyond that; 0: all). Counts and moments always read every value.
+        hist_max_elements: values per batch and site read for the histogram (every
+            k-th sample of the batch beyond that; 0: all). Counts and moments always read
+            every value.
             Default: 65536
         every: read the moments (mean, std), the histogram and the gradient norms on
             every ``every``-th batch; counts read every batch regardless. 1 reads
@@ -162,6 +164,7 @@ class Monitor:
             "hist_range": hist_range,
             "hist_max_elements": hist_max_elements,
             "every": every,
+            "scratch": Scratch(),  # one buffer for every site's counts
         }
         self._read_gradients = True  # whether this batch's backward reads gradient norms
         self._weights_placed = False  # every layer's weight has been seen in forward

@@ -26,6 +26,7 @@ import torch
 
 from leaky.monitor.metric import Metric
 from leaky.monitor.reductions import (
+    Scratch,
     count_per_unit,
     has_nonfinite,
     histogram_counts,
@@ -107,10 +108,14 @@ class SiteStatistics(Metric):
             Default: ``"default"``
         bins: histogram bins between ``hist_range`` (0: no histogram). Default: 40
         hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
-        hist_max_elements: a batch with more values is histogrammed at an even stride
-            (an estimate of the distribution); 0 reads every value. Default: 65536
+        hist_max_elements: a batch with more values is histogrammed from every k-th
+            sample, whole (an estimate of the distribution); 0 reads every value.
+            Default: 65536
         every: read the moments, the histogram and the output gradient on every
             ``every``-th call only. Default: 1
+        scratch: a buffer the per-unit counts write into (shared by a monitor's sites,
+            see :class:`leaky.monitor.reductions.Scratch`). Default: None (a new tensor
+            per count)
 
     Examples:
         >>> stats = SiteStatistics("relu")
@@ -133,8 +138,10 @@ class SiteStatistics(Metric):
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
         every: int = 1,
+        scratch: Scratch | None = None,
     ) -> None:
         super().__init__()
+        self.scratch = scratch
         self.hist_max_elements = hist_max_elements
         if not 0 <= saturation_margin < 0.5:
             raise ValueError(
@@ -247,7 +254,7 @@ class SiteStatistics(Metric):
             )
         per_unit = y.numel() // units if units else 0
         self.samples += per_unit
-        self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit))
+        self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
         # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
         # exactly where it is active (read from `active` in compute); everything else
         # needs its derivative.
@@ -256,11 +263,13 @@ class SiteStatistics(Metric):
             self.always_passing += per_unit
         elif self.kind != "relu":
             derivative = local_derivative(self.kind, x, y, module, **params)
-            self.nonzero_grad.add_(count_per_unit("ne", derivative, 0.0, dims, per_unit))
+            self.nonzero_grad.add_(
+                count_per_unit("ne", derivative, 0.0, dims, per_unit, self.scratch)
+            )
         if self.tracks_saturation:
             # The two ends are disjoint (the margin is under half the range): counts add.
             for compare, bound in self._saturating_bounds(module, params):
-                self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit))
+                self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit, self.scratch))
         if y.numel():
             # min and max propagate NaN and show inf: they flag non-finite outputs too.
             # One pass per batch; folding them into the states is a handful of tiny ops,
@@ -283,7 +292,9 @@ class SiteStatistics(Metric):
         self.total_sq.add_(squared_norm(y))
         if self.bins:
             self.histogram.add_(
-                histogram_counts(y, self.bins, self.hist_range, self.hist_max_elements)
+                histogram_counts(
+                    y, self.bins, self.hist_range, self.hist_max_elements, self.scratch
+                )
             )
 
     def _saturating_bounds(
