@@ -115,6 +115,29 @@ def test_missing_data_on_the_command_line_is_one_line_exit_2_and_no_store(no_dat
     assert result.output.strip().count("\n") == 0 and not store.exists()
 
 
+@pytest.mark.parametrize("experiment", ["dying", "slope"])
+def test_missing_data_stops_dying_and_slope_before_a_store_is_made(no_data, experiment):
+    store = no_data / "s.db"
+    args = ["run", experiment, "--quick", "--set", "dataset=fsdd", "--store", str(store)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "leaky data fetch fsdd" in result.output and "Traceback" not in result.output
+    # These experiments read FSDD from LEAKY_DATA_DIR or the cache only: no data_dir offered.
+    assert "data_dir" not in result.output
+    assert result.output.strip().count("\n") == 0 and not store.exists()
+
+
+def test_the_memory_estimate_of_an_mlp_on_fsdd_counts_its_spectrograms():
+    from leaky.experiments.footprint import classifier_mlp_bytes
+    from leaky.findings import resolve_config
+
+    builtin = classifier_mlp_bytes(resolve_config("dying", preset="quick"), optimizer_states=1)
+    config = resolve_config("dying", preset="quick", overrides={"dataset": "fsdd"})
+    speech = classifier_mlp_bytes(config, optimizer_states=1)
+    # 32 x 48 = 1,536 inputs instead of 64: the first layer and the batch grow.
+    assert speech > builtin + 4 * (1536 - 64) * config.width
+
+
 def test_data_dir_names_one_place_only(no_data):
     with pytest.raises(ValueError, match="data_dir: .*nowhere"):
         find_fsdd(no_data / "nowhere")

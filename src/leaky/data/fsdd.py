@@ -110,8 +110,13 @@ def _wav_folder(directory: Path) -> Path | None:
     return None
 
 
-def find_fsdd(data_dir: str | os.PathLike[str] | None = None) -> Path:
+def find_fsdd(
+    data_dir: str | os.PathLike[str] | None = None, *, data_dir_option: bool = True
+) -> Path:
     """The FSDD directory to read (the one holding the WAV files or ``recordings/``).
+
+    ``data_dir_option``: whether the caller takes ``--set data_dir=DIR`` (the message
+    offers it only then).
 
     Raises:
         ValueError: no recordings in any of the places looked at; the message lists them
@@ -122,10 +127,10 @@ def find_fsdd(data_dir: str | os.PathLike[str] | None = None) -> Path:
         if place.is_dir() and _wav_folder(place) is not None:
             return place
     looked = "; ".join(f"{label}: {place}" for label, place in places)
+    point = "--set data_dir=DIR or " if data_dir_option else ""
     raise ValueError(
         f"The Free Spoken Digit Dataset (FSDD) is not here (looked in {looked}). Get it with "
-        f"`{FETCH_COMMAND}`, or point --set data_dir=DIR or "
-        f"{DATA_DIR_ENV} (which holds fsdd/) at a copy"
+        f"`{FETCH_COMMAND}`, or point {point}{DATA_DIR_ENV} (which holds fsdd/) at a copy"
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "classification_data",
     "classification_dataset",
     "comparison_verdict",
+    "dataset_on_disk",
     "known_activations",
     "mlp_only",
     "positive",
@@ -221,6 +222,19 @@ def classification_dataset(name: str) -> None:
             f"Expected a classification dataset ({', '.join(classification)}), but {name!r} is "
             f"a {BUILTIN[name].task} task"
         )
+
+
+def dataset_on_disk(config: Any) -> None:
+    """Check, before a sweep starts, that a config's ``dataset`` read from disk is there.
+
+    ``fsdd`` is looked for where :func:`leaky.data.fsdd.find_fsdd` looks; a missing copy is
+    one ``ValueError`` that says where it looked and how to get it. Built-in tasks and the
+    user's files (checked when their spec is read) need nothing here.
+    """
+    if getattr(config, "dataset", None) == "fsdd":
+        from leaky.data.fsdd import find_fsdd
+
+        find_fsdd(None, data_dir_option=False)  # these configs have no data_dir
 
 
 def classification_data(name: str) -> None:

@@ -34,6 +34,7 @@ from leaky.experiments.base import (
     RunOutput,
     classification_data,
     comparison_verdict,
+    dataset_on_disk,
     mlp_only,
     positive,
     positive_numbers,
@@ -323,5 +324,6 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    check_data=dataset_on_disk,
     user_data="dataset",
 )

@@ -100,13 +100,19 @@ def mlp_training_bytes(
 
 
 def classifier_mlp_bytes(config: Any, *, optimizer_states: int) -> int:
-    """:func:`mlp_training_bytes` of a config's ``depth`` x ``width`` MLP on a built-in task.
+    """:func:`mlp_training_bytes` of a config's ``depth`` x ``width`` MLP on its dataset.
 
     For the experiments that train one MLP classifier per run (dying, slope, init), with
-    the largest built-in task's sizes and an evaluation chunk of :data:`EVAL_ROWS` rows.
+    the largest built-in task's sizes (or FSDD's spectrograms when the config's
+    ``dataset`` is ``fsdd``) and an evaluation chunk of :data:`EVAL_ROWS` rows.
     """
+    inputs = INPUT_FEATURES
+    if getattr(config, "dataset", None) == "fsdd":
+        from leaky.data.log_mel import MelSettings
+
+        inputs = max(inputs, MelSettings().n_mels * MelSettings().frames)
     return mlp_training_bytes(
-        INPUT_FEATURES,
+        inputs,
         CLASSES,
         depth=config.depth,
         width=config.width,

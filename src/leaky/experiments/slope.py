@@ -22,6 +22,7 @@ from leaky.experiments.base import (
     Finding,
     RunOutput,
     classification_data,
+    dataset_on_disk,
     mlp_only,
     positive,
     positive_numbers,
@@ -182,5 +183,6 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    check_data=dataset_on_disk,
     user_data="dataset",
 )
