@@ -78,6 +78,7 @@ class SuiteResult:
             "(min-max)",
             "baseline ms",
             "speed-up",
+            "95% interval",
             "baseline",
         )
         body = []
@@ -91,6 +92,7 @@ class SuiteResult:
                     f"{s['candidate_min_ms']:.3f}-{s['candidate_max_ms']:.3f}",
                     f"{s['baseline_ms']:.3f}",
                     f"{s['speedup']:.2f}x",
+                    f"{s['speedup_ci_low']:.2f}-{s['speedup_ci_high']:.2f}",
                     row.baseline,
                 )
             )

@@ -6,6 +6,7 @@ a shared machine hits both alike; the figure is the median of the per-pair ratio
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -39,9 +40,32 @@ class Comparison:
         """Median of the per-pair ratios."""
         return statistics.median(self.ratios)
 
+    def speedup_interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """A distribution-free interval for the median ratio, from its order statistics.
+
+        The k-th smallest and k-th largest ratios, for the largest k with
+        ``P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2``; with too few pairs for that,
+        the smallest and largest ratio.
+
+        Examples:
+            >>> c = Comparison(candidate=[1.0] * 21, baseline=[0.80 + i / 100 for i in range(21)])
+            >>> [round(v, 2) for v in c.speedup_interval()]
+            [0.85, 0.95]
+        """
+        ratios = sorted(self.ratios)
+        n, tail, below, k = len(ratios), (1 - confidence) / 2, 0.0, 0
+        while k < n // 2:
+            below += math.comb(n, k) / 2**n  # P(X <= k)
+            if below > tail:
+                break
+            k += 1
+        k = max(k, 1)
+        return ratios[k - 1], ratios[n - k]
+
     def summary(self) -> dict[str, float]:
-        """Medians in milliseconds, the speed-up and its range."""
+        """Medians in milliseconds, the speed-up, its range and its 95% interval."""
         ratios = self.ratios
+        low, high = self.speedup_interval()
         return {
             "candidate_ms": statistics.median(self.candidate) * 1e3,
             "baseline_ms": statistics.median(self.baseline) * 1e3,
@@ -50,6 +74,8 @@ class Comparison:
             "speedup": statistics.median(ratios),
             "speedup_min": min(ratios),
             "speedup_max": max(ratios),
+            "speedup_ci_low": low,
+            "speedup_ci_high": high,
             "pairs": len(ratios),
         }
 
