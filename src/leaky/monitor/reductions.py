@@ -45,10 +45,12 @@ class Scratch:
 
     A full-size temporary per site and batch costs more than its own pass on the CPU: each
     one is a fresh mapping from the allocator, page-faulted in and handed back, which also
-    slows the model's own allocations around it. A count reads at most ``max_elements``
-    values at a time through this buffer, so it holds at most that many floats (16 MiB by
-    default) and usually as many as the largest monitored output. Other devices' caching
-    allocators already reuse memory: there every call gets a new tensor.
+    slows the model's own allocations around it. A count reads whole samples of a batch,
+    at most ``max_elements`` values at a time (16 MiB of float32 by default), through this
+    buffer, so it holds as many floats as the largest monitored output or that limit,
+    whichever is smaller (more only where one sample alone is larger, or the units lie in
+    the first dimension); a histogram adds its sample's values, as float32 and int64. Other
+    devices' caching allocators already reuse memory: there every call gets a new tensor.
 
     Examples:
         >>> scratch = Scratch(max_elements=8)
