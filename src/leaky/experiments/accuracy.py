@@ -48,6 +48,7 @@ from leaky.models import (
     mnist1d_mlp_base,
     pooled_mlp,
 )
+from leaky.spec import get_spec
 from leaky.store import RunRecord
 
 __all__ = ["EXPERIMENT", "SPEECH_TASKS", "TASKS", "AccuracyConfig", "speech_tasks_present"]
@@ -329,6 +330,20 @@ def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:
     )
 
 
+def _means_text(per_activation: dict[str, list[float]]) -> str:
+    """``ReLU 0.969 [0.966, 0.971], ...``: each activation's mean and 95% interval.
+
+    Examples:
+        >>> _means_text({"relu": [0.5, 0.4, 0.6], "tanh": [0.25, float("nan"), float("nan")]})
+        'ReLU 0.500 [0.400, 0.600], tanh 0.250'
+    """
+    parts = []
+    for name, (mean, low, high) in per_activation.items():
+        interval = "" if math.isnan(low) else f" [{low:.3f}, {high:.3f}]"
+        parts.append(f"{get_spec(name).title} {mean:.3f}{interval}")
+    return ", ".join(parts)
+
+
 def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Finding]:
     values: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     diverged: dict[tuple[str, str], int] = defaultdict(int)
@@ -369,6 +384,7 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
                     "p_value": paired.p_value,
                     "seeds": paired.n,
                     "mean_ci_by_activation": per_activation,
+                    "means": _means_text(per_activation),
                     "diverged": lost,
                 },
             )
