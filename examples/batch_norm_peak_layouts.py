@@ -1,0 +1,76 @@
+"""Peak memory of one DCGAN-discriminator step in both memory layouts (NCHW, channels_last).
+
+``leaky bench batchnorm`` measures NCHW tensors, where on the CPU the step's peak comes inside
+a convolution's backward (oneDNN's reordered copies) rather than where the fused module saves
+memory. This script measures the same step, each variant in a fresh process exactly as the
+bench does (``MALLOC_MMAP_THRESHOLD_=65536``, VmHWM growth), with the model and its input in
+NCHW and in channels_last, to show where the peak goes when those copies are smaller.
+
+    python examples/batch_norm_peak_layouts.py            # full size: batch 256, 64x64
+    python examples/batch_norm_peak_layouts.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from leaky.bench.models import build
+from leaky.bench.peak_memory import MMAP_THRESHOLD, _status_kib
+
+VARIANTS = ("torch-inplace", "leaky-fused")
+LAYOUTS = ("nchw", "channels_last")
+
+
+def _child(variant: str, layout: str, quick: bool) -> float:
+    model, x, loss = build("dcgan", variant, quick)
+    if layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss(model(x)).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # warm-up: gradients and optimizer state exist from here on
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    before = _status_kib()["VmRSS"]
+    step()
+    return (_status_kib()["VmHWM"] - before) / 1024
+
+
+def main() -> None:
+    """Measure every variant in every layout, each in its own process, and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("VARIANT", "LAYOUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.child:
+        print(json.dumps(_child(*args.child, args.quick)))
+        return
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD)
+    print(f"{'layout':14s} {'variant':14s} {'peak growth MiB':>16s} {'ratio':>6s}")
+    for layout in LAYOUTS:
+        base = None
+        for variant in VARIANTS:
+            command = [sys.executable, __file__, "--child", variant, layout]
+            command += ["--quick"] if args.quick else []
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            growth = json.loads(out.stdout.strip().splitlines()[-1])
+            base = base or growth
+            print(f"{layout:14s} {variant:14s} {growth:16.1f} {growth / base:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
