@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as torch_f
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from leaky import functional as F
 from leaky import reference
@@ -177,6 +179,50 @@ def test_keeps_only_the_output():
     big = [t for t in saved if t.numel() == x.numel()]
     assert len(big) == 1 and big[0].data_ptr() == y.data_ptr()
     assert all(t.numel() <= 3 for t in saved if t is not big[0])
+
+
+class _NewFullSizeTensors(TorchDispatchMode):
+    """Names the ops that return a new tensor of at least ``numel`` values."""
+
+    def __init__(self, numel):
+        super().__init__()
+        self.numel, self.ops = numel, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        given = {
+            t.untyped_storage().data_ptr()
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
+        for t in tree_flatten(out)[0]:
+            new = isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in given
+            if new and t.numel() >= self.numel:
+                self.ops.append(str(func))
+        return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_backward_makes_one_full_size_tensor_where_the_pytorch_pair_makes_two(
+    monkeypatch, dtype, training
+):
+    import leaky.batch_norm_leaky_relu as fused
+
+    monkeypatch.setattr(fused, "_SLICE_ELEMENTS", 1)  # z rebuilt one sample at a time
+    x, weight, bias, mean, var, grad = _inputs((6, 3, 4, 5), dtype)
+    counts = {}
+    for name, op in (("fused", F.batch_norm_leaky_relu), ("pair", _composition)):
+        y = op(
+            x.clone().requires_grad_(), mean.clone(), var.clone(),
+            weight.clone().requires_grad_(), bias.clone().requires_grad_(),
+            training, 0.1, 1e-5, 0.2,
+        )  # fmt: skip
+        with _NewFullSizeTensors(x.numel()) as mode:
+            y.backward(grad)
+        counts[name] = mode.ops
+    assert len(counts["fused"]) == 1, counts  # dL/dz, which becomes dL/dx
+    assert len(counts["pair"]) >= 2, counts
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.01])

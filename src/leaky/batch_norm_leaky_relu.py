@@ -129,10 +129,13 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
                 ctx.needs_input_grad[0],
             )
             return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
+        if y.dtype in (torch.float32, torch.float64):
+            grad_x, grad_weight, grad_bias = _backward_one_temporary(ctx, grad, y, invstd)
+            return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
         dims = y.dim()
         acc = _accumulate_dtype(y.dtype)
-        # Two full-size temporaries, as many as PyTorch's pair allocates (the activation's
-        # gradient and BatchNorm's): dL/dz, and x_hat, which then becomes dL/dx in place.
+        # Half types: two full-size temporaries, as many as PyTorch's pair allocates (the
+        # activation's gradient and BatchNorm's): dL/dz, and x_hat, which becomes dL/dx.
         # dL/dz is PyTorch's own Leaky ReLU backward kernel fed the output (sign(y) == sign(z)).
         grad_z = _aten.leaky_relu_backward(grad, y, ctx.negative_slope, True).to(acc)
         # z = y for y > 0 and y / a otherwise: the same kernel, with slope 1/a, applied to y.
@@ -162,6 +165,55 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
                 grad_x = grad_z.mul_(_channel_view(scale, dims))
             grad_x = grad_x.to(y.dtype)
         return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
+
+
+# Values per slice of the batch when z = y / a is rebuilt for dL/dx: small next to the
+# block's tensors, large enough that the slices' Python costs nothing.
+_SLICE_ELEMENTS = 1 << 20
+
+
+def _backward_one_temporary(
+    ctx: Any, grad: torch.Tensor, y: torch.Tensor, invstd: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    # One full-size tensor of its own: dL/dz, which becomes dL/dx in place. With
+    # z = y (y > 0) or y / a, dL/dz = dL/dy (y > 0) or a dL/dy, so dL/dz * z = dL/dy * y:
+    #   sum(dL/dz * x_hat) = (sum(dL/dy * y) - beta * sum(dL/dz)) / gamma
+    #   dL/dx = s * dL/dz + c0 + c1 * z, per channel s = gamma / std and
+    #   c1 = -s * sum(dL/dz * x_hat) / (gamma * count), c0 = -s * sum(dL/dz) / count - c1 * beta
+    # and z is rebuilt a slice of the batch at a time.
+    weight, bias = ctx.saved_tensors[1], ctx.saved_tensors[2]
+    dims, channels, slope = y.dim(), y.shape[1], ctx.negative_slope
+    grad_z = _aten.leaky_relu_backward(grad, y, slope, True)
+    # sum(dL/dy * y) and sum(dL/dz) per channel, without a full-size product: BatchNorm's
+    # own backward reduction, given mean 0 and 1/std 1.
+    zeros = torch.zeros(channels, dtype=y.dtype, device=y.device)
+    _, grad_y_dot_y, _ = _aten.native_batch_norm_backward(
+        grad, y, None, None, None, zeros, zeros + 1, True, 0.0, [False, True, False]
+    )
+    grad_bias = grad_z.sum([d for d in range(dims) if d != 1])
+    dot = grad_y_dot_y - bias * grad_bias if ctx.has_bias else grad_y_dot_y
+    grad_weight = dot / weight if ctx.has_weight else dot
+    if not ctx.needs_input_grad[0]:
+        return None, grad_weight, grad_bias
+    scale = invstd * weight if ctx.has_weight else invstd
+    grad_x = grad_z.mul_(_channel_view(scale, dims))
+    if not ctx.training:
+        return grad_x, grad_weight, grad_bias
+    count = y.numel() // channels
+    c1 = -scale * grad_weight / count
+    if ctx.has_weight:
+        c1 = c1 / weight
+    c0 = -scale * grad_bias / count
+    if ctx.has_bias:
+        c0 = c0 - c1 * bias
+    grad_x.add_(_channel_view(c0, dims))
+    c1 = _channel_view(c1, dims)
+    rows = max(1, _SLICE_ELEMENTS // max(1, y[0].numel())) if y.shape[0] else 1
+    for start in range(0, y.shape[0], rows):
+        part = y[start : start + rows]
+        z = _aten.leaky_relu_backward(part, part, 1.0 / slope, True)
+        grad_x[start : start + rows].addcmul_(z, c1)
+    return grad_x, grad_weight, grad_bias
 
 
 def _gradients(
