@@ -74,14 +74,16 @@ def test_step_suites_check_equal_losses_and_time_both(suite):
     assert suite in result.table()
 
 
-def test_monitor_suite_times_three_models_with_defaults_and_every_statistic():
+def test_monitor_suite_times_three_models_with_a_control_defaults_and_every_statistic():
     result = run_suite("monitor", quick=True)
     cases = [row.case for row in result.rows]
-    assert len(cases) == 6 and len({case.split(",")[0] for case in cases}) == 3
-    assert [row.candidate for row in result.rows[:2]] == [
+    assert len(cases) == 9 and len({case.split(",")[0] for case in cases}) == 3
+    assert [row.candidate for row in result.rows[:3]] == [
+        "a copy, no Monitor",
         "with Monitor (defaults)",
         "with Monitor (every=1)",
     ]
+    assert "95% interval" in result.table()
 
 
 def test_bytes_kept_per_element_for_each_save_mode():

@@ -1,7 +1,8 @@
 """The ``monitor`` suite: what a :class:`leaky.monitor.Monitor` adds to a training step.
 
 Three networks, each stepped with and without a Monitor attached (the two copies start
-from the same weights, and their first losses are checked equal before timing): the
+from the same weights, and their first losses are checked equal before timing), and, as a
+control, an unmonitored copy against the original: the
 20 x [Linear(1024, 1024) + LeakyReLU] MLP, ResNet-18's layout for 32x32 images (ReLU, one
 activation module called twice per block) and a pre-norm transformer encoder block
 (``leaky.bench.models``). Each is timed with the Monitor's defaults (counts every batch,
@@ -58,23 +59,26 @@ def _to(bench: Bench, device: str) -> Bench:
 def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     """Training steps with a Monitor attached (defaults, then every=1) against none."""
     # A 3% cost is smaller than a shared machine's step-to-step spread: many pairs.
-    pairs = 7 if quick else 21
+    pairs = 7 if quick else 41
     result = SuiteResult("monitor")
     for make in (_mlp, _resnet18, _transformer):
         case, bench = make(quick)
         plain, x, loss = _to(bench, device)
-        for label, options in (("defaults", {}), ("every=1", {"every": 1})):
+        for label, options in (("none", None), ("defaults", {}), ("every=1", {"every": 1})):
+            # "none": a copy without a Monitor against the original, the floor of what
+            # this machine can tell apart (two identical steps, measured the same way).
             watched = copy.deepcopy(plain)
-            monitor = Monitor(watched, **options).attach()
+            monitor = None if options is None else Monitor(watched, **options).attach()
             try:
                 fns = checked_steps(watched, plain, x, loss)
                 comparison = compare(*fns, pairs=pairs, device=device)
             finally:
-                monitor.detach()
+                if monitor is not None:
+                    monitor.detach()
             result.rows.append(
                 BenchRow(
                     f"{case}, Monitor {label}",
-                    f"with Monitor ({label})",
+                    "a copy, no Monitor" if options is None else f"with Monitor ({label})",
                     "without",
                     "allocating",
                     comparison,
@@ -82,6 +86,10 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
                 )
             )
     result.notes.append("speed-up < 1 is the monitor's cost: 0.97x means a 3% longer step")
+    result.notes.append(
+        "Monitor none: an unmonitored copy timed against the original, the same way: how far "
+        "from 1.00x two identical steps read on this machine"
+    )
     result.notes.append(
         f"defaults: counts every batch; moments, histogram and gradient norms every "
         f"{DEFAULT_EVERY}th batch. every=1: every statistic on every batch"
