@@ -303,6 +303,9 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
             range(len(activations)),
             [activation_label(a, messages) for a in activations],
         )
+        if len(activations) > 3:  # four names side by side touch: slant them
+            for label in ax.get_xticklabels():
+                label.set(rotation=25, ha="right", rotation_mode="anchor")
         ax.set_xlim(-0.5, len(activations) - 0.3)
         ax.set_title(_task_title(task))
         ax.set_ylabel(messages(f"experiments.accuracy.ylabel_{metric}"))
