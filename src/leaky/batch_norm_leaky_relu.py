@@ -130,7 +130,9 @@ class _BatchNormLeakyReLUFunction(torch.autograd.Function):
             )
             return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
         if y.dtype in (torch.float32, torch.float64):
-            grad_x, grad_weight, grad_bias = _backward_one_temporary(ctx, grad, y, invstd)
+            grad_x, grad_weight, grad_bias = _backward_one_temporary(
+                ctx, grad, y, weight, bias, invstd
+            )
             return _gradients(ctx, grad_x, weight, grad_weight, bias, grad_bias)
         dims = y.dim()
         acc = _accumulate_dtype(y.dtype)
@@ -173,7 +175,12 @@ _SLICE_ELEMENTS = 1 << 20
 
 
 def _backward_one_temporary(
-    ctx: Any, grad: torch.Tensor, y: torch.Tensor, invstd: torch.Tensor
+    ctx: Any,
+    grad: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    invstd: torch.Tensor,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     # One full-size tensor of its own: dL/dz, which becomes dL/dx in place. With
     # z = y (y > 0) or y / a, dL/dz = dL/dy (y > 0) or a dL/dy, so dL/dz * z = dL/dy * y:
@@ -181,7 +188,6 @@ def _backward_one_temporary(
     #   dL/dx = s * dL/dz + c0 + c1 * z, per channel s = gamma / std and
     #   c1 = -s * sum(dL/dz * x_hat) / (gamma * count), c0 = -s * sum(dL/dz) / count - c1 * beta
     # and z is rebuilt a slice of the batch at a time.
-    weight, bias = ctx.saved_tensors[1], ctx.saved_tensors[2]
     dims, channels, slope = y.dim(), y.shape[1], ctx.negative_slope
     grad_z = _aten.leaky_relu_backward(grad, y, slope, True)
     # sum(dL/dy * y) and sum(dL/dz) per channel, without a full-size product: BatchNorm's

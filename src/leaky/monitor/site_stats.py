@@ -36,8 +36,7 @@ from leaky.monitor.reductions import (
 from leaky.monitor.sites import local_derivative, slope_is_never_zero
 from leaky.spec import get_spec
 
-# has_nonfinite lives in leaky.monitor.reductions; kept importable from here.
-__all__ = ["SiteStatistics", "SiteSummary", "check_every", "has_nonfinite"]
+__all__ = ["SiteStatistics", "SiteSummary", "check_every"]
 
 _FOLD_EXTREMES = 64  # batches whose (min, max) wait before being folded into the states
 
