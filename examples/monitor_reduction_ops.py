@@ -1,8 +1,12 @@
 """Microseconds per op for the passes the monitor's statistics make, on one output tensor.
 
-Why ``leaky.monitor.reductions`` counts with float32 0/1 values rather than bool masks, and
-reads a gradient once: each op timed alone, in a loop, on a 256 x 1024 float32 tensor (the
-suite's MLP output) and on a 1024 x 1024 one (one of its weight gradients).
+Why ``leaky.monitor.reductions`` counts with float32 0/1 values rather than bool masks,
+decides firing from each unit's largest value, reads a gradient once, and reduces in memory
+order: each op timed alone, in a loop, on a 256 x 1024 float32 tensor (the suite's MLP
+output), a 1024 x 1024 one (one of its weight gradients) and a 64 x 128 x 16 x 16 convolution
+output. Two columns: the same tensor again and again ("in cache") and a new one each time
+from 64 MiB of them ("from memory", as inside a training step, where the activations have
+left the cache by the time anything reads them again).
 
     python examples/monitor_reduction_ops.py
 """
@@ -14,39 +18,48 @@ from collections.abc import Callable
 
 import torch
 
+from leaky.monitor.reductions import reduce_per_unit
 
-def _us(fn: Callable[[], object], repeat: int = 200) -> float:
-    fn()
+
+def _us(fn: Callable[[torch.Tensor], object], tensors: list[torch.Tensor], rounds: int) -> float:
+    for t in tensors[:3]:
+        fn(t)
     start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat * 1e6
+    for _ in range(rounds):
+        for t in tensors:
+            fn(t)
+    return (time.perf_counter() - start) / (rounds * len(tensors)) * 1e6
 
 
-def _report(shape: tuple[int, int]) -> None:
-    y = torch.randn(*shape)
+def _report(shape: tuple[int, ...]) -> None:
+    count = max(2, (64 << 20) // (4 * torch.Size(shape).numel()))  # 64 MiB of them
+    cold = [torch.randn(*shape) for _ in range(count)]
+    hot = cold[:1]
     marks = torch.empty(shape)
     mask = torch.empty(shape, dtype=torch.bool)
-    flat = y.view(-1)
+    dims = [d for d in range(len(shape)) if d != (1 if len(shape) > 2 else len(shape) - 1)]
     ops = {
-        "gt into bool": lambda: torch.gt(y, 0, out=mask),
-        "sum of bool per unit (int32)": lambda: mask.sum(0, dtype=torch.int32),
-        "gt into float32": lambda: torch.gt(y, 0, out=marks),
-        "sum of float32 per unit": lambda: marks.sum(0),
-        "aminmax": lambda: torch.aminmax(y),
-        "vector_norm": lambda: torch.linalg.vector_norm(y),
-        "dot(y, y)": lambda: torch.dot(flat, flat),
-        "sum": lambda: y.sum(),
+        "gt into bool": lambda y: torch.gt(y, 0, out=mask),
+        "gt into float32": lambda y: torch.gt(y, 0, out=marks),
+        "sum per unit, one call": lambda y: y.sum(dims),
+        "sum per unit, memory order": lambda y: reduce_per_unit("sum", y, dims),
+        "amax per unit, one call": lambda y: y.amax(dims),
+        "amax per unit, memory order": lambda y: reduce_per_unit("amax", y, dims),
+        "amin": lambda y: y.amin(),
+        "aminmax": lambda y: torch.aminmax(y),
+        "vector_norm": lambda y: torch.linalg.vector_norm(y),
+        "dot(y, y)": lambda y: torch.dot(y.view(-1), y.view(-1)),
+        "sum": lambda y: y.sum(),
     }
-    print(f"{shape[0]} x {shape[1]} float32")
+    print(f"{' x '.join(map(str, shape))} float32{'in cache':>24s}{'from memory':>14s}")
     for name, fn in ops.items():
-        print(f"  {name:30s} {_us(fn):8.1f} us")
+        print(f"  {name:30s} {_us(fn, hot, 100):8.1f} us {_us(fn, cold, 3):10.1f} us")
 
 
 def main() -> None:
     """Print the time of each op, one thread."""
     torch.set_num_threads(1)
-    for shape in ((256, 1024), (1024, 1024)):
+    for shape in ((256, 1024), (1024, 1024), (64, 128, 16, 16)):
         _report(shape)
 
 

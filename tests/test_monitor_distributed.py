@@ -50,7 +50,7 @@ def _worker(rank: int, store: str, out: str) -> None:
         with Monitor(model) as monitor:
             model(x).sum().backward()
         summary = _summary(monitor.report())  # collective: every rank calls it
-        local = monitor.sites["1"].state()["active"].tolist()
+        local = (monitor.sites["1"].state()["peak"] > 0).long().tolist()
         if rank == 0:
             with open(out, "w") as f:
                 json.dump({"summary": summary, "local_active_rank0": local}, f)

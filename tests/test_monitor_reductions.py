@@ -14,6 +14,8 @@ from leaky.monitor import reductions
 from leaky.monitor.reductions import (
     count_per_unit,
     histogram_counts,
+    peak_per_unit,
+    reduce_per_unit,
     squared_norm,
     squared_norm_and_nonfinite,
 )
@@ -171,3 +173,69 @@ def test_units_in_the_first_dimension_are_never_sliced_apart():
     y = torch.tensor([[1.0, 2.0, -1.0], [-1.0, -2.0, 3.0]])  # units: the rows
     got = count_per_unit("gt", y, 0.0, [1], samples=3, scratch=reductions.Scratch(2))
     assert got.tolist() == [2, 1]
+
+
+LAYOUTS = {
+    "contiguous": lambda t: t,
+    "channels_last": lambda t: t.to(memory_format=torch.channels_last),
+    "transposed": lambda t: t.transpose(0, 3).contiguous().transpose(0, 3),
+    "sliced": lambda t: t[:, :, ::2],
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("reduce", ["sum", "amax", "amin"])
+@pytest.mark.parametrize("unit_dim", [0, 1, 3])
+def test_reduce_per_unit_matches_float64_numpy_in_every_layout(layout, reduce, unit_dim):
+    t = LAYOUTS[layout](torch.randn(5, 6, 4, 3))
+    dims = [d for d in range(4) if d != unit_dim]
+    expected = getattr(np, {"sum": "sum", "amax": "max", "amin": "min"}[reduce])(
+        t.double().numpy(), axis=tuple(dims)
+    )
+    got = reduce_per_unit(reduce, t, dims)
+    assert got.shape == (t.shape[unit_dim],)
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [31, 32, 37, 64])
+@pytest.mark.parametrize("reduce", ["sum", "amax", "amin"])
+def test_long_rows_reduced_in_blocks_match_float64_numpy(rows, reduce):
+    # Rows of 600 float32 (2,400 bytes): extremes are reduced 16 rows at a time, then the rest.
+    t = torch.randn(rows, 600)
+    t[-1, 5] = 99.0 if reduce != "amin" else -99.0  # in the rows after the last block
+    numpy_name = {"sum": "sum", "amax": "max", "amin": "min"}[reduce]
+    expected = getattr(np, numpy_name)(t.double().numpy(), axis=0)
+    got = reduce_per_unit(reduce, t, [0])
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_reduce_per_unit_of_a_single_sample_and_of_an_empty_batch():
+    t = torch.tensor([[[1.0, -2.0], [3.0, 4.0]]])  # one sample, 2 units, 2 positions
+    assert reduce_per_unit("amax", t, [0, 2]).tolist() == [1.0, 4.0]
+    assert reduce_per_unit("sum", torch.empty(0, 3, 2), [0, 2]).tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(IndexError):  # as torch: no maximum of nothing
+        reduce_per_unit("amax", torch.empty(0, 3), [0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(EDGE) | st.floats(-10, 10, width=32), min_size=1, max_size=60))
+def test_peaks_ignore_nan_and_decide_firing_as_a_count_does(values):
+    y = torch.tensor(values, dtype=torch.float32).reshape(-1, 1).repeat(1, 3)
+    y[:, 1] = -y[:, 1]
+    y[0, 2] = math.nan  # unit 2 always holds a NaN
+    peaks, largest = peak_per_unit(y, [0])
+    fired = (y > 0).sum(dim=0) > 0  # NaN is not above 0
+    assert (peaks > 0).tolist() == fired.tolist()
+    finite = y.numpy()[~np.isnan(y.numpy())]
+    expected = np.nanmax(y.numpy(), axis=0, initial=-np.inf, where=~np.isnan(y.numpy()))
+    assert peaks.tolist() == expected.tolist()
+    assert float(largest) == (finite.max() if finite.size else -math.inf)
+
+
+def test_a_unit_that_fired_once_beside_nan_is_not_never_active():
+    stats = SiteStatistics("leaky_relu")
+    y = torch.tensor([[math.nan, -1.0], [2.0, -3.0]])
+    stats.update(y, y, torch.nn.LeakyReLU())
+    summary = stats.compute()
+    assert summary.never_active_units == [1]
+    assert summary.nonfinite_batches == 1

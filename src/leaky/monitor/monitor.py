@@ -113,6 +113,10 @@ class Monitor:
             report reduces across ranks, so every rank needs a writer (keep rank 0's events).
             Default: None
         log_every: forward passes per TensorBoard point. Default: 100
+        count_active: also count, per unit and site, the outputs above 0 (the state
+            ``monitor.sites[name].active``; over ``samples`` it is the unit's firing rate),
+            one more pass per batch. Dead and never-active units need no count. Default:
+            False
 
     Examples:
         >>> from torch import nn
@@ -139,6 +143,7 @@ class Monitor:
         every: int = DEFAULT_EVERY,
         log_to: Any = None,
         log_every: int = 100,
+        count_active: bool = False,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
@@ -165,6 +170,7 @@ class Monitor:
             "hist_max_elements": hist_max_elements,
             "every": every,
             "scratch": Scratch(),  # one buffer for every site's counts
+            "count_active": count_active,
         }
         self._read_gradients = True  # whether this batch's backward reads gradient norms
         self._weights_placed = False  # every layer's weight has been seen in forward

@@ -30,6 +30,7 @@ from leaky.monitor.reductions import (
     count_per_unit,
     has_nonfinite,
     histogram_counts,
+    peak_per_unit,
     squared_norm,
     squared_norm_and_nonfinite,
 )
@@ -91,8 +92,9 @@ def check_every(every: int) -> int:
 class SiteStatistics(Metric):
     """Counts and moments of one activation site, updated once per forward (and backward).
 
-    What is read when. Every call: the per-unit counts (active, non-zero local gradient,
-    near a saturating bound) from every value, the sample count, the extremes (minimum and
+    What is read when. Every call, from every value: whether each unit fired (an output
+    above 0: one read-only pass finds each unit's largest), the per-unit counts (non-zero
+    local gradient, near a saturating bound), the sample count, the extremes (minimum and
     maximum, which also flag NaN or inf outputs). Every ``every``-th call (the first of a
     window included): the moments (mean, std), the histogram and the gradient at the output.
     Counts are therefore exact; moments, histogram and gradient norms are read from a
@@ -115,6 +117,9 @@ class SiteStatistics(Metric):
         scratch: a buffer the per-unit counts write into (shared by a monitor's sites,
             see :class:`leaky.monitor.reductions.Scratch`). Default: None (a new tensor
             per count)
+        count_active: also count, per unit, the outputs above 0 (state ``active``: the
+            unit's firing rate is ``active / samples``), one more pass per call. Whether
+            a unit fired at all needs no count. Default: False
 
     Examples:
         >>> stats = SiteStatistics("relu")
@@ -138,9 +143,11 @@ class SiteStatistics(Metric):
         hist_max_elements: int = 65536,
         every: int = 1,
         scratch: Scratch | None = None,
+        count_active: bool = False,
     ) -> None:
         super().__init__()
         self.scratch = scratch
+        self.count_active = count_active
         self.hist_max_elements = hist_max_elements
         if not 0 <= saturation_margin < 0.5:
             raise ValueError(
@@ -179,10 +186,15 @@ class SiteStatistics(Metric):
     def _unit_states(self, units: int, device: torch.device) -> None:
         self.units = units
         self.to(device)  # every state lives where the activations are
-        # nonzero_grad counts only calls that need the derivative: a ReLU's is its active
-        # count, and a slope that is never 0 passes gradient on every sample.
-        for name in ("active", "nonzero_grad", "saturated"):
-            self.add_state(name, torch.zeros(units, dtype=torch.int64, device=device), "sum")
+        # nonzero_grad counts only calls that need the derivative: a ReLU's passes where
+        # it fired, and a slope that is never 0 passes gradient on every sample.
+        # Each unit's largest output (NaN aside): it fired where that is above 0.
+        self.add_state(
+            "peak", torch.full((units,), -math.inf, dtype=torch.float64, device=device), "max"
+        )
+        zeros = torch.zeros(units, dtype=torch.int64, device=device)
+        for name in ("active",) * self.count_active + ("nonzero_grad", "saturated"):
+            self.add_state(name, zeros, "sum")
 
     def reset(self) -> None:
         """Start a new window (the next call reads the moments again)."""
@@ -253,7 +265,18 @@ class SiteStatistics(Metric):
             )
         per_unit = y.numel() // units if units else 0
         self.samples += per_unit
-        self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
+        if y.numel():
+            # A unit's largest output decides whether it fired; the largest of those and
+            # the smallest output are the batch's extremes (NaN outputs show in the
+            # minimum). One read-only pass each; folding them into the states is a
+            # handful of tiny ops, done for many batches at once.
+            peaks, largest = peak_per_unit(y, dims)
+            torch.maximum(self.peak, peaks, out=self.peak)
+            self._extremes.append((y.amin(), largest))
+            if len(self._extremes) >= _FOLD_EXTREMES:
+                self._fold_extremes()
+        if self.count_active:
+            self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
         # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
         # exactly where it is active (read from `active` in compute); everything else
         # needs its derivative.
@@ -269,13 +292,6 @@ class SiteStatistics(Metric):
             # The two ends are disjoint (the margin is under half the range): counts add.
             for compare, bound in self._saturating_bounds(module, params):
                 self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit, self.scratch))
-        if y.numel():
-            # min and max propagate NaN and show inf: they flag non-finite outputs too.
-            # One pass per batch; folding them into the states is a handful of tiny ops,
-            # done for many batches at once.
-            self._extremes.append(torch.aminmax(y))
-            if len(self._extremes) >= _FOLD_EXTREMES:
-                self._fold_extremes()
         read = self._calls % self.every == 0
         self._calls += 1
         if read:
@@ -329,10 +345,11 @@ class SiteStatistics(Metric):
         mean = float(s["total"]) / elements if elements else math.nan
         var = float(s["total_sq"]) / elements - mean * mean if elements else math.nan
         if units and samples:
-            never = torch.nonzero(s["active"] == 0).flatten().tolist()
+            fired = s["peak"] > 0
+            never = torch.nonzero(~fired).flatten().tolist()
             passing = s["nonzero_grad"] + s["always_passing"]
             if self.kind == "relu":
-                passing = passing + s["active"]
+                passing = passing + fired
             dead = torch.nonzero(passing == 0).flatten().tolist()
         else:  # no samples in the window: nothing can be said about any unit
             never, dead = [], []

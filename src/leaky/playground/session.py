@@ -140,7 +140,8 @@ def build_networks(params: PlaygroundParams, data: PlaygroundData) -> list[Netwo
         with torch.no_grad():
             for layer in linears[:-1]:  # push every hidden pre-activation down
                 layer.bias.sub_(params.bias_shift)
-        monitor = Monitor(model, functional=False, bins=0)  # attached only to measure
+        # Attached only to measure; it counts each unit's firing for the page's rates.
+        monitor = Monitor(model, functional=False, bins=0, count_active=True)
         optimizer = _make_optimizer(params.optimizer, model, params.learning_rate)
         networks.append(Network(activation, model, optimizer, monitor))
     return networks
