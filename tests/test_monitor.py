@@ -865,3 +865,33 @@ def test_transformer_block_units_are_the_mlp_features():
     active = _active_counts(model, x, model.block.mlp[1], 2)[0]
     assert row.summary.never_active_units == torch.nonzero(~active).flatten().tolist() == [3, 7]
     assert [layer.name for layer in report.layers][-1] == "head"
+
+
+def test_firing_counts_are_kept_only_when_asked_and_match_a_bool_count():
+    model = nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.1), nn.Linear(6, 1))
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(3))
+    with Monitor(model, count_active=True) as counting:
+        model(x).sum().backward()
+    with torch.no_grad():
+        expected = (model[1](model[0](x)) > 0).sum(0)
+    assert counting.sites["1"].active.tolist() == expected.tolist()
+    with Monitor(model) as plain:
+        model(x).sum().backward()
+    assert not hasattr(plain.sites["1"], "active")  # no count unless asked
+    assert plain.report().sites[0].summary.never_active_units == [
+        unit for unit, n in enumerate(expected.tolist()) if n == 0
+    ]
+
+
+def test_the_time_spent_on_statistics_is_counted_in_forward_and_backward():
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 1))
+    monitor = Monitor(model, every=1)
+    assert monitor.statistics_seconds == 0.0
+    with monitor:
+        out = model(torch.randn(8, 4))
+        after_forward = monitor.statistics_seconds
+        out.sum().backward()
+    assert 0.0 < after_forward < monitor.statistics_seconds  # backward read gradients too
+    spent = monitor.statistics_seconds
+    model(torch.randn(8, 4)).sum().backward()  # detached: nothing more is counted
+    assert monitor.statistics_seconds == spent

@@ -13,6 +13,8 @@ moments, histogram and gradient norms every ``DEFAULT_EVERY``-th batch) and with
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -61,6 +63,7 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     # A 3% cost is smaller than a shared machine's step-to-step spread: many pairs.
     pairs = 7 if quick else 41
     result = SuiteResult("monitor")
+    shares: list[str] = []
     for make in (_mlp, _resnet18, _transformer):
         case, bench = make(quick)
         plain, x, loss = _to(bench, device)
@@ -70,11 +73,14 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
             watched = copy.deepcopy(plain)
             monitor = None if options is None else Monitor(watched, **options).attach()
             try:
-                fns = checked_steps(watched, plain, x, loss)
-                comparison = compare(*fns, pairs=pairs, device=device)
+                step, baseline = checked_steps(watched, plain, x, loss)
+                timed = _HookShare(step, monitor)
+                comparison = compare(timed, baseline, pairs=pairs, device=device)
             finally:
                 if monitor is not None:
                     monitor.detach()
+            if monitor is not None:
+                shares.append(f"in hooks {timed.share():5.1%}  {case}, Monitor {label}")
             result.rows.append(
                 BenchRow(
                     f"{case}, Monitor {label}",
@@ -94,4 +100,32 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
         f"defaults: counts every batch; moments, histogram and gradient norms every "
         f"{DEFAULT_EVERY}th batch. every=1: every statistic on every batch"
     )
+    result.notes.append(
+        "in hooks: time the monitor spent computing statistics over the monitored steps' "
+        "time, in the same steps (Monitor.statistics_seconds; free of the step-to-step "
+        "spread, without the hooks' dispatch and the functional call watcher"
+        f"{'; host time to queue the GPU work' if device != 'cpu' else ''}):"
+    )
+    result.notes += shares
     return result
+
+
+class _HookShare:
+    """A monitored step that also adds up its own time and the monitor's time inside it."""
+
+    def __init__(self, step: Callable[[], object], monitor: Monitor | None) -> None:
+        self.step, self.monitor = step, monitor
+        self.step_seconds = self.hook_seconds = 0.0
+
+    def __call__(self) -> object:
+        before = self.monitor.statistics_seconds if self.monitor is not None else 0.0
+        start = time.perf_counter()
+        out = self.step()
+        self.step_seconds += time.perf_counter() - start
+        if self.monitor is not None:
+            self.hook_seconds += self.monitor.statistics_seconds - before
+        return out
+
+    def share(self) -> float:
+        """Seconds inside the monitor's hooks over seconds of the steps (0 before any)."""
+        return self.hook_seconds / self.step_seconds if self.step_seconds else 0.0

@@ -26,6 +26,7 @@ in ``nn.MultiheadAttention``).
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections import defaultdict
 from contextlib import AbstractContextManager, nullcontext
@@ -194,6 +195,10 @@ class Monitor:
         self.log_to = log_to
         self.log_every = log_every
         self._passes = 0  # forward passes while attached; not reset, the TensorBoard step
+        # Wall time spent computing statistics in the hooks, forward and backward, since
+        # the monitor was made (not reset): its own cost, next to a step's time. On a GPU
+        # it is the host's time to queue the work.
+        self.statistics_seconds = 0.0
         self._logged_at = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -287,6 +292,7 @@ class Monitor:
         x_given: torch.Tensor | None = None,
         **params: Any,
     ) -> None:
+        start = time.perf_counter()
         # A module called more than once per forward is one site per call: name, name#1, ...
         calls = self._site_calls.get(name, 0)
         self._site_calls[name] = calls + 1
@@ -304,7 +310,15 @@ class Monitor:
         self._seen(name)
         read = stats.update(x, y, params.pop("module", None), **params)
         if read and self.gradients and y.requires_grad:
-            y.register_hook(lambda grad: stats.update_grad(grad) if self.attached else None)
+            y.register_hook(lambda grad: self._timed(stats.update_grad, grad))
+        self.statistics_seconds += time.perf_counter() - start
+
+    def _timed(self, update: Any, grad: torch.Tensor | None) -> None:
+        # A backward hook's statistics, while attached, with their time counted.
+        if self.attached:
+            start = time.perf_counter()
+            update(grad)
+            self.statistics_seconds += time.perf_counter() - start
 
     def _hook_activation(
         self, name: str, module: torch.nn.Module, kind: str, input_from_output: bool = False
@@ -353,7 +367,7 @@ class Monitor:
         self._handles.append(module.register_forward_pre_hook(first_call))
         self._handles.append(
             weight.register_post_accumulate_grad_hook(
-                lambda p: stats.update(p.grad) if self._read_gradients else None
+                lambda p: self._timed(stats.update, p.grad) if self._read_gradients else None
             )
         )
 
