@@ -84,7 +84,7 @@ def test_monitor_suite_times_three_models_with_a_control_defaults_and_every_stat
         "with Monitor (every=1)",
     ]
     assert "95% interval" in result.table()
-    shares = [note for note in result.notes if note.startswith("in hooks")]
+    shares = [note for note in result.notes if note.startswith("in hooks ")]  # one per row
     assert len(shares) == 6  # each monitored row: defaults and every=1 of three models
     percents = [float(note.split()[2].rstrip("%")) for note in shares]
     assert all(0 < p < 100 for p in percents)
