@@ -168,6 +168,10 @@ def peak_per_unit(y: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, t
         largest = peaks.amax()
         if not math.isnan(largest.item()):
             return peaks, largest
+    return _peaks_without_nan(y, dims)
+
+
+def _peaks_without_nan(y: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     peaks = reduce_per_unit("amax", y.masked_fill(y.isnan(), -math.inf), dims)
     return peaks, peaks.amax()
 
