@@ -120,9 +120,11 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
     if not t.is_contiguous():
         return getattr(t, reduce)(list(dims))
     before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
-    view = t.view(before, units, after)
-    out = getattr(view, reduce)(-1) if after > 1 else view.squeeze(-1)
-    return _reduce_rows(reduce, out) if before != 1 else out.squeeze(0).clone()
+    if after == 1:  # units last (a Linear's output): no inner reduction, no extra view
+        out = t.view(before, units)
+    else:
+        out = getattr(t.view(before, units, after), reduce)(-1)
+    return _reduce_rows(reduce, out) if before != 1 else out.view(units).clone()
 
 
 # Rows reduced together when they are long: ``amax`` / ``amin`` of (rows, units) over its
@@ -143,7 +145,8 @@ def _reduce_rows(reduce: str, rows: torch.Tensor) -> torch.Tensor:
     if reduce not in _COMBINE or not long or n < 2 * _ROW_BLOCK:
         return getattr(rows, reduce)(0)
     head = n - n % _ROW_BLOCK
-    blocks = getattr(rows[:head].view(-1, _ROW_BLOCK, units), reduce)(1)
+    whole = rows if head == n else rows[:head]
+    blocks = getattr(whole.view(-1, _ROW_BLOCK, units), reduce)(1)
     out = getattr(blocks, reduce)(0)
     if head < n:
         out = _COMBINE[reduce](out, getattr(rows[head:], reduce)(0))

@@ -39,7 +39,10 @@ from leaky.spec import get_spec
 
 __all__ = ["SiteStatistics", "SiteSummary", "check_every"]
 
-_FOLD_EXTREMES = 64  # batches whose (min, max) wait before being folded into the states
+# Batches whose (min, max) and per-unit peaks wait before being folded into the states, and
+# at most this many pending peak values.
+_FOLD_EXTREMES = 64
+_FOLD_PEAK_VALUES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,9 @@ class SiteStatistics(Metric):
         self.can_die = True
         self.tracks_saturation = spec.saturates and spec.output_range is not None
         self._calls = 0  # calls in this window: which ones read the moments
-        self._extremes: list[tuple[torch.Tensor, torch.Tensor]] = []  # not yet folded
+        # (min, max, per-unit peaks) of batches not yet folded into the states
+        self._extremes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._pending_peaks = 0  # values in the pending peaks
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
         self.add_state("elements", 0, "sum")  # values read for the moments and histogram
@@ -200,21 +205,23 @@ class SiteStatistics(Metric):
         """Start a new window (the next call reads the moments again)."""
         super().reset()
         self._extremes.clear()
+        self._pending_peaks = 0
         self._calls = 0
 
     def _fold_extremes(self) -> None:
-        # Per-batch (min, max) pairs not yet in the states: the extremes, and how many
-        # of those batches held NaN or inf.
+        # Per-batch (min, max) pairs and per-unit peaks not yet in the states: the
+        # extremes, each unit's peak, and how many of those batches held NaN or inf.
         if not self._extremes:
             return
-        lows = torch.stack([low for low, _ in self._extremes]).double()
-        highs = torch.stack([high for _, high in self._extremes]).double()
-        self._extremes.clear()
+        pending, self._extremes, self._pending_peaks = self._extremes, [], 0
         device = self.minimum.device
-        lows, highs = lows.to(device), highs.to(device)
+        lows = torch.stack([low for low, _, _ in pending]).double().to(device)
+        highs = torch.stack([high for _, high, _ in pending]).double().to(device)
         torch.minimum(self.minimum, lows.min(), out=self.minimum)
         torch.maximum(self.maximum, highs.max(), out=self.maximum)
         self.nonfinite_batches.add_(has_nonfinite(lows, highs).sum())
+        peaks = torch.stack([p.to(self.peak.dtype) for _, _, p in pending]).to(device)
+        torch.maximum(self.peak, peaks.amax(0), out=self.peak)
 
     def to(self, device: torch.device | str) -> SiteStatistics:
         """Move every state to ``device``."""
@@ -271,9 +278,9 @@ class SiteStatistics(Metric):
             # minimum). One read-only pass each; folding them into the states is a
             # handful of tiny ops, done for many batches at once.
             peaks, largest = peak_per_unit(y, dims)
-            torch.maximum(self.peak, peaks, out=self.peak)
-            self._extremes.append((y.amin(), largest))
-            if len(self._extremes) >= _FOLD_EXTREMES:
+            self._extremes.append((y.amin(), largest, peaks))
+            self._pending_peaks += peaks.numel()
+            if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
                 self._fold_extremes()
         if self.count_active:
             self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
