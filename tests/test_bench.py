@@ -79,7 +79,7 @@ def test_monitor_suite_times_three_models_with_a_control_defaults_and_every_stat
     cases = [row.case for row in result.rows]
     assert len(cases) == 9 and len({case.split(",")[0] for case in cases}) == 3
     assert [row.candidate for row in result.rows[:3]] == [
-        "a copy, no Monitor",
+        "no Monitor",
         "with Monitor (defaults)",
         "with Monitor (every=1)",
     ]

@@ -95,8 +95,14 @@ def compare(
     pairs: int = 7,
     warmup: int = 2,
     device: torch.device | str = "cpu",
+    before_candidate: Callable[[], object] | None = None,
+    before_baseline: Callable[[], object] | None = None,
 ) -> Comparison:
     """Time ``candidate`` against ``baseline`` in alternating pairs.
+
+    ``before_candidate`` / ``before_baseline`` run, untimed, right before each call of
+    theirs (warm-up included): one function timed in two states, such as a model with a
+    monitor attached and detached.
 
     Examples:
         >>> c = compare(lambda: sum(range(1000)), lambda: sum(range(2000)), pairs=3, warmup=1)
@@ -105,15 +111,21 @@ def compare(
     """
     if pairs < 1:
         raise ValueError(f"Expected at least 1 pair, got {pairs}")
+
+    def timed(fn: Callable[[], object], before: Callable[[], object] | None) -> float:
+        if before is not None:
+            before()
+        return _time(fn, device)
+
     for _ in range(warmup):
-        candidate()
-        baseline()
+        timed(candidate, before_candidate)
+        timed(baseline, before_baseline)
     result = Comparison()
     for i in range(pairs):
         if i % 2 == 0:
-            result.candidate.append(_time(candidate, device))
-            result.baseline.append(_time(baseline, device))
+            result.candidate.append(timed(candidate, before_candidate))
+            result.baseline.append(timed(baseline, before_baseline))
         else:
-            result.baseline.append(_time(baseline, device))
-            result.candidate.append(_time(candidate, device))
+            result.baseline.append(timed(baseline, before_baseline))
+            result.candidate.append(timed(candidate, before_candidate))
     return result
