@@ -120,9 +120,10 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
     if not t.is_contiguous():
         return getattr(t, reduce)(list(dims))
     before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
-    # Units last (a Linear's output): no inner reduction, no extra view.
-    inner = t.view(before, units, after)
-    out = t.view(before, units) if after == 1 else getattr(inner, reduce)(-1)
+    # Units last (a Linear's output): no inner reduction.
+    out = t.view((before, units) if after == 1 else (before, units, after))
+    if after > 1:
+        out = getattr(out, reduce)(-1)
     return _reduce_rows(reduce, out) if before != 1 else out.view(units).clone()
 
 
