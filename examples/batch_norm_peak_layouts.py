@@ -4,7 +4,10 @@
 a convolution's backward (oneDNN's reordered copies) rather than where the fused module saves
 memory. This script measures the same step, each variant in a fresh process exactly as the
 bench does (``MALLOC_MMAP_THRESHOLD_=65536``, VmHWM growth), with the model and its input in
-NCHW and in channels_last, to show where the peak goes when those copies are smaller.
+NCHW and in channels_last, to show where the peak goes when those copies are smaller, and a
+floor: the same network whose BatchNorm + Leaky ReLU keeps nothing for backward and allocates
+nothing in it (its "gradient" is the incoming one passed through: wrong on purpose, a memory
+bound only). No BatchNorm + activation can peak below that floor.
 
     python examples/batch_norm_peak_layouts.py            # full size: batch 256, 64x64
     python examples/batch_norm_peak_layouts.py --quick
@@ -21,15 +24,51 @@ import sys
 
 import torch
 
-from leaky.bench.models import build
+from leaky.bench.models import Bench, build
 from leaky.bench.peak_memory import MMAP_THRESHOLD, _status_kib
 
-VARIANTS = ("torch-inplace", "leaky-fused")
+VARIANTS = ("torch-inplace", "leaky-fused", "floor")
+
+
+class _KeepsNothing(torch.autograd.Function):
+    # BatchNorm (batch statistics) + Leaky ReLU(0.2) that saves nothing and whose backward
+    # hands the incoming gradient back unchanged: not a gradient, a lower bound on memory.
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # type: ignore[override]
+        y = torch.nn.functional.batch_norm(x, None, None, weight, bias, True, 0.0, 1e-5)
+        return torch.nn.functional.leaky_relu_(y, 0.2)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return grad, None, None
+
+
+class _Floor(torch.nn.Module):
+    def __init__(self, norm: torch.nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.weight, self.bias = norm.weight, norm.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _KeepsNothing.apply(x, self.weight, self.bias)
+
+
+def _build(variant: str, quick: bool) -> Bench:
+    if variant != "floor":
+        return build("dcgan", variant, quick)
+    model, x, loss = build("dcgan", "torch-inplace", quick)
+    layers = [
+        _Floor(m) if isinstance(m, torch.nn.BatchNorm2d) else m
+        for m in model
+        if not isinstance(m, torch.nn.LeakyReLU)
+    ]
+    return torch.nn.Sequential(*layers), x, loss
+
+
 LAYOUTS = ("nchw", "channels_last")
 
 
 def _child(variant: str, layout: str, quick: bool) -> float:
-    model, x, loss = build("dcgan", variant, quick)
+    model, x, loss = _build(variant, quick)
     if layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
