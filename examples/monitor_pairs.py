@@ -1,36 +1,56 @@
 """One network of the monitor suite, timed over as many pairs as you like.
 
 ``leaky bench monitor`` times 41 pairs per row; on a machine whose adjacent steps differ by
-up to a quarter, a 3% cost needs more. This script times the control (an unmonitored copy
-against the original) and the monitor's settings for one network, with the suite's own step
-functions and timing, and prints each median speed-up with its 95% interval.
+up to a quarter, a 3% cost needs more. This script times one network of the suite the way
+the suite does (one model stepped with its Monitor attached and detached in turn, neither
+timed) for the chosen settings, and prints each median speed-up with its 95% interval and
+the share of the step spent computing statistics. ``hooks-only`` attaches a Monitor whose
+statistics do nothing: what the hooks themselves (dispatch, the functional-call watcher)
+cost.
 
-    python examples/monitor_pairs.py --model mlp --pairs 80
+    python examples/monitor_pairs.py --model resnet18 --pairs 81
+    python examples/monitor_pairs.py --model mlp --settings none hooks-only defaults
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+from typing import Any
+from unittest import mock
 
 import torch
 
-from leaky.bench.monitor_overhead import _mlp, _resnet18, _to, _transformer
+from leaky.bench.monitor_overhead import _HookShare, _mlp, _resnet18, _to, _transformer
 from leaky.bench.timing import compare
 from leaky.bench.training_step import checked_steps
-from leaky.monitor import Monitor
+from leaky.monitor import Monitor, layer_stats, site_stats
 
 MODELS = {"mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
-SETTINGS = {"none": None, "defaults": {}, "every=1": {"every": 1}}
+SETTINGS = {
+    "none": None,
+    "hooks-only": {"every": 1},
+    "defaults": {},
+    "every=1": {"every": 1},
+}
+
+
+def _statistics_off() -> tuple[Any, ...]:
+    # Every statistic a no-op; update() still says "read", so gradient hooks are placed.
+    return mock.patch.multiple(
+        site_stats.SiteStatistics,
+        update=lambda self, *args, **kwargs: True,
+        update_grad=lambda self, grad: None,
+    ), mock.patch.object(layer_stats.LayerGradientStatistics, "update", lambda self, g: None)
 
 
 def main() -> None:
     """Time the chosen settings of one network and print their speed-ups."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=list(MODELS), default="mlp")
-    parser.add_argument("--pairs", type=int, default=80)
+    parser.add_argument("--pairs", type=int, default=81)
     parser.add_argument(
-        "--settings", nargs="+", choices=list(SETTINGS), default=["none", "defaults"]
+        "--settings", nargs="+", choices=list(SETTINGS), default=["none", "defaults", "every=1"]
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -41,11 +61,30 @@ def main() -> None:
         watched = copy.deepcopy(plain)
         options = SETTINGS[name]
         monitor = None if options is None else Monitor(watched, **options).attach()
-        comparison = compare(*checked_steps(watched, plain, x, loss), pairs=args.pairs)
-        if monitor is not None:
-            monitor.detach()
+        step, _ = checked_steps(watched, plain, x, loss)
+        patches = _statistics_off() if name == "hooks-only" else ()
+        for patch in patches:
+            patch.start()
+        try:
+            timed = _HookShare(step, monitor)
+            comparison = compare(
+                timed,
+                step,
+                pairs=args.pairs,
+                before_candidate=None if monitor is None else monitor.attach,
+                before_baseline=None if monitor is None else monitor.detach,
+            )
+        finally:
+            for patch in patches:
+                patch.stop()
+            if monitor is not None:
+                monitor.detach()
         low, high = comparison.speedup_interval()
-        print(f"{case}, Monitor {name}: {comparison.speedup:.3f}x [{low:.3f}, {high:.3f}]")
+        print(
+            f"{case}, Monitor {name}: {comparison.speedup:.3f}x [{low:.3f}, {high:.3f}], "
+            f"in hooks {timed.share():.1%}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
