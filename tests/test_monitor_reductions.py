@@ -240,3 +240,37 @@ def test_a_unit_that_fired_once_beside_nan_is_not_never_active():
     summary = stats.compute()
     assert summary.never_active_units == [1]
     assert summary.nonfinite_batches == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "dims"),
+    [((2, 3, 0, 2), [0, 2, 3]), ((2, 0, 1), [0, 2]), ((2, 0, 1, 1), [0, 2, 3]), ((0, 4), [0])],
+)
+def test_reduce_per_unit_of_empty_tensors_sums_as_torch_does(shape, dims):
+    t = torch.empty(shape)
+    assert reduce_per_unit("sum", t, dims).tolist() == t.sum(dims).tolist()
+
+
+@pytest.mark.parametrize("dims", [[-1, 0], [-1], [1], [], [-2]])
+def test_reduce_per_unit_takes_negative_and_no_dims_as_torch_does(dims):
+    t = torch.randn(3, 4)
+    expected = t.sum(dims)
+    got = reduce_per_unit("sum", t, dims)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected)
+
+
+def test_a_sigmoid_site_with_an_empty_spatial_dimension_counts_nothing():
+    stats = SiteStatistics("sigmoid")
+    y = torch.empty(2, 3, 0, 2)
+    stats.update(y, y)  # counted through the per-unit sums, which see no value
+    summary = stats.compute()
+    assert (summary.units, summary.samples, summary.saturated_units) == (3, 0, None)
+
+
+def test_one_unit_from_a_vector_and_from_a_column_folds_as_one_site():
+    stats = SiteStatistics("relu")
+    stats.update(torch.tensor([-1.0, -2.0]), torch.tensor([0.0, 0.0]))
+    stats.update(torch.tensor([[3.0], [-1.0]]), torch.tensor([[3.0], [0.0]]))
+    summary = stats.compute()
+    assert summary.never_active_units == [] and summary.maximum == 3.0

@@ -116,8 +116,8 @@ class Monitor:
         log_every: forward passes per TensorBoard point. Default: 100
         count_active: also count, per unit and site, the outputs above 0 (the state
             ``monitor.sites[name].active``; over ``samples`` it is the unit's firing rate),
-            one more pass per batch. Dead and never-active units need no count. Default:
-            False
+            a comparison and a sum per batch. Dead and never-active units need no count.
+            Default: False
 
     Examples:
         >>> from torch import nn

@@ -88,9 +88,11 @@ class Scratch:
 
 
 def _unit_dim(t: torch.Tensor, dims: Sequence[int]) -> int | None:
-    # The one dimension not reduced over, if there is exactly one.
-    kept = [d for d in range(t.dim()) if d not in set(dims)]
-    return kept[0] if len(kept) == 1 else None
+    # The one dimension not reduced over, if there is exactly one (negative dims count
+    # from the end; no dims means every dimension, as in torch).
+    reduced = {d % t.dim() for d in dims} if t.dim() else set()
+    kept = [d for d in range(t.dim()) if d not in reduced]
+    return kept[0] if len(kept) == 1 and len(reduced) == len(dims) > 0 else None
 
 
 def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
@@ -99,8 +101,8 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
     When ``dims`` leaves one dimension (the units), a contiguous tensor is viewed as
     ``(before, units, after)`` and reduced over its contiguous last dimension first, then
     its first; a tensor whose units are innermost in memory (channels_last) as
-    ``(rest, units)``. Anything else is reduced as given. ``amax`` / ``amin`` of an empty
-    tensor raise, as ``torch``'s do.
+    ``(rest, units)``. Anything else (an empty tensor included) is reduced as given:
+    ``amax`` / ``amin`` of an empty tensor raise, as ``torch``'s do.
 
     Examples:
         >>> t = torch.arange(24.0).view(2, 3, 4)
@@ -110,7 +112,7 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
         tensor([15., 19., 23.])
     """
     unit = _unit_dim(t, dims)
-    if unit is None:
+    if unit is None or not t.numel():
         return getattr(t, reduce)(list(dims))
     units = t.shape[unit]
     if t.dim() > 2 and unit != t.dim() - 1 and t.stride(unit) == 1:
@@ -123,8 +125,10 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
     # Units last (a Linear's output): no inner reduction.
     out = t.view((before, units) if after == 1 else (before, units, after))
     if after > 1:
-        out = getattr(out, reduce)(-1)
-    return _reduce_rows(reduce, out) if before != 1 else out.view(units).clone()
+        out = getattr(out, reduce)(-1)  # a new tensor
+    elif before == 1:
+        return out.view(units).clone()  # never a view of the input
+    return _reduce_rows(reduce, out) if before != 1 else out.view(units)
 
 
 # Rows reduced together when they are long: ``amax`` / ``amin`` of (rows, units) over its

@@ -97,11 +97,11 @@ class SiteStatistics(Metric):
 
     What is read when. Every call, from every value: whether each unit fired (an output
     above 0: one read-only pass finds each unit's largest), the per-unit counts (non-zero
-    local gradient, near a saturating bound), the sample count, the extremes (minimum and
-    maximum, which also flag NaN or inf outputs). Every ``every``-th call (the first of a
-    window included): the moments (mean, std), the histogram and the gradient at the output.
-    Counts are therefore exact; moments, histogram and gradient norms are read from a
-    regular sample of the batches when ``every`` > 1.
+    local gradient, near a saturating bound), the sample count, the extremes (the minimum
+    and the largest peak, which also flag NaN or inf outputs; the maximum ignores NaN).
+    Every ``every``-th call (the first of a window included): the moments (mean, std), the
+    histogram and the gradient at the output. Counts are therefore exact; moments, histogram
+    and gradient norms are read from a regular sample of the batches when ``every`` > 1.
 
     Args:
         kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
@@ -121,7 +121,7 @@ class SiteStatistics(Metric):
             see :class:`leaky.monitor.reductions.Scratch`). Default: None (a new tensor
             per count)
         count_active: also count, per unit, the outputs above 0 (state ``active``: the
-            unit's firing rate is ``active / samples``), one more pass per call. Whether
+            unit's firing rate is ``active / samples``): a comparison and a sum per call. Whether
             a unit fired at all needs no count. Default: False
 
     Examples:
@@ -213,14 +213,14 @@ class SiteStatistics(Metric):
         # extremes, each unit's peak, and how many of those batches held NaN or inf.
         if not self._extremes:
             return
-        pending, self._extremes, self._pending_peaks = self._extremes, [], 0
-        device = self.minimum.device
+        pending, device = self._extremes, self.minimum.device
         lows = torch.stack([low for low, _, _ in pending]).double().to(device)
         highs = torch.stack([high for _, high, _ in pending]).double().to(device)
+        peaks = torch.stack([p.to(self.peak.dtype) for _, _, p in pending]).to(device)
+        self._extremes, self._pending_peaks = [], 0
         torch.minimum(self.minimum, lows.min(), out=self.minimum)
         torch.maximum(self.maximum, highs.max(), out=self.maximum)
         self.nonfinite_batches.add_(has_nonfinite(lows, highs).sum())
-        peaks = torch.stack([p.to(self.peak.dtype) for _, _, p in pending]).to(device)
         torch.maximum(self.peak, peaks.amax(0), out=self.peak)
 
     def to(self, device: torch.device | str) -> SiteStatistics:
@@ -278,14 +278,16 @@ class SiteStatistics(Metric):
             # minimum). One read-only pass each; folding them into the states is a
             # handful of tiny ops, done for many batches at once.
             peaks, largest = peak_per_unit(y, dims)
-            self._extremes.append((y.amin(), largest, peaks))
+            # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an
+            # (N, 1) output's (1,) are the same site's single unit.
+            self._extremes.append((y.amin(), largest, peaks.reshape(-1)))
             self._pending_peaks += peaks.numel()
             if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
                 self._fold_extremes()
         if self.count_active:
             self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
         # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
-        # exactly where it is active (read from `active` in compute); everything else
+        # exactly where it fired (read from `peak` in compute); everything else
         # needs its derivative.
         self.can_die = not slope_is_never_zero(self.kind, module, **params)
         if not self.can_die:
