@@ -1,9 +1,9 @@
 """One network of the monitor suite, timed over as many pairs as you like.
 
-``leaky bench monitor`` times 41 pairs per row; on a machine whose adjacent steps differ by
-up to a quarter, a 3% cost needs more. This script times one network of the suite the way
-the suite does (one model stepped with its Monitor attached and detached in turn, neither
-timed) for the chosen settings, and prints each median speed-up with its 95% interval and
+``leaky bench monitor`` times 81 pairs per row of three networks; this script times one
+network of the suite, for as many pairs as you like, the way the suite does (one model
+stepped with its Monitor attached and detached in turn, neither timed) for the chosen
+settings, and prints each median speed-up with its 95% interval and
 the share of the step spent computing statistics. ``hooks-only`` attaches a Monitor whose
 statistics do nothing: what the hooks themselves (dispatch, the functional-call watcher)
 cost.
