@@ -191,12 +191,12 @@ class SiteStatistics(Metric):
     def _unit_states(self, units: int, device: torch.device) -> None:
         self.units = units
         self.to(device)  # every state lives where the activations are
-        # nonzero_grad counts only calls that need the derivative: a ReLU's passes where
-        # it fired, and a slope that is never 0 passes gradient on every sample.
         # Each unit's largest output (NaN aside): it fired where that is above 0.
         self.add_state(
             "peak", torch.full((units,), -math.inf, dtype=torch.float64, device=device), "max"
         )
+        # nonzero_grad counts only calls that need the derivative: a ReLU passes gradient
+        # where it fired, and a slope that is never 0 passes it on every sample.
         zeros = torch.zeros(units, dtype=torch.int64, device=device)
         for name in ("active",) * self.count_active + ("nonzero_grad", "saturated"):
             self.add_state(name, zeros, "sum")
