@@ -1,7 +1,7 @@
 """Test-session setup that must happen before any test module imports leaky.
 
 Triton decides whether a kernel runs compiled or in its CPU interpreter when the kernel is
-defined, that is when ``leaky.kernels.triton_ops`` is first imported; so ``TRITON_INTERPRET``
+defined, that is when ``leaky.core.kernels.triton_ops`` is first imported; so ``TRITON_INTERPRET``
 is set here, before collection, on machines without CUDA (where a GPU is present the real
 kernels run). Without Triton installed, the kernels' module is not collected for doctests.
 """

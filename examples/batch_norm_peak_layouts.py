@@ -24,8 +24,8 @@ import sys
 
 import torch
 
-from leaky.bench.models import Bench, build
 from leaky.bench.peak_memory import MMAP_THRESHOLD, _status_kib
+from leaky.lab.benchmark_models import Bench, build
 
 VARIANTS = ("torch-inplace", "leaky-fused", "floor")
 

@@ -24,7 +24,7 @@ import torch
 from leaky.bench.monitor_overhead import _HookShare, _mlp, _resnet18, _to, _transformer
 from leaky.bench.timing import compare
 from leaky.bench.training_step import checked_steps
-from leaky.monitor import Monitor, layer_stats, site_stats
+from leaky.diagnosis.monitor import Monitor, layer_stats, site_stats
 
 MODELS = {"mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
 SETTINGS = {

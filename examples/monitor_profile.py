@@ -21,8 +21,8 @@ import torch
 
 from leaky.bench.monitor_overhead import _mlp, _resnet18, _to, _transformer
 from leaky.bench.training_step import checked_steps
-from leaky.monitor import Monitor, layer_stats, site_stats
-from leaky.monitor.monitor import DEFAULT_EVERY
+from leaky.diagnosis.monitor import Monitor, layer_stats, site_stats
+from leaky.diagnosis.monitor.monitor import DEFAULT_EVERY
 
 MODELS = {"mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
 # (class, method, label): the label's time includes the methods it calls.

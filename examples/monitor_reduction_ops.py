@@ -1,6 +1,6 @@
 """Microseconds per op for the passes the monitor's statistics make, on one output tensor.
 
-Why ``leaky.monitor.reductions`` counts with float32 0/1 values rather than bool masks,
+Why ``leaky.diagnosis.monitor.reductions`` counts with float32 0/1 values rather than bool masks,
 decides firing from each unit's largest value, reads a gradient once, and reduces in memory
 order: each op timed alone, in a loop, on a 256 x 1024 float32 tensor (the suite's MLP
 output), a 1024 x 1024 one (one of its weight gradients) and a 64 x 128 x 16 x 16 convolution
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from leaky.monitor.reductions import reduce_per_unit
+from leaky.diagnosis.monitor.reductions import reduce_per_unit
 
 
 def _us(fn: Callable[[torch.Tensor], object], tensors: list[torch.Tensor], rounds: int) -> float:

@@ -207,7 +207,7 @@ class _NewFullSizeTensors(TorchDispatchMode):
 def test_backward_makes_one_full_size_tensor_where_the_pytorch_pair_makes_two(
     monkeypatch, dtype, training
 ):
-    import leaky.batch_norm_leaky_relu as fused
+    import leaky.core.batch_norm_leaky_relu as fused
 
     monkeypatch.setattr(fused, "_SLICE_ELEMENTS", 1)  # z rebuilt one sample at a time
     x, weight, bias, mean, var, grad = _inputs((6, 3, 4, 5), dtype)
@@ -461,7 +461,7 @@ def _discriminator():
 
 
 def test_fuse_keeps_function_state_dict_and_unfuses_back():
-    from leaky.fuse import fuse_batch_norm, unfuse_batch_norm
+    from leaky.diagnosis.fuse import fuse_batch_norm, unfuse_batch_norm
 
     model = _discriminator()
     x = torch.randn(4, 3, 16, 16)
@@ -488,7 +488,7 @@ def test_fuse_keeps_function_state_dict_and_unfuses_back():
 
 
 def test_fuse_keeps_mode_dtype_and_leaves_non_sequential_blocks_alone():
-    from leaky.fuse import fuse_batch_norm
+    from leaky.diagnosis.fuse import fuse_batch_norm
 
     class Block(torch.nn.Module):  # bn2 then a residual sum, then relu: not a pair
         def __init__(self):
@@ -512,7 +512,7 @@ def test_fuse_keeps_mode_dtype_and_leaves_non_sequential_blocks_alone():
 
 
 def test_unfuse_of_a_module_built_directly_nests_the_pair():
-    from leaky.fuse import unfuse_batch_norm
+    from leaky.diagnosis.fuse import unfuse_batch_norm
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), BatchNormLeakyReLU1d(4, negative_slope=0.2))
     x = torch.randn(5, 3)
@@ -524,7 +524,7 @@ def test_unfuse_of_a_module_built_directly_nests_the_pair():
 
 
 def test_monitor_watches_the_fused_module_as_a_leaky_relu_site():
-    from leaky.monitor import Monitor
+    from leaky.diagnosis.monitor import Monitor
 
     model = torch.nn.Sequential(
         torch.nn.Linear(3, 4), BatchNormLeakyReLU1d(4, negative_slope=0.2), torch.nn.Linear(4, 1)

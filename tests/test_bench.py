@@ -114,7 +114,7 @@ def test_memory_suite_measures_each_variant_in_its_own_process(tmp_path):
 
 
 def test_benchmark_models_start_from_the_same_weights_in_every_variant():
-    from leaky.bench.models import BATCH_NORM_VARIANTS, build
+    from leaky.lab.benchmark_models import BATCH_NORM_VARIANTS, build
 
     for kind in ("dcgan", "resnet"):
         outputs = []
@@ -127,7 +127,7 @@ def test_benchmark_models_start_from_the_same_weights_in_every_variant():
 
 
 def test_fused_batch_norm_keeps_less_for_backward():
-    from leaky.bench.batch_norm import saved_by_autograd_mib
+    from leaky.lab.benchmark_models import saved_by_autograd_mib
 
     saved = {
         v: saved_by_autograd_mib("dcgan", v, quick=True)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from leaky import functional as F
 from leaky import reference
-from leaky.spec import leaky_gain
+from leaky.core.spec import leaky_gain
 
 
 def _eager(x, bias, slope, gain, clamp, dim):

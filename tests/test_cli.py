@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 import leaky
-from leaky import atomic
 from leaky.cli import cli
 from leaky.messages import get_messages
-from leaky.report import figure_files
-from leaky.report.style import japanese_font
+from leaky.messages.style import japanese_font
+from leaky.messages import figure_files
+from leaky.system import atomic
 
 
 def _run(*args: str):
@@ -103,7 +103,7 @@ def test_output_path_that_is_a_file_fails_cleanly(tmp_path):
 
 
 def _store(path):
-    from leaky.store import RunRecord, Store
+    from leaky.lab.store import RunRecord, Store
 
     with Store(path) as store:
         store.save(RunRecord("r", "born-dead", {}, 0, {}, "finished", 0.1))
@@ -230,7 +230,7 @@ def test_list_settings_shows_type_default_and_quick_value():
     lines = result.output.splitlines()
     assert lines[0].split()[:4] == ["setting", "type", "default", "--quick"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    from leaky.experiments.vanishing import VanishingConfig
+    from leaky.lab.experiments.vanishing import VanishingConfig
 
     assert list(rows) == [f.name for f in dataclasses.fields(VanishingConfig)]
     assert rows["depths"][1:6] == ["list", "of", "int", "5,10,20,40", "5,20"]
@@ -253,15 +253,15 @@ def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
         seen["config"] = config
         return SimpleNamespace(ran=0, skipped=0, diverged=0, elsewhere=0, retried=0)
 
-    monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
-    monkeypatch.setattr("leaky.findings.summarize", lambda *args, **kwargs: [])
+    monkeypatch.setattr("leaky.lab.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.lab.findings.summarize", lambda *args, **kwargs: [])
     store = tmp_path / "s.db"
     result = _run(
         "run", "vanishing", "--config", str(EXAMPLE_TOML), "--quick", "--store", str(store)
     )
     assert result.exit_code == 0, result.output
     wanted = tomllib.loads(EXAMPLE_TOML.read_text())
-    from leaky.config import config_to_dict
+    from leaky.lab.config import config_to_dict
 
     assert {k: config_to_dict(seen["config"])[k] for k in wanted} == wanted
     assert set(wanted) < {

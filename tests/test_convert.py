@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import leaky
-from leaky.convert import (
+from leaky.diagnosis.convert import (
     FunctionalActivationWarning,
     ProducerNotFoundWarning,
     convert,

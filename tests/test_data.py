@@ -235,8 +235,8 @@ def test_dataset_from_arrays_splits_with_a_seed():
 
 
 def test_fn1d_targets_are_one_per_sample_and_learnable():
-    from leaky.experiments.training import evaluate, train
-    from leaky.models import mlp
+    from leaky.lab.experiments.training import evaluate, train
+    from leaky.lab.models import mlp
 
     d = load_dataset("fn1d")
     assert d.y_train.shape == (1000,) and d.y_test.shape == (401,)
@@ -488,7 +488,7 @@ def test_csv_size_is_checked_against_the_limit(tmp_path):
 
 
 def test_diagnose_data_that_is_text_is_not_called_pickled(tmp_path):
-    from leaky.diagnose import input_batches
+    from leaky.diagnosis.diagnose import input_batches
 
     path = tmp_path / "junk.npz"
     path.write_text("hello, I am text\n")

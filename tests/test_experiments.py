@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from leaky.cli import cli
 from leaky.demo import run_demo
-from leaky.experiments import EXPERIMENTS, VERDICTS, wilson_interval
-from leaky.findings import resolve_config, run_experiment, summarize
-from leaky.store import Store
+from leaky.lab.experiments import EXPERIMENTS, VERDICTS, wilson_interval
+from leaky.lab.findings import resolve_config, run_experiment, summarize
+from leaky.lab.store import Store
 
 
 def _findings(name, tmp_path, **overrides):
@@ -189,7 +189,7 @@ def test_accuracy_gives_a_paired_verdict_per_task(tmp_path):
 
 
 def test_paired_comparison_verdicts():
-    from leaky.experiments.stats import paired_comparison
+    from leaky.lab.experiments.stats import paired_comparison
 
     relu = [0.80, 0.82, 0.81, 0.79, 0.80]
     assert paired_comparison(relu, relu).verdict == "not significant"  # a tie
@@ -228,8 +228,8 @@ def test_diverged_runs_carry_no_accuracy_and_make_comparisons_inconclusive(tmp_p
     assert diverged and all(
         r.results["test_accuracy"] != r.results["test_accuracy"] for r in diverged
     )
-    from leaky.experiments.accuracy import EXPERIMENT
-    from leaky.store import RunRecord
+    from leaky.lab.experiments.accuracy import EXPERIMENT
+    from leaky.lab.store import RunRecord
 
     config = resolve_config(
         "accuracy", preset="tiny", overrides={"tasks": "digits-cnn", "seeds": "4"}
@@ -261,7 +261,7 @@ def test_diverged_runs_carry_no_accuracy_and_make_comparisons_inconclusive(tmp_p
     ],
 )
 def test_binary_config_file_is_named(tmp_path, content, message):
-    from leaky.config import load_toml
+    from leaky.lab.config import load_toml
 
     config = tmp_path / "c.toml"
     config.write_bytes(content)

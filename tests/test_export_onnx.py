@@ -15,8 +15,8 @@ pytest.importorskip("onnxscript", reason="PyTorch's ONNX exporter needs onnxscri
 
 from leaky import export, nn  # noqa: E402
 from leaky.cli import cli  # noqa: E402
-from leaky.convert import convert  # noqa: E402
-from leaky.fuse import fuse_batch_norm  # noqa: E402
+from leaky.diagnosis.convert import convert  # noqa: E402
+from leaky.diagnosis.fuse import fuse_batch_norm  # noqa: E402
 from leaky.nn import get_activation  # noqa: E402
 
 # Every kind of module, each on its own input, so each output's graph is that module's alone.

@@ -1,10 +1,10 @@
-"""leaky.forward_order: leaf modules in the order the forward pass calls them."""
+"""leaky.diagnosis.forward_order: leaf modules in the order the forward pass calls them."""
 
 import pytest
 import torch
 from torch import nn
 
-from leaky.forward_order import trace_leaf_calls
+from leaky.diagnosis.forward_order import trace_leaf_calls
 
 
 class Residual(nn.Module):

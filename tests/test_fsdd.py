@@ -22,7 +22,7 @@ from leaky.data.fsdd import (
 )
 from leaky.data.log_mel import MelSettings, log_mel
 from leaky.data.wav import read_wav
-from leaky.models import pooled_mlp
+from leaky.lab.models import pooled_mlp
 
 from _helpers import wav_bytes, write_fsdd
 
@@ -128,8 +128,8 @@ def test_missing_data_stops_dying_and_slope_before_a_store_is_made(no_data, expe
 
 
 def test_the_memory_estimate_of_an_mlp_on_fsdd_counts_its_spectrograms():
-    from leaky.experiments.footprint import classifier_mlp_bytes
-    from leaky.findings import resolve_config
+    from leaky.lab.experiments.footprint import classifier_mlp_bytes
+    from leaky.lab.findings import resolve_config
 
     builtin = classifier_mlp_bytes(resolve_config("dying", preset="quick"), optimizer_states=1)
     config = resolve_config("dying", preset="quick", overrides={"dataset": "fsdd"})

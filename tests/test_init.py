@@ -1,4 +1,4 @@
-"""leaky.init against torch.nn.init, and the He et al. (2015) variance argument."""
+"""leaky.core.init against torch.nn.init, and the He et al. (2015) variance argument."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from leaky import init
-from leaky.reference import leaky_relu, second_moment_gain
+from leaky.core.reference import leaky_relu, second_moment_gain
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""leaky.functional.leaky_relu against torch.nn.functional (bitwise) and the reference."""
+"""leaky.core.functional.leaky_relu against torch.nn.functional (bitwise) and the reference."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""leaky.models: shapes, activations from the spec table, activation-aware initialisation."""
+"""leaky.lab.models: shapes, activations from the spec table, activation-aware initialisation."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import leaky
-from leaky import models
+from leaky.lab import models
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu", "sigmoid", "tanh", "gelu"])
@@ -53,7 +53,7 @@ def test_kaiming_uses_the_activation_gain_and_output_gain_one(activation, slope)
     options = {} if slope is None or activation != "leaky_relu" else {"negative_slope": slope}
     model = models.mlp(1024, 512, depth=2, width=1024, activation=activation, **options)
     hidden, output = model[3], model[5]
-    gain = leaky.init.calculate_gain(activation, slope)
+    gain = leaky.core.init.calculate_gain(activation, slope)
     assert hidden.weight.var().item() == pytest.approx(gain**2 / 1024, rel=0.03)
     assert output.weight.var().item() == pytest.approx(1 / 1024, rel=0.03)
     assert torch.equal(hidden.bias, torch.zeros_like(hidden.bias))

@@ -1,4 +1,4 @@
-"""leaky.monitor: exact dead-unit counts, saturation, gradient flow, functional sites."""
+"""leaky.diagnosis.monitor: exact dead-unit counts, saturation, gradient flow, functional sites."""
 
 import json
 import math
@@ -10,9 +10,9 @@ import torch.nn.functional as torch_f
 from torch import nn
 
 import leaky
-from leaky.convert import convert
-from leaky.monitor import Monitor, SiteStatistics, local_derivative
-from leaky.spec import SPECS
+from leaky.core.spec import SPECS
+from leaky.diagnosis.convert import convert
+from leaky.diagnosis.monitor import Monitor, SiteStatistics, local_derivative
 
 from _helpers import BasicBlock
 
@@ -96,7 +96,7 @@ def test_sigmoid_mlp_vanishes_and_leaky_relu_with_kaiming_does_not():
         for _ in range(20):
             linear = nn.Linear(64, 64)
             if kaiming:
-                leaky.init.init_layer_(linear, activation)
+                leaky.core.init.init_layer_(linear, activation)
             layers += [linear, leaky.get_activation(activation)]
         return nn.Sequential(*layers, nn.Linear(64, 1))
 
@@ -416,7 +416,7 @@ def test_non_finite_gradients_alone_are_named_where_backward_meets_them():
 
 
 def test_a_nan_gradient_ratio_is_never_healthy():
-    from leaky.monitor import LayerRow, MonitorReport
+    from leaky.diagnosis.monitor import LayerRow, MonitorReport
 
     report = MonitorReport(
         sites=[], layers=[LayerRow("a", math.nan), LayerRow("b", 1.0)], batches=1
@@ -460,7 +460,7 @@ def test_a_sigmoid_network_at_its_start_is_not_saturated():
     assert report.saturated_sites == [] and report.verdict != "saturated"
 
 
-def _run_mnist_like(model: nn.Module, batches: int = 3) -> "leaky.monitor.MonitorReport":
+def _run_mnist_like(model: nn.Module, batches: int = 3) -> "leaky.diagnosis.monitor.MonitorReport":
     generator = torch.Generator().manual_seed(0)
     with Monitor(model) as monitor:
         for _ in range(batches):
@@ -549,7 +549,7 @@ class _Encoder(nn.Module):
         return self.head(self.encoder(self.embed(x)).mean(dim=1))
 
 
-def _sequence_run(model: nn.Module, **options) -> "leaky.monitor.MonitorReport":
+def _sequence_run(model: nn.Module, **options) -> "leaky.diagnosis.monitor.MonitorReport":
     with Monitor(model, **options) as monitor:
         model(torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(0))).sum().backward()
     return monitor.report()
@@ -729,7 +729,7 @@ def test_activations_without_a_spec_row_are_listed_as_not_monitored():
 
 
 def test_plot_axes_are_in_forward_order_and_gradients_have_their_own_axes(tmp_path):
-    from leaky.report.monitor_plot import monitor_figure
+    from leaky.diagnosis.monitor.plot import monitor_figure
 
     with Monitor(_resnet()) as monitor:
         monitor.model(torch.randn(2, 3, 6, 6)).sum().backward()
@@ -805,7 +805,7 @@ def test_a_bad_every_is_refused(every, error):
 
 
 def test_a_host_count_must_be_summed():
-    from leaky.monitor.metric import Metric
+    from leaky.diagnosis.monitor.metric import Metric
 
     with pytest.raises(ValueError, match="summed"):
         Metric().add_state("n", 0, "max")
@@ -829,7 +829,7 @@ def _active_counts(model: nn.Module, x: torch.Tensor, module: nn.Module, unit_di
 
 
 def test_resnet18_sites_count_channels_exactly():
-    from leaky.bench.models import build
+    from leaky.lab.benchmark_models import build
 
     model, x, loss = build("resnet18", "relu", quick=True)
     with torch.no_grad():  # make some channels die, so the counts have something to find
@@ -850,7 +850,7 @@ def test_resnet18_sites_count_channels_exactly():
 
 
 def test_transformer_block_units_are_the_mlp_features():
-    from leaky.bench.models import build
+    from leaky.lab.benchmark_models import build
 
     model, x, loss = build("transformer", "relu", quick=True)
     with torch.no_grad():

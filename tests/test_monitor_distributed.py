@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from leaky.monitor import Monitor
+from leaky.diagnosis.monitor import Monitor
 
 WORLD = 2
 

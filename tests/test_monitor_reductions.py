@@ -10,8 +10,8 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from leaky.monitor import reductions
-from leaky.monitor.reductions import (
+from leaky.diagnosis.monitor import reductions
+from leaky.diagnosis.monitor.reductions import (
     count_per_unit,
     histogram_counts,
     peak_per_unit,
@@ -19,7 +19,7 @@ from leaky.monitor.reductions import (
     squared_norm,
     squared_norm_and_nonfinite,
 )
-from leaky.monitor.site_stats import SiteStatistics
+from leaky.diagnosis.monitor.site_stats import SiteStatistics
 
 EDGE = [0.0, -0.0, 1e-45, -1e-45, 1.0, -1.0, math.inf, -math.inf, math.nan, 3e38, -3e38]
 

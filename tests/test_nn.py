@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import leaky
+from leaky.core.spec import SPECS
 from leaky.nn import BiasLeakyReLU, LeakyReLU, PReLU, RReLU, get_activation
-from leaky.spec import SPECS
 
 from _helpers import assert_bitwise_equal
 

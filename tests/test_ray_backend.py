@@ -18,10 +18,10 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '
 psutil = pytest.importorskip("psutil", reason="psutil comes with Ray's default extra")
 
 from leaky.cli import cli  # noqa: E402
-from leaky.findings import resolve_config  # noqa: E402
-from leaky.ray_backend import RayRunner, _cannot_import_the_task, _run_task, start_local  # noqa: E402
-from leaky.runner import SweepInterrupted, check_backend, execute, plan, run_one  # noqa: E402
-from leaky.store import Store  # noqa: E402
+from leaky.lab.findings import resolve_config  # noqa: E402
+from leaky.lab.ray_backend import RayRunner, _cannot_import_the_task, _run_task, start_local  # noqa: E402
+from leaky.lab.runner import SweepInterrupted, check_backend, execute, plan, run_one  # noqa: E402
+from leaky.lab.store import Store  # noqa: E402
 
 from _helpers import stored_runs  # noqa: E402
 
@@ -219,7 +219,9 @@ def test_without_ray_the_message_says_how_to_install_it(monkeypatch, tmp_path):
 
 
 def test_a_node_without_this_leaky_is_named_as_the_problem():
-    missing = ModuleNotFoundError("No module named 'leaky.ray_backend'", name="leaky.ray_backend")
+    missing = ModuleNotFoundError(
+        "No module named 'leaky.lab.ray_backend'", name="leaky.lab.ray_backend"
+    )
     assert _cannot_import_the_task(RuntimeError("x"), missing)
     unpickling = RuntimeError("The remote function failed to import on the worker. ...")
     assert _cannot_import_the_task(unpickling, None)
@@ -251,7 +253,7 @@ def test_max_retries_must_be_a_count():
 
 
 def test_the_summary_line_says_how_many_runs_were_submitted_again(monkeypatch, tmp_path):
-    from leaky.runner import SweepResult
+    from leaky.lab.runner import SweepResult
 
     seen = {}
 
@@ -259,8 +261,8 @@ def test_the_summary_line_says_how_many_runs_were_submitted_again(monkeypatch, t
         seen.update(kwargs)
         return SweepResult(total=8, ran=8, skipped=0, diverged=0, retried=1)
 
-    monkeypatch.setattr("leaky.findings.run_experiment", run_experiment)
-    monkeypatch.setattr("leaky.findings.summarize", lambda *args, **kwargs: [])
+    monkeypatch.setattr("leaky.lab.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.lab.findings.summarize", lambda *args, **kwargs: [])
     store = str(tmp_path / "s.db")
     arguments = ["run", "born-dead", "--backend", "ray", "--workers", "2", "--store", store]
     result = CliRunner().invoke(cli, arguments)
@@ -274,7 +276,7 @@ def test_a_local_instance_that_does_not_start_is_one_line(monkeypatch):
     def overloaded(cpus):
         raise Exception("The current node timed out during startup. This could happen ...")
 
-    monkeypatch.setattr("leaky.ray_backend.start_local", overloaded)
+    monkeypatch.setattr("leaky.lab.ray_backend.start_local", overloaded)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "shutdown", lambda: None)  # the module's instance stays up
     with pytest.raises(ChildProcessError, match="The local Ray instance did not start"):

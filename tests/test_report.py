@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from leaky.cli import cli
-from leaky.experiments import EXPERIMENTS
-from leaky.experiments.accuracy import speech_tasks_present
-from leaky.findings import resolve_config, run_experiment
+from leaky.lab.experiments import EXPERIMENTS
+from leaky.lab.experiments.accuracy import speech_tasks_present
+from leaky.lab.findings import resolve_config, run_experiment
+from leaky.lab.runner import plan
+from leaky.lab.store import RunRecord, Store
 from leaky.messages import get_messages
 from leaky.report import write_report
-from leaky.runner import plan
-from leaky.store import RunRecord, Store
 
 NS = {"h": "http://www.w3.org/1999/xhtml"}
 
@@ -454,9 +454,9 @@ def test_dying_grid_names_where_leaky_recovers_and_where_neither_learns(tmp_path
 
 
 def test_the_seed_rule_holds_back_every_comparison_on_fewer_than_3_seeds(tmp_path):
-    from leaky.experiments.base import MIN_SEEDS, comparison_verdict
-    from leaky.experiments.init_scale import EXPERIMENT as INIT
-    from leaky.experiments.vanishing import EXPERIMENT as VANISHING
+    from leaky.lab.experiments.base import MIN_SEEDS, comparison_verdict
+    from leaky.lab.experiments.init_scale import EXPERIMENT as INIT
+    from leaky.lab.experiments.vanishing import EXPERIMENT as VANISHING
 
     assert MIN_SEEDS == 3 and comparison_verdict("does not hold", 2) == "inconclusive"
     for name in ("vanishing", "dying", "init", "accuracy", "slope"):
@@ -500,7 +500,7 @@ def test_the_seed_rule_holds_back_every_comparison_on_fewer_than_3_seeds(tmp_pat
 
 
 def test_vanishing_without_a_ratio_is_inconclusive(tmp_path):
-    from leaky.experiments.vanishing import EXPERIMENT
+    from leaky.lab.experiments.vanishing import EXPERIMENT
 
     config = resolve_config("vanishing", preset="tiny", overrides={"depths": "20"})
     runs = [
@@ -678,8 +678,8 @@ def test_an_empty_file_is_not_a_store(tmp_path):
 def test_findings_json_is_strict_json(tmp_path):
     import json
 
-    from leaky.experiments import Finding
-    from leaky.findings import write_findings
+    from leaky.lab.experiments import Finding
+    from leaky.lab.findings import write_findings
 
     path = write_findings(
         tmp_path / "f.json",

@@ -6,18 +6,18 @@ import os
 import pytest
 from click.testing import CliRunner
 
-import leaky.resources
+import leaky.lab.resources
 from leaky.cli import cli
-from leaky.experiments import EXPERIMENTS
-from leaky.findings import resolve_config
-from leaky.resources import (
+from leaky.lab.experiments import EXPERIMENTS
+from leaky.lab.findings import resolve_config
+from leaky.lab.resources import (
     MAX_RUNS_PER_SWEEP,
     available_memory,
     check_memory,
     check_plan_size,
     planned_runs,
 )
-from leaky.runner import plan
+from leaky.lab.runner import plan
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_a_huge_plan_is_refused_before_it_is_built(tmp_path, monkeypatch):
     def no_planning(*args, **kwargs):
         raise AssertionError("the plan must not be built")
 
-    monkeypatch.setattr("leaky.findings.plan", no_planning)
+    monkeypatch.setattr("leaky.lab.findings.plan", no_planning)
     store = tmp_path / "s.db"
     result = CliRunner().invoke(
         cli, ["run", "born-dead", "--set", "seeds=1000000", "--quiet", "--store", str(store)]
@@ -128,7 +128,7 @@ def test_memory_check_against_a_given_amount_and_workers():
 def test_cli_refuses_parallel_runs_that_do_not_fit_together(tmp_path, monkeypatch):
     config = resolve_config("born-dead", preset="tiny")
     one = EXPERIMENTS["born-dead"].memory(config)
-    monkeypatch.setattr(leaky.resources, "available_memory", lambda: one + one // 2)
+    monkeypatch.setattr(leaky.lab.resources, "available_memory", lambda: one + one // 2)
     store = tmp_path / "s.db"
     args = ["run", "born-dead", "--set", "depths=2,10", "--set", "widths=2,10"]
     args += ["--set", "trials=1000", "--set", "grid_points=201", "--store", str(store)]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from leaky.findings import resolve_config
-from leaky.runner import execute, plan
-from leaky.store import Store
+from leaky.lab.findings import resolve_config
+from leaky.lab.runner import execute, plan
+from leaky.lab.store import Store
 
 from _helpers import stored_runs
 

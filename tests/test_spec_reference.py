@@ -6,8 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leaky.report.style import ACTIVATION_COLORS
-from leaky.spec import SPECS, activation_names, get_spec
+from leaky.core.spec import SPECS, activation_names, get_spec
+from leaky.messages.style import ACTIVATION_COLORS
 
 REQUIRED = ("relu", "leaky_relu", "prelu", "rrelu", "sigmoid", "tanh", "elu", "gelu", "silu")
 CLIPPED = ("relu6", "hardtanh")
@@ -82,7 +82,7 @@ def test_hardtanh_output_range_follows_its_options():
 
 @pytest.mark.parametrize("name", FOUND_IN_THE_WILD)
 def test_new_rows_gain_is_the_second_moment_gain(name):
-    from leaky.reference import second_moment_gain
+    from leaky.core.reference import second_moment_gain
 
     spec = get_spec(name)
     assert spec.gain() == pytest.approx(second_moment_gain(spec.forward), rel=1e-12)

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 import pytest
 
 from leaky.demo import demo_overrides
-from leaky.experiments.accuracy import EXPERIMENT, _cells, _summarize
-from leaky.findings import resolve_config, run_experiment, summarize
+from leaky.lab.experiments.accuracy import EXPERIMENT, _cells, _summarize
+from leaky.lab.findings import resolve_config, run_experiment, summarize
+from leaky.lab.store import Store
 from leaky.report import write_report
-from leaky.store import Store
 
 from _helpers import write_fsdd
 
@@ -149,8 +149,8 @@ def test_slope_takes_the_speech_data_too(tmp_path, monkeypatch):
 
 
 def test_planned_runs_count_the_speech_tasks_extra_activations(tmp_path):
-    from leaky.resources import planned_runs
-    from leaky.runner import plan
+    from leaky.lab.resources import planned_runs
+    from leaky.lab.runner import plan
 
     folder = write_fsdd(tmp_path / "fsdd", speakers=("george",), indices=range(6))
     config = _config(

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from leaky.cli import cli
-from leaky.store import RunRecord, Store
+from leaky.lab.store import RunRecord, Store
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -137,7 +137,7 @@ def _without_write_permission(*args, cwd):
 
 @pytest.fixture
 def tiny_store(tmp_path_factory):
-    from leaky.findings import resolve_config, run_experiment
+    from leaky.lab.findings import resolve_config, run_experiment
 
     path = tmp_path_factory.mktemp("store") / "results.db"
     with Store(path) as store:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from leaky.config import resolve
-from leaky.experiments import get_experiment
-from leaky.findings import resolve_config, run_experiment
-from leaky.runner import execute, plan
-from leaky.store import SCHEMA_VERSION, RunRecord, Store
+from leaky.lab.config import resolve
+from leaky.lab.experiments import get_experiment
+from leaky.lab.findings import resolve_config, run_experiment
+from leaky.lab.runner import execute, plan
+from leaky.lab.store import SCHEMA_VERSION, RunRecord, Store
 
 from _helpers import stored_runs
 
@@ -177,7 +177,7 @@ def test_store_errors_are_value_errors(tmp_path):
 def test_toml_scalar_for_a_list_field(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("depths = 5\n")
-    from leaky.config import load_toml
+    from leaky.lab.config import load_toml
 
     resolved = resolve_config("vanishing", overrides=load_toml(config))
     assert resolved.depths == (5,)
@@ -223,7 +223,7 @@ def test_the_thread_count_is_part_of_a_runs_identity():
 
 
 def test_workers_times_threads_must_fit_the_usable_cores(tmp_path):
-    from leaky.runner import check_parallelism, usable_cores
+    from leaky.lab.runner import check_parallelism, usable_cores
 
     cores = usable_cores()
     assert check_parallelism(1, cores) == (1, cores)
@@ -316,9 +316,9 @@ def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
 def test_the_lab_does_not_import_the_report():
     import ast
 
-    import leaky.findings
+    import leaky.lab.findings
 
-    tree = ast.parse(Path(leaky.findings.__file__).read_text())
+    tree = ast.parse(Path(leaky.lab.findings.__file__).read_text())
     imported = {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }

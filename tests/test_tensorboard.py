@@ -15,10 +15,10 @@ from tensorboard.backend.event_processing.event_accumulator import (
 from torch.utils.tensorboard import SummaryWriter
 
 from leaky.cli import cli
-from leaky.findings import resolve_config, run_experiment
-from leaky.monitor import Monitor
-from leaky.store import RunRecord, Store
-from leaky.tensorboard_runs import log_run, log_runs, run_name
+from leaky.diagnosis.monitor import Monitor
+from leaky.lab.findings import resolve_config, run_experiment
+from leaky.lab.store import RunRecord, Store
+from leaky.lab.tensorboard_runs import log_run, log_runs, run_name
 
 
 def _events(folder) -> EventAccumulator:

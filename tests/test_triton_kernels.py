@@ -15,12 +15,12 @@ import torch.nn.functional as torch_f
 
 from leaky import functional as F
 from leaky import reference
-from leaky.kernels import IMPLS, check_impl, use_triton
+from leaky.core.kernels import IMPLS, check_impl, use_triton
 
 from _helpers import EDGE_VALUES, assert_bitwise_equal
 
 pytest.importorskip("triton", reason="the optional Triton package is not installed")
-triton_ops = pytest.importorskip("leaky.kernels.triton_ops")
+triton_ops = pytest.importorskip("leaky.core.kernels.triton_ops")
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_ops.INTERPRETED:
@@ -288,7 +288,7 @@ def test_kernels_bench_checks_and_times_each_kernel_against_the_torch_path(monke
     from leaky.bench.kernels import _triton_rows
 
     # What `leaky bench kernels --device cuda` adds, run here on the interpreter's device.
-    monkeypatch.setattr("leaky.kernels.use_triton", lambda impl, tensor: True)
+    monkeypatch.setattr("leaky.core.kernels.use_triton", lambda impl, tensor: True)
     g = torch.Generator().manual_seed(0)
     x, grad = (torch.randn(4, 256, generator=g).to(DEVICE) for _ in range(2))
     bias = torch.randn(256, generator=g).to(DEVICE)

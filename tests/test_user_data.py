@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from leaky.cli import cli
 from leaky.data import data_fingerprint, load_user_task, parse_task_spec, task_spec_from_table
-from leaky.store import Store
+from leaky.lab.store import Store
 
 
 def _blobs(n=60, features=6, classes=3, seed=0):
@@ -166,8 +166,8 @@ def test_dying_and_slope_refuse_a_cnn_and_other_experiments_refuse_files(npz, tm
 
 
 def test_a_file_changed_during_a_sweep_is_refused(npz, tmp_path):
-    from leaky.findings import resolve_config
-    from leaky.runner import plan, run_one
+    from leaky.lab.findings import resolve_config
+    from leaky.lab.runner import plan, run_one
 
     config = resolve_config("slope", preset="tiny", overrides={"dataset": f"file:{npz}"})
     spec = plan("slope", config)[0]

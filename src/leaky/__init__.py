@@ -5,23 +5,50 @@ facts about them (:mod:`leaky.spec`), a float64 reference (:mod:`leaky.reference
 activation-aware initialisation (:mod:`leaky.init`), and diagnosis of dead units and
 gradient flow in any model (:mod:`leaky.monitor`, :mod:`leaky.convert`).
 
+The folders follow the layers, bottom to top: :mod:`leaky.system` and :mod:`leaky.messages`;
+the activation core (:mod:`leaky.core`) and its modules (:mod:`leaky.nn`); :mod:`leaky.data`;
+diagnosis (:mod:`leaky.diagnosis`); the lab (:mod:`leaky.lab`); the report, the playground
+and the benchmarks; the command line and the demo on top. The public names above are the
+same modules under short paths (``leaky.functional`` is ``leaky.core.functional``), so
+``from leaky.monitor import Monitor`` and ``leaky.convert.convert(model)`` work as written.
+
 Examples:
     >>> import torch, leaky
     >>> leaky.nn.LeakyReLU(0.1)(torch.tensor([-1.0, 2.0]))
     tensor([-0.1000,  2.0000])
+    >>> import leaky.functional
+    >>> leaky.functional is leaky.core.functional
+    True
 
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import sys
 
-from leaky import convert, export, functional, fuse, init, monitor, nn, reference, spec
+from leaky import nn
+from leaky.core import functional, init, reference, spec
+from leaky.core.spec import SPECS, get_spec
+from leaky.diagnosis import convert, export, fuse, monitor
 from leaky.nn import get_activation
-from leaky.spec import SPECS, get_spec
+from leaky.system.version import __version__
 
-try:
-    __version__ = version("leaky")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The short public paths: one module object under two names, so classes and functions are
+# the same whichever path imported them. Submodules of the monitor package come along
+# (``leaky.monitor.tensorboard``).
+_SHORT_PATHS = {
+    "spec": spec,
+    "reference": reference,
+    "functional": functional,
+    "init": init,
+    "monitor": monitor,
+    "convert": convert,
+    "fuse": fuse,
+    "export": export,
+}
+for _short, _module in _SHORT_PATHS.items():
+    sys.modules[f"{__name__}.{_short}"] = _module
+for _full, _module in list(sys.modules.items()):
+    if _full.startswith(f"{monitor.__name__}."):
+        sys.modules[f"{__name__}.monitor.{_full.rsplit('.', 1)[1]}"] = _module
 
 __all__ = [
     "SPECS",

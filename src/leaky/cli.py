@@ -24,8 +24,8 @@ from typing import Any
 
 import click
 
-import leaky
 from leaky.messages import LANGUAGES
+from leaky.system.version import __version__
 
 __all__ = ["cli", "main"]
 
@@ -74,7 +74,7 @@ def _lang_option(help_text: str) -> Any:
 
 
 @click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(leaky.__version__, prog_name="leaky")
+@click.version_option(__version__, prog_name="leaky")
 def cli() -> None:
     """Leaky ReLU and friends for PyTorch: exact activations, pictures and experiments."""
 
@@ -122,7 +122,7 @@ def list_command(what: str, experiment: str | None) -> None:
     quick preset (``--quick``) and meaning; set them with ``--set KEY=VALUE`` or a TOML
     file (``--config``, for example examples/vanishing.toml).
     """
-    from leaky.experiments import EXPERIMENTS
+    from leaky.lab.experiments import EXPERIMENTS
 
     if (what == "settings") != (experiment is not None):
         raise _InputError(
@@ -143,7 +143,7 @@ def list_command(what: str, experiment: str | None) -> None:
         rows = [(info.name, info.description, info.source) for info in list_datasets()]
         header = ("dataset", "what", "source")
     else:
-        from leaky.spec import SPECS
+        from leaky.core.spec import SPECS
 
         rows = [
             (
@@ -160,8 +160,8 @@ def list_command(what: str, experiment: str | None) -> None:
 
 
 def _settings_rows(experiment: str) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
-    from leaky.config import config_to_dict, describe_config, format_value, resolve
-    from leaky.experiments import get_experiment
+    from leaky.lab.config import config_to_dict, describe_config, format_value, resolve
+    from leaky.lab.experiments import get_experiment
 
     spec = get_experiment(experiment)
     quick = config_to_dict(resolve(spec.config, spec.presets.get("quick", {})))
@@ -173,7 +173,7 @@ def _settings_rows(experiment: str) -> tuple[list[tuple[str, ...]], tuple[str, .
 
 
 def _experiment_name(ctx: click.Context, param: click.Parameter | None, value: str) -> str:
-    from leaky.experiments import EXPERIMENTS
+    from leaky.lab.experiments import EXPERIMENTS
 
     if value not in EXPERIMENTS:
         raise _InputError(f"unknown experiment {value!r}; choose from {', '.join(EXPERIMENTS)}")
@@ -268,11 +268,11 @@ def run(
     command again to resume. Another `leaky run` of the same sweep on the same store computes
     the runs this one has not claimed.
     """
-    from leaky.config import load_toml, parse_assignments
-    from leaky.findings import format_findings, resolve_config, run_experiment, summarize
-    from leaky.resources import check_memory
-    from leaky.runner import SweepInterrupted, check_backend
-    from leaky.store import Store
+    from leaky.lab.config import load_toml, parse_assignments
+    from leaky.lab.findings import format_findings, resolve_config, run_experiment, summarize
+    from leaky.lab.resources import check_memory
+    from leaky.lab.runner import SweepInterrupted, check_backend
+    from leaky.lab.store import Store
 
     try:
         overrides = load_toml(config_file) if config_file else {}
@@ -336,8 +336,8 @@ def run(
 def demo(out_dir: str, lang: str, workers: int | None, threads: int, quiet: bool) -> None:
     """Run the quick preset of every experiment and write the report, into one folder."""
     from leaky.demo import run_demo
-    from leaky.findings import format_findings
-    from leaky.runner import SweepInterrupted, check_parallelism, default_workers
+    from leaky.lab.findings import format_findings
+    from leaky.lab.runner import SweepInterrupted, check_parallelism, default_workers
 
     try:
         if workers is None:
@@ -368,8 +368,8 @@ def _tensorboard_logger(log_dir: str | None) -> Any:
     """``on_saved`` for the runner: log each stored run to ``log_dir`` (None: no logging)."""
     if log_dir is None:
         return None
-    from leaky.atomic import ensure_output_dir
-    from leaky.tensorboard_runs import check_tensorboard, log_run
+    from leaky.lab.tensorboard_runs import check_tensorboard, log_run
+    from leaky.system.atomic import ensure_output_dir
 
     try:
         check_tensorboard()
@@ -381,8 +381,8 @@ def _tensorboard_logger(log_dir: str | None) -> Any:
 
 def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, threads: int) -> int:
     # The sweep's runs that an earlier `leaky run` stored are logged too (once each).
-    from leaky.runner import plan
-    from leaky.tensorboard_runs import log_runs
+    from leaky.lab.runner import plan
+    from leaky.lab.tensorboard_runs import log_runs
 
     wanted = {spec.run_id for spec in plan(experiment, config, threads=threads)}
     runs = [run for run in store.runs(experiment) if run.run_id in wanted]
@@ -503,9 +503,9 @@ def diagnose(
     """
     import json
 
-    from leaky import diagnose as diagnosis
-    from leaky.atomic import atomic_path, ensure_output_dir
-    from leaky.monitor import MonitorReport
+    from leaky.diagnosis import diagnose as diagnosis
+    from leaky.diagnosis.monitor import MonitorReport
+    from leaky.system.atomic import atomic_path, ensure_output_dir
 
     if (input_shape is None) == (data is None):
         raise click.UsageError("give exactly one of --input-shape and --data")
@@ -573,10 +573,10 @@ def bench(
 
     import torch
 
-    from leaky.atomic import atomic_path, ensure_output_dir
     from leaky.bench import SUITES, run_suite
     from leaky.bench.kernels import ResultMismatchError
-    from leaky.machine import machine_info
+    from leaky.system.atomic import atomic_path, ensure_output_dir
+    from leaky.system.machine import machine_info
 
     unknown = [name for name in suites if name not in SUITES]
     if unknown:
@@ -588,7 +588,7 @@ def bench(
             "--device cuda needs a GPU, but CUDA is not available on this machine; nothing "
             "was measured (use --device cpu)"
         )
-    from leaky.runner import usable_cores
+    from leaky.system.machine import usable_cores
 
     cores = usable_cores()
     if threads is None:
@@ -672,8 +672,8 @@ def export_onnx(
     """
     import torch
 
-    from leaky import diagnose as diagnosis
-    from leaky import export
+    from leaky.diagnosis import diagnose as diagnosis
+    from leaky.diagnosis import export
 
     if not out_path.lower().endswith(".onnx"):
         raise _InputError(f"Expected --out to be a .onnx file, but got {out_path!r}")
@@ -681,7 +681,7 @@ def export_onnx(
     shape = diagnosis.parse_shape(input_shape)
     net = diagnosis.build_model(diagnosis.load_factory(model))
     if convert_to is not None:
-        from leaky.convert import convert
+        from leaky.diagnosis.convert import convert
 
         convert(net, convert_to)
     if weights is not None:

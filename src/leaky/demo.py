@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from leaky.atomic import ensure_output_dir
-from leaky.experiments import EXPERIMENTS, Finding, get_experiment
-from leaky.experiments.accuracy import SPEECH_TASKS, speech_tasks_present
-from leaky.findings import resolve_config, run_experiment, summarize, write_findings
+from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
+from leaky.lab.experiments.accuracy import SPEECH_TASKS, speech_tasks_present
+from leaky.lab.findings import resolve_config, run_experiment, summarize, write_findings
+from leaky.lab.runner import DEFAULT_THREADS, check_parallelism, default_workers
+from leaky.lab.store import Store
 from leaky.messages import LANGUAGES
 from leaky.report import ReportFiles, write_report
-from leaky.runner import DEFAULT_THREADS, check_parallelism, default_workers
-from leaky.store import Store
+from leaky.system.atomic import ensure_output_dir
 
 __all__ = ["demo_overrides", "run_demo"]
 

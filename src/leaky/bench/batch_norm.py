@@ -2,7 +2,7 @@
 
 Two networks, a DCGAN discriminator (4 x [Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2)],
 64x64 inputs, batch 256) and a small ResNet-style stack, in three variants
-(:data:`leaky.bench.models.BATCH_NORM_VARIANTS`): PyTorch with ``LeakyReLU(inplace=True)``
+(:data:`leaky.lab.benchmark_models.BATCH_NORM_VARIANTS`): PyTorch with ``LeakyReLU(inplace=True)``
 (the least memory PyTorch offers today, and the baseline), PyTorch out of place, and
 :class:`leaky.nn.BatchNormLeakyReLU2d`. Peak memory growth of a training step per variant in
 fresh processes, and the step time of the fused variant against the in-place one (their
@@ -11,39 +11,16 @@ first losses checked equal before timing).
 
 from __future__ import annotations
 
-import torch
-
 from leaky.bench.memory import measure_peaks
-from leaky.bench.models import BATCH_NORM_VARIANTS, build
 from leaky.bench.peak_memory import MMAP_THRESHOLD, can_measure
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 from leaky.bench.training_step import checked_steps
+from leaky.lab.benchmark_models import BATCH_NORM_VARIANTS, build, saved_by_autograd_mib
 
-__all__ = ["run_batch_norm", "saved_by_autograd_mib"]
+__all__ = ["run_batch_norm"]
 
 _NAMES = {"dcgan": "DCGAN discriminator 64x64", "resnet": "ResNet-style stack 32x32"}
-
-
-def saved_by_autograd_mib(kind: str, variant: str, *, quick: bool) -> float:
-    """MiB autograd keeps between forward and backward (distinct storages, input included).
-
-    Examples:
-        >>> small = saved_by_autograd_mib("resnet", "leaky-fused", quick=True)
-        >>> small < saved_by_autograd_mib("resnet", "torch-inplace", quick=True)
-        True
-
-    """
-    model, x, loss = build(kind, variant, quick)
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss(model(x))
-    return sum(storages.values()) / 2**20
 
 
 def run_batch_norm(*, quick: bool = False, device: str = "cpu") -> SuiteResult:

@@ -21,9 +21,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as torch_f
 
-from leaky import functional as F
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
+from leaky.core import functional as F
 
 __all__ = ["ResultMismatchError", "run_kernels"]
 
@@ -278,7 +278,7 @@ def _triton_rows(
     device: str,
 ) -> list[BenchRow]:
     """Each Triton kernel against leaky's PyTorch path on the same data (CUDA only)."""
-    from leaky.kernels import use_triton
+    from leaky.core.kernels import use_triton
 
     if not use_triton("auto", x):
         return []

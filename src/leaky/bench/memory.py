@@ -14,9 +14,10 @@ import statistics
 
 import torch
 
-from leaky.bench.models import ACTIVATION_VARIANTS, activation_module
 from leaky.bench.peak_memory import MMAP_THRESHOLD, can_measure, peak_growth_mib
 from leaky.bench.result import MemoryRow, SuiteResult
+from leaky.diagnosis.saved_tensors import saved_storages
+from leaky.lab.benchmark_models import ACTIVATION_VARIANTS, activation_module
 
 __all__ = ["VARIANTS", "kept_bytes_per_element", "measure_peaks", "run_memory"]
 
@@ -32,16 +33,9 @@ def kept_bytes_per_element(variant: str) -> float:
     """
     x = torch.randn(64, 1000, requires_grad=True)
     h = x * 1.0  # a non-leaf input, as inside a network (in-place variants need one)
-    kept: list[torch.Tensor] = []
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        kept.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with saved_storages() as storages:
         y = activation_module(variant)(h)
     output = y.untyped_storage().data_ptr()
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in kept}
     return sum(n for ptr, n in storages.items() if ptr != output) / y.numel()
 
 

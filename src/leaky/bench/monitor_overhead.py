@@ -1,11 +1,11 @@
-"""The ``monitor`` suite: what a :class:`leaky.monitor.Monitor` adds to a training step.
+"""The ``monitor`` suite: what a :class:`leaky.diagnosis.monitor.Monitor` adds to a training step.
 
 Three networks, each stepped with its Monitor attached and detached in turn (attaching and
 detaching are not timed, and the monitored step's loss is first checked equal to an
 unmonitored copy's), so both sides run the same weights in the same memory; as a control,
 the same network without a Monitor on both sides. The networks: the 20 x [Linear(1024,
 1024) + LeakyReLU] MLP, ResNet-18's layout for 32x32 images (ReLU, one activation module
-called twice per block) and a pre-norm transformer encoder block (``leaky.bench.models``).
+called twice per block) and a pre-norm transformer encoder block (``leaky.lab.benchmark_models``).
 Each is timed with the Monitor's defaults (counts every batch, moments, histogram and
 gradient norms every ``DEFAULT_EVERY``-th batch) and with ``every=1`` (every statistic on
 every batch). Two copies of a network, even from the same weights, can step a few percent
@@ -22,12 +22,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from leaky.bench.models import Bench, activation_module, build
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 from leaky.bench.training_step import checked_steps
-from leaky.monitor import Monitor
-from leaky.monitor.monitor import DEFAULT_EVERY
+from leaky.diagnosis.monitor import Monitor
+from leaky.diagnosis.monitor.monitor import DEFAULT_EVERY
+from leaky.lab.benchmark_models import Bench, activation_module, build
 
 __all__ = ["run_monitor"]
 
@@ -55,7 +55,7 @@ def _transformer(quick: bool) -> tuple[str, Bench]:
 
 def _to(bench: Bench, device: str) -> Bench:
     model, x, _ = bench
-    # The same targets as leaky.bench.models' classification loss, where the outputs are.
+    # The same targets as leaky.lab.benchmark_models' classification loss, where the outputs are.
     target = torch.randint(10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
     target = target.to(device)
     return model.to(device), x.to(device), lambda out: nn.functional.cross_entropy(out, target)

@@ -3,7 +3,8 @@
 ``peak_growth_mib(kind, variant)`` runs ``python -m leaky.bench.peak_memory`` with
 ``MALLOC_MMAP_THRESHOLD_=65536``, so glibc serves every large tensor from its own mapping and
 returns it on free; otherwise freed 16 MiB blocks stay in the heap and the peak depends on
-allocation order, not on what is alive. The child builds the model (:mod:`leaky.bench.models`),
+allocation order, not on what is alive. The child builds the model
+(:mod:`leaky.lab.benchmark_models`),
 takes one warm-up step, then per step resets VmHWM through ``/proc/self/clear_refs``, reads
 VmRSS, runs the step (forward, loss, backward, SGD update) and reads VmHWM:
 growth = VmHWM - VmRSS. Linux only (it reads /proc).
@@ -20,7 +21,7 @@ import sys
 
 import torch
 
-from leaky.bench.models import KINDS, build
+from leaky.lab.benchmark_models import KINDS, build
 
 __all__ = ["MMAP_THRESHOLD", "can_measure", "peak_growth_mib"]
 

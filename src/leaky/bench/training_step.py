@@ -20,7 +20,7 @@ import leaky
 from leaky.bench.kernels import ResultMismatchError
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
-from leaky.convert import convert
+from leaky.diagnosis.convert import convert
 
 __all__ = ["checked_steps", "run_train"]
 

@@ -36,7 +36,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from leaky.atomic import staging_folder
 from leaky.data.fsdd import (
     _NAME,
     DATA_DIR_ENV,
@@ -46,6 +45,7 @@ from leaky.data.fsdd import (
     fsdd_candidates,
     packaged_checksums,
 )
+from leaky.system.atomic import staging_folder
 
 __all__ = ["FSDD_URL", "FetchError", "FetchResult", "check_url", "fetch_fsdd"]
 

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leaky.atomic import atomic_path
 from leaky.data.dataset import Dataset
 from leaky.data.log_mel import MelSettings, log_mel
 from leaky.data.wav import read_wav
+from leaky.system.atomic import atomic_path
 
 __all__ = [
     "DATA_DIR_ENV",

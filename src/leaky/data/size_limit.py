@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 
-from leaky.byte_sizes import format_bytes, parse_bytes
+from leaky.system.byte_sizes import format_bytes, parse_bytes
 
 __all__ = ["DEFAULT_MAX_DATA_BYTES", "MAX_DATA_BYTES_ENV", "check_data_size", "max_data_bytes"]
 

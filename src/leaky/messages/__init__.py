@@ -1,6 +1,9 @@
 """The message catalogues: every sentence a figure, table, finding or page shows, per language.
 
 Text lives in ``leaky/messages/<lang>.toml`` and nowhere else, so a translation is one file.
+Beside the catalogues sits what every figure shares, whichever layer draws it: one colour
+per activation and the fonts that carry each language (:mod:`.style`), and figures saved
+whole, as PNG and SVG, in the reader's language (:mod:`.figure_files`).
 Templates are :meth:`str.format` strings; :meth:`Messages.__call__` fills them from data,
 translating what the data spells in code (verdicts, task kinds, ``True``) through the
 catalogue's ``[terms]`` table and printing a missing number (NaN) as "n/a".

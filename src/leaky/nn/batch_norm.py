@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.nn.modules.batchnorm import _NormBase
 
-from leaky import functional as F
+from leaky.core import functional as F
 
 __all__ = [
     "FUSED_LEAKY_RELU",
@@ -98,7 +98,7 @@ class BatchNormLeakyReLU1d(_BatchNormLeakyReLU):
 
     Same arguments, defaults, buffers and ``state_dict`` keys as :class:`torch.nn.BatchNorm1d`
     (a state_dict loads into it and back), plus ``negative_slope``. See
-    :func:`leaky.functional.batch_norm_leaky_relu` for what backward keeps and when it falls
+    :func:`leaky.core.functional.batch_norm_leaky_relu` for what backward keeps and when it falls
     back to PyTorch's composition.
 
     Args:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from leaky.spec import get_spec
+from leaky.core.spec import get_spec
 
 __all__ = ["ActivationFunction", "get_activation"]
 
@@ -59,7 +59,7 @@ def get_activation(
 ) -> torch.nn.Module:
     """Build an activation module from a name, a class, a module or a function.
 
-    Names are rows of :data:`leaky.spec.SPECS` (or their aliases); the Leaky ReLU family
+    Names are rows of :data:`leaky.core.spec.SPECS` (or their aliases); the Leaky ReLU family
     is built from :mod:`leaky.nn`, the rest from ``torch.nn``. A module instance is
     returned as it is; a plain function is wrapped in :class:`ActivationFunction`.
 

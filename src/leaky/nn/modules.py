@@ -1,4 +1,4 @@
-"""Activation modules: thin shells over :mod:`leaky.functional`, drop-in for ``torch.nn``.
+"""Activation modules: thin shells over :mod:`leaky.core.functional`, drop-in for ``torch.nn``.
 
 Each subclasses its ``torch.nn`` namesake where one exists, so ``isinstance`` checks,
 argument names, defaults and ``state_dict`` keys are PyTorch's: a ``state_dict`` saved
@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import torch
 
-from leaky import functional as F
-from leaky.functional import SaveMode
+from leaky.core import functional as F
+from leaky.core.functional import SaveMode
 
 __all__ = ["BiasLeakyReLU", "LeakyReLU", "PReLU", "RReLU"]
 
@@ -25,7 +25,7 @@ class LeakyReLU(torch.nn.LeakyReLU):
         \text{LeakyReLU}(x) = \max(0, x) + \text{negative\_slope} \cdot \min(0, x)
 
     Values and gradients are bitwise those of :class:`torch.nn.LeakyReLU`; see
-    :func:`leaky.functional.leaky_relu` for what ``save`` keeps.
+    :func:`leaky.core.functional.leaky_relu` for what ``save`` keeps.
 
     Args:
         negative_slope: slope for ``x <= 0``; finite (and >= 0 in place). Default: 0.01
@@ -115,7 +115,7 @@ class RReLU(torch.nn.RReLU):
     r"""Randomized Leaky ReLU that keeps no noise tensor.
 
     A random slope per element in training, the mean slope ``(lower + upper) / 2`` in
-    evaluation. See :func:`leaky.functional.rrelu`.
+    evaluation. See :func:`leaky.core.functional.rrelu`.
 
     Args:
         lower: lower bound of the slope range. Default: 1/8

@@ -35,10 +35,10 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from leaky.core.spec import SPECS
 from leaky.messages import LANGUAGES, get_messages
 from leaky.playground.params import FIELDS, MAX_PARAMETERS, PlaygroundParams
 from leaky.playground.worker import SessionWorker
-from leaky.spec import SPECS
 
 __all__ = ["create_app", "plotly_js_path"]
 

@@ -1,7 +1,7 @@
 """The born-dead probability of the chosen width and depth, estimated a little at a time.
 
 It draws networks with the born-dead experiment's own Monte Carlo
-(:func:`leaky.experiments.born_dead.born_dead_fraction`: a 1-D input on
+(:func:`leaky.lab.experiments.born_dead.born_dead_fraction`: a 1-D input on
 [-sqrt(3), sqrt(3)], He-normal weights, biases N(0, 1) as in Lu et al. 2019) in chunks small
 enough to keep the page live, and reports the Wilson interval after each chunk.
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from leaky.experiments.base import wilson_interval
-from leaky.experiments.born_dead import born_dead_fraction
+from leaky.lab.experiments.base import wilson_interval
+from leaky.lab.experiments.born_dead import born_dead_fraction
 
 __all__ = ["BornDeadEstimate"]
 

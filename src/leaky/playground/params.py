@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from leaky.spec import activation_names
+from leaky.core.spec import activation_names
 
 __all__ = [
     "DATASETS",

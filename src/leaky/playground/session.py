@@ -2,8 +2,8 @@
 
 Everything here runs without a server: build a :class:`TrainingSession`, call
 :meth:`~TrainingSession.train` and read :meth:`~TrainingSession.snapshot`. The models are
-:func:`leaky.models.mlp` networks (activations from the spec table, initialised by
-:mod:`leaky.init`), and every statistic comes from a :class:`leaky.monitor.Monitor`:
+:func:`leaky.lab.models.mlp` networks (activations from the spec table, initialised by
+:mod:`leaky.core.init`), and every statistic comes from a :class:`leaky.diagnosis.monitor.Monitor`:
 
 * dead and never-active units, how often each unit fires, gradient norms per layer and the
   vanishing / exploding / healthy verdict, from one forward and backward pass over the
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from leaky.models import mlp
-from leaky.monitor import Monitor
+from leaky.core.spec import get_spec
+from leaky.diagnosis.monitor import Monitor
+from leaky.lab.models import mlp
 from leaky.playground.born_dead_estimate import BornDeadEstimate
 from leaky.playground.datasets import PlaygroundData, make_playground_data
 from leaky.playground.params import FieldError, PlaygroundParams, validate_params
-from leaky.spec import get_spec
 
 __all__ = ["HISTORY", "LIVE_FIELDS", "Network", "TrainingSession"]
 

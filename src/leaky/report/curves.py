@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from leaky.core.spec import ActivationSpec, get_spec
 from leaky.messages import Messages, get_messages
-from leaky.report.figure_files import check_formats, figure_language, save_figure
-from leaky.report.style import LINE_STYLES, color_for, figure_style
-from leaky.spec import ActivationSpec, get_spec
+from leaky.messages.figure_files import check_formats, figure_language, save_figure
+from leaky.messages.style import LINE_STYLES, color_for, figure_style
 
 __all__ = ["DEFAULT_SLOPES", "CurveRow", "curve_rows", "format_curve_table", "write_curves"]
 

@@ -18,12 +18,12 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from leaky.experiments.base import wilson_interval
-from leaky.experiments.stats import mean_ci
+from leaky.core.spec import get_spec
+from leaky.lab.experiments.base import wilson_interval
+from leaky.lab.experiments.stats import mean_ci
 from leaky.messages import Messages
-from leaky.report.style import ACTIVATION_COLORS, color_for
+from leaky.messages.style import ACTIVATION_COLORS, color_for
 from leaky.report.sweeps import Sweep
-from leaky.spec import get_spec
 
 __all__ = ["FIGURES", "activation_label"]
 
@@ -393,7 +393,7 @@ def init_figure(sweep: Sweep, messages: Messages) -> Figure:
 
 def fused_memory_figure(sweep: Sweep, messages: Messages) -> Figure:
     """Kept-for-backward memory per network and variant, relative to the in-place pair."""
-    from leaky.experiments.fused_memory import VARIANTS
+    from leaky.lab.experiments.fused_memory import VARIANTS
 
     saved = {(r.cell["network"], r.cell["variant"]): r.results["saved_mib"] for r in sweep.runs}
     networks = [n for n in sweep.config.networks if any(k[0] == n for k in saved)]

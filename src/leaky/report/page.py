@@ -20,18 +20,18 @@ from typing import Any
 
 import jinja2
 
-import leaky
-from leaky.atomic import ensure_output_dir, remove_stale_temporaries, staging_folder
-from leaky.config import config_to_dict
-from leaky.experiments import EXPERIMENTS, Finding
-from leaky.experiments.base import MIN_SEEDS
+from leaky.lab.config import config_to_dict
+from leaky.lab.experiments import EXPERIMENTS, Finding
+from leaky.lab.experiments.base import MIN_SEEDS
 from leaky.messages import LANGUAGES, Messages, get_messages
+from leaky.messages.figure_files import FIGURE_FORMATS, figure_language, save_figure
+from leaky.messages.style import figure_style
 from leaky.report.curves import write_curves
-from leaky.report.figure_files import FIGURE_FORMATS, figure_language, save_figure
 from leaky.report.figures import FIGURES
 from leaky.report.speech import SPEECH_FIGURE, fsdd_folder, spectrogram_figure
-from leaky.report.style import figure_style
 from leaky.report.sweeps import Sweep, load_sweeps, open_store_for_reading, reproduce_command
+from leaky.system.atomic import ensure_output_dir, remove_stale_temporaries, staging_folder
+from leaky.system.version import __version__
 
 __all__ = ["PAGE_FORMATS", "ReportFiles", "check_page_formats", "write_report"]
 
@@ -75,7 +75,7 @@ def check_page_formats(formats: Sequence[str]) -> tuple[str, ...]:
 
 
 def _detail(finding: Finding, lang: str) -> str:
-    # The seed rule (leaky.experiments.base.MIN_SEEDS): a verdict on one seed says so.
+    # The seed rule (leaky.lab.experiments.base.MIN_SEEDS): a verdict on one seed says so.
     if finding.numbers.get("seeds") == 1:
         return f"{finding.detail(lang)} {get_messages(lang)('report.one_seed')}"
     return finding.detail(lang)
@@ -182,7 +182,7 @@ def _context(
         "t": {
             k.split(".", 1)[1]: v for k, v in messages.entries.items() if k.startswith("report.")
         },
-        "generated": messages("report.generated", version=leaky.__version__),
+        "generated": messages("report.generated", version=__version__),
         "seed_rule": messages("report.seed_rule", min_seeds=MIN_SEEDS),
         "report_command": " ".join(
             ["leaky", "report", "--store", shlex.quote(store), "--out", shlex.quote(str(out))]

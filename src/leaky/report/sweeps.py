@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leaky.config import config_to_dict, resolve
-from leaky.experiments import EXPERIMENTS, Finding, get_experiment
-from leaky.runner import plan
-from leaky.store import RunRecord, Store
+from leaky.lab.config import config_to_dict, resolve
+from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
+from leaky.lab.runner import plan
+from leaky.lab.store import RunRecord, Store
 
 __all__ = ["Sweep", "load_sweeps", "open_store_for_reading", "reproduce_command"]
 
@@ -151,7 +151,7 @@ def reproduce_command(experiment: str, config: Any | None, store: str | Path) ->
     Uses ``--quick`` when that preset needs fewer ``--set`` overrides than the defaults.
 
     Examples:
-        >>> from leaky.findings import resolve_config
+        >>> from leaky.lab.findings import resolve_config
         >>> reproduce_command("slope", resolve_config("slope", preset="quick"), "out/r.db")
         'leaky run slope --quick --store out/r.db'
         >>> reproduce_command("slope", resolve_config("slope", overrides={"seeds": 8}), "s.db")

@@ -1,0 +1,334 @@
+"""Diagnose a model from a file: build it, feed it, and report dead units and gradient flow.
+
+This is what ``leaky diagnose models.py:make_model --input-shape 1,28,28`` runs; every step
+is a function of its own so the Python API can do the same.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leaky.diagnosis.monitor import Monitor, MonitorReport
+from leaky.system.byte_sizes import format_bytes
+from leaky.system.machine import available_memory
+
+__all__ = [
+    "check_output_path",
+    "diagnose",
+    "input_batches",
+    "load_factory",
+    "load_weights",
+    "parse_shape",
+]
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def load_factory(target: str) -> Callable[[], torch.nn.Module]:
+    """Import ``FILE.py:NAME`` and return the callable ``NAME`` (a model factory or class).
+
+    Examples:
+        >>> load_factory("no_such_file.py:make")
+        Traceback (most recent call last):
+        ...
+        ValueError: Model file 'no_such_file.py' does not exist
+    """
+    path_text, _, name = target.rpartition(":")
+    if not path_text or not name:
+        raise ValueError(
+            f"Expected the model as FILE.py:FACTORY (for example models.py:make_model), "
+            f"but got {target!r}"
+        )
+    path = Path(path_text)
+    if path.is_dir():
+        raise ValueError(
+            f"Model file {path_text!r} is a directory; expected a .py file, as FILE.py:FACTORY"
+        )
+    if not path.is_file():
+        raise ValueError(f"Model file {path_text!r} does not exist")
+    module_name = f"_leaky_user_model_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"Cannot import {path_text!r} as Python; is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's file failed: say so in one line
+        raise ValueError(f"Importing {path_text} failed: {_first_line(error)}") from error
+    factory = getattr(module, name, None)
+    if factory is not None and not callable(factory):
+        raise ValueError(
+            f"{name} in {path_text} is not callable (its type is {type(factory).__name__}); "
+            "give a function or class that returns the model"
+        )
+    if not callable(factory):
+        defined = sorted(
+            k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+        )
+        raise ValueError(
+            f"{path_text} has no callable {name!r}; it defines: {', '.join(defined) or 'nothing'}"
+        )
+    return factory
+
+
+def build_model(factory: Callable[[], Any]) -> torch.nn.Module:
+    """Call the factory and check that it gave a ``torch.nn.Module``."""
+    try:
+        model = factory()
+    except Exception as error:
+        raise ValueError(f"Calling the model factory failed: {_first_line(error)}") from error
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"Expected the factory to return a torch.nn.Module, got {type(model).__name__}"
+        )
+    return model
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a state_dict saved with ``torch.save`` (read with ``weights_only=True``).
+
+    A checkpoint dict with a ``"state_dict"`` or ``"model"`` entry works too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Weights file {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        text = str(error)
+        if "Unsupported global" in text or ("weights_only" in text and "GLOBAL" in text):
+            hint = "it holds a pickled object (a whole model?); save model.state_dict() instead"
+        else:
+            hint = "it is not a file written by torch.save"
+        raise ValueError(f"Cannot read weights from {path}: {hint}") from error
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise ValueError(f"Expected a state_dict in {path}, but found {type(state).__name__}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
+        raise ValueError(f"The weights in {path} do not fit the model: {detail}") from error
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Check that ``path`` can be written later, without creating anything now.
+
+    The nearest existing folder above it must be a writable folder, so that a diagnosis
+    that fails leaves no empty output folders behind; they are made when writing.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> check_output_path(folder / "new" / "report.json") == folder / "new" / "report.json"
+        True
+        >>> (folder / "new").exists()
+        False
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Expected a file path, but {str(path)!r} is a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(
+            f"Expected an output folder, but {str(parent)!r} is a file; choose another path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write into the folder {str(parent)!r}: permission denied")
+    return path
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Parse ``"1,28,28"`` into a per-sample shape.
+
+    Examples:
+        >>> parse_shape("1,28,28")
+        (1, 28, 28)
+    """
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise ValueError(
+            f"Expected --input-shape as positive integers separated by commas (one sample, "
+            f"no batch dimension), for example 1,28,28, but got {text!r}"
+        )
+    return shape
+
+
+def _load_npz(
+    path: str | Path, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    from leaky.data.npz_archive import npz_array_names, read_npz
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() != ".npz":
+        raise ValueError(
+            f"Expected --data to be an .npz file (np.savez(path, x=..., y=...)), got {path}"
+        )
+    names = npz_array_names(path)  # one line for a missing, damaged or non-.npz file
+    x_name = "x" if "x" in names else names[0]
+    arrays = read_npz(path, [x_name, *(["y"] if "y" in names else [])], max_bytes=max_bytes)
+    x, y = arrays[x_name], arrays.get("y")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"Expected numeric inputs in {path}, but {x_name!r} has dtype {x.dtype}")
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"Expected at least one sample in {path}, got shape {x.shape}")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"{path}: {len(x)} inputs but {len(y)} labels")
+    if y is not None and not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"{path}: labels 'y' must be numbers, got dtype {y.dtype}")
+    return x, y
+
+
+def _load_arrays(
+    data: str | Path, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """An .npz as it is, or the training split of any data the experiments read.
+
+    An .npz may lack labels and hold token ids; a CSV, a folder of MNIST IDX files or
+    CIFAR-10 batches, or a ``file:`` spec goes through the experiments' own loaders
+    (:mod:`leaky.data.user_task`).
+    """
+    from leaky.data import is_file_task, load_user_task
+
+    text = str(data)
+    path = Path(text)
+    if is_file_task(text) or path.is_dir() or path.suffix.lower() == ".csv":
+        dataset = load_user_task(text if is_file_task(text) else f"file:{text}")
+        return dataset.x_train.numpy(), dataset.y_train.numpy()
+    return _load_npz(data, max_bytes)
+
+
+def input_batches(
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    data: str | Path | None = None,
+    batches: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+    max_bytes: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x, labels or None)``: random normal inputs of ``input_shape``, or from ``data``.
+
+    ``data`` is an ``.npz`` read without unpickling; its arrays may hold at most
+    ``max_bytes`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB), checked from their
+    headers before they are read.
+    """
+    if (input_shape is None) == (data is None):
+        raise ValueError("Give exactly one of --input-shape and --data")
+    if batches < 1 or batch_size < 1:
+        raise ValueError(f"Expected --batches and --batch-size >= 1, got {batches}, {batch_size}")
+    if input_shape is not None:
+        _check_input_fits(input_shape, batch_size)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(batches):
+            yield torch.randn((batch_size, *input_shape), generator=generator), None
+        return
+    x, y = _load_arrays(data, max_bytes)  # type: ignore[arg-type]
+    inputs = torch.as_tensor(x)
+    if inputs.is_floating_point() or inputs.dtype == torch.bool:
+        inputs = inputs.float()
+    else:
+        inputs = inputs.long()  # integer inputs are token ids (Embedding models)
+    targets = None if y is None else torch.as_tensor(y)
+    for i in range(batches):
+        rows = slice((i * batch_size) % len(x), (i * batch_size) % len(x) + batch_size)
+        yield inputs[rows], None if targets is None else targets[rows]
+
+
+def _check_input_fits(input_shape: tuple[int, ...], batch_size: int) -> None:
+    # One float32 batch; the model's activations take several times more, so a batch must
+    # fit in a quarter of the memory available, or the allocator fails with a traceback.
+    need = 4 * batch_size * math.prod(input_shape)
+    available = available_memory()
+    if available is not None and 4 * need > available:
+        shape = ",".join(map(str, input_shape))
+        raise ValueError(
+            f"A batch of {batch_size} random inputs of shape {shape} takes "
+            f"{format_bytes(need)}, more than a quarter of the {format_bytes(available)} "
+            "available here; use a smaller --batch-size or --input-shape"
+        )
+
+
+def _loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    if labels is None:
+        # A fixed random projection: unlike mean(output^2) it does not go flat after a
+        # normalisation layer, so every layer gets a gradient to measure.
+        weights = torch.randn(output.shape[1:], generator=torch.Generator().manual_seed(0))
+        return (output.float() * weights.to(output.device)).sum() / len(output)
+    integer = not labels.is_floating_point() or bool((labels == labels.round()).all())
+    if output.dim() == 2 and labels.dim() == 1 and integer:
+        classes = output.shape[1]
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(
+                f"Labels 'y' must be class indices in [0, {classes - 1}] for a model with "
+                f"{classes} outputs, but range from {int(labels.min())} to {int(labels.max())}"
+            )
+        return torch.nn.functional.cross_entropy(output.float(), labels.long())
+    if labels.numel() != output.numel():
+        raise ValueError(
+            f"Targets 'y' of shape {tuple(labels.shape)} fit neither class labels nor the "
+            f"model's output of shape {tuple(output.shape)}"
+        )
+    return torch.nn.functional.mse_loss(output.float(), labels.float().view_as(output))
+
+
+def diagnose(
+    model: torch.nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]],
+    **monitor_options: Any,
+) -> MonitorReport:
+    """Run the batches through ``model`` with a :class:`Monitor` and a backward pass each.
+
+    ``monitor_options`` go to :class:`leaky.diagnosis.monitor.Monitor` (``unit_dim=2`` to say where
+    the units are; by default each site's is inferred from the layer that produced it).
+    The loss is cross-entropy for integer labels and an ``(N, classes)`` output, the mean
+    squared error for other targets, and a fixed random projection of the output when there
+    are no labels (any scalar gives gradients to inspect). The model is put in train mode.
+    """
+    model.train()
+    with Monitor(model, **monitor_options) as monitor:
+        for x, labels in batches:
+            try:
+                output = model(x)
+            except Exception as error:
+                raise ValueError(
+                    f"The model failed on inputs of shape {tuple(x.shape)} and dtype "
+                    f"{x.dtype}: {_first_line(error)}"
+                ) from error
+            if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+                output = output[0]  # (logits, extras...): the first tensor is the prediction
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f"Expected the model to return a tensor (or a tuple starting with one), "
+                    f"got {type(output).__name__}"
+                )
+            loss = _loss(output, labels)
+            model.zero_grad(set_to_none=True)
+            if loss.requires_grad:
+                try:
+                    loss.backward()
+                except Exception as error:
+                    raise ValueError(f"The backward pass failed: {_first_line(error)}") from error
+    return monitor.report()

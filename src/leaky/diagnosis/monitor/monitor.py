@@ -1,0 +1,564 @@
+"""``Monitor``: dead units, saturation and gradient flow in any ``torch.nn.Module``.
+
+Attach it, train or evaluate as usual, then ask for a report::
+
+    with Monitor(model) as monitor:
+        for x, y in batches:
+            loss_fn(model(x), y).backward()
+    print(monitor.report())
+
+Every activation module the spec table knows (``torch.nn`` and ``leaky.nn``) is hooked;
+activations called as functions inside ``forward`` are found by a ``TorchFunctionMode``.
+Activation modules and calls the table has no row for are listed in the report as not
+monitored. Statistics stay on the device as counts and sums; nothing is copied to the
+host until :meth:`Monitor.report`.
+
+Cost. Counts (never-active, dead and saturated units, samples, extremes and non-finite
+outputs) read every value of every batch; the moments, the histogram and the gradient
+norms are read on every ``every``-th batch (the first of a window included), which is
+what keeps the monitor cheap enough to leave on. ``every=1`` reads everything always.
+
+Sites and layers are reported in the order they first run in ``forward`` (not the order
+the modules were registered): a layer's place is where its weight is first used, which
+also places weights that are used without calling their module (``self_attn.out_proj``
+in ``nn.MultiheadAttention``).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import defaultdict
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+
+from leaky.diagnosis.monitor.functional_sites import ActivationCallWatcher
+from leaky.diagnosis.monitor.layer_stats import LayerGradientStatistics
+from leaky.diagnosis.monitor.reductions import Scratch, has_nonfinite
+from leaky.diagnosis.monitor.report import LayerRow, MonitorReport, SiteRow
+from leaky.diagnosis.monitor.site_stats import SiteStatistics, check_every
+from leaky.diagnosis.monitor.sites import spec_for_module
+from leaky.diagnosis.monitor.tensorboard import check_writer, log_report
+from leaky.nn.batch_norm import FUSED_LEAKY_RELU
+
+__all__ = ["DEFAULT_EVERY", "Monitor", "unit_dim_of_layer"]
+
+DEFAULT_EVERY = 16  # batches between reads of the moments, histogram and gradient norms
+
+# Layers whose output keeps its features in the last dimension ((N, F), (N, L, F)) and
+# those that keep them in dimension 1 ((N, C, *)): the units of the activation they feed.
+_FEATURES_LAST: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Linear,
+    torch.nn.Bilinear,
+    torch.nn.Embedding,
+    torch.nn.LayerNorm,
+    torch.nn.RMSNorm,
+)
+_FEATURES_AT_1: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.modules.conv._ConvNd,
+    torch.nn.modules.batchnorm._NormBase,
+    torch.nn.GroupNorm,
+)
+
+
+def unit_dim_of_layer(module: torch.nn.Module) -> int | None:
+    """The dimension that holds the features of ``module``'s output, if its type says so.
+
+    Examples:
+        >>> unit_dim_of_layer(torch.nn.Linear(3, 4)), unit_dim_of_layer(torch.nn.Conv2d(1, 2, 3))
+        (-1, 1)
+        >>> unit_dim_of_layer(torch.nn.Dropout()) is None
+        True
+    """
+    if isinstance(module, _FEATURES_LAST):
+        return -1
+    if isinstance(module, _FEATURES_AT_1):
+        return 1
+    return None
+
+
+class Monitor:
+    """Collect per-unit activation statistics and per-layer gradient norms of a model.
+
+    Args:
+        model: any ``torch.nn.Module``.
+        functional: also watch activations called as functions in ``forward``.
+            Default: ``True``
+        gradients: record gradient norms (activation outputs and layer weights) during
+            backward. Default: ``True``
+        unit_dim: dimension of an activation's output that holds the units (features of
+            ``(N, F)`` and ``(N, L, F)``, channels of ``(N, C, H, W)``). None infers it per
+            site from the layer that produced the activation's input (``Linear``,
+            ``Embedding``, ``LayerNorm``: the last dimension; convolutions and batch or
+            group norms: 1) and uses 1 where no such layer is found; the report says which,
+            per site. Default: None
+        saturation_margin: an output within this fraction of a bounded activation's
+            output range from a saturating bound counts as saturated (see
+            :mod:`leaky.diagnosis.monitor.site_stats`). Default: 0.05
+        bins: histogram bins. Default: 40
+        hist_range: histogram range of the activation outputs. Default: (-4, 4)
+        hist_max_elements: values per batch and site read for the histogram (every
+            k-th sample of the batch beyond that; 0: all). Counts and moments always read
+            every value.
+            Default: 65536
+        every: read the moments (mean, std), the histogram and the gradient norms on
+            every ``every``-th batch; counts read every batch regardless. 1 reads
+            everything on every batch. Default: 16
+        log_to: a TensorBoard ``SummaryWriter``: every ``log_every`` forward passes of the
+            model the monitor writes its report there (:meth:`log`, at the step that counts
+            the forward passes so far) and starts a new window (:meth:`reset`), so each
+            point covers the last ``log_every`` passes; leaving (:meth:`detach`) writes the
+            passes since the last point, without a reset. Under ``torch.distributed`` the
+            report reduces across ranks, so every rank needs a writer (keep rank 0's events).
+            Default: None
+        log_every: forward passes per TensorBoard point. Default: 100
+        count_active: also count, per unit and site, the outputs above 0 (the state
+            ``monitor.sites[name].active``; over ``samples`` it is the unit's firing rate),
+            a comparison and a sum per batch. Dead and never-active units need no count.
+            Default: False
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+        >>> with Monitor(model) as monitor:
+        ...     model(torch.randn(16, 3)).sum().backward()
+        >>> [row.name for row in monitor.report().sites]
+        ['1']
+        >>> [row.name for row in monitor.report().layers]
+        ['0', '2']
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        functional: bool = True,
+        gradients: bool = True,
+        unit_dim: int | None = None,
+        saturation_margin: float = 0.05,
+        bins: int = 40,
+        hist_range: tuple[float, float] = (-4.0, 4.0),
+        hist_max_elements: int = 65536,
+        every: int = DEFAULT_EVERY,
+        log_to: Any = None,
+        log_every: int = 100,
+        count_active: bool = False,
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
+        if log_to is not None:
+            check_writer(log_to)
+        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+            raise ValueError(f"Expected log_every to be an integer >= 1, but got {log_every!r}")
+        if not 0 <= saturation_margin < 0.5:
+            raise ValueError(
+                f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
+                f"but got {saturation_margin}"
+            )
+        if unit_dim is not None and (isinstance(unit_dim, bool) or not isinstance(unit_dim, int)):
+            raise TypeError(f"Expected unit_dim to be an integer or None, but got {unit_dim!r}")
+        self.model = model
+        self.functional = functional
+        self.gradients = gradients
+        self.unit_dim = unit_dim
+        self.every = check_every(every)
+        self._stats_options = {
+            "saturation_margin": saturation_margin,
+            "bins": bins,
+            "hist_range": hist_range,
+            "hist_max_elements": hist_max_elements,
+            "every": every,
+            "scratch": Scratch(),  # one buffer for every site's counts
+            "count_active": count_active,
+        }
+        self._read_gradients = True  # whether this batch's backward reads gradient norms
+        self._weights_placed = False  # every layer's weight has been seen in forward
+        self.sites: dict[str, SiteStatistics] = {}
+        self._functional_sites: set[str] = set()
+        self.layers: dict[str, LayerGradientStatistics] = {}
+        self._order: dict[str, int] = {}  # site or layer -> place of its first use in forward
+        self._weight_names: dict[int, list[str]] = {}  # id(weight) -> layers that use it
+        self._layer_weights: dict[str, torch.Tensor] = {}
+        self._produced: dict[int, tuple[weakref.ref[torch.Tensor], str, int]] = {}
+        self._not_monitored: dict[str, None] = {}  # an ordered set
+        self._input_nonfinite: torch.Tensor | None = None  # batches with NaN or inf inputs
+        self._handles: list[Any] = []
+        self._module_stack: list[str] = []
+        self._call_counts: dict[str, defaultdict[str, int]] = {}
+        self._inside_activation = 0
+        self._site_calls: dict[str, int] = {}
+        self._watcher: ActivationCallWatcher | None = None
+        self.batches = 0
+        self.attached = False
+        self.log_to = log_to
+        self.log_every = log_every
+        self._passes = 0  # forward passes while attached; not reset, the TensorBoard step
+        # Wall time spent computing statistics in the hooks, forward and backward, since
+        # the monitor was made (not reset): its own cost, next to a step's time. On a GPU
+        # it is the host's time to queue the work.
+        self.statistics_seconds = 0.0
+        self._logged_at = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def attach(self) -> Monitor:
+        """Register the hooks; returns the monitor."""
+        if self.attached:
+            return self
+        for name, module in self.model.named_modules():
+            spec = spec_for_module(module)
+            if spec is not None:
+                self._hook_activation(name or type(module).__name__, module, spec.name)
+            elif isinstance(module, FUSED_LEAKY_RELU):
+                # BatchNorm + Leaky ReLU in one module: its input is BatchNorm's, but the
+                # output's sign is the pre-activation's, which is all the statistics need.
+                # Its units are BatchNorm's channels: it is its own producer, hooked first.
+                label = name or type(module).__name__
+                if self.unit_dim is None:
+                    self._hook_producer(module, 1)
+                self._hook_activation(label, module, "leaky_relu", input_from_output=True)
+                continue
+            elif _is_unknown_activation(module):
+                label = name or type(module).__name__
+                self._not_monitored[f"{label} ({type(module).__name__})"] = None
+                self._hook_opaque(module)
+            weight = _layer_weight(module)
+            if weight is not None and self.gradients:
+                self._hook_layer(name or type(module).__name__, module, weight)
+            unit_dim = unit_dim_of_layer(module)
+            if unit_dim is not None and self.unit_dim is None:
+                self._hook_producer(module, unit_dim)
+            if self.functional:
+                self._hook_scope(name, module)
+        root_pre = self.model.register_forward_pre_hook(self._on_root_start)
+        root_post = self.model.register_forward_hook(self._on_root_end, always_call=True)
+        self._handles += [root_pre, root_post]
+        self.attached = True
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook; the statistics collected so far stay available."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._stop_watching()
+        self.attached = False
+        if self.log_to is not None and self._passes > self._logged_at:
+            self._logged_at = self._passes
+            self.log(self.log_to, self._passes)
+
+    def reset(self) -> None:
+        """Start a new window: forget the statistics, keep the hooks."""
+        for stats in (*self.sites.values(), *self.layers.values()):
+            stats.reset()
+        self._input_nonfinite = None
+        self.batches = 0
+        self._read_gradients = True
+
+    def __enter__(self) -> Monitor:
+        return self.attach()
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    # ------------------------------------------------------------------ hooks
+    def _site(self, name: str, kind: str) -> SiteStatistics:
+        if name not in self.sites:
+            self.sites[name] = SiteStatistics(kind, **self._stats_options)  # type: ignore[arg-type]
+        return self.sites[name]
+
+    def _seen(self, name: str) -> None:
+        self._order.setdefault(name, len(self._order))
+
+    def _choose_unit_dim(self, stats: SiteStatistics, x_given: torch.Tensor) -> None:
+        # Decided once, at a site's first call: from the layer whose output is the
+        # activation's input (the very same tensor, also after an in-place residual add).
+        if self.unit_dim is not None:
+            stats.unit_dim, stats.unit_dim_from = self.unit_dim, "given"
+            return
+        entry = self._produced.get(id(x_given))
+        if entry is not None and entry[0]() is x_given:
+            stats.unit_dim, stats.unit_dim_from = entry[2], entry[1]
+        else:
+            stats.unit_dim, stats.unit_dim_from = 1, "default"
+
+    def _record(
+        self,
+        name: str,
+        kind: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        x_given: torch.Tensor | None = None,
+        **params: Any,
+    ) -> None:
+        start = time.perf_counter()
+        # A module called more than once per forward is one site per call: name, name#1, ...
+        calls = self._site_calls.get(name, 0)
+        self._site_calls[name] = calls + 1
+        if calls:
+            name = f"{name}#{calls}"
+        stats = self._site(name, kind)
+        if stats.units is None:
+            self._choose_unit_dim(stats, x if x_given is None else x_given)
+        elif stats.units != stats.units_of(y):
+            # One module object used at places of different widths: one site per width.
+            name = f"{name}@{stats.units_of(y)}"
+            stats = self._site(name, kind)
+            if stats.units is None:
+                self._choose_unit_dim(stats, x if x_given is None else x_given)
+        self._seen(name)
+        read = stats.update(x, y, params.pop("module", None), **params)
+        if read and self.gradients and y.requires_grad:
+            y.register_hook(lambda grad: self._timed(stats.update_grad, grad))
+        self.statistics_seconds += time.perf_counter() - start
+
+    def _timed(self, update: Any, grad: torch.Tensor | None) -> None:
+        # A backward hook's statistics, while attached, with their time counted.
+        if self.attached:
+            start = time.perf_counter()
+            update(grad)
+            self.statistics_seconds += time.perf_counter() - start
+
+    def _hook_activation(
+        self, name: str, module: torch.nn.Module, kind: str, input_from_output: bool = False
+    ) -> None:
+        self._site(name, kind)
+
+        def pre(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            self._inside_activation += 1
+
+        def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            try:  # still "inside": the statistics' own torch calls are not model calls
+                if args and isinstance(output, torch.Tensor):
+                    # Outside the call watcher: its per-call Python would cost more than
+                    # the statistics' own ops.
+                    with _statistics_scope():
+                        if input_from_output:
+                            self._record(name, kind, output, output, output, module=mod)
+                        else:
+                            self._record(name, kind, args[0], output, module=mod)
+            finally:
+                self._inside_activation -= 1
+
+        self._handles.append(module.register_forward_pre_hook(pre))
+        self._handles.append(module.register_forward_hook(post, always_call=True))
+
+    def _hook_opaque(self, module: torch.nn.Module) -> None:
+        # Inside an activation module without a spec row, its own function call (F.selu
+        # inside nn.SELU) is the same thing: listed once, as the module.
+        def pre(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            self._inside_activation += 1
+
+        def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            self._inside_activation -= 1
+
+        self._handles.append(module.register_forward_pre_hook(pre))
+        self._handles.append(module.register_forward_hook(post, always_call=True))
+
+    def _hook_layer(self, name: str, module: torch.nn.Module, weight: torch.Tensor) -> None:
+        stats = self.layers.setdefault(name, LayerGradientStatistics())
+        self._layer_weights[name] = weight
+        self._weight_names.setdefault(id(weight), []).append(name)
+
+        def first_call(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            self._seen(name)
+
+        self._handles.append(module.register_forward_pre_hook(first_call))
+        self._handles.append(
+            weight.register_post_accumulate_grad_hook(
+                lambda p: self._timed(stats.update, p.grad) if self._read_gradients else None
+            )
+        )
+
+    def _hook_producer(self, module: torch.nn.Module, unit_dim: int) -> None:
+        kind = type(module).__name__
+
+        def produced(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if isinstance(output, torch.Tensor):
+                self._produced[id(output)] = (weakref.ref(output), kind, unit_dim)
+
+        self._handles.append(module.register_forward_hook(produced))
+
+    def _on_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # A weight used directly (F.linear(x, self.out_proj.weight), as nn.MultiheadAttention
+        # does) places its layer in forward order although its module is never called.
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                for name in self._weight_names.get(id(value), ()):
+                    self._seen(name)
+
+    def _on_unmonitored(self, function: str) -> None:
+        scope = self._module_stack[-1] if self._module_stack else ""
+        self._not_monitored[f"{scope or type(self.model).__name__}:{function} (fn)"] = None
+
+    def _hook_scope(self, name: str, module: torch.nn.Module) -> None:
+        def enter(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            self._module_stack.append(name)
+
+        def leave(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if self._module_stack and self._module_stack[-1] == name:
+                self._module_stack.pop()
+
+        self._handles.append(module.register_forward_pre_hook(enter))
+        self._handles.append(module.register_forward_hook(leave, always_call=True))
+
+    def _on_root_start(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if self.log_to is not None and self._passes - self._logged_at >= self.log_every:
+            # The window's backward passes are over once the next forward begins.
+            self._logged_at = self._passes
+            self.log(self.log_to, self._passes)
+            self.reset()
+        self._passes += 1
+        self._read_gradients = self.batches % self.every == 0
+        self.batches += 1
+        self._site_calls.clear()  # call order is counted per forward of the whole model
+        self._call_counts.clear()
+        self._produced.clear()
+        for value in args:
+            if (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and not value.is_meta
+                and value.numel()
+            ):
+                bad = has_nonfinite(*torch.aminmax(value.detach()))
+                if self._input_nonfinite is None:
+                    self._input_nonfinite = bad
+                else:
+                    self._input_nonfinite = self._input_nonfinite.to(bad.device) + bad
+        # Weights are looked for among call arguments only until each has been seen: later
+        # sightings cannot change the order of first use.
+        place_weights = bool(self._weight_names) and not self._weights_placed
+        if (self.functional or place_weights) and self._watcher is None:
+            self._watcher = ActivationCallWatcher(
+                self._on_functional_call if self.functional else None,
+                self._outside_modules,
+                on_unmonitored=self._on_unmonitored if self.functional else None,
+                on_arguments=self._on_arguments if place_weights else None,
+            )
+            self._watcher.__enter__()
+
+    def _on_root_end(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        self._stop_watching()
+        if not self._weights_placed:
+            self._weights_placed = all(name in self._order for name in self._layer_weights)
+
+    def _stop_watching(self) -> None:
+        if self._watcher is not None:
+            watcher, self._watcher = self._watcher, None
+            watcher.__exit__(None, None, None)
+        self._module_stack.clear()
+        self._produced.clear()  # keep no tensor ids across forwards
+        self._inside_activation = 0
+
+    def _outside_modules(self) -> bool:
+        return self._inside_activation == 0
+
+    def _on_functional_call(
+        self,
+        kind: str,
+        function: str,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        params: dict[str, Any],
+        x_given: torch.Tensor,
+    ) -> None:
+        scope = self._module_stack[-1] if self._module_stack else ""
+        counts = self._call_counts.setdefault(scope, defaultdict(int))
+        index = counts[function]
+        counts[function] += 1
+        name = f"{scope or type(self.model).__name__}:{function}#{index}"
+        self._functional_sites.add(name)
+        self._record(name, kind, x, y, x_given, **params)
+
+    # ------------------------------------------------------------------ results
+    def log(self, writer: Any, step: int, prefix: str = "monitor") -> None:
+        """Write :meth:`report` to a TensorBoard ``SummaryWriter`` at ``step``.
+
+        Per site its dead, never-active and saturated fractions, output-gradient norm and
+        activation histogram, per layer its gradient norm, under tags such as
+        ``monitor/<site>/dead_fraction`` (see :mod:`leaky.diagnosis.monitor.tensorboard`).
+        """
+        log_report(writer, self.report(), step, prefix)
+
+    def _forward_place(self, name: str) -> tuple[int, int]:
+        return (0, self._order[name]) if name in self._order else (1, 0)
+
+    def report(self) -> MonitorReport:
+        """Summarise the window: one row per activation site and per layer, and a verdict.
+
+        Rows come in forward order (the order of first use in ``forward``); layers that
+        never ran come last, in registration order.
+        """
+        site_names = sorted(
+            (name for name, stats in self.sites.items() if stats.units is not None),
+            key=self._forward_place,
+        )
+        sites = [
+            SiteRow(
+                name,
+                self.sites[name].kind,
+                name in self._functional_sites,
+                self.sites[name].compute(),
+                order=self._order.get(name),
+            )
+            for name in site_names
+        ]
+        unseen = [name for name, stats in self.sites.items() if stats.units is None]
+        layers = [
+            LayerRow(
+                name,
+                self.layers[name].compute(),
+                order=self._order.get(name),
+                grad_nonfinite_passes=self.layers[name].nonfinite_passes_count(),
+                weight_nonfinite=_is_nonfinite(self._layer_weights.get(name)),
+            )
+            for name in sorted(self.layers, key=self._forward_place)
+        ]
+        inputs = self._input_nonfinite
+        return MonitorReport(
+            sites=sites,
+            layers=layers,
+            batches=self.batches,
+            not_run=unseen,
+            functional_watched=self.functional,
+            not_monitored=list(self._not_monitored),
+            input_nonfinite=0 if inputs is None else int(inputs),
+            saturation_margin=self._stats_options["saturation_margin"],  # type: ignore[arg-type]
+        )
+
+
+def _statistics_scope() -> AbstractContextManager[None]:
+    # Torch calls made while computing statistics skip every __torch_function__ handler
+    # (the monitor's own call watcher included). torch._C.DisableTorchFunction is what
+    # torch itself uses for this; without it the calls are only slower.
+    disable = getattr(torch._C, "DisableTorchFunction", None)
+    return disable() if disable is not None else nullcontext()
+
+
+def _is_nonfinite(tensor: torch.Tensor | None) -> bool:
+    if tensor is None or tensor.is_meta or not tensor.numel():
+        return False
+    with torch.no_grad():
+        return bool(has_nonfinite(*torch.aminmax(tensor)))
+
+
+def _is_unknown_activation(module: torch.nn.Module) -> bool:
+    # torch.nn's activation modules without a spec row (SELU, Softsign, Softmax, ...);
+    # MultiheadAttention lives in the same file but is a layer, not an activation.
+    return type(module).__module__ == "torch.nn.modules.activation" and not isinstance(
+        module, torch.nn.MultiheadAttention
+    )
+
+
+def _layer_weight(module: torch.nn.Module) -> torch.Tensor | None:
+    # Layers that map features (Linear, Conv, Embedding, attention's input projection): a
+    # weight matrix. Normalisation layers' 1-D scales are left out, since their gradients
+    # say nothing about depth.
+    weight = module._parameters.get("weight")
+    if weight is None and isinstance(module, torch.nn.MultiheadAttention):
+        weight = module._parameters.get("in_proj_weight")
+    if weight is None or not weight.requires_grad or weight.dim() < 2:
+        return None
+    return weight

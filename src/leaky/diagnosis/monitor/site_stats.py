@@ -1,0 +1,391 @@
+"""Per-site, per-unit statistics of one activation over a window of batches.
+
+Memory does not grow with the number of batches: every state is a count, a sum or an
+extreme, merged with a declared reduction (see :class:`leaky.diagnosis.monitor.metric.Metric`).
+A unit is a feature of a 2-D output ``(N, F)`` and a channel of a convolution's output
+``(N, C, *)``; ``unit_dim`` says which dimension holds the units (the monitor infers it
+from the layer that produced the activation's input: the last dimension after a
+``Linear``, dimension 1 after a convolution or batch norm).
+
+Saturation. A bounded activation (a spec row with ``output_range``: sigmoid, tanh,
+hardtanh, hardsigmoid, ReLU6 at its top) is saturated where its output lies within
+``saturation_margin`` (default 5%) of the width of its range from a saturating bound:
+sigmoid outputs below 0.05 or above 0.95 (|x| > 2.94, where sigmoid' is below a fifth of
+its maximum 1/4), tanh outputs beyond +-0.9. This is what Glorot and Bengio (2010) saw in
+sigmoid networks: top-layer outputs pushed to 0, where almost no gradient passes. Every
+output is counted, per unit, as an exact integer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from leaky.core.spec import get_spec
+from leaky.diagnosis.monitor.metric import Metric
+from leaky.diagnosis.monitor.reductions import (
+    Scratch,
+    count_per_unit,
+    has_nonfinite,
+    histogram_counts,
+    peak_per_unit,
+    squared_norm,
+    squared_norm_and_nonfinite,
+)
+from leaky.diagnosis.monitor.sites import local_derivative, slope_is_never_zero
+
+__all__ = ["SiteStatistics", "SiteSummary", "check_every"]
+
+# Batches whose (min, max) and per-unit peaks wait before being folded into the states, and
+# at most this many pending peak values.
+_FOLD_EXTREMES = 64
+_FOLD_PEAK_VALUES = 1 << 20
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What :meth:`SiteStatistics.compute` returns for one site."""
+
+    kind: str
+    units: int
+    samples: int  # samples per unit (batch x spatial positions) seen in the window
+    never_active: int  # units whose output was <= 0 for every sample
+    dead: int | None  # units whose local gradient was 0 for every sample (None: cannot die)
+    saturated_fraction: float | None  # fraction of outputs near a saturating bound; None: n/a
+    mean: float
+    std: float
+    minimum: float
+    maximum: float
+    histogram: list[int]  # counts: below range, the bins, above range (see hist_max_elements)
+    histogram_range: tuple[float, float]
+    output_grad_norm: float | None  # RMS over backward passes of ||dL/dy||
+    never_active_units: list[int]
+    dead_units: list[int]
+    saturated_units: int | None = None  # units with over half their outputs near a bound
+    nonfinite_batches: int = 0  # forward calls whose outputs held NaN or inf
+    grad_nonfinite_passes: int = 0  # backward passes whose dL/dy held NaN or inf
+    unit_dim: int | None = None  # dimension of the output that held the units
+    unit_dim_from: str = "default"  # why: the producing layer's type, "given" or "default"
+
+    @property
+    def never_active_fraction(self) -> float:
+        """Fraction of units never active in the window."""
+        return self.never_active / self.units if self.units else 0.0
+
+    @property
+    def dead_fraction(self) -> float | None:
+        """Fraction of dead units (None when this activation cannot die)."""
+        return None if self.dead is None else (self.dead / self.units if self.units else 0.0)
+
+
+def check_every(every: int) -> int:
+    """``every`` if it is a whole number >= 1, else a ``ValueError`` / ``TypeError``."""
+    if isinstance(every, bool) or not isinstance(every, int):
+        raise TypeError(f"Expected `every` to be an integer, but got {every!r}")
+    if every < 1:
+        raise ValueError(
+            f"Expected `every` to be at least 1 (1 reads every batch), but got {every}"
+        )
+    return every
+
+
+class SiteStatistics(Metric):
+    """Counts and moments of one activation site, updated once per forward (and backward).
+
+    What is read when. Every call, from every value: whether each unit fired (an output
+    above 0: one read-only pass finds each unit's largest), the per-unit counts (non-zero
+    local gradient, near a saturating bound), the sample count, the extremes (the minimum
+    and the largest peak, which also flag NaN or inf outputs; the maximum ignores NaN).
+    Every ``every``-th call (the first of a window included): the moments (mean, std), the
+    histogram and the gradient at the output. Counts are therefore exact; moments, histogram
+    and gradient norms are read from a regular sample of the batches when ``every`` > 1.
+
+    Args:
+        kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
+        unit_dim: dimension of the output that holds the units. Default: 1
+        saturation_margin: an output within this fraction of the activation's output range
+            from a saturating bound counts as saturated. Default: 0.05
+        unit_dim_from: why ``unit_dim`` holds the units (shown in the report).
+            Default: ``"default"``
+        bins: histogram bins between ``hist_range`` (0: no histogram). Default: 40
+        hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
+        hist_max_elements: a batch with more values is histogrammed from every k-th
+            sample, whole (an estimate of the distribution); 0 reads every value.
+            Default: 65536
+        every: read the moments, the histogram and the output gradient on every
+            ``every``-th call only. Default: 1
+        scratch: a buffer the per-unit counts write into (shared by a monitor's sites,
+            see :class:`leaky.diagnosis.monitor.reductions.Scratch`). Default: None (a new tensor
+            per count)
+        count_active: also count, per unit, the outputs above 0 (state ``active``: the
+            unit's firing rate is ``active / samples``): a comparison and a sum per call. Whether
+            a unit fired at all needs no count. Default: False
+
+    Examples:
+        >>> stats = SiteStatistics("relu")
+        >>> x = torch.tensor([[-1.0, 2.0], [-3.0, 0.5]])
+        >>> stats.update(x, torch.relu(x))
+        True
+        >>> summary = stats.compute()
+        >>> summary.never_active_units, summary.dead_units
+        ([0], [0])
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        unit_dim: int = 1,
+        saturation_margin: float = 0.05,
+        unit_dim_from: str = "default",
+        bins: int = 40,
+        hist_range: tuple[float, float] = (-4.0, 4.0),
+        hist_max_elements: int = 65536,
+        every: int = 1,
+        scratch: Scratch | None = None,
+        count_active: bool = False,
+    ) -> None:
+        super().__init__()
+        self.scratch = scratch
+        self.count_active = count_active
+        self.hist_max_elements = hist_max_elements
+        if not 0 <= saturation_margin < 0.5:
+            raise ValueError(
+                f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
+                f"but got {saturation_margin}"
+            )
+        self.every = check_every(every)
+        spec = get_spec(kind)
+        self.spec = spec
+        self.kind = spec.name
+        self.unit_dim = unit_dim
+        self.unit_dim_from = unit_dim_from
+        self.resolved_unit_dim: int | None = None
+        self.saturation_margin = saturation_margin
+        self.bins = bins
+        self.hist_range = hist_range
+        self.units: int | None = None
+        self.can_die = True
+        self.tracks_saturation = spec.saturates and spec.output_range is not None
+        self._calls = 0  # calls in this window: which ones read the moments
+        # (min, max, per-unit peaks) of batches not yet folded into the states
+        self._extremes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._pending_peaks = 0  # values in the pending peaks
+        # Numbers known from shapes are host counts: no tensor op per batch.
+        self.add_state("samples", 0, "sum")
+        self.add_state("elements", 0, "sum")  # values read for the moments and histogram
+        self.add_state("always_passing", 0, "sum")  # samples whose slope is never 0
+        self.add_state("grad_passes", 0, "sum")
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("total_sq", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("minimum", torch.tensor(math.inf, dtype=torch.float64), "min")
+        self.add_state("maximum", torch.tensor(-math.inf, dtype=torch.float64), "max")
+        self.add_state("histogram", torch.zeros(bins + 2, dtype=torch.int64), "sum")
+        self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("nonfinite_batches", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("grad_nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
+
+    def _unit_states(self, units: int, device: torch.device) -> None:
+        self.units = units
+        self.to(device)  # every state lives where the activations are
+        # Each unit's largest output (NaN aside): it fired where that is above 0.
+        self.add_state(
+            "peak", torch.full((units,), -math.inf, dtype=torch.float64, device=device), "max"
+        )
+        # nonzero_grad counts only calls that need the derivative: a ReLU passes gradient
+        # where it fired, and a slope that is never 0 passes it on every sample.
+        zeros = torch.zeros(units, dtype=torch.int64, device=device)
+        for name in ("active",) * self.count_active + ("nonzero_grad", "saturated"):
+            self.add_state(name, zeros, "sum")
+
+    def reset(self) -> None:
+        """Start a new window (the next call reads the moments again)."""
+        super().reset()
+        self._extremes.clear()
+        self._pending_peaks = 0
+        self._calls = 0
+
+    def _fold_extremes(self) -> None:
+        # Per-batch (min, max) pairs and per-unit peaks not yet in the states: the
+        # extremes, each unit's peak, and how many of those batches held NaN or inf.
+        if not self._extremes:
+            return
+        pending, device = self._extremes, self.minimum.device
+        lows = torch.stack([low for low, _, _ in pending]).double().to(device)
+        highs = torch.stack([high for _, high, _ in pending]).double().to(device)
+        peaks = torch.stack([p.to(self.peak.dtype) for _, _, p in pending]).to(device)
+        self._extremes, self._pending_peaks = [], 0
+        torch.minimum(self.minimum, lows.min(), out=self.minimum)
+        torch.maximum(self.maximum, highs.max(), out=self.maximum)
+        self.nonfinite_batches.add_(has_nonfinite(lows, highs).sum())
+        torch.maximum(self.peak, peaks.amax(0), out=self.peak)
+
+    def to(self, device: torch.device | str) -> SiteStatistics:
+        """Move every state to ``device``."""
+        self._fold_extremes()
+        super().to(device)
+        return self
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The current local states (this rank only)."""
+        self._fold_extremes()
+        return super().state()
+
+    def merge(self, other: Metric) -> None:
+        """Fold another site's states into this one."""
+        self._fold_extremes()
+        if isinstance(other, SiteStatistics):
+            other._fold_extremes()
+        super().merge(other)
+
+    def units_of(self, y: torch.Tensor) -> int:
+        """How many units an output of this shape has."""
+        return self._reduce_dims(y)[0]
+
+    def _reduce_dims(self, y: torch.Tensor) -> tuple[int, list[int]]:
+        if y.dim() < 2:
+            return 1, list(range(y.dim()))
+        unit_dim = self.unit_dim % y.dim()
+        return y.shape[unit_dim], [d for d in range(y.dim()) if d != unit_dim]
+
+    def update(
+        self, x: torch.Tensor, y: torch.Tensor, module: torch.nn.Module | None = None, **params: Any
+    ) -> bool:
+        """Add one forward call: input ``x`` and output ``y`` of the activation.
+
+        Returns whether this call read the moments (and so should read its gradient).
+        """
+        x, y = x.detach(), y.detach()
+        if y.is_meta:  # shapes only, no values to count
+            return False
+        units, dims = self._reduce_dims(y)
+        if self.units is None:
+            self.resolved_unit_dim = self.unit_dim % y.dim() if y.dim() >= 2 else None
+            self._unit_states(units, y.device)
+        elif units != self.units:
+            raise ValueError(
+                f"Expected {self.units} units at this {self.kind} site (as in earlier batches), "
+                f"but got an output of shape {tuple(y.shape)}"
+            )
+        per_unit = y.numel() // units if units else 0
+        self.samples += per_unit
+        if y.numel():
+            # A unit's largest output decides whether it fired; the largest of those and
+            # the smallest output are the batch's extremes (NaN outputs show in the
+            # minimum). One read-only pass each; folding them into the states is a
+            # handful of tiny ops, done for many batches at once.
+            peaks, largest = peak_per_unit(y, dims)
+            # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an
+            # (N, 1) output's (1,) are the same site's single unit.
+            self._extremes.append((y.amin(), largest, peaks.reshape(-1)))
+            self._pending_peaks += peaks.numel()
+            if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
+                self._fold_extremes()
+        if self.count_active:
+            self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
+        # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
+        # exactly where it fired (read from `peak` in compute); everything else
+        # needs its derivative.
+        self.can_die = not slope_is_never_zero(self.kind, module, **params)
+        if not self.can_die:
+            self.always_passing += per_unit
+        elif self.kind != "relu":
+            derivative = local_derivative(self.kind, x, y, module, **params)
+            self.nonzero_grad.add_(
+                count_per_unit("ne", derivative, 0.0, dims, per_unit, self.scratch)
+            )
+        if self.tracks_saturation:
+            # The two ends are disjoint (the margin is under half the range): counts add.
+            for compare, bound in self._saturating_bounds(module, params):
+                self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit, self.scratch))
+        read = self._calls % self.every == 0
+        self._calls += 1
+        if read:
+            self._read_moments(y)
+        return read
+
+    def _read_moments(self, y: torch.Tensor) -> None:
+        # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
+        # into float64 states; no float64 copy of the activations is ever made.
+        acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
+        self.elements += y.numel()
+        self.total.add_(y.sum(dtype=acc))
+        self.total_sq.add_(squared_norm(y))
+        if self.bins:
+            self.histogram.add_(
+                histogram_counts(
+                    y, self.bins, self.hist_range, self.hist_max_elements, self.scratch
+                )
+            )
+
+    def _saturating_bounds(
+        self, module: torch.nn.Module | None, params: dict[str, Any]
+    ) -> list[tuple[str, float]]:
+        # (comparison, bound) per saturating end: outputs within the margin of that end.
+        spec = self.spec
+        options = {
+            key: params.get(key, getattr(module, key, default) if module is not None else default)
+            for key, default in spec.defaults.items()
+        }
+        low, high = spec.output_range(**options)  # type: ignore[misc]
+        margin = self.saturation_margin * (high - low)
+        low_end, high_end = spec.saturating_ends
+        return [("le", low + margin)] * bool(low_end) + [("ge", high - margin)] * bool(high_end)
+
+    def update_grad(self, grad_output: torch.Tensor) -> None:
+        """Add one backward pass: the gradient arriving at the activation's output."""
+        g = grad_output.detach()
+        if self.grad_sq.device != g.device:
+            self.to(g.device)
+        squared, nonfinite = squared_norm_and_nonfinite(g)
+        self.grad_sq.add_(squared)
+        self.grad_passes += 1
+        self.grad_nonfinite_passes.add_(nonfinite)
+
+    def compute(self) -> SiteSummary:
+        """Summarise the window (reduced across ranks when distributed)."""
+        s = self.synced()
+        units = self.units or 0
+        samples = int(s["samples"])
+        elements = int(s["elements"])
+        mean = float(s["total"]) / elements if elements else math.nan
+        var = float(s["total_sq"]) / elements - mean * mean if elements else math.nan
+        if units and samples:
+            fired = s["peak"] > 0
+            never = torch.nonzero(~fired).flatten().tolist()
+            passing = s["nonzero_grad"] + s["always_passing"]
+            if self.kind == "relu":
+                passing = passing + fired
+            dead = torch.nonzero(passing == 0).flatten().tolist()
+        else:  # no samples in the window: nothing can be said about any unit
+            never, dead = [], []
+        saturated, saturated_units = None, None
+        if self.tracks_saturation and units and samples:
+            saturated = float(s["saturated"].double().mean()) / samples
+            saturated_units = int((2 * s["saturated"] > samples).sum())
+        passes = int(s["grad_passes"])
+        return SiteSummary(
+            kind=self.kind,
+            units=units,
+            samples=samples,
+            never_active=len(never),
+            dead=len(dead) if self.can_die and samples else None,
+            saturated_fraction=saturated,
+            mean=mean,
+            std=math.sqrt(max(var, 0.0)) if elements else math.nan,
+            minimum=float(s["minimum"]),
+            maximum=float(s["maximum"]),
+            histogram=s["histogram"].tolist(),
+            histogram_range=self.hist_range,
+            output_grad_norm=math.sqrt(float(s["grad_sq"]) / passes) if passes else None,
+            never_active_units=never,
+            dead_units=dead if self.can_die else [],
+            saturated_units=saturated_units,
+            nonfinite_batches=int(s["nonfinite_batches"]),
+            grad_nonfinite_passes=int(s["grad_nonfinite_passes"]),
+            unit_dim=self.resolved_unit_dim,
+            unit_dim_from=self.unit_dim_from,
+        )

@@ -1,0 +1,275 @@
+"""What every experiment provides, and what its summary returns.
+
+An experiment is a question, a config dataclass with commented defaults and presets
+(``quick`` runs in about a minute on 2 cores, ``tiny`` in seconds for the tests), a grid of
+cells, a function that runs one (config, cell, seed), a rough estimate of one run's peak
+memory (checked before a sweep starts, see :mod:`leaky.lab.experiments.footprint`), and a
+summary that turns stored runs into :class:`Finding` values: claim, numbers with their
+intervals, and a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaky.lab.store import RunRecord
+
+__all__ = [
+    "MIN_SEEDS",
+    "VERDICTS",
+    "Experiment",
+    "Finding",
+    "RunOutput",
+    "classification_data",
+    "classification_dataset",
+    "comparison_verdict",
+    "dataset_on_disk",
+    "known_activations",
+    "mlp_only",
+    "positive",
+    "positive_numbers",
+    "wilson_interval",
+]
+
+VERDICTS = ("holds", "does not hold", "not significant", "inconclusive")
+
+# The seed rule, for every experiment: a verdict that compares activations (or inits, or
+# slopes) rests on at least this many seeds, else it is "inconclusive"; a measurement
+# verdict may rest on one seed, and then its numbers say so ("seeds": 1) and so does the page.
+MIN_SEEDS = 3
+
+
+def comparison_verdict(verdict: str, seeds: int) -> str:
+    """A comparison's verdict under the seed rule: "inconclusive" below :data:`MIN_SEEDS`.
+
+    Examples:
+        >>> comparison_verdict("holds", 1), comparison_verdict("holds", 3)
+        ('inconclusive', 'holds')
+    """
+    if verdict not in VERDICTS:
+        raise ValueError(f"Expected a verdict in {VERDICTS}, got {verdict!r}")
+    return verdict if seeds >= MIN_SEEDS else "inconclusive"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim put to the test: the verdict and the numbers behind it.
+
+    ``key`` is ``"<experiment>.<claim>"``; the claim's words live in the message catalogues
+    (``findings.<key>.claim`` / ``.detail`` / ``.headline``), filled from ``numbers``, so
+    the same finding reads in every language.
+
+    Examples:
+        >>> f = Finding("born-dead.leaky_never", "holds", {"born_dead": 0, "trials": 4000})
+        >>> f.experiment, f.claim()
+        ('born-dead', 'Leaky ReLU networks cannot be born dead')
+        >>> f.headline("ja")
+        '0 / 4000'
+    """
+
+    key: str
+    verdict: str
+    numbers: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"Expected a verdict in {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def experiment(self) -> str:
+        """The experiment that tested the claim."""
+        return self.key.split(".", 1)[0]
+
+    def _text(self, part: str, lang: str) -> str:
+        from leaky.messages import get_messages
+
+        return get_messages(lang)(f"findings.{self.key}.{part}", **self.numbers)
+
+    def claim(self, lang: str = "en") -> str:
+        """The claim, in ``lang``."""
+        return self._text("claim", lang)
+
+    def detail(self, lang: str = "en") -> str:
+        """The numbers behind the verdict, in one sentence."""
+        return self._text("detail", lang)
+
+    def headline(self, lang: str = "en") -> str:
+        """The one number a summary table shows."""
+        return self._text("headline", lang)
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        """Plain data for JSON: key, experiment, verdict, claim, detail, numbers."""
+        return {
+            "key": self.key,
+            "experiment": self.experiment,
+            "verdict": self.verdict,
+            "claim": self.claim(lang),
+            "detail": self.detail(lang),
+            "numbers": self.numbers,
+        }
+
+
+@dataclass
+class RunOutput:
+    """What one run returns; the runner adds ids, timings and versions."""
+
+    metrics: list[tuple[int, str, float]] = field(default_factory=list)
+    layers: list[tuple[int, str, str, float]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    diverged: bool = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment: question, config, presets, grid, one run, summary."""
+
+    name: str
+    config: type
+    presets: dict[str, dict[str, Any]]
+    cells: Callable[[Any], list[dict[str, Any]]]
+    run: Callable[[Any, dict[str, Any], int], RunOutput]
+    summarize: Callable[[Any, Sequence[RunRecord]], list[Finding]]
+    axes: tuple[str, ...] = ()  # config fields that span the grid (each cell names its value)
+    seeds: Callable[[Any], Sequence[int]] = field(default=lambda config: range(config.seeds))
+    # Rough peak bytes of the config's largest run (parameters, gradients, optimizer state,
+    # activations); None: no estimate, no check.
+    memory: Callable[[Any], int] | None = None
+    # Checks that the data a config needs is on disk (raises ValueError saying how to get
+    # it), before a sweep starts; None: everything it needs ships with leaky.
+    check_data: Callable[[Any], None] | None = None
+    # The grid's cell count without building it, where the grid is not the product of its
+    # axes (accuracy: the speech tasks run extra activations); None: the product.
+    count_cells: Callable[[Any], int] | None = None
+    # The config field that may name the user's data ("file:..." specs, see
+    # leaky.data.user_task): "tasks" or "dataset"; None: built-in data only.
+    user_data: str | None = None
+
+    def data_specs(self, config: Any) -> tuple[str, ...]:
+        """The user-data specs (``file:...``) this config reads, in order, once each."""
+        from leaky.data import is_file_task
+
+        if self.user_data is None:
+            return ()
+        value = getattr(config, self.user_data)
+        values = value if isinstance(value, tuple) else (value,)
+        return tuple(dict.fromkeys(v for v in values if is_file_task(v)))
+
+    def question(self, lang: str = "en") -> str:
+        """The question the experiment answers (from the message catalogue)."""
+        from leaky.messages import get_messages
+
+        return get_messages(lang)(f"experiments.{self.name}.question")
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (sensible at 0 and 1).
+
+    Examples:
+        >>> low, high = wilson_interval(0, 1000)
+        >>> low, round(high, 4)
+        (0.0, 0.0038)
+    """
+    if trials <= 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, no rounding dust
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return (low, high)
+
+
+def positive(config: Any, *names: str) -> None:
+    """Check that config fields (numbers or tuples of numbers) are all >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(v < 1 for v in values):
+            raise ValueError(f"Expected {name} >= 1, got {value!r}")
+
+
+def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None) -> None:
+    """Check activation names against the spec table (and an experiment's own list)."""
+    from leaky.core.spec import get_spec
+
+    if not names:
+        raise ValueError("Expected at least one activation")
+    for name in names:
+        get_spec(name)
+        if allowed is not None and name not in allowed:
+            raise ValueError(f"Expected activations among {', '.join(allowed)}, got {name!r}")
+
+
+def classification_dataset(name: str) -> None:
+    """Check that ``name`` is a classification task (what these experiments train).
+
+    The built-in ones, and ``fsdd`` (spoken digits read from disk, see
+    :mod:`leaky.data.fsdd`).
+    """
+    from leaky.data import BUILTIN
+
+    if name == "fsdd":
+        return
+    if name not in BUILTIN:
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join([*BUILTIN, 'fsdd'])}")
+    if BUILTIN[name].task != "classification":
+        classification = [n for n, info in BUILTIN.items() if info.task == "classification"]
+        raise ValueError(
+            f"Expected a classification dataset ({', '.join(classification)}), but {name!r} is "
+            f"a {BUILTIN[name].task} task"
+        )
+
+
+def dataset_on_disk(config: Any) -> None:
+    """Check, before a sweep starts, that a config's ``dataset`` read from disk is there.
+
+    ``fsdd`` is looked for where :func:`leaky.data.fsdd.find_fsdd` looks; a missing copy is
+    one ``ValueError`` that says where it looked and how to get it. Built-in tasks and the
+    user's files (checked when their spec is read) need nothing here.
+    """
+    if getattr(config, "dataset", None) == "fsdd":
+        from leaky.data.fsdd import find_fsdd
+
+        find_fsdd(None, data_dir_option=False)  # these configs have no data_dir
+
+
+def classification_data(name: str) -> None:
+    """Check a built-in classification task's name, or the spelling of a user-data spec."""
+    from leaky.data import is_file_task, parse_task_spec
+
+    if is_file_task(name):
+        parse_task_spec(name)
+    else:
+        classification_dataset(name)
+
+
+def mlp_only(name: str) -> None:
+    """Refuse a user-data spec that asks for a CNN in an experiment that trains MLPs."""
+    from leaky.data import is_file_task, parse_task_spec
+
+    if is_file_task(name) and parse_task_spec(name).model != "mlp":
+        raise ValueError(
+            f"Expected model=mlp in {name!r}: this experiment trains an MLP (model=cnn is for "
+            "the accuracy experiment)"
+        )
+
+
+def positive_numbers(config: Any, *names: str) -> None:
+    """Check that config fields (numbers or non-empty tuples of numbers) are all > 0."""
+    for name in names:
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(not v > 0 for v in values):
+            raise ValueError(f"Expected {name} > 0, got {value!r}")
+
+
+def fractions(config: Any, *names: str) -> None:
+    """Check that config fields are fractions strictly between 0 and 1."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0 < value < 1:
+            raise ValueError(f"Expected {name} between 0 and 1 (a fraction), got {value!r}")
