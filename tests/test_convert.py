@@ -13,6 +13,7 @@ from leaky.diagnosis.convert import (
     ProducerNotFoundWarning,
     convert,
     find_functional_activations,
+    to_torch,
 )
 
 from _helpers import BasicBlock
@@ -395,3 +396,62 @@ def test_functions_stored_on_the_module_and_tensor_methods_still_count():
     found = find_functional_activations(nn.Sequential(StoredFunction()))
     assert len(found) == 2
     assert any("self.act(...)" in f for f in found) and any(".relu(...)" in f for f in found)
+
+
+# --- to_torch: leaky.nn back to torch.nn, same weights, same places.
+
+
+def _leaky_classes(model: nn.Module) -> list[type]:
+    return [type(m) for m in model.modules() if type(m).__module__.startswith("leaky.")]
+
+
+def test_convert_then_to_torch_gives_torch_modules_with_the_same_weights_and_outputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 6), nn.PReLU(6), nn.Linear(6, 3)
+    ).eval()
+    with torch.no_grad():
+        model[3].weight.uniform_(0.0, 0.5)  # learned slopes, not the default 0.25
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(16, 4)
+    expected = model(x)
+    convert(model, "leaky_relu", only=(nn.LeakyReLU,))
+    convert(model, "prelu", only=(nn.PReLU,))
+    assert [type(m) for m in model][1::2] == [leaky.nn.LeakyReLU, leaky.nn.PReLU]
+    changes = to_torch(model)
+    assert [type(m) for m in model] == [nn.Linear, nn.LeakyReLU, nn.Linear, nn.PReLU, nn.Linear]
+    assert [c.names for c in changes] == [("1",), ("3",)]
+    assert model.state_dict().keys() == original.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in original.items())
+    assert not model[3].training  # eval mode kept
+    assert torch.equal(model(x), expected)
+
+
+def test_to_torch_replaces_a_module_used_twice_by_one_module():
+    shared = leaky.nn.LeakyReLU(0.1)
+    model = nn.Sequential(nn.Linear(3, 3), shared, nn.Linear(3, 3), shared)
+    (change,) = to_torch(model)
+    assert change.names == ("1", "3")
+    assert type(model[1]) is nn.LeakyReLU and model[1] is model[3]
+    assert str(change) == (
+        "1, 3: leaky.nn.LeakyReLU(negative_slope=0.1) -> torch.nn.LeakyReLU(negative_slope=0.1)"
+    )
+
+
+def test_to_torch_walks_nested_containers_like_convert_to_torch():
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        model = _nested()
+        convert(model, "prelu", negative_slope=0.1)
+        return model
+
+    model, same = build(), build()
+    assert leaky.nn.PReLU in _leaky_classes(model)
+    changes = to_torch(model)
+    assert _leaky_classes(model) == []
+    assert model[1] is model[2][0].act  # still one object in two places
+    assert type(model[2][1].heads["relu"]) is nn.PReLU
+    assert [str(c) for c in changes] == [str(c) for c in convert(same, "torch")]
+    assert len(changes) == 5
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        to_torch([nn.ReLU()])

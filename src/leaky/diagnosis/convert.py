@@ -1,8 +1,10 @@
 """Swap a model's activations in place, with the right re-initialisation.
 
 ``convert(model)`` turns every ``torch.nn.ReLU`` into ``leaky.nn.LeakyReLU``; ``to`` takes
-any name or class of the spec table, and ``to="torch"`` turns ``leaky.nn`` modules back
-into their ``torch.nn`` equivalents (same weights) for export or sharing.
+any name or class of the spec table. ``to_torch(model)`` (also ``convert(model, "torch")``)
+turns ``leaky.nn`` modules back into their ``torch.nn`` equivalents (same weights) for
+export or sharing. Both walk the model the same way: each place where a module is replaced
+is one record, and a module object used in several places is replaced by one new module.
 
 Activations called as functions inside ``forward`` (``F.relu(x)``) cannot be swapped:
 ``convert`` finds them in the source of each ``forward`` and warns once per call site, at
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 import textwrap
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +42,7 @@ __all__ = [
     "ProducerNotFoundWarning",
     "convert",
     "find_functional_activations",
+    "to_torch",
 ]
 
 
@@ -47,6 +52,16 @@ class FunctionalActivationWarning(UserWarning):
 
 class ProducerNotFoundWarning(UserWarning):
     """``reinit=True`` cannot tell which layer feeds an activation, so none is re-initialised."""
+
+
+def _caller_stacklevel() -> int:
+    # The ``stacklevel`` that makes the warning of the function calling this point at the
+    # first line outside this module, however deep below ``convert`` or ``to_torch`` it is
+    # raised (what ``warnings.warn(skip_file_prefixes=...)`` does from Python 3.12 on).
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(frozen=True)
@@ -298,16 +313,15 @@ def _registered_producer(
 
 
 def _producers_from_forward(
-    model: torch.nn.Module, example_input: Any, activations: set[int]
-) -> dict[int, list[tuple[str, torch.nn.Module] | None]]:
+    model: torch.nn.Module, example_input: Any, activations: set[torch.nn.Module]
+) -> dict[torch.nn.Module, list[tuple[str, torch.nn.Module] | None]]:
     # For each call of each activation, the layer with a weight matrix called last before
     # it (None when no such layer ran before it).
-    producers: dict[int, list[tuple[str, torch.nn.Module] | None]] = {}
+    producers: dict[torch.nn.Module, list[tuple[str, torch.nn.Module] | None]] = {}
     last: tuple[str, torch.nn.Module] | None = None
     for call in trace_leaf_calls(model, example_input):
-        key = id(call.module)
-        if key in activations:
-            producers.setdefault(key, []).append(last)
+        if call.module in activations:
+            producers.setdefault(call.module, []).append(last)
         elif _has_weight_matrix(call.module):
             last = (call.name, call.module)
     return producers
@@ -362,13 +376,13 @@ def _build(
         if spec.name == "prelu":
             options["num_parameters"] = old.num_parameters
             options.update(device=old.weight.device, dtype=old.weight.dtype)
-        explicit = negative_slope is not None and spec.slope_param is not None
-        if explicit:
-            options[spec.slope_param] = negative_slope
-            if spec.name == "leaky_relu" and negative_slope < 0:  # type: ignore[operator]
+        explicit = negative_slope if spec.slope_param is not None else None
+        if spec.slope_param is not None and explicit is not None:
+            options[spec.slope_param] = explicit
+            if spec.name == "leaky_relu" and explicit < 0:
                 options["inplace"] = False  # a negative slope cannot run in place
         new = get_activation(spec.name, **options)
-        if not (explicit and spec.name == "prelu"):  # PReLU's weight is its slope
+        if not (explicit is not None and spec.name == "prelu"):  # PReLU's weight is its slope
             new.load_state_dict(old.state_dict())
         return new
     kwargs: dict[str, Any] = {}
@@ -394,7 +408,7 @@ def _slope_of(module: torch.nn.Module) -> float:
     return float(getattr(module, "negative_slope", 0.0))
 
 
-def _to_torch(module: torch.nn.Module) -> torch.nn.Module | None:
+def _torch_equivalent(module: torch.nn.Module) -> torch.nn.Module | None:
     from leaky import nn as leaky_nn
 
     if isinstance(module, leaky_nn.BiasLeakyReLU):
@@ -402,7 +416,7 @@ def _to_torch(module: torch.nn.Module) -> torch.nn.Module | None:
             f"{module!r} has no torch.nn equivalent (a fused bias + activation + gain) and "
             "stays a leaky module",
             UserWarning,
-            stacklevel=4,
+            stacklevel=_caller_stacklevel(),
         )
         return None
 
@@ -416,6 +430,82 @@ def _to_torch(module: torch.nn.Module) -> torch.nn.Module | None:
         new.load_state_dict(module.state_dict())
         return new
     return None
+
+
+@dataclass(frozen=True)
+class _Swap:
+    """One place where a module was replaced: ``parent``'s child ``name`` was ``old``, is ``new``.
+
+    A module object used in several places gives one record per place, all with the same
+    ``old`` and ``new``. ``parent_name`` and ``parent`` also tell re-initialisation which
+    layer comes before the activation in a Sequential.
+    """
+
+    parent_name: str  # "" for the model itself
+    parent: torch.nn.Module
+    name: str  # the attribute, or the index in a Sequential / ModuleList
+    old: torch.nn.Module
+    new: torch.nn.Module
+
+    @property
+    def place(self) -> str:
+        return f"{self.parent_name}.{self.name}" if self.parent_name else self.name
+
+
+# Given (old module, its parent, its name in the parent): the module to put in its place,
+# or None to leave it.
+_Replacement = Callable[[torch.nn.Module, torch.nn.Module, str], torch.nn.Module | None]
+
+
+def _swap_modules(model: torch.nn.Module, replacement: _Replacement) -> list[_Swap]:
+    # Every child of every module, in registration order, replaced in place. A module object
+    # gets one new module, built at its first place and put in all its places.
+    parents = list(model.named_modules(remove_duplicate=False))
+    built: dict[torch.nn.Module, torch.nn.Module] = {}
+    swaps = []
+    for parent_name, parent in parents:
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            new = built.get(child)
+            if new is None:
+                new = replacement(child, parent, name)
+                if new is None:
+                    continue
+                _match_placement(new, child, parent, name)
+                built[child] = new
+            setattr(parent, name, new)
+            swaps.append(_Swap(parent_name, parent, name, child, new))
+    return swaps
+
+
+def _by_module(swaps: list[_Swap]) -> list[list[_Swap]]:
+    # The records of each replaced module object together, in the order first met.
+    groups: dict[torch.nn.Module, list[_Swap]] = {}
+    for swap in swaps:
+        groups.setdefault(swap.old, []).append(swap)
+    return list(groups.values())
+
+
+def _change(group: list[_Swap], reinitialised: tuple[str, ...] = ()) -> Change:
+    places = tuple(swap.place for swap in group)
+    return Change(places, _describe(group[0].old), _describe(group[0].new), reinitialised)
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
+
+
+def _warn_functional_sites(model: torch.nn.Module) -> None:
+    for site in _functional_sites(model):
+        warnings.warn_explicit(
+            f"{site} is called as a function and cannot be swapped by convert(); "
+            "replace it with an activation module to convert it",
+            FunctionalActivationWarning,
+            site.call.file,
+            site.call.line,
+        )
 
 
 def convert(
@@ -435,7 +525,8 @@ def convert(
             module used in the same places.
         to: a spec name or class (``"leaky_relu"``, ``"prelu"``, ``leaky.nn.PReLU``...), or
             ``"torch"`` to turn ``leaky.nn`` modules back into ``torch.nn`` ones with the
-            same weights. Default: ``"leaky_relu"``
+            same weights (:func:`to_torch`; the other arguments are then ignored).
+            Default: ``"leaky_relu"``
         negative_slope: slope of the new Leaky ReLU, or PReLU's initial slope. Given, it
             wins over the old module's slope, also when the old module already is a Leaky
             ReLU or PReLU (even of the target class). None keeps the old module's slope
@@ -477,88 +568,107 @@ def convert(
         >>> [str(change) for change in convert(model, negative_slope=0.1, reinit=True)]
         ['1: torch.nn.ReLU() -> leaky.nn.LeakyReLU(negative_slope=0.1) (re-initialised 0)']
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
-    back_to_torch = to == "torch"
-    spec = None if back_to_torch else _target(to)  # type: ignore[arg-type]
-    if not back_to_torch and not (isinstance(only, tuple) and only):
+    _check_model(model)
+    if to == "torch":
+        return to_torch(model)
+    spec = _target(to)
+    if not (isinstance(only, tuple) and only):
         raise TypeError(f"Expected `only` to be a non-empty tuple of module classes, got {only!r}")
-    parents = [(name, module) for name, module in model.named_modules(remove_duplicate=False)]
+
+    def replacement(
+        old: torch.nn.Module, parent: torch.nn.Module, name: str
+    ) -> torch.nn.Module | None:
+        if not _should_swap(old, spec, only, negative_slope):
+            return None
+        return _build(spec, old, negative_slope, _channels(parent, name))
+
     traced = None
-    if reinit and not back_to_torch and example_input is not None:
-        # Before anything is swapped, so that a failing forward pass changes nothing.
+    if reinit and example_input is not None:
+        # Before anything is swapped, so that a failing forward pass changes nothing. Every
+        # module but the model itself is some module's child, so these are what gets swapped.
         targets = {
-            id(child)
-            for _, parent in parents
-            for child in parent._modules.values()
-            if child is not None and _should_swap(child, spec, only, negative_slope)  # type: ignore[arg-type]
+            module
+            for name, module in model.named_modules()
+            if name and _should_swap(module, spec, only, negative_slope)
         }
         traced = _producers_from_forward(model, example_input, targets)
-    replaced: dict[int, torch.nn.Module] = {}
-    places: dict[int, list[str]] = {}
-    slots: dict[int, list[tuple[str, torch.nn.Module, str]]] = {}
-    olds: dict[int, torch.nn.Module] = {}
-    for parent_name, parent in parents:
-        for child_name, child in list(parent._modules.items()):
-            if child is None:
-                continue
-            key = id(child)
-            if key not in replaced:
-                if back_to_torch:
-                    new = _to_torch(child)
-                elif _should_swap(child, spec, only, negative_slope):  # type: ignore[arg-type]
-                    new = _build(spec, child, negative_slope, _channels(parent, child_name))  # type: ignore[arg-type]
-                else:
-                    new = None
-                if new is None:
-                    continue
-                _match_placement(new, child, parent, child_name)
-                replaced[key], olds[key] = new, child
-            full_name = f"{parent_name}.{child_name}" if parent_name else child_name
-            if full_name in places.setdefault(key, []):
-                continue
-            places[key].append(full_name)
-            slots.setdefault(key, []).append((parent_name, parent, child_name))
-            setattr(parent, child_name, replaced[key])
-    reinitialised: dict[int, list[str]] = {key: [] for key in replaced}
-    if reinit and not back_to_torch:
-        for key, new in replaced.items():
-            layers, problem = (
-                _traced_layers(traced.get(key))
-                if traced is not None
-                else _registered_layers(slots[key])
-            )
-            params = _init_params(spec, new)  # type: ignore[arg-type]
-            for layer_name, layer in layers:
-                if layer_name not in reinitialised[key]:
-                    init_layer_(layer, spec.name, **params)  # type: ignore[union-attr]
-                    reinitialised[key].append(layer_name)
-            if problem:
-                warnings.warn(
-                    f"reinit: cannot tell which layer feeds `{', '.join(places[key])}` "
-                    f"({_describe(olds[key])}): {problem}. It was swapped, but no layer was "
-                    "re-initialised for it"
-                    + (
-                        ""
-                        if traced is not None
-                        else "; pass `example_input=` (an input for the model's forward) to "
-                        "find the layer from a forward pass"
-                    ),
-                    ProducerNotFoundWarning,
-                    stacklevel=2,
-                )
-    for site in _functional_sites(model):
-        warnings.warn_explicit(
-            f"{site} is called as a function and cannot be swapped by convert(); "
-            "replace it with an activation module to convert it",
-            FunctionalActivationWarning,
-            site.call.file,
-            site.call.line,
-        )
-    return [
-        Change(tuple(places[key]), _describe(olds[key]), _describe(new), tuple(reinitialised[key]))
-        for key, new in replaced.items()
+    # Feeding layers are looked for once every swap is done: an activation standing
+    # between a layer and the next activation is named by its new class.
+    groups = _by_module(_swap_modules(model, replacement))
+    changes = [
+        _change(group, _reinitialise(spec, group, traced) if reinit else ()) for group in groups
     ]
+    _warn_functional_sites(model)
+    return changes
+
+
+def to_torch(model: torch.nn.Module) -> list[Change]:
+    """Turn ``leaky.nn`` activation modules in ``model`` back into ``torch.nn`` ones, in place.
+
+    ``leaky.nn.LeakyReLU``, ``PReLU`` and ``RReLU`` become the ``torch.nn`` class of the
+    same name with the same options and weights (same ``state_dict``), device, dtype and
+    train / eval mode, for export or for sharing the model with code that does not
+    install ``leaky``. A module object used in several places is replaced by one new
+    module used in the same places. ``convert(model, "torch")`` does the same.
+
+    Args:
+        model: any module; nested containers and custom classes are walked.
+
+    Returns:
+        One :class:`Change` per replaced module object.
+
+    Warns:
+        UserWarning: for each ``leaky.nn.BiasLeakyReLU``, which has no ``torch.nn``
+            equivalent and stays.
+        FunctionalActivationWarning: as in :func:`convert`.
+
+    Examples:
+        >>> from torch import nn
+        >>> from leaky.nn import LeakyReLU
+        >>> model = nn.Sequential(nn.Linear(4, 8), LeakyReLU(0.2))
+        >>> [str(change) for change in to_torch(model)]
+        ['1: leaky.nn.LeakyReLU(negative_slope=0.2) -> torch.nn.LeakyReLU(negative_slope=0.2)']
+        >>> type(model[1]) is nn.LeakyReLU
+        True
+    """
+    _check_model(model)
+    swaps = _swap_modules(model, lambda old, _parent, _name: _torch_equivalent(old))
+    changes = [_change(group) for group in _by_module(swaps)]
+    _warn_functional_sites(model)
+    return changes
+
+
+def _reinitialise(
+    spec: ActivationSpec,
+    group: list[_Swap],
+    traced: dict[torch.nn.Module, list[tuple[str, torch.nn.Module] | None]] | None,
+) -> tuple[str, ...]:
+    # Re-initialise the layers feeding one swapped module (all its places); their names.
+    old, new = group[0].old, group[0].new
+    places = ", ".join(swap.place for swap in group)
+    layers, problem = (
+        _traced_layers(traced.get(old)) if traced is not None else _registered_layers(group)
+    )
+    params = _init_params(spec, new)
+    names: list[str] = []
+    for layer_name, layer in layers:
+        if layer_name not in names:
+            init_layer_(layer, spec.name, **params)
+            names.append(layer_name)
+    if problem:
+        warnings.warn(
+            f"reinit: cannot tell which layer feeds `{places}` ({_describe(old)}): {problem}. "
+            "It was swapped, but no layer was re-initialised for it"
+            + (
+                ""
+                if traced is not None
+                else "; pass `example_input=` (an input for the model's forward) to "
+                "find the layer from a forward pass"
+            ),
+            ProducerNotFoundWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+    return tuple(names)
 
 
 def _traced_layers(
@@ -572,12 +682,10 @@ def _traced_layers(
     return found, ""
 
 
-def _registered_layers(
-    slots: list[tuple[str, torch.nn.Module, str]],
-) -> tuple[list[tuple[str, torch.nn.Module]], str]:
+def _registered_layers(group: list[_Swap]) -> tuple[list[tuple[str, torch.nn.Module]], str]:
     found, problems = [], []
-    for parent_name, parent, child_name in slots:
-        result = _registered_producer(parent, parent_name, child_name)
+    for swap in group:
+        result = _registered_producer(swap.parent, swap.parent_name, swap.name)
         if isinstance(result, str):
             problems.append(result)
         else:
