@@ -173,3 +173,34 @@ def test_negative_slope_of_each_rectifier():
     assert get_spec("prelu").negative_slope() == 0.25
     assert get_spec("rrelu").negative_slope() == pytest.approx((1 / 8 + 1 / 3) / 2)
     assert get_spec("tanh").negative_slope() is None
+
+
+# Options other than the defaults, so that each row's functions are seen to read them.
+OTHER_OPTIONS = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "prelu": {"init": 0.1},
+    "rrelu": {"lower": 0.05, "upper": 0.5},
+    "elu": {"alpha": 0.5},
+    "hardtanh": {"min_val": -2.0, "max_val": 3.0},
+    "softplus": {"beta": 2.0, "threshold": 3.0},
+}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("options", ["defaults", "others"])
+def test_torch_derivative_matches_the_reference_derivative(spec, options):
+    params = OTHER_OPTIONS.get(spec.name, {}) if options == "others" else {}
+    # 0, the kinks (+-1, +-2, +-3, 6), softplus's thresholds, tails, and a grid between.
+    kinks = [0.0, -1.0, 1.0, -2.0, 2.0, -3.0, 3.0, 1.5, 6.0, 20.0, -30.0, 30.0]
+    x = np.concatenate([kinks, np.linspace(-8, 8, 321)])
+    y = spec.forward(x, **params)
+    ours = spec.local_derivative(torch.from_numpy(x), torch.from_numpy(y), **params)
+    assert ours.dtype == torch.float64
+    np.testing.assert_allclose(ours.numpy(), spec.derivative(x, **params), rtol=1e-9, atol=1e-12)
+
+
+def test_prelu_torch_derivative_reads_a_learned_weight():
+    x = torch.tensor([[-1.0, -1.0], [2.0, -3.0]], dtype=torch.float64)
+    weight = torch.tensor([[0.5, 0.0]], dtype=torch.float64)  # one slope per channel
+    derivative = get_spec("prelu").local_derivative(x, x, weight=weight)
+    assert derivative.tolist() == [[0.5, 0.0], [1.0, 0.0]]
