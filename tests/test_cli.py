@@ -4,16 +4,15 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 import leaky
 from leaky.cli import cli
-from leaky.messages import get_messages
+from leaky.lab.runner import SweepResult
+from leaky.messages import figure_files, get_messages
 from leaky.messages.style import japanese_font
-from leaky.messages import figure_files
 from leaky.system import atomic
 
 
@@ -249,11 +248,11 @@ def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
 
     seen = {}
 
-    def run_experiment(name, config, store, **kwargs):
-        seen["config"] = config
-        return SimpleNamespace(ran=0, skipped=0, diverged=0, elsewhere=0, retried=0)
+    def execute(sweep, store, **kwargs):
+        seen["config"] = sweep.config
+        return SweepResult(total=0, ran=0, skipped=0, diverged=0)
 
-    monkeypatch.setattr("leaky.lab.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.lab.findings.execute", execute)
     monkeypatch.setattr("leaky.lab.findings.summarize", lambda *args, **kwargs: [])
     store = tmp_path / "s.db"
     result = _run(

@@ -148,7 +148,7 @@ def _pickled_data(tmp_path):
         (lambda f, t: [f"{f}:make_model", "--data", _pickled_data(t)], "without pickles"),
         (
             lambda f, t: [f"{f}:make_model", "--input-shape", "4", "--json", t / "x.txt"],
-            "expected a .json file",
+            "Expected --json to be a .json file",
         ),
         (
             lambda f, t: [f"{f}:make_model", "--input-shape", "100000,100000,100"],

@@ -9,6 +9,7 @@ from leaky.cli import cli
 from leaky.demo import run_demo
 from leaky.lab.experiments import EXPERIMENTS, VERDICTS, wilson_interval
 from leaky.lab.findings import resolve_config, run_experiment, summarize
+from leaky.lab.plan import plan
 from leaky.lab.store import Store
 
 
@@ -17,7 +18,7 @@ def _findings(name, tmp_path, **overrides):
     config = resolve_config(name, preset="tiny", overrides=overrides)
     with Store(tmp_path / f"{name}.db") as store:
         run_experiment(name, config, store, progress=False)
-        findings = summarize(name, config, store)
+        findings = summarize(plan(name, config), store)
     keys = [
         "/".join([f.key, *(str(f.numbers[k]) for k in ("task",) if k in f.numbers)])
         for f in findings

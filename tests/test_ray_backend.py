@@ -19,8 +19,9 @@ psutil = pytest.importorskip("psutil", reason="psutil comes with Ray's default e
 
 from leaky.cli import cli  # noqa: E402
 from leaky.lab.findings import resolve_config  # noqa: E402
+from leaky.lab.plan import plan  # noqa: E402
 from leaky.lab.ray_backend import RayRunner, _cannot_import_the_task, _run_task, start_local  # noqa: E402
-from leaky.lab.runner import SweepInterrupted, check_backend, execute, plan, run_one  # noqa: E402
+from leaky.lab.runner import SweepInterrupted, check_backend, execute, run_one  # noqa: E402
 from leaky.lab.store import Store  # noqa: E402
 
 from _helpers import stored_runs  # noqa: E402
@@ -234,11 +235,11 @@ def test_a_node_without_this_leaky_is_named_as_the_problem():
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (("local", "127.0.0.1:1"), "pass it with --backend ray"),
-        (("ray", "127.0.0.1:1", 2), "Expected no --workers with --address"),
-        (("ray", "http://127.0.0.1:1"), "Expected --address to be auto, HOST:PORT"),
-        (("ray", "127.0.0.1"), "Expected --address to be auto, HOST:PORT"),
-        (("ray", None, 10_000), "Expected --workers x --threads to be at most"),
+        (("local", "127.0.0.1:1"), "pass it with backend ray"),
+        (("ray", "127.0.0.1:1", 2), "Expected no workers with address"),
+        (("ray", "http://127.0.0.1:1"), "Expected address to be auto, HOST:PORT"),
+        (("ray", "127.0.0.1"), "Expected address to be auto, HOST:PORT"),
+        (("ray", None, 10_000), "Expected workers x threads to be at most"),
     ],
 )
 def test_backend_settings_are_checked_before_anything_starts(arguments, message):
@@ -257,11 +258,11 @@ def test_the_summary_line_says_how_many_runs_were_submitted_again(monkeypatch, t
 
     seen = {}
 
-    def run_experiment(name, config, store, **kwargs):
-        seen.update(kwargs)
+    def execute(sweep, store, *, backend, **kwargs):
+        seen.update(backend=backend.kind, address=backend.address, workers=backend.workers)
         return SweepResult(total=8, ran=8, skipped=0, diverged=0, retried=1)
 
-    monkeypatch.setattr("leaky.lab.findings.run_experiment", run_experiment)
+    monkeypatch.setattr("leaky.lab.findings.execute", execute)
     monkeypatch.setattr("leaky.lab.findings.summarize", lambda *args, **kwargs: [])
     store = str(tmp_path / "s.db")
     arguments = ["run", "born-dead", "--backend", "ray", "--workers", "2", "--store", store]

@@ -14,7 +14,7 @@ from leaky.cli import cli
 from leaky.lab.experiments import EXPERIMENTS
 from leaky.lab.experiments.accuracy import speech_tasks_present
 from leaky.lab.findings import resolve_config, run_experiment
-from leaky.lab.runner import plan
+from leaky.lab.plan import plan
 from leaky.lab.store import RunRecord, Store
 from leaky.messages import get_messages
 from leaky.report import write_report

@@ -10,6 +10,7 @@ import leaky.lab.resources
 from leaky.cli import cli
 from leaky.lab.experiments import EXPERIMENTS
 from leaky.lab.findings import resolve_config
+from leaky.lab.plan import plan
 from leaky.lab.resources import (
     MAX_RUNS_PER_SWEEP,
     available_memory,
@@ -17,7 +18,6 @@ from leaky.lab.resources import (
     check_plan_size,
     planned_runs,
 )
-from leaky.lab.runner import plan
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_memory_check_against_a_given_amount_and_workers():
     check_memory("slope", config, available=one)
     with pytest.raises(ValueError, match="one run needs about .* use smaller settings"):
         check_memory("slope", config, available=one - 1)
-    with pytest.raises(ValueError, match=r"2 runs at once \(--workers 2\) .*at most 1\)"):
+    with pytest.raises(ValueError, match=r"2 runs at once \(workers 2\) .*at most 1\)"):
         check_memory("slope", config, workers=2, available=one + 1)
     check_memory("slope", config, workers=2, available=2 * one)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from leaky.lab.findings import resolve_config
-from leaky.lab.runner import execute, plan
+from leaky.lab.plan import plan
+from leaky.lab.runner import execute
 from leaky.lab.store import Store
 
 from _helpers import stored_runs

@@ -7,6 +7,7 @@ import pytest
 from leaky.demo import demo_overrides
 from leaky.lab.experiments.accuracy import EXPERIMENT, _cells, _summarize
 from leaky.lab.findings import resolve_config, run_experiment, summarize
+from leaky.lab.plan import plan
 from leaky.lab.store import Store
 from leaky.report import write_report
 
@@ -99,7 +100,7 @@ def test_speech_sweep_stores_results_and_the_report_shows_them(tmp_path):
     )
     with Store(tmp_path / "s.db") as store:
         sweep = run_experiment("accuracy", config, store, progress=False)
-        findings = summarize("accuracy", config, store)
+        findings = summarize(plan("accuracy", config), store)
         runs = store.runs("accuracy")
     assert sweep.ran == 2 * 3 * 3
     assert all(len(run.results["data_sha256"]) == 16 for run in runs)
@@ -150,7 +151,6 @@ def test_slope_takes_the_speech_data_too(tmp_path, monkeypatch):
 
 def test_planned_runs_count_the_speech_tasks_extra_activations(tmp_path):
     from leaky.lab.resources import planned_runs
-    from leaky.lab.runner import plan
 
     folder = write_fsdd(tmp_path / "fsdd", speakers=("george",), indices=range(6))
     config = _config(

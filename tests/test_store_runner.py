@@ -14,7 +14,8 @@ import pytest
 from leaky.lab.config import resolve
 from leaky.lab.experiments import get_experiment
 from leaky.lab.findings import resolve_config, run_experiment
-from leaky.lab.runner import execute, plan
+from leaky.lab.plan import plan
+from leaky.lab.runner import execute
 from leaky.lab.store import SCHEMA_VERSION, RunRecord, Store
 
 from _helpers import stored_runs
@@ -113,7 +114,7 @@ def test_diverged_runs_are_stored_and_the_sweep_goes_on(tmp_path):
 
 
 def test_workers_must_fit_the_machine(tmp_path):
-    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="--workers"):
+    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="workers"):
         execute([], store, workers=10_000)
 
 
@@ -223,16 +224,17 @@ def test_the_thread_count_is_part_of_a_runs_identity():
 
 
 def test_workers_times_threads_must_fit_the_usable_cores(tmp_path):
-    from leaky.lab.runner import check_parallelism, usable_cores
+    from leaky.lab.runner import check_parallelism
+    from leaky.system.machine import usable_cores
 
     cores = usable_cores()
     assert check_parallelism(1, cores) == (1, cores)
-    with pytest.raises(ValueError, match=rf"at most {cores} .*lower --workers or --threads"):
+    with pytest.raises(ValueError, match=rf"at most {cores} .*lower workers or threads"):
         check_parallelism(cores, 2)
-    with pytest.raises(ValueError, match="--threads to be a whole number >= 1"):
+    with pytest.raises(ValueError, match="threads to be a whole number >= 1"):
         check_parallelism(1, 0)
     specs = plan("born-dead", resolve_config("born-dead", preset="tiny"), threads=cores + 1)
-    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="--threads"):
+    with Store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="threads"):
         execute(specs, store)
 
 

@@ -167,7 +167,8 @@ def test_dying_and_slope_refuse_a_cnn_and_other_experiments_refuse_files(npz, tm
 
 def test_a_file_changed_during_a_sweep_is_refused(npz, tmp_path):
     from leaky.lab.findings import resolve_config
-    from leaky.lab.runner import plan, run_one
+    from leaky.lab.plan import plan
+    from leaky.lab.runner import run_one
 
     config = resolve_config("slope", preset="tiny", overrides={"dataset": f"file:{npz}"})
     spec = plan("slope", config)[0]

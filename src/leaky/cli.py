@@ -1,38 +1,59 @@
 """The ``leaky`` command: a thin layer over the Python API.
 
-User mistakes (bad options, bad values, unwritable paths) end in a one-line message and
-a non-zero exit code, never a traceback. Set ``LEAKY_DEBUG=1`` to see the traceback.
+Each command parses its options, calls one API function and prints what it returns.
+Commands import what they run when they run, so that ``leaky --help`` starts at once.
+
+User mistakes (bad options, bad values, unwritable paths, a missing optional extra) end in
+a one-line message and exit code 2, never a traceback: the API raises them as
+``ValueError`` (a :class:`~leaky.system.errors.ParameterError` names the parameter, which
+is said here as its flag), ``OSError`` or :class:`~leaky.system.errors.MissingExtraError`.
+Anything else is a bug in leaky: it says so and exits 1. Set ``LEAKY_DEBUG=1`` to see the
+traceback.
 
 Exit codes, the same for every command:
 
 - 0: success.
 - 1: the command ran and found a problem that it reports (for example ``leaky diagnose``
-  finding non-finite values, ``leaky bench`` finding a result that differs from PyTorch's).
-- 2: a user error: a bad option, value, file, store or output path. Everything the API
-  raises as ``ValueError``, ``TypeError`` or ``OSError`` lands here, with click's usage
-  errors.
+  finding non-finite values, ``leaky bench`` finding a result that differs from PyTorch's),
+  or leaky itself failed (a bug).
+- 2: a user error: a bad option, value, file, store or output path.
 - 130: stopped by SIGINT (Ctrl-C); 143: stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from leaky.messages import LANGUAGES
+from leaky.system.errors import MissingExtraError, ParameterError
 from leaky.system.version import __version__
 
 __all__ = ["cli", "main"]
 
-
 USER_ERROR = 2  # a bad option, value, file, store or output path
+BUG = 1  # leaky itself failed
 STOPPED_BY_SIGINT = 130
-STOPPED_BY_SIGTERM = 143
+
+# API parameter names whose flag is not simply --name-with-dashes.
+_FLAGS = {
+    "json_out": "--json",
+    "plot_out": "--plot",
+    "out_path": "--out",
+    "out_dir": "--out",
+    "store_path": "--store",
+    "tensorboard_dir": "--tensorboard",
+    "preset": "--quick",
+    "suites": "SUITES",
+    "formats": "--format",
+}
+
+
+def _flag(parameter: str) -> str:
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
 class _InputError(click.ClickException):
@@ -42,20 +63,42 @@ class _InputError(click.ClickException):
 
 
 class _FriendlyGroup(click.Group):
-    """Turns the errors that user input causes into one line and exit 2, Ctrl-C into 130."""
+    """User errors as one line and exit 2, Ctrl-C as 130, anything else as a bug (exit 1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from leaky.lab.runner import SweepInterrupted
+
+        debug = bool(os.environ.get("LEAKY_DEBUG"))
         try:
             return super().invoke(ctx)
-        except (ValueError, TypeError, OSError) as error:
-            if os.environ.get("LEAKY_DEBUG"):
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except SweepInterrupted as stopped:  # says what it kept, exit 130 or 143
+            click.echo(str(stopped), err=True)
+            ctx.exit(stopped.exit_code)
+        except ParameterError as error:
+            if debug:
+                raise
+            raise _InputError(error.spelled(_flag)) from error
+        except (ValueError, OSError, MissingExtraError) as error:
+            if debug:
                 raise
             raise _InputError(str(error)) from error
         except KeyboardInterrupt:
-            if os.environ.get("LEAKY_DEBUG"):
+            if debug:
                 raise
             click.echo("Stopped (Ctrl-C).", err=True)
             ctx.exit(STOPPED_BY_SIGINT)
+        except Exception as error:
+            if debug:
+                raise
+            click.echo(
+                f"Error: leaky failed unexpectedly ({type(error).__name__}: {error}). This is "
+                "a bug in leaky, not in what you typed; run the command again with "
+                "LEAKY_DEBUG=1 to see the traceback, and report it.",
+                err=True,
+            )
+            ctx.exit(BUG)
 
 
 def _parse_floats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
@@ -71,6 +114,12 @@ def _lang_option(help_text: str) -> Any:
     return click.option(
         "--lang", type=click.Choice(LANGUAGES), default="en", show_default=True, help=help_text
     )
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 @click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,17 +180,22 @@ def list_command(what: str, experiment: str | None) -> None:
             else f"only `leaky list settings` takes an experiment, not `leaky list {what}`"
         )
     if what == "settings":
-        rows, header = _settings_rows(
-            _experiment_name(click.get_current_context(), None, experiment)
-        )
+        from leaky.lab.config import format_value
+        from leaky.lab.findings import experiment_settings
+
+        name = _experiment_name(click.get_current_context(), None, experiment)
+        rows = [
+            (s.name, s.type, format_value(s.default), format_value(quick), s.about)
+            for s, quick in experiment_settings(name)
+        ]
+        _table(("setting", "type", "default", "--quick", "what it sets"), rows)
     elif what == "experiments":
-        rows = [(e.name, e.question()) for e in EXPERIMENTS.values()]
-        header = ("experiment", "question")
+        _table(("experiment", "question"), [(e.name, e.question()) for e in EXPERIMENTS.values()])
     elif what == "datasets":
         from leaky.data import list_datasets
 
         rows = [(info.name, info.description, info.source) for info in list_datasets()]
-        header = ("dataset", "what", "source")
+        _table(("dataset", "what", "source"), rows)
     else:
         from leaky.core.spec import SPECS
 
@@ -153,23 +207,7 @@ def list_command(what: str, experiment: str | None) -> None:
             )
             for s in SPECS
         ]
-        header = ("activation", "defaults", "can a unit die?")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _settings_rows(experiment: str) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
-    from leaky.lab.config import config_to_dict, describe_config, format_value, resolve
-    from leaky.lab.experiments import get_experiment
-
-    spec = get_experiment(experiment)
-    quick = config_to_dict(resolve(spec.config, spec.presets.get("quick", {})))
-    rows = [
-        (s.name, s.type, format_value(s.default), format_value(quick[s.name]), s.about)
-        for s in describe_config(spec.config)
-    ]
-    return rows, ("setting", "type", "default", "--quick", "what it sets")
+        _table(("activation", "defaults", "can a unit die?"), rows)
 
 
 def _experiment_name(ctx: click.Context, param: click.Parameter | None, value: str) -> str:
@@ -180,32 +218,22 @@ def _experiment_name(ctx: click.Context, param: click.Parameter | None, value: s
     return value
 
 
-def _store_option(function: Any) -> Any:
-    return click.option(
-        "--store",
-        "store_path",
-        default="out/results.db",
-        show_default=True,
-        type=click.Path(dir_okay=False),
-        help="SQLite results store; finished runs in it are skipped.",
-    )(function)
-
-
-def _threads_option(function: Any) -> Any:
-    return click.option(
-        "--threads",
-        default=1,
-        show_default=True,
-        type=int,
-        help="torch threads per run; part of the run's identity (it changes the last bits). "
-        "--workers x --threads must fit the usable cores.",
-    )(function)
-
-
-def _stopped(interrupted: Any) -> None:
-    """Say what a stopped sweep kept, and exit 130 (SIGINT) or 143 (SIGTERM)."""
-    click.echo(str(interrupted), err=True)
-    sys.exit(interrupted.exit_code)
+_store_option = click.option(
+    "--store",
+    "store_path",
+    default="out/results.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite results store; finished runs in it are skipped.",
+)
+_threads_option = click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=int,
+    help="torch threads per run; part of the run's identity (it changes the last bits). "
+    "--workers x --threads must fit the usable cores.",
+)
 
 
 @cli.command()
@@ -269,50 +297,27 @@ def run(
     the runs this one has not claimed.
     """
     from leaky.lab.config import load_toml, parse_assignments
-    from leaky.lab.findings import format_findings, resolve_config, run_experiment, summarize
-    from leaky.lab.resources import check_memory
-    from leaky.lab.runner import SweepInterrupted, check_backend
-    from leaky.lab.store import Store
+    from leaky.lab.findings import format_findings, run_and_summarize
 
-    try:
-        overrides = load_toml(config_file) if config_file else {}
-        overrides.update(parse_assignments(assignments))
-        config = resolve_config(experiment, preset="quick" if quick else None, overrides=overrides)
-        check_backend(backend, address, workers=workers, threads=threads)
-        on_saved = _tensorboard_logger(tensorboard_dir)
-        if address is None:  # runs at once on this machine: before the store
-            check_memory(experiment, config, workers=workers)
-    except ValueError as error:
-        raise _InputError(str(error)) from None
-    with Store(store_path) as store:
-        try:
-            sweep = run_experiment(
-                experiment,
-                config,
-                store,
-                workers=workers,
-                threads=threads,
-                progress=False if quiet else None,
-                on_saved=on_saved,
-                backend=backend,
-                address=address,
-            )
-        except SweepInterrupted as interrupted:
-            _stopped(interrupted)
-        findings = summarize(experiment, config, store, threads=threads)
-        logged = None
-        if tensorboard_dir is not None:
-            logged = _log_stored_runs(tensorboard_dir, experiment, config, store, threads)
-    click.echo(
-        f"{experiment}: {sweep.ran} runs done, {sweep.skipped} already in {store_path}"
-        + (f", {sweep.elsewhere} by another process" if sweep.elsewhere else "")
-        + (f", {sweep.diverged} diverged" if sweep.diverged else "")
-        + (f", {sweep.retried} submitted again after a worker died" if sweep.retried else "")
+    overrides = load_toml(config_file) if config_file else {}
+    overrides.update(parse_assignments(assignments))
+    done = run_and_summarize(
+        experiment,
+        store_path,
+        preset="quick" if quick else None,
+        overrides=overrides,
+        workers=workers,
+        threads=threads,
+        progress=False if quiet else None,
+        backend=backend,
+        address=address,
+        tensorboard_dir=tensorboard_dir,
     )
-    click.echo(format_findings(findings))
-    if logged is not None:
+    click.echo(done.result.summary(experiment, store_path))
+    click.echo(format_findings(done.findings))
+    if done.logged is not None:
         where = tensorboard_dir
-        click.echo(f"TensorBoard: {logged} runs in {where} (tensorboard --logdir {where})")
+        click.echo(f"TensorBoard: {done.logged} runs in {where} (tensorboard --logdir {where})")
 
 
 @cli.command()
@@ -337,26 +342,15 @@ def demo(out_dir: str, lang: str, workers: int | None, threads: int, quiet: bool
     """Run the quick preset of every experiment and write the report, into one folder."""
     from leaky.demo import run_demo
     from leaky.lab.findings import format_findings
-    from leaky.lab.runner import SweepInterrupted, check_parallelism, default_workers
 
-    try:
-        if workers is None:
-            check_parallelism(1, threads)
-            workers = default_workers(threads)
-        check_parallelism(workers, threads)
-    except ValueError as error:
-        raise _InputError(str(error)) from None
-    try:
-        findings, path, report = run_demo(
-            out_dir,
-            lang=lang,
-            workers=workers,
-            threads=threads,
-            progress=False if quiet else None,
-            echo=lambda message: click.echo(message, err=True),
-        )
-    except SweepInterrupted as interrupted:
-        _stopped(interrupted)
+    findings, path, report = run_demo(
+        out_dir,
+        lang=lang,
+        workers=workers,
+        threads=threads,
+        progress=False if quiet else None,
+        echo=lambda message: click.echo(message, err=True),
+    )
     click.echo(format_findings(findings, lang))
     for notice in report.notices:
         click.echo(notice, err=True)
@@ -364,39 +358,13 @@ def demo(out_dir: str, lang: str, workers: int | None, threads: int, quiet: bool
     click.echo(f"Report: {report.html}")
 
 
-def _tensorboard_logger(log_dir: str | None) -> Any:
-    """``on_saved`` for the runner: log each stored run to ``log_dir`` (None: no logging)."""
-    if log_dir is None:
-        return None
-    from leaky.lab.tensorboard_runs import check_tensorboard, log_run
-    from leaky.system.atomic import ensure_output_dir
-
-    try:
-        check_tensorboard()
-    except ImportError as error:
-        raise _InputError(str(error)) from None
-    ensure_output_dir(log_dir)  # before the sweep: a bad folder must not cost the runs
-    return lambda record: log_run(log_dir, record)
-
-
-def _log_stored_runs(log_dir: str, experiment: str, config: Any, store: Any, threads: int) -> int:
-    # The sweep's runs that an earlier `leaky run` stored are logged too (once each).
-    from leaky.lab.runner import plan
-    from leaky.lab.tensorboard_runs import log_runs
-
-    wanted = {spec.run_id for spec in plan(experiment, config, threads=threads)}
-    runs = [run for run in store.runs(experiment) if run.run_id in wanted]
-    log_runs(log_dir, runs)
-    return len(runs)
-
-
 def _split_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     from leaky.report.page import check_page_formats
 
     try:
         return check_page_formats([part.strip() for part in value.split(",") if part.strip()])
-    except ValueError as error:
-        raise _InputError(str(error)) from None
+    except ParameterError as error:
+        raise _InputError(error.spelled(_flag)) from None
 
 
 @cli.command()
@@ -429,14 +397,16 @@ def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -
     """Write the findings in a store as report.html / report.md with figures (never trains)."""
     from leaky.report import write_report
 
-    try:
-        files = write_report(store_path, out_dir, lang=lang, formats=formats)
-    except ValueError as error:
-        raise _InputError(str(error)) from None
+    files = write_report(store_path, out_dir, lang=lang, formats=formats)
     for notice in files.notices:
         click.echo(notice, err=True)
     for page in files.pages:
         click.echo(page)
+
+
+_weights_option = click.option(
+    "--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save."
+)
 
 
 @cli.command()
@@ -449,7 +419,7 @@ def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -
     "the experiments read it: a .csv (label column 'label'), a folder of MNIST IDX files or "
     "CIFAR-10 batches, or a file:... spec.",
 )
-@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
+@_weights_option
 @click.option(
     "--batches",
     default=8,
@@ -479,18 +449,7 @@ def report(store_path: str, out_dir: str, lang: str, formats: tuple[str, ...]) -
     "of (N, L, F)). Default: per site, from the layer that produced it (Linear: last, "
     "Conv/BatchNorm: 1; 1 otherwise); the report says which.",
 )
-def diagnose(
-    model: str,
-    input_shape: str | None,
-    data: str | None,
-    weights: str | None,
-    batches: int,
-    batch_size: int,
-    seed: int,
-    json_out: str | None,
-    plot_out: str | None,
-    unit_dim: int | None,
-) -> None:
+def diagnose(model: str, **options: Any) -> None:
     """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
 
     FACTORY is a function or class in FILE.py that returns a torch.nn.Module (called with
@@ -501,45 +460,13 @@ def diagnose(
     prints the report. Exit code 1 when the verdict is non-finite (NaN or inf in the
     model), 2 for a user error, else 0.
     """
-    import json
+    from leaky.diagnosis.diagnose import diagnose_file
 
-    from leaky.diagnosis import diagnose as diagnosis
-    from leaky.diagnosis.monitor import MonitorReport
-    from leaky.system.atomic import atomic_path, ensure_output_dir
-
-    if (input_shape is None) == (data is None):
-        raise click.UsageError("give exactly one of --input-shape and --data")
-    for option, out, suffixes in (
-        ("--json", json_out, (".json",)),
-        ("--plot", plot_out, (".png", ".svg")),
-    ):
-        if out is None:
-            continue
-        if not out.lower().endswith(suffixes):
-            raise click.BadParameter(
-                f"expected a {' or '.join(suffixes)} file, got {out!r}", param_hint=option
-            )
-        try:  # before the run: a bad output path must not cost a whole diagnosis
-            diagnosis.check_output_path(out)  # creates nothing: a failed run leaves no folder
-        except ValueError as error:
-            raise click.BadParameter(str(error).split(";")[0], param_hint=option) from None
-    shape = diagnosis.parse_shape(input_shape) if input_shape is not None else None
-    net = diagnosis.build_model(diagnosis.load_factory(model))
-    if weights is not None:
-        diagnosis.load_weights(net, weights)
-    inputs = diagnosis.input_batches(
-        input_shape=shape, data=data, batches=batches, batch_size=batch_size, seed=seed
-    )
-    report: MonitorReport = diagnosis.diagnose(net, inputs, unit_dim=unit_dim)
-    click.echo(str(report))
-    if json_out is not None:
-        ensure_output_dir(Path(json_out).parent)
-        with atomic_path(json_out) as tmp:
-            tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-        click.echo(f"Wrote {json_out}")
-    if plot_out is not None:
-        click.echo(f"Wrote {report.plot(plot_out)}")
-    if report.verdict == "non-finite":
+    found = diagnose_file(model, **options)
+    click.echo(str(found.report))
+    for path in found.written:
+        click.echo(f"Wrote {path}")
+    if found.report.verdict == "non-finite":
         sys.exit(1)  # the diagnosis ran and found a problem (user errors exit 2)
 
 
@@ -569,58 +496,31 @@ def bench(
     suites: tuple[str, ...], quick: bool, json_out: str | None, device: str, threads: int | None
 ) -> None:
     """Measure leaky against PyTorch (SUITES: batchnorm, kernels, memory, monitor, train; all)."""
-    import json
-
-    import torch
-
-    from leaky.bench import SUITES, run_suite
+    from leaky.bench import BenchRun, run_benchmarks
     from leaky.bench.kernels import ResultMismatchError
-    from leaky.system.atomic import atomic_path, ensure_output_dir
-    from leaky.system.machine import machine_info
 
-    unknown = [name for name in suites if name not in SUITES]
-    if unknown:
-        raise _InputError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
-    if json_out is not None:
-        ensure_output_dir(Path(json_out).parent)
-    if device == "cuda" and not torch.cuda.is_available():  # asked for what is not there
-        raise _InputError(
-            "--device cuda needs a GPU, but CUDA is not available on this machine; nothing "
-            "was measured (use --device cpu)"
+    def started(run: BenchRun) -> None:
+        info = run.machine
+        click.echo(
+            f"machine: {info['cpu']}, {info['usable_cores']} usable cores, torch "
+            f"{info['torch']}, numpy {info['numpy']}, {info['threads']} threads"
+            + (f", {info['gpu']}" if "gpu" in info else "")
         )
-    from leaky.system.machine import usable_cores
 
-    cores = usable_cores()
-    if threads is None:
-        threads = cores
-    elif threads > cores:  # more threads than cores would time contention, not the code
-        raise _InputError(
-            f"Expected --threads at most {cores} (the usable cores here), but got {threads}"
+    try:
+        done = run_benchmarks(
+            suites,
+            quick=quick,
+            device=device,
+            threads=threads,
+            json_out=json_out,
+            on_start=started,
+            on_result=lambda result: click.echo(result.table()),
         )
-    torch.set_num_threads(threads)
-    os.environ["LEAKY_BENCH_THREADS"] = str(threads)  # the memory suite's child processes
-    info = machine_info()
-    click.echo(
-        f"machine: {info['cpu']}, {info['usable_cores']} usable cores, torch {info['torch']}, "
-        f"numpy {info['numpy']}, {info['threads']} threads"
-        + (f", {torch.cuda.get_device_name()}" if device == "cuda" else "")
-    )
-    results = []
-    for name in suites or tuple(SUITES):
-        try:
-            result = run_suite(name, quick=quick, device=device)
-        except ResultMismatchError as error:
-            raise click.ClickException(f"{name}: {error}") from None
-        click.echo(result.table())
-        results.append(result.to_dict())
-    if json_out is not None:
-        with atomic_path(json_out) as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {"machine": info, "device": device, "quick": quick, "suites": results}, indent=1
-                )
-            )
-        click.echo(f"Wrote {json_out}")
+    except ResultMismatchError as error:  # found, not a user error: exit 1
+        raise click.ClickException(str(error)) from None
+    if done.json_path is not None:
+        click.echo(f"Wrote {done.json_path}")
 
 
 @cli.group(name="export")
@@ -649,58 +549,25 @@ def export_group() -> None:
     type=click.Path(dir_okay=False),
     help="The .onnx file to write (its folder is created if missing).",
 )
-@click.option("--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save.")
+@_weights_option
 @click.option(
     "--convert",
     "convert_to",
     metavar="ACTIVATION",
     help="Swap the model's ReLUs for this activation first (leaky.convert), e.g. leaky_relu.",
 )
-def export_onnx(
-    model: str,
-    input_shape: str,
-    batch_size: int,
-    out_path: str,
-    weights: str | None,
-    convert_to: str | None,
-) -> None:
+def export_onnx(model: str, input_shape: str, **options: Any) -> None:
     """Write MODEL (FILE.py:FACTORY, as for diagnose) as ONNX of standard operators.
 
     The model is exported in eval mode; every leaky module becomes standard ONNX operators
     (LeakyRelu, PRelu, BatchNormalization, Add/Mul). --convert runs before --weights, so
     weights trained on the converted model load.
     """
-    import torch
+    from leaky.diagnosis.diagnose import export_file
+    from leaky.diagnosis.export import node_types
 
-    from leaky.diagnosis import diagnose as diagnosis
-    from leaky.diagnosis import export
-
-    if not out_path.lower().endswith(".onnx"):
-        raise _InputError(f"Expected --out to be a .onnx file, but got {out_path!r}")
-    diagnosis.check_output_path(out_path)  # creates nothing yet
-    shape = diagnosis.parse_shape(input_shape)
-    net = diagnosis.build_model(diagnosis.load_factory(model))
-    if convert_to is not None:
-        from leaky.diagnosis.convert import convert
-
-        convert(net, convert_to)
-    if weights is not None:
-        diagnosis.load_weights(net, weights)
-    example = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
-    # The folders --out needs, made now and removed again if the export fails.
-    missing = [p for p in Path(out_path).absolute().parents if not p.exists()]
-    for folder in reversed(missing):
-        folder.mkdir()
-    try:
-        path = export.onnx(net, example, out_path)
-    except BaseException as error:
-        for folder in missing:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if isinstance(error, ImportError):
-            raise _InputError(str(error)) from None
-        raise
-    click.echo(f"Wrote {path} (ONNX operators: {', '.join(export.node_types(path))})")
+    path = export_file(model, input_shape, **options)
+    click.echo(f"Wrote {path} (ONNX operators: {', '.join(node_types(path))})")
 
 
 @cli.command()
@@ -730,33 +597,16 @@ def playground(
     host: str, port: int, no_browser: bool, max_sessions: int, idle_timeout: float
 ) -> None:
     """Start the live playground page on this machine (Ctrl-C stops it)."""
-    import socket
+    from leaky.playground import server
 
-    from leaky.playground.server import is_loopback, serve
-
-    for package in ("starlette", "uvicorn", "plotly"):
-        try:
-            __import__(package)
-        except ImportError:
-            raise _InputError(
-                f"The playground needs {package}: pip install 'leaky[playground]'"
-            ) from None
-    if not is_loopback(host):
+    server.check_can_serve(host, port)
+    if not server.is_loopback(host):
         click.echo(
             f"Warning: listening on {host}, not on loopback: anyone who can reach this address "
             "can use the playground and this machine's CPU.",
             err=True,
         )
-    try:  # a clear message now rather than uvicorn's log line later
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
-    except OSError as error:
-        raise _InputError(
-            f"Cannot listen on {host}:{port} ({error.strerror or error}); "
-            "choose another --port or --host"
-        ) from None
-    serve(
+    server.serve(
         host,
         port,
         open_browser=not no_browser,
@@ -796,40 +646,21 @@ def data_fetch(name: str, target: str | None, url: str | None, quiet: bool) -> N
     except FetchError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)  # the command ran and the download failed or did not check out
-    if result.already_present:
-        click.echo(f"{name} is already in {result.path}; nothing to do.")
-        return
-    click.echo(f"Checked and installed {result.installed:,} recordings in {result.path}.")
-    if result.left_out:
-        click.echo(f"Left out {result.left_out:,} recordings that the checked list does not name.")
-    if result.not_in_archive:
-        click.echo(
-            f"This release lacks {result.not_in_archive:,} recordings of the checked list "
-            "(an older release has fewer speakers)."
-        )
+    for line in result.summary(name):
+        click.echo(line)
 
 
 @data_group.command(name="list")
 def data_list() -> None:
     """Which data sets are present, where, and their licence."""
-    from leaky.data.fsdd import (
-        FETCH_COMMAND,
-        FSDD_LICENSE,
-        find_fsdd,
-        fsdd_candidates,
-        fsdd_recordings,
-    )
+    from leaky.data.fsdd import FETCH_COMMAND, FSDD_LICENSE, fsdd_status
 
-    try:
-        where = find_fsdd()
-        count = len(fsdd_recordings(where))
-        state, place = f"present ({count:,} recordings)", str(where)
-    except ValueError as error:
-        looked = ", ".join(str(place) for _, place in fsdd_candidates())
-        if "not here" in str(error):
-            state, place = f"not present: {FETCH_COMMAND}", f"looked in {looked}"
-        else:  # there, but damaged: say which file
-            state, place = "damaged", str(error)
+    status = fsdd_status()
+    state, place = {
+        "present": (f"present ({status.recordings:,} recordings)", status.where),
+        "absent": (f"not present: {FETCH_COMMAND}", f"looked in {status.where}"),
+        "damaged": ("damaged", status.where),
+    }[status.state]
     rows = [("data set", "state", "where", "licence"), ("fsdd", state, place, FSDD_LICENSE)]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:

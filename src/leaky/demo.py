@@ -14,12 +14,14 @@ from typing import Any
 
 from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
 from leaky.lab.experiments.accuracy import SPEECH_TASKS, speech_tasks_present
-from leaky.lab.findings import resolve_config, run_experiment, summarize, write_findings
-from leaky.lab.runner import DEFAULT_THREADS, check_parallelism, default_workers
+from leaky.lab.findings import resolve_config, summarize, write_findings
+from leaky.lab.plan import DEFAULT_THREADS, plan
+from leaky.lab.runner import check_parallelism, default_workers, execute
 from leaky.lab.store import Store
 from leaky.messages import LANGUAGES
 from leaky.report import ReportFiles, write_report
 from leaky.system.atomic import ensure_output_dir
+from leaky.system.errors import ParameterError
 
 __all__ = ["demo_overrides", "run_demo"]
 
@@ -60,8 +62,11 @@ def run_demo(
     recordings are found, in ``$LEAKY_DATA_DIR/fsdd`` or the user cache).
     """
     if lang not in LANGUAGES:
-        raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
+        raise ParameterError(
+            f"Expected {{lang}} in {', '.join(LANGUAGES)}, but got {lang!r}", "lang"
+        )
     if workers is None:
+        check_parallelism(1, threads)
         workers = default_workers(threads)
     check_parallelism(workers, threads)
     out = ensure_output_dir(out_dir)
@@ -77,8 +82,9 @@ def run_demo(
             config = resolve_config(
                 name, preset=preset, overrides=demo_overrides(name, preset, speech)
             )
-            run_experiment(name, config, store, workers=workers, threads=threads, progress=progress)
-            findings += summarize(name, config, store, threads=threads)
+            sweep = plan(name, config, threads=threads)  # once: run, then summarise
+            execute(sweep, store, workers=workers, progress=progress)
+            findings += summarize(sweep, store)
     path = write_findings(out / "findings.json", findings, lang)
     if echo is not None:
         echo("writing the report ...")

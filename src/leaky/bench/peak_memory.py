@@ -65,10 +65,14 @@ def _child(kind: str, variant: str, quick: bool, steps: int) -> list[float]:
 
 
 def peak_growth_mib(kind: str, variant: str, *, quick: bool, steps: int) -> list[float]:
-    """Peak growth (MiB) of each of ``steps`` training steps, measured in a fresh process."""
+    """Peak growth (MiB) of each of ``steps`` training steps, measured in a fresh process.
+
+    The child runs with this process's torch thread count (passed on its command line).
+    """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD)
     command = [sys.executable, "-m", "leaky.bench.peak_memory", kind, variant]
-    command += ["--steps", str(steps), *(["--quick"] if quick else [])]
+    command += ["--steps", str(steps), "--threads", str(torch.get_num_threads())]
+    command += ["--quick"] if quick else []
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"memory child {kind}/{variant} failed: {proc.stderr.strip()[-500:]}")
@@ -81,8 +85,10 @@ def _main() -> None:
     parser.add_argument("variant")
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("LEAKY_BENCH_THREADS", torch.get_num_threads())))
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     growth = _child(args.kind, args.variant, args.quick, args.steps)
     print(json.dumps({"growth_mib": growth}))
 

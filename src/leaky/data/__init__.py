@@ -30,9 +30,11 @@ from leaky.data.size_limit import DEFAULT_MAX_DATA_BYTES, MAX_DATA_BYTES_ENV, ma
 from leaky.data.user_task import (
     UserTask,
     data_fingerprint,
+    file_hashes,
     is_file_task,
     load_user_task,
     parse_task_spec,
+    remember_file_hashes,
     task_spec_from_table,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
     "UserTask",
     "data_fingerprint",
     "dataset_from_arrays",
+    "file_hashes",
     "is_file_task",
     "list_datasets",
     "load_cifar10",
@@ -60,6 +63,7 @@ __all__ = [
     "npz_array_names",
     "parse_task_spec",
     "read_npz",
+    "remember_file_hashes",
     "task_spec_from_table",
 ]
 

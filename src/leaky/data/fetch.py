@@ -71,6 +71,22 @@ class FetchResult:
     not_in_archive: int = 0  # recordings of the checked list that the archive lacks
     already_present: bool = False
 
+    def summary(self, name: str = "fsdd") -> list[str]:
+        """What the fetch did, a sentence a line."""
+        if self.already_present:
+            return [f"{name} is already in {self.path}; nothing to do."]
+        lines = [f"Checked and installed {self.installed:,} recordings in {self.path}."]
+        if self.left_out:
+            lines.append(
+                f"Left out {self.left_out:,} recordings that the checked list does not name."
+            )
+        if self.not_in_archive:
+            lines.append(
+                f"This release lacks {self.not_in_archive:,} recordings of the checked list "
+                "(an older release has fewer speakers)."
+            )
+        return lines
+
 
 def check_url(url: str) -> str:
     """Refuse anything but an http(s) URL (a file:// URL would read local files)."""

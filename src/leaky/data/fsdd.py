@@ -47,6 +47,8 @@ __all__ = [
     "FSDD_CREDIT",
     "FSDD_LICENSE",
     "FSDD_SPEAKERS",
+    "FsddNotFoundError",
+    "FsddStatus",
     "Recording",
     "cached_fsdd",
     "example_spectrograms",
@@ -54,6 +56,7 @@ __all__ = [
     "fingerprint",
     "fsdd_candidates",
     "fsdd_recordings",
+    "fsdd_status",
     "load_fsdd",
     "log_mel_features",
     "packaged_checksums",
@@ -110,6 +113,32 @@ def _wav_folder(directory: Path) -> Path | None:
     return None
 
 
+class FsddNotFoundError(ValueError):
+    """No FSDD recordings in any of the places looked at (the message lists them)."""
+
+
+@dataclass(frozen=True)
+class FsddStatus:
+    """Whether FSDD is on this machine: ``present``, ``absent`` or ``damaged``, and where."""
+
+    state: str
+    where: str  # the folder read; where it was looked for; or the damaged file's error
+    recordings: int = 0
+
+
+def fsdd_status(data_dir: str | os.PathLike[str] | None = None) -> FsddStatus:
+    """Look for FSDD as the experiments would, and check every recording's name and sum."""
+    try:
+        where = find_fsdd(data_dir)
+    except FsddNotFoundError:
+        looked = ", ".join(str(place) for _, place in fsdd_candidates(data_dir))
+        return FsddStatus("absent", looked)
+    try:
+        return FsddStatus("present", str(where), len(fsdd_recordings(where)))
+    except ValueError as error:  # there, but a file is misnamed, corrupt or missing
+        return FsddStatus("damaged", str(error))
+
+
 def find_fsdd(
     data_dir: str | os.PathLike[str] | None = None, *, data_dir_option: bool = True
 ) -> Path:
@@ -128,7 +157,7 @@ def find_fsdd(
             return place
     looked = "; ".join(f"{label}: {place}" for label, place in places)
     point = "--set data_dir=DIR or " if data_dir_option else ""
-    raise ValueError(
+    raise FsddNotFoundError(
         f"The Free Spoken Digit Dataset (FSDD) is not here (looked in {looked}). Get it with "
         f"`{FETCH_COMMAND}`, or point {point}{DATA_DIR_ENV} (which holds fsdd/) at a copy"
     )

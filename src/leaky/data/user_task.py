@@ -49,9 +49,11 @@ __all__ = [
     "MODELS",
     "UserTask",
     "data_fingerprint",
+    "file_hashes",
     "is_file_task",
     "load_user_task",
     "parse_task_spec",
+    "remember_file_hashes",
     "task_spec_from_table",
 ]
 
@@ -222,10 +224,33 @@ def _files(task: UserTask) -> list[Path]:
     return [path]
 
 
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, modified: int) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+# A file's SHA-256 by what says it is unchanged: (resolved path, size, modification time).
+FileState = tuple[str, int, int]
+_FILE_HASHES: dict[FileState, str] = {}
+_MAX_FILE_HASHES = 64
+
+
+def _file_sha256(state: FileState) -> str:
+    # Each file's bytes are read for hashing once per process and state: the plan of a
+    # sweep hashes them, and its workers are handed the hashes (remember_file_hashes).
+    if state not in _FILE_HASHES:
+        with open(state[0], "rb") as stream:
+            digest = hashlib.file_digest(stream, "sha256").hexdigest()
+        while len(_FILE_HASHES) >= _MAX_FILE_HASHES:
+            del _FILE_HASHES[next(iter(_FILE_HASHES))]
+        _FILE_HASHES[state] = digest
+    return _FILE_HASHES[state]
+
+
+def _file_states(spec: str) -> list[tuple[Path, FileState]]:
+    states = []
+    for path in _files(parse_task_spec(spec)):
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise ValueError(f"Cannot read {path}: {error.strerror or error}") from None
+        states.append((path, (str(path.resolve()), stat.st_size, stat.st_mtime_ns)))
+    return states
 
 
 def data_fingerprint(spec: str) -> str:
@@ -234,16 +259,33 @@ def data_fingerprint(spec: str) -> str:
     Raises:
         ValueError: a missing file or folder, or an unknown format.
     """
-    task = parse_task_spec(spec)
     digest = hashlib.sha256()
-    for path in _files(task):
+    for path, state in _file_states(spec):
         try:
-            stat = path.stat()
-            file_hash = _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+            file_hash = _file_sha256(state)
         except OSError as error:
             raise ValueError(f"Cannot read {path}: {error.strerror or error}") from None
         digest.update(f"{path.name}\0{file_hash}\n".encode())
     return digest.hexdigest()
+
+
+def file_hashes(spec: str) -> dict[FileState, str]:
+    """The SHA-256 of each file a spec reads, by its state (hashing those not known yet).
+
+    Hand them to :func:`remember_file_hashes` in another process (a sweep's worker), and
+    it fingerprints the same unchanged files without reading them again.
+    """
+    return {state: _file_sha256(state) for _, state in _file_states(spec)}
+
+
+def remember_file_hashes(hashes: dict[FileState, str]) -> None:
+    """Take file hashes made elsewhere (:func:`file_hashes`) as this process's own.
+
+    A file whose size or modification time has changed since has another state, so it
+    is read and hashed again, and its fingerprint differs.
+    """
+    for state, digest in hashes.items():
+        _FILE_HASHES.setdefault(state, digest)
 
 
 def _arrays(task: UserTask) -> tuple[np.ndarray, ...]:

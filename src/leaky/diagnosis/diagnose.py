@@ -1,29 +1,38 @@
-"""Diagnose a model from a file: build it, feed it, and report dead units and gradient flow.
+"""A model from a file: build it, feed it, report dead units and gradient flow, or export it.
 
-This is what ``leaky diagnose models.py:make_model --input-shape 1,28,28`` runs; every step
-is a function of its own so the Python API can do the same.
+:func:`diagnose_file` is what ``leaky diagnose models.py:make_model --input-shape 1,28,28``
+runs and :func:`export_file` what ``leaky export onnx`` runs; every step is a function of
+its own so the Python API can do the same.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
-import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from leaky.diagnosis.convert import convert
+from leaky.diagnosis.export import onnx
 from leaky.diagnosis.monitor import Monitor, MonitorReport
+from leaky.system.atomic import atomic_path, check_output_file
 from leaky.system.byte_sizes import format_bytes
+from leaky.system.errors import ParameterError
 from leaky.system.machine import available_memory
 
 __all__ = [
+    "Diagnosis",
     "check_output_path",
     "diagnose",
+    "diagnose_file",
+    "export_file",
     "input_batches",
     "load_factory",
     "load_weights",
@@ -91,7 +100,7 @@ def build_model(factory: Callable[[], Any]) -> torch.nn.Module:
     except Exception as error:
         raise ValueError(f"Calling the model factory failed: {_first_line(error)}") from error
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(
+        raise ValueError(
             f"Expected the factory to return a torch.nn.Module, got {type(model).__name__}"
         )
     return model
@@ -131,30 +140,10 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 def check_output_path(path: str | Path) -> Path:
     """Check that ``path`` can be written later, without creating anything now.
 
-    The nearest existing folder above it must be a writable folder, so that a diagnosis
-    that fails leaves no empty output folders behind; they are made when writing.
-
-    Examples:
-        >>> import tempfile
-        >>> folder = Path(tempfile.mkdtemp())
-        >>> check_output_path(folder / "new" / "report.json") == folder / "new" / "report.json"
-        True
-        >>> (folder / "new").exists()
-        False
+    The one output-path rule (:func:`leaky.system.atomic.check_output_file`); kept under
+    this name for existing callers.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"Expected a file path, but {str(path)!r} is a folder")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(
-            f"Expected an output folder, but {str(parent)!r} is a file; choose another path"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"Cannot write into the folder {str(parent)!r}: permission denied")
-    return path
+    return check_output_file(path)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -169,9 +158,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or any(d < 1 for d in shape):
-        raise ValueError(
-            f"Expected --input-shape as positive integers separated by commas (one sample, "
-            f"no batch dimension), for example 1,28,28, but got {text!r}"
+        raise ParameterError(
+            "Expected {input_shape} as positive integers separated by commas (one sample, "
+            f"no batch dimension), for example 1,28,28, but got {text!r}",
+            "input_shape",
         )
     return shape
 
@@ -183,8 +173,9 @@ def _load_npz(
 
     path = Path(path)
     if path.is_file() and path.suffix.lower() != ".npz":
-        raise ValueError(
-            f"Expected --data to be an .npz file (np.savez(path, x=..., y=...)), got {path}"
+        raise ParameterError(
+            f"Expected {{data}} to be an .npz file (np.savez(path, x=..., y=...)), got {path}",
+            "data",
         )
     names = npz_array_names(path)  # one line for a missing, damaged or non-.npz file
     x_name = "x" if "x" in names else names[0]
@@ -236,9 +227,13 @@ def input_batches(
     headers before they are read.
     """
     if (input_shape is None) == (data is None):
-        raise ValueError("Give exactly one of --input-shape and --data")
+        raise ParameterError("Give exactly one of {input_shape} and {data}", "input_shape", "data")
     if batches < 1 or batch_size < 1:
-        raise ValueError(f"Expected --batches and --batch-size >= 1, got {batches}, {batch_size}")
+        raise ParameterError(
+            f"Expected {{batches}} and {{batch_size}} >= 1, got {batches}, {batch_size}",
+            "batches",
+            "batch_size",
+        )
     if input_shape is not None:
         _check_input_fits(input_shape, batch_size)
         generator = torch.Generator().manual_seed(seed)
@@ -264,10 +259,12 @@ def _check_input_fits(input_shape: tuple[int, ...], batch_size: int) -> None:
     available = available_memory()
     if available is not None and 4 * need > available:
         shape = ",".join(map(str, input_shape))
-        raise ValueError(
+        raise ParameterError(
             f"A batch of {batch_size} random inputs of shape {shape} takes "
             f"{format_bytes(need)}, more than a quarter of the {format_bytes(available)} "
-            "available here; use a smaller --batch-size or --input-shape"
+            "available here; use a smaller {batch_size} or {input_shape}",
+            "batch_size",
+            "input_shape",
         )
 
 
@@ -320,7 +317,7 @@ def diagnose(
             if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
                 output = output[0]  # (logits, extras...): the first tensor is the prediction
             if not isinstance(output, torch.Tensor):
-                raise TypeError(
+                raise ValueError(
                     f"Expected the model to return a tensor (or a tuple starting with one), "
                     f"got {type(output).__name__}"
                 )
@@ -332,3 +329,88 @@ def diagnose(
                 except Exception as error:
                     raise ValueError(f"The backward pass failed: {_first_line(error)}") from error
     return monitor.report()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What :func:`diagnose_file` found, and the files it wrote."""
+
+    report: MonitorReport
+    written: list[Path]
+
+
+def diagnose_file(
+    model: str,
+    *,
+    input_shape: str | tuple[int, ...] | None = None,
+    data: str | Path | None = None,
+    weights: str | Path | None = None,
+    batches: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+    unit_dim: int | None = None,
+    json_out: str | Path | None = None,
+    plot_out: str | Path | None = None,
+) -> Diagnosis:
+    """Diagnose the model ``FILE.py:FACTORY`` on random inputs or the user's data.
+
+    Builds the model, loads ``weights`` if given (``weights_only``), runs ``batches``
+    forward and backward passes of random normal inputs of ``input_shape`` (one sample,
+    ``"1,28,28"`` or a tuple) or of ``data``, and reports. ``json_out`` (``.json``) and
+    ``plot_out`` (``.png`` / ``.svg``) are checked before anything runs and written whole
+    at the end, so a failed diagnosis leaves no file and no empty folder.
+    """
+    outputs = [
+        check_output_file(path, suffixes=suffixes, parameter=name)
+        for name, path, suffixes in (
+            ("json_out", json_out, (".json",)),
+            ("plot_out", plot_out, (".png", ".svg")),
+        )
+        if path is not None
+    ]
+    if (input_shape is None) == (data is None):
+        raise ParameterError("Give exactly one of {input_shape} and {data}", "input_shape", "data")
+    shape = parse_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    net = build_model(load_factory(model))
+    if weights is not None:
+        load_weights(net, weights)
+    inputs = input_batches(
+        input_shape=shape, data=data, batches=batches, batch_size=batch_size, seed=seed
+    )
+    report = diagnose(net, inputs, unit_dim=unit_dim)
+    written = []
+    if json_out is not None:
+        with atomic_path(outputs[0]) as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        written.append(outputs[0])
+    if plot_out is not None:
+        written.append(report.plot(outputs[-1]))
+    return Diagnosis(report, written)
+
+
+def export_file(
+    model: str,
+    input_shape: str | tuple[int, ...],
+    out_path: str | Path,
+    *,
+    batch_size: int = 1,
+    weights: str | Path | None = None,
+    convert_to: str | None = None,
+) -> Path:
+    """Export the model ``FILE.py:FACTORY`` to ``out_path`` as ONNX of standard operators.
+
+    ``convert_to`` swaps the model's ReLUs for that activation first
+    (:func:`leaky.convert.convert`), before ``weights`` load, so weights trained on the
+    converted model fit. The example input is seeded random normal of ``batch_size`` x
+    ``input_shape``. The folders ``out_path`` needs are made, and removed again if the
+    export fails.
+    """
+    target = check_output_file(out_path, suffixes=(".onnx",), parameter="out_path")
+    shape = parse_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    net = build_model(load_factory(model))
+    if convert_to is not None:
+        convert(net, convert_to)
+    if weights is not None:
+        load_weights(net, weights)
+    example = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
+    return onnx(net, example, target, make_folders=True)

@@ -54,7 +54,8 @@ from leaky.diagnosis.fuse import unfuse_batch_norm
 from leaky.nn.modules import BiasLeakyReLU
 from leaky.nn.modules import LeakyReLU as LeakyLeakyReLU
 from leaky.nn.modules import PReLU as LeakyPReLU
-from leaky.system.atomic import atomic_path
+from leaky.system.atomic import atomic_path, check_output_file
+from leaky.system.errors import MissingExtraError
 
 __all__ = ["BiasLeakyReLUGraph", "node_types", "onnx", "plain_torch_copy"]
 
@@ -167,7 +168,7 @@ def _import_onnx() -> Any:
         importlib.import_module("onnxscript")  # the default exporter's translation library
         return importlib.import_module("onnx")
     except ImportError as error:
-        raise ImportError(f"ONNX export needs {error.name}: {_INSTALL_HINT}") from None
+        raise MissingExtraError(f"ONNX export needs {error.name}: {_INSTALL_HINT}") from None
 
 
 def _as_arguments(example_input: Any) -> tuple[torch.Tensor, ...]:
@@ -179,20 +180,6 @@ def _as_arguments(example_input: Any) -> tuple[torch.Tensor, ...]:
             f"positional arguments), but got {kinds}"
         )
     return tuple(a.detach() for a in arguments)
-
-
-def _check_path(path: str | os.PathLike[str]) -> Path:
-    target = Path(path)
-    if target.is_dir():
-        raise ValueError(
-            f"Expected a file path for the ONNX model, but {str(target)!r} is a folder"
-        )
-    if not target.parent.is_dir():
-        raise ValueError(
-            f"Expected the folder {str(target.parent)!r} to exist for the ONNX model "
-            f"{target.name!r}; create it first"
-        )
-    return target
 
 
 def _first_line(error: BaseException) -> str:
@@ -216,7 +203,13 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def onnx(model: torch.nn.Module, example_input: Any, path: str | os.PathLike[str]) -> Path:
+def onnx(
+    model: torch.nn.Module,
+    example_input: Any,
+    path: str | os.PathLike[str],
+    *,
+    make_folders: bool = False,
+) -> Path:
     """Write ``model`` as a checked ONNX file made of standard operators only.
 
     Runs :func:`plain_torch_copy` (the model itself is left as it is), checks that the
@@ -228,7 +221,9 @@ def onnx(model: torch.nn.Module, example_input: Any, path: str | os.PathLike[str
     Args:
         model: the model; exported in eval mode.
         example_input: a tensor, or a tuple of tensors for a ``forward`` of several arguments.
-        path: the ``.onnx`` file to write; its folder must exist.
+        path: the ``.onnx`` file to write; its folder must exist, unless ``make_folders``.
+        make_folders: make the folders ``path`` needs (and remove them again if the
+            export fails). Default: ``False``
 
     Returns:
         ``path``, as a :class:`~pathlib.Path`.
@@ -251,7 +246,7 @@ def onnx(model: torch.nn.Module, example_input: Any, path: str | os.PathLike[str
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"Expected `model` to be a torch.nn.Module, but got {type(model).__name__}")
     arguments = _as_arguments(example_input)
-    target = _check_path(path)
+    target = check_output_file(path, make_folders=make_folders)
     onnx_lib = _import_onnx()
     plain = plain_torch_copy(model)
     try:

@@ -1,25 +1,37 @@
-"""Findings as data: run experiments into a store, summarise, and write ``findings.json``."""
+"""The lab's front door: plan a sweep once, run it into a store, summarise, write findings.
+
+``leaky run`` is :func:`run_and_summarize`: the config resolved and checked
+(:func:`resolve_config`), one :class:`~leaky.lab.plan.Sweep` planned, the backend and the
+memory checked once, the runs executed, the findings summarised and the stored runs logged
+to TensorBoard, each step taking that one sweep.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from leaky.data import load_user_task, task_spec_from_table
-from leaky.lab.config import resolve
+from leaky.lab.config import Setting, config_to_dict, describe_config, resolve
 from leaky.lab.experiments import Finding, get_experiment
-from leaky.lab.resources import check_resources
-from leaky.lab.runner import DEFAULT_THREADS, SweepResult, execute, plan
+from leaky.lab.plan import DEFAULT_THREADS, Sweep, plan
+from leaky.lab.resources import check_memory, check_plan_size
+from leaky.lab.runner import SweepResult, check_backend, execute
 from leaky.lab.store import RunRecord, Store
+from leaky.lab.tensorboard_runs import check_tensorboard, log_run, log_runs
 from leaky.messages import get_messages
-from leaky.system.atomic import atomic_path
+from leaky.system.atomic import atomic_path, ensure_output_dir
 
 __all__ = [
+    "ExperimentRun",
+    "experiment_settings",
     "format_findings",
     "resolve_config",
+    "run_and_summarize",
     "run_experiment",
     "summarize",
     "write_findings",
@@ -32,9 +44,10 @@ def resolve_config(
     """The experiment's config: defaults, then the preset, then the overrides.
 
     Raises:
-        ValueError: an unknown preset, key or value, a sweep that cannot fit here (too
-            many runs, or a run too big for the memory available; see
-            :func:`leaky.lab.resources.check_resources`), or data it needs that is not on disk.
+        ValueError: an unknown preset, key or value, a sweep of too many runs (see
+            :func:`leaky.lab.resources.check_plan_size`; its memory is checked where the
+            number of workers is known, by :func:`run_experiment`), or data it needs that
+            is not on disk.
     """
     experiment = get_experiment(name)
     if preset and preset not in experiment.presets:
@@ -42,12 +55,25 @@ def resolve_config(
     base = dict(experiment.presets[preset]) if preset else {}
     overrides = _with_task_tables(name, dict(overrides or {}))
     config = resolve(experiment.config, {**base, **overrides})
-    check_resources(name, config)  # before a store is opened or a plan is built
+    check_plan_size(name, config)  # before a store is opened or a plan is built
     for spec in experiment.data_specs(config):
         load_user_task(spec)  # missing, malformed or unusable data: an error now, not midway
     if experiment.check_data is not None:
         experiment.check_data(config)
     return config
+
+
+def experiment_settings(name: str) -> list[tuple[Setting, Any]]:
+    """Each setting of the experiment (name, type, default, meaning) with its ``quick`` value.
+
+    Examples:
+        >>> setting, quick = experiment_settings("born-dead")[0]
+        >>> setting.name, setting.default, quick
+        ('depths', (2, 4, 6, 8, 10, 15, 20), [2, 5, 10, 20])
+    """
+    experiment = get_experiment(name)
+    quick = config_to_dict(resolve(experiment.config, experiment.presets.get("quick", {})))
+    return [(s, quick[s.name]) for s in describe_config(experiment.config)]
 
 
 def _with_task_tables(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -86,33 +112,88 @@ def run_experiment(
     backend: str = "local",
     address: str | None = None,
 ) -> SweepResult:
-    """Run the runs of ``config`` that are not in ``store`` yet, ``threads`` torch threads each.
+    """Plan ``config``'s sweep once and run what ``store`` lacks, ``threads`` threads each.
 
-    ``on_saved`` gets each run as soon as the store holds it (see :func:`leaky.lab.runner.execute`).
-    ``backend="ray"`` runs them as Ray tasks: on the cluster at ``address`` (``"auto"``,
-    ``"HOST:PORT"`` or ``"ray://HOST:10001"``), or on a local Ray instance of
-    ``workers x threads`` CPUs when ``address`` is None; see :func:`leaky.lab.runner.execute`.
+    ``on_saved`` gets each run as soon as the store holds it (see
+    :func:`leaky.lab.runner.execute`). ``backend="ray"`` runs them as Ray tasks: on the
+    cluster at ``address`` (``"auto"``, ``"HOST:PORT"`` or ``"ray://HOST:10001"``), or on a
+    local Ray instance of ``workers x threads`` CPUs when ``address`` is None. Runs that
+    start at once on this machine must fit its memory (see
+    :func:`leaky.lab.resources.check_memory`).
     """
-    return execute(
-        plan(name, config, threads=threads),
-        store,
-        workers=workers,
-        progress=progress,
-        description=name,
-        on_saved=on_saved,
-        backend=backend,
-        address=address,
-    )
+    sweep = plan(name, config, threads=threads)
+    checked = _check_where(sweep, backend, address, workers)
+    return execute(sweep, store, backend=checked, progress=progress, on_saved=on_saved)
 
 
-def summarize(
-    name: str, config: Any, store: Store, *, threads: int = DEFAULT_THREADS
-) -> list[Finding]:
-    """The experiment's findings from the runs of this config (at ``threads``) in the store."""
-    experiment = get_experiment(name)
-    wanted = {spec.run_id for spec in plan(name, config, threads=threads)}
-    runs = [run for run in store.runs(name) if run.run_id in wanted]
-    return experiment.summarize(config, runs)
+def _check_where(sweep: Sweep, backend: str, address: str | None, workers: int) -> Any:
+    checked = check_backend(backend, address, workers=workers, threads=sweep.threads)
+    if address is None:  # its runs start at once on this machine
+        check_memory(sweep.name, sweep.config, workers=checked.workers)
+    return checked
+
+
+def summarize(sweep: Sweep, store: Store) -> list[Finding]:
+    """The experiment's findings from the runs of ``sweep`` that ``store`` holds."""
+    return sweep.experiment.summarize(sweep.config, sweep.stored_runs(store))
+
+
+@dataclass(frozen=True)
+class ExperimentRun:
+    """What ``leaky run`` did: the sweep, how its execution went, the findings."""
+
+    sweep: Sweep
+    result: SweepResult
+    findings: list[Finding]
+    logged: int | None = None  # runs in the TensorBoard folder, when one was asked for
+
+
+def run_and_summarize(
+    name: str,
+    store_path: str | Path,
+    *,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    workers: int = 1,
+    threads: int = DEFAULT_THREADS,
+    progress: bool | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    tensorboard_dir: str | Path | None = None,
+) -> ExperimentRun:
+    """Resolve, plan once, run into the store at ``store_path``, summarise and log.
+
+    Everything that can be refused (the config, the data, the backend, the memory, the
+    TensorBoard folder) is checked before the store is opened, so a refused sweep leaves
+    no file behind. ``tensorboard_dir``: each run is logged there as the store saves it,
+    and the sweep's runs stored earlier once it is over.
+
+    Raises:
+        ValueError: a bad name, setting, backend or path (a
+            :class:`~leaky.system.errors.ParameterError` names the parameter).
+        SweepInterrupted: on Ctrl-C or SIGTERM, after storing every run that finished.
+    """
+    config = resolve_config(name, preset=preset, overrides=overrides)
+    sweep = plan(name, config, threads=threads)
+    checked = _check_where(sweep, backend, address, workers)
+    on_saved = None
+    if tensorboard_dir is not None:
+        check_tensorboard()
+        ensure_output_dir(tensorboard_dir)  # before the sweep: a bad folder costs no run
+        folder = tensorboard_dir
+
+        def on_saved(record: RunRecord) -> None:
+            log_run(folder, record)
+
+    with Store(store_path) as store:
+        result = execute(sweep, store, backend=checked, progress=progress, on_saved=on_saved)
+        findings = summarize(sweep, store)
+        logged = None
+        if tensorboard_dir is not None:  # the sweep's runs an earlier command stored, too
+            stored = sweep.stored_runs(store)
+            log_runs(tensorboard_dir, stored)
+            logged = len(stored)
+    return ExperimentRun(sweep, result, findings, logged)
 
 
 def format_findings(findings: Sequence[Finding], lang: str = "en") -> str:

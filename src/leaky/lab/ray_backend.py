@@ -25,6 +25,7 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit
 
+from leaky.system.errors import ParameterError
 from leaky.system.version import __version__
 
 __all__ = [
@@ -61,14 +62,18 @@ def _host_and_port(address: str) -> tuple[str, int] | None:
         return None
     client = address.startswith("ray://")
     if "://" in address and not client:
-        raise ValueError(f"Expected --address to be {_ADDRESS_FORMS}, but got {address!r}")
+        raise ParameterError(
+            f"Expected {{address}} to be {_ADDRESS_FORMS}, but got {address!r}", "address"
+        )
     parts = urlsplit(address if client else f"//{address}")
     try:
         port = parts.port
     except ValueError:  # a port that is not a number in 0..65535
         port = None
     if not parts.hostname or (port is None and not client):
-        raise ValueError(f"Expected --address to be {_ADDRESS_FORMS}, but got {address!r}")
+        raise ParameterError(
+            f"Expected {{address}} to be {_ADDRESS_FORMS}, but got {address!r}", "address"
+        )
     return parts.hostname, port if port is not None else 10001
 
 
@@ -85,12 +90,14 @@ def check_address(address: str | None, *, timeout: float = CONNECT_SECONDS) -> N
         ...     check_address("cluster.example")
         ... except ValueError as error:
         ...     print(error)
-        Expected --address to be auto, HOST:PORT or ray://HOST:PORT, but got 'cluster.example'
+        Expected address to be auto, HOST:PORT or ray://HOST:PORT, but got 'cluster.example'
     """
     if address is None:
         return
     if not isinstance(address, str) or not address.strip():
-        raise ValueError(f"Expected --address to be {_ADDRESS_FORMS}, but got {address!r}")
+        raise ParameterError(
+            f"Expected {{address}} to be {_ADDRESS_FORMS}, but got {address!r}", "address"
+        )
     target = _host_and_port(address.strip())
     if target is None:
         return

@@ -28,6 +28,7 @@ import math
 from typing import Any
 
 from leaky.system.byte_sizes import format_bytes
+from leaky.system.errors import ParameterError
 from leaky.system.machine import available_memory
 
 __all__ = [
@@ -150,14 +151,16 @@ def check_memory(name: str, config: Any, *, workers: int = 1, available: int | N
     setting = f"with {culprit}={_show(getattr(config, culprit))} " if culprit else ""
     if workers > 1 and one <= available:
         total = format_bytes(one * workers)
-        need = f"{workers} runs at once (--workers {workers}) need about {total}"
-        advice = f"use fewer --workers (at most {max(1, available // max(one, 1))})"
+        need = f"{workers} runs at once ({{workers}} {workers}) need about {total}"
+        advice = f"use fewer {{workers}} (at most {max(1, available // max(one, 1))})"
     else:
         need = f"one run needs about {format_bytes(one)}"
-        advice = f"lower {culprit}" if culprit else "use smaller settings (or a preset: --quick)"
-    raise ValueError(
+        advice = f"lower {culprit}" if culprit else "use smaller settings (or a preset: {preset})"
+    raise ParameterError(
         f"Expected one {name} run to fit in memory, but {setting}{need} (a rough estimate "
-        f"from the settings) and {format_bytes(available)} is available; {advice}"
+        f"from the settings) and {format_bytes(available)} is available; {advice}",
+        "workers",
+        "preset",
     )
 
 

@@ -23,50 +23,39 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from leaky.lab.config import config_hash, config_to_dict, resolve
+from leaky.data import data_fingerprint, remember_file_hashes
+from leaky.lab.config import resolve
+from leaky.lab.experiments import get_experiment
+from leaky.lab.plan import DEFAULT_THREADS, RunSpec, Sweep
 from leaky.lab.store import RunRecord, Store
+from leaky.system.errors import ParameterError
 from leaky.system.machine import cpu_model, usable_cores
 from leaky.system.version import __version__
 
 __all__ = [
     "BACKENDS",
+    "Backend",
     "RunSpec",
     "SweepInterrupted",
     "SweepResult",
     "check_backend",
     "check_parallelism",
     "execute",
-    "plan",
     "run_one",
     "usable_cores",
 ]
 
-DEFAULT_THREADS = 1  # torch threads per run: parallelism comes from workers
 BACKENDS = ("local", "ray")  # where runs compute: this machine's processes, or Ray tasks
 _LEASE = 60.0  # seconds a claim lasts unless its owner renews it
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of the sweep: picklable, so a worker process can take it."""
-
-    experiment: str
-    cell: dict[str, Any]
-    seed: int
-    config: dict[str, Any]
-    run_id: str
-    threads: int = DEFAULT_THREADS  # torch threads it runs with (part of its id)
-    # The user's data it reads: spec -> SHA-256 of its files (part of its id, and stored).
-    data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,56 +69,19 @@ class SweepResult:
     elsewhere: int = 0  # stored meanwhile by another process on the same store
     retried: int = 0  # runs submitted again after their worker died (Ray backend)
 
+    def summary(self, description: str, store: object) -> str:
+        """One line: what ran, what was stored already (in ``store``), what went wrong.
 
-def data_fingerprints(experiment_name: str, config: Any) -> dict[str, str]:
-    """SHA-256 of the user's data each ``file:`` spec of the config reads (none: {})."""
-    from leaky.data import data_fingerprint
-    from leaky.lab.experiments import get_experiment
-
-    specs = get_experiment(experiment_name).data_specs(config)
-    return {spec: data_fingerprint(spec) for spec in specs}
-
-
-def plan(
-    experiment_name: str,
-    config: Any,
-    *,
-    threads: int = DEFAULT_THREADS,
-    data: dict[str, str] | None = None,
-) -> list[RunSpec]:
-    """Every (cell, seed) of the experiment's grid for this config, run with ``threads``.
-
-    ``data``: the fingerprints of the user's data the config reads (default: read the
-    files now, :func:`data_fingerprints`); they are part of every run's id, so a changed
-    file makes new runs instead of reusing the old ones.
-    """
-    from leaky.lab.experiments import get_experiment
-
-    experiment = get_experiment(experiment_name)
-    if data is None:
-        data = data_fingerprints(experiment_name, config)
-    config_dict = config_to_dict(config)
-    # A run is named by what it depends on: the config minus the grid's axes and the seed
-    # count (the cell and the seed say those), plus the code's version and the torch thread
-    # count (it changes the order of sums, so the last bits). Growing a grid or adding seeds
-    # then reuses every run already stored.
-    shared = {k: v for k, v in config_dict.items() if k not in (*experiment.axes, "seeds")}
-    specs: dict[str, RunSpec] = {}
-    for cell in experiment.cells(config):
-        for seed in experiment.seeds(config):
-            run_id = config_hash(
-                experiment.name,
-                shared,
-                cell,
-                seed,
-                __version__,
-                {"threads": threads},
-                *([{"data": data}] if data else []),  # built-in data: ids as they always were
-            )
-            specs.setdefault(
-                run_id, RunSpec(experiment.name, cell, seed, config_dict, run_id, threads, data)
-            )
-    return list(specs.values())
+        Examples:
+            >>> SweepResult(4, 3, 1, 0).summary("slope", "out/results.db")
+            'slope: 3 runs done, 1 already in out/results.db'
+        """
+        return (
+            f"{description}: {self.ran} runs done, {self.skipped} already in {store}"
+            + (f", {self.elsewhere} by another process" if self.elsewhere else "")
+            + (f", {self.diverged} diverged" if self.diverged else "")
+            + (f", {self.retried} submitted again after a worker died" if self.retried else "")
+        )
 
 
 def _versions() -> dict[str, str]:
@@ -146,8 +98,6 @@ def _versions() -> dict[str, str]:
 
 def run_one(spec: RunSpec) -> RunRecord:
     """Run one spec in this process with its seed and thread count; return the record."""
-    from leaky.lab.experiments import get_experiment
-
     experiment = get_experiment(spec.experiment)
     config = resolve(experiment.config, spec.config)
     _check_data_unchanged(spec)
@@ -179,8 +129,9 @@ def run_one(spec: RunSpec) -> RunRecord:
 
 
 def _check_data_unchanged(spec: RunSpec) -> None:
-    from leaky.data import data_fingerprint
-
+    # The plan's file hashes stand for files whose size and modification time are
+    # unchanged; a changed file is read and hashed again, and its fingerprint differs.
+    remember_file_hashes(dict(spec.file_hashes))
     for data_spec, planned in spec.data.items():
         if data_fingerprint(data_spec) != planned:
             raise ValueError(
@@ -191,7 +142,9 @@ def _check_data_unchanged(spec: RunSpec) -> None:
 
 def _check_count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected {name} to be a whole number >= 1, but got {value!r}")
+        raise ParameterError(
+            f"Expected {{{name}}} to be a whole number >= 1, but got {value!r}", name
+        )
     return value
 
 
@@ -204,12 +157,15 @@ def check_parallelism(workers: object, threads: object = DEFAULT_THREADS) -> tup
         >>> check_parallelism(1, 1)
         (1, 1)
     """
-    workers, threads = _check_count("--workers", workers), _check_count("--threads", threads)
+    workers, threads = _check_count("workers", workers), _check_count("threads", threads)
     cores = usable_cores()
     if workers * threads > cores:
-        raise ValueError(
-            f"Expected --workers x --threads to be at most {cores} (the usable cores here), "
-            f"but got {workers} x {threads} = {workers * threads}; lower --workers or --threads"
+        raise ParameterError(
+            f"Expected {{workers}} x {{threads}} to be at most {cores} (the usable cores "
+            f"here), but got {workers} x {threads} = {workers * threads}; lower {{workers}} "
+            "or {threads}",
+            "workers",
+            "threads",
         )
     return workers, threads
 
@@ -382,59 +338,79 @@ def _renewing(store: Store, owner: str) -> Iterator[None]:
         stop.set()
 
 
+@dataclass(frozen=True)
+class Backend:
+    """Where a sweep's runs compute, checked: made by :func:`check_backend` only."""
+
+    kind: str  # "local" or "ray"
+    address: str | None  # a Ray cluster, or None: this machine
+    workers: int  # processes (local) or the CPUs of a local Ray instance / threads
+    threads: int  # torch threads per run
+
+
 def check_backend(
     backend: object, address: object = None, *, workers: object = 1, threads: object = 1
-) -> None:
-    """Validate where a sweep runs, before anything starts.
+) -> Backend:
+    """Validate where a sweep runs, before anything starts; return it as a :class:`Backend`.
 
     ``backend="local"``: ``workers`` processes on this machine, ``workers x threads``
     within its cores. ``backend="ray"``: Ray tasks, on a new local Ray instance of
     ``workers x threads`` CPUs (same limit), or on the cluster at ``address``, whose CPUs
     decide how many runs go at once; Ray must be installed and the address must answer
-    (within seconds).
+    (within seconds). :func:`execute` takes the result and checks nothing again.
 
     Examples:
         >>> check_backend("local", workers=1, threads=1)
-        >>> check_backend("spark")
+        Backend(kind='local', address=None, workers=1, threads=1)
+        >>> check_backend("mpi")
         Traceback (most recent call last):
         ...
-        ValueError: Expected --backend to be one of local, ray, but got 'spark'
+        leaky.system.errors.ParameterError: Expected backend to be one of local, ray, but got 'mpi'
     """
     if backend not in BACKENDS:
         choices = ", ".join(BACKENDS)
-        raise ValueError(f"Expected --backend to be one of {choices}, but got {backend!r}")
+        raise ParameterError(
+            f"Expected {{backend}} to be one of {choices}, but got {backend!r}", "backend"
+        )
     if backend == "local" or address is None:
         if address is not None:
-            raise ValueError("--address names a Ray cluster: pass it with --backend ray")
-        check_parallelism(workers, threads)
+            raise ParameterError(
+                "{address} names a Ray cluster: pass it with {backend} ray", "address", "backend"
+            )
+        workers, threads = check_parallelism(workers, threads)
     else:
-        _check_count("--threads", threads)
+        threads = _check_count("threads", threads)
         if workers != 1:
-            raise ValueError(
-                f"Expected no --workers with --address (got {workers!r}): on a Ray cluster its "
-                "CPUs decide how many runs go at once; --workers sizes a local instance only"
+            raise ParameterError(
+                f"Expected no {{workers}} with {{address}} (got {workers!r}): on a Ray cluster "
+                "its CPUs decide how many runs go at once; {workers} sizes a local instance "
+                "only",
+                "workers",
+                "address",
             )
     if backend == "ray":
         from leaky.lab.ray_backend import check_address, import_ray
 
         import_ray()
         check_address(address)
+    return Backend(str(backend), None if address is None else str(address), workers, threads)
 
 
 def execute(
-    specs: list[RunSpec],
+    sweep: Sweep | Sequence[RunSpec],
     store: Store,
     *,
     workers: int = 1,
     progress: bool | None = None,
-    description: str = "runs",
+    description: str | None = None,
     on_saved: Callable[[RunRecord], None] | None = None,
-    backend: str = "local",
+    backend: str | Backend = "local",
     address: str | None = None,
     max_retries: int | None = None,
 ) -> SweepResult:
-    """Run every spec not yet in ``store``; save each as soon as it finishes.
+    """Run every run of ``sweep`` not yet in ``store``; save each as soon as it finishes.
 
+    ``sweep``: a :class:`~leaky.lab.plan.Sweep` (or a list of its run specs).
     ``workers`` processes compute in parallel (1: this process); each run uses its spec's
     torch thread count, and ``workers x threads`` must fit the usable cores. ``progress``:
     True a bar, False nothing, None a bar on a terminal and a line every few seconds
@@ -446,23 +422,35 @@ def execute(
     or on a local instance of ``workers x threads`` CPUs when ``address`` is None (or the
     Ray this process initialised already). This process still writes the store, each run
     as it arrives; a run whose worker died is submitted again up to ``max_retries`` times
-    (default 3).
+    (default 3). A :class:`Backend` from :func:`check_backend` stands for ``backend``,
+    ``address`` and ``workers``, already checked.
 
     Raises:
         SweepInterrupted: on Ctrl-C or SIGTERM, after storing every run that had finished.
     """
-    threads = max((spec.threads for spec in specs), default=1)
-    check_backend(backend, address, workers=workers, threads=threads)
+    specs = list(sweep)
+    if description is None:
+        description = sweep.name if isinstance(sweep, Sweep) else "runs"
+    if not isinstance(backend, Backend):
+        threads = max((spec.threads for spec in specs), default=1)
+        backend = check_backend(backend, address, workers=workers, threads=threads)
     done = store.run_ids()
     todo = [spec for spec in specs if spec.run_id not in done]
     connection: Any = nullcontext()
-    if backend == "ray" and todo:  # connects (or starts Ray) before anything is shown
+    if backend.kind == "ray" and todo:  # connects (or starts Ray) before anything is shown
         from leaky.lab.ray_backend import DEFAULT_MAX_RETRIES, RayRunner
 
         retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
-        connection = RayRunner(run_one, address, cpus=workers * threads, max_retries=retries)
+        connection = RayRunner(
+            run_one,
+            backend.address,
+            cpus=backend.workers * backend.threads,
+            max_retries=retries,
+        )
     with connection as ray_runner:
-        return _sweep(specs, todo, store, workers, ray_runner, progress, description, on_saved)
+        return _sweep(
+            specs, todo, store, backend.workers, ray_runner, progress, description, on_saved
+        )
 
 
 def _sweep(

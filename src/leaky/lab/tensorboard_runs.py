@@ -24,6 +24,7 @@ from typing import Any
 
 from leaky.lab.store import RunRecord
 from leaky.system.atomic import ensure_output_dir, staging_folder
+from leaky.system.errors import MissingExtraError
 
 __all__ = ["check_tensorboard", "log_run", "log_runs", "run_name"]
 
@@ -35,7 +36,7 @@ def check_tensorboard() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             "TensorBoard logging needs the tensorboard package: pip install 'leaky[tensorboard]'"
         ) from None
     return SummaryWriter

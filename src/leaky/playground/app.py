@@ -39,6 +39,7 @@ from leaky.core.spec import SPECS
 from leaky.messages import LANGUAGES, get_messages
 from leaky.playground.params import FIELDS, MAX_PARAMETERS, PlaygroundParams
 from leaky.playground.worker import SessionWorker
+from leaky.system.errors import MissingExtraError
 
 __all__ = ["create_app", "plotly_js_path"]
 
@@ -59,7 +60,7 @@ def plotly_js_path() -> Path:
     try:
         import plotly
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             "The playground draws with plotly: pip install 'leaky[playground]'"
         ) from None
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import socket
 import threading
 import webbrowser
 
-__all__ = ["is_loopback", "serve"]
+from leaky.system.errors import MissingExtraError, ParameterError
+
+__all__ = ["check_can_serve", "is_loopback", "serve"]
 
 
 def is_loopback(host: str) -> bool:
@@ -22,6 +26,32 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_can_serve(host: str, port: int) -> None:
+    """Check before starting that the playground's packages are here and ``host:port`` is free.
+
+    Raises:
+        MissingExtraError: starlette, uvicorn or plotly is not installed.
+        ParameterError: nothing can listen on ``host:port`` (in use, or not an address
+            of this machine).
+    """
+    for package in ("starlette", "uvicorn", "plotly"):
+        if importlib.util.find_spec(package) is None:
+            raise MissingExtraError(
+                f"The playground needs {package}: pip install 'leaky[playground]'"
+            )
+    try:  # a clear message now rather than uvicorn's log line later
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        raise ParameterError(
+            f"Cannot listen on {host}:{port} ({error.strerror or error}); "
+            "choose another {port} or {host}",
+            "port",
+            "host",
+        ) from None
 
 
 def serve(

@@ -31,6 +31,7 @@ from leaky.report.figures import FIGURES
 from leaky.report.speech import SPEECH_FIGURE, fsdd_folder, spectrogram_figure
 from leaky.report.sweeps import Sweep, load_sweeps, open_store_for_reading, reproduce_command
 from leaky.system.atomic import ensure_output_dir, remove_stale_temporaries, staging_folder
+from leaky.system.errors import ParameterError
 from leaky.system.version import __version__
 
 __all__ = ["PAGE_FORMATS", "ReportFiles", "check_page_formats", "write_report"]
@@ -68,8 +69,9 @@ def check_page_formats(formats: Sequence[str]) -> tuple[str, ...]:
     """
     bad = [f for f in formats if f not in PAGE_FORMATS]
     if bad or not formats:
-        raise ValueError(
-            f"Expected --format html, md or html,md, but got {', '.join(bad) or 'nothing'}"
+        raise ParameterError(
+            "Expected {formats} html, md or html,md, but got " + (", ".join(bad) or "nothing"),
+            "formats",
         )
     return tuple(dict.fromkeys(formats))
 
@@ -318,7 +320,9 @@ def write_report(
     leaves the previous report as it was; temporary files of a killed run go next time.
     """
     if lang not in LANGUAGES:
-        raise ValueError(f"Expected --lang in {', '.join(LANGUAGES)}, but got {lang!r}")
+        raise ParameterError(
+            f"Expected {{lang}} in {', '.join(LANGUAGES)}, but got {lang!r}", "lang"
+        )
     formats = check_page_formats(formats)
     with open_store_for_reading(store_path) as store:
         sweeps = load_sweeps(store)

@@ -1,8 +1,9 @@
 """What a store holds, per experiment: the sweep to report, its findings, what is missing.
 
 A store can hold several sweeps of one experiment (a quick run, then the full grid, or
-other settings). Runs share a sweep when they share everything but the grid's axes and the
-seed count, which is also what their run ids are built from. The report takes the sweep of
+other settings). Runs share a sweep when their :func:`leaky.lab.plan.sweep_key` is the same
+(everything but the grid's axes and the seed count, the leaky version, the thread count and
+the user's data), the very key the lab planned them under. The report takes the sweep of
 the most recent run, merges the grids its runs were planned with, recomputes the findings
 through the experiment's own summary and says how many planned runs are absent, how many
 diverged and how many other runs it left out.
@@ -18,7 +19,7 @@ from typing import Any
 
 from leaky.lab.config import config_to_dict, resolve
 from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
-from leaky.lab.runner import plan
+from leaky.lab.plan import plan, sweep_key
 from leaky.lab.store import RunRecord, Store
 
 __all__ = ["Sweep", "load_sweeps", "open_store_for_reading", "reproduce_command"]
@@ -65,14 +66,14 @@ def open_store_for_reading(path: str | Path) -> Store:
 
 
 def _sweep_key(experiment: str, run: RunRecord) -> str:
-    axes = (*get_experiment(experiment).axes, "seeds")
-    shared = {k: v for k, v in run.config.items() if k not in axes}
-    # The thread count changes the last bits of every number, so it names another sweep;
-    # so does the user's data (its fingerprint): a changed file is a new sweep.
+    # The lab's own definition of a sweep, from what the store recorded of the run.
     versions = run.versions
-    return json.dumps(
-        [shared, versions.get("leaky"), versions.get("threads"), versions.get("data")],
-        sort_keys=True,
+    return sweep_key(
+        get_experiment(experiment),
+        run.config,
+        version=versions.get("leaky"),
+        threads=versions.get("threads"),
+        data=versions.get("data"),
     )
 
 

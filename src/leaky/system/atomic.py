@@ -1,5 +1,12 @@
 """Write result files all at once or not at all: no half-written file survives an error.
 
+One rule for every output path, whichever command writes it: a result file is checked
+before the work starts (:func:`check_output_file` creates nothing, so a refused or failed
+command leaves no empty folder), and written whole at the end (:func:`atomic_path`, which
+makes the folders it needs and removes them again if the write fails); an output folder
+is made when the work starts (:func:`ensure_output_dir`). Each error names the parameter
+that gave the path, so the command line can say its flag.
+
 Temporary files and folders carry the writer's process id in their name
 (``.NAME.PID.XXXXXXXX``), so the next writer of the same target removes those left by a
 process that was killed, and leaves alone those of a writer still at work.
@@ -15,14 +22,24 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "ensure_output_dir", "remove_stale_temporaries", "staging_folder"]
+from leaky.system.errors import ParameterError
+
+__all__ = [
+    "atomic_path",
+    "check_output_file",
+    "ensure_output_dir",
+    "remove_stale_temporaries",
+    "staging_folder",
+]
 
 # mkstemp/mkdtemp's 8 random characters; before 0.2 the process id was not in the name.
 _TEMPORARY = r"\.{name}\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{{8}}{suffix}"
 
 
-def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
+def ensure_output_dir(path: str | os.PathLike[str], *, parameter: str = "out_dir") -> Path:
     """Create the output folder (and parents); a clear error if a file is in the way.
+
+    ``parameter``: the argument that gave ``path``, named in the error.
 
     Examples:
         >>> import tempfile
@@ -32,8 +49,10 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise ValueError(
-            f"Expected an output folder, but {str(out)!r} is a file; choose another --out"
+        raise ParameterError(
+            f"Expected an output folder, but {str(out)!r} is a file; choose another "
+            "{%s}" % parameter,
+            parameter,
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -42,6 +61,63 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
             f"Cannot create the output folder {str(out)!r}: {error.strerror}"
         ) from None
     return out
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    suffixes: tuple[str, ...] = (),
+    parameter: str = "path",
+    make_folders: bool = True,
+) -> Path:
+    """Check that a result file can be written at ``path`` later, creating nothing now.
+
+    ``path`` must end in one of ``suffixes`` (any, when empty) and not be a folder; the
+    nearest folder that exists above it must be a writable folder (the folders between are
+    made when writing, unless ``make_folders`` is False: then its folder must exist).
+    ``parameter``: the argument that gave ``path``, named in the errors.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> check_output_file(folder / "new" / "report.json") == folder / "new" / "report.json"
+        True
+        >>> (folder / "new").exists()
+        False
+        >>> check_output_file(folder / "r.txt", suffixes=(".json",), parameter="json_out")
+        Traceback (most recent call last):
+        ...
+        leaky.system.errors.ParameterError: Expected json_out to be a .json file, but got '...r.txt'
+    """
+    target = Path(path)
+    if suffixes and not target.name.lower().endswith(suffixes):
+        raise ParameterError(
+            f"Expected {{{parameter}}} to be a {' or '.join(suffixes)} file, but got {str(path)!r}",
+            parameter,
+        )
+    if target.is_dir():
+        raise ParameterError(
+            f"Expected {{{parameter}}} to be a file path, but {str(target)!r} is a folder",
+            parameter,
+        )
+    parent = target.parent
+    if not make_folders and not parent.is_dir():
+        raise ParameterError(
+            f"Expected the folder {str(parent)!r} of {{{parameter}}} to exist"
+            + ("" if parent.exists() else "; create it first"),
+            parameter,
+        )
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ParameterError(
+            f"Expected an output folder, but {str(parent)!r} is a file; choose another "
+            f"{{{parameter}}}",
+            parameter,
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write into the folder {str(parent)!r}: permission denied")
+    return target
 
 
 def _writer_gone(pid: str | None) -> bool:
@@ -121,12 +197,13 @@ def _umask() -> int:
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it onto ``target`` only on success.
 
-    The temporary name keeps the target's suffix, so writers that choose a format by
-    suffix (``savefig``) still work.
+    The folders ``target`` needs are made first and removed again if the block fails, so
+    a failed write leaves nothing behind. The temporary name keeps the target's suffix,
+    so writers that choose a format by suffix (``savefig``) still work.
 
     Examples:
         >>> import tempfile
-        >>> target = Path(tempfile.mkdtemp()) / "table.txt"
+        >>> target = Path(tempfile.mkdtemp()) / "new" / "table.txt"
         >>> with atomic_path(target) as tmp:
         ...     _ = tmp.write_text("done")
         >>> target.read_text()
@@ -134,15 +211,24 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     """
     target = Path(target)
-    remove_stale_temporaries(target)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.stem}.{os.getpid()}.", suffix=target.suffix, dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
+    made = [folder for folder in target.absolute().parents if not folder.exists()]
+    for folder in reversed(made):
+        folder.mkdir()
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for sharing
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        remove_stale_temporaries(target)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.stem}.{os.getpid()}.", suffix=target.suffix, dir=target.parent
+        )
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for sharing
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except BaseException:
+        for folder in made:  # innermost first; a folder someone else filled meanwhile stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
