@@ -266,3 +266,30 @@ def test_the_example_config_file_is_accepted(tmp_path, monkeypatch):
     assert set(wanted) < {
         line.split()[0] for line in _run("list", "settings", "vanishing").output.splitlines()
     }
+
+
+def test_an_unexpected_error_inside_leaky_is_a_bug_exit_1_not_a_user_error(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    monkeypatch.setattr("leaky.report.write_curves", broken)
+    result = _run("curves", "--out", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "a bug in leaky" in result.output and "LEAKY_DEBUG=1" in result.output
+    assert "TypeError: unsupported operand" in result.output and "Traceback" not in result.output
+    monkeypatch.setenv("LEAKY_DEBUG", "1")
+    assert isinstance(_run("curves", "--out", str(tmp_path)).exception, TypeError)
+
+
+def test_errors_the_api_raises_in_python_terms_are_said_with_flags(tmp_path):
+    from leaky.lab.runner import check_parallelism
+    from leaky.system.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="Expected threads to be a whole number") as error:
+        check_parallelism(1, 0)
+    assert "--threads" not in str(error.value)
+    result = _run("demo", "--threads", "0", "--out", str(tmp_path / "d"))
+    assert result.exit_code == 2 and "Expected --threads to be a whole number" in result.output
+    result = _run("diagnose", "m.py:f", "--input-shape", "4", "--json", str(tmp_path / "r.txt"))
+    assert result.exit_code == 2 and "Expected --json to be a .json file" in result.output
+    assert not (tmp_path / "d").exists()
