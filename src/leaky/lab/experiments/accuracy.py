@@ -19,16 +19,20 @@ tanh, and the speech summary puts that to the test too.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from leaky.core.spec import get_spec
-from leaky.data import is_file_task, load_data, load_dataset, parse_task_spec
+from leaky.data import BUILTIN, Dataset, is_file_task, load_data, load_dataset, parse_task_spec
 from leaky.data.fsdd import FSDD_SPEAKERS, find_fsdd
+from leaky.data.log_mel import MelSettings
 from leaky.lab.experiments.base import (
     Experiment,
     Finding,
@@ -37,7 +41,7 @@ from leaky.lab.experiments.base import (
     positive,
     positive_numbers,
 )
-from leaky.lab.experiments.footprint import EVAL_ROWS, training_bytes
+from leaky.lab.experiments.footprint import EVAL_ROWS, ModelSizes, model_sizes, training_bytes
 from leaky.lab.experiments.stats import mean_ci, paired_comparison
 from leaky.lab.experiments.training import evaluate, train
 from leaky.lab.models import (
@@ -51,22 +55,18 @@ from leaky.lab.models import (
 )
 from leaky.lab.store import RunRecord
 
-__all__ = ["EXPERIMENT", "SPEECH_TASKS", "TASKS", "AccuracyConfig", "speech_tasks_present"]
-
-# task -> (dataset, kind of claim, metric, higher is better)
-TASKS = {
-    "digits-cnn": ("digits", "image", "accuracy", True),
-    "mnist1d-mlp": ("mnist1d", "signal", "accuracy", True),
-    "mnist1d-cnn": ("mnist1d", "signal", "accuracy", True),
-    "text-lm": ("pydoc-text", "language", "bits_per_char", False),
-    # The models MNIST-1D had here before its published baselines: kept for comparison.
-    "mnist1d-mlp-3x256": ("mnist1d", "signal", "accuracy", True),
-    "mnist1d-cnn-3x32": ("mnist1d", "signal", "accuracy", True),
-    "fsdd-cnn": ("fsdd", "speech", "accuracy", True),
-    "fsdd-mlp": ("fsdd", "speech", "accuracy", True),
-}
-SPEECH_TASKS: tuple[str, ...] = tuple(t for t, row in TASKS.items() if row[1] == "speech")
-USER_TASK = ("user", "user_data", "accuracy", True)  # a "file:..." task
+__all__ = [
+    "EXPERIMENT",
+    "SPEECH_TASKS",
+    "TASKS",
+    "AccuracyConfig",
+    "AccuracyTask",
+    "ModelBuilder",
+    "Recipe",
+    "get_task",
+    "recipe",
+    "speech_tasks_present",
+]
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,211 @@ class Recipe:
     order: str = "random"  # batches drawn at random, or "cycle": the training set in order
 
 
+class ModelBuilder(Protocol):
+    """Makes a task's model for samples of ``input_shape`` and ``classes`` outputs."""
+
+    def __call__(
+        self,
+        input_shape: tuple[int, ...],
+        classes: int,
+        *,
+        activation: str,
+        generator: torch.Generator | None,
+        **options: Any,
+    ) -> nn.Module:
+        """The model, initialised from ``generator`` for ``activation`` and its options."""
+        ...
+
+
+@dataclass(frozen=True)
+class AccuracyTask:
+    """One task of the accuracy experiment: its data, the claim it tests, recipe and model.
+
+    Args:
+        name: the task's name in ``tasks`` (a ``file:`` spec for the user's data).
+        dataset: what :func:`leaky.data.load_data` reads (``fsdd``: the config's folder).
+        kind: the article's claim it tests: image, signal, language, speech or user_data.
+        metric: the test metric the comparison reads (``accuracy``, ``bits_per_char``).
+        build: makes the model; called with the data's input shape and class count.
+        higher_is_better: whether a larger ``metric`` is better. Default: ``True``.
+        recipe: steps, batch, lr and order unless the config sets them. Default: ``Recipe()``.
+        input_shape: one sample's shape in ``dataset`` and ``classes`` its classes, so the
+            model can be sized without loading the data; ``None``: known from the data
+            only (the user's), sized like the largest built-in task. Default: ``None``.
+        classes: see ``input_shape``. Default: 10.
+    """
+
+    name: str
+    dataset: str
+    kind: str
+    metric: str
+    build: ModelBuilder
+    higher_is_better: bool = True
+    recipe: Recipe = Recipe()
+    input_shape: tuple[int, ...] | None = None
+    classes: int = 10
+
+    @functools.cached_property
+    def sizes(self) -> ModelSizes:
+        """Parameters, units per sample and widest layer of the model with PReLU.
+
+        PReLU has the most parameters of the activations; the count is made once per row.
+
+        Examples:
+            >>> TASKS["mnist1d-mlp"].sizes  # the published 15,210 and 2 x 100 PReLU slopes
+            ModelSizes(parameters=15410, units_per_sample=550, widest_layer=100)
+        """
+        shape = self.input_shape
+        if shape is None:
+            return max((row.sizes for row in TASKS.values()), key=lambda s: s.parameters)
+        info = BUILTIN.get(self.dataset)
+        tokens = info is not None and info.task == "language"
+        return model_sizes(
+            lambda: self.build(shape, self.classes, activation="prelu", generator=None),
+            shape,
+            dtype=torch.long if tokens else torch.float32,
+        )
+
+
 # Greydanus (2020), the mnist1d repository's notebooks/train.py: Adam, lr 1e-2, batches of
 # 100 taken in order, 6,000 steps (its classification notebook's runs).
 _PUBLISHED_MNIST1D = Recipe(steps=6000, batch_size=100, lr=1e-2, order="cycle")
-RECIPES = {"mnist1d-mlp": _PUBLISHED_MNIST1D, "mnist1d-cnn": _PUBLISHED_MNIST1D}
+_MEL = MelSettings()
+_SPECTROGRAM = (1, _MEL.n_mels, _MEL.frames)
+_MNIST1D = (1, 40)
+
+# The built-in tasks. ``kw`` is ``activation``, ``generator`` and the activation's options.
+TASKS: dict[str, AccuracyTask] = {
+    row.name: row
+    for row in (
+        AccuracyTask(
+            "digits-cnn",
+            "digits",
+            "image",
+            "accuracy",
+            lambda shape, classes, **kw: cnn2d(
+                shape[0], shape[1:], classes, depth=2, channels=32, **kw
+            ),
+            input_shape=(1, 8, 8),
+        ),
+        # MNIST-1D's published baselines draw from torch's global generator, as published.
+        AccuracyTask(
+            "mnist1d-mlp",
+            "mnist1d",
+            "signal",
+            "accuracy",
+            lambda shape, classes, generator, **kw: mnist1d_mlp_base(
+                math.prod(shape), classes, **kw
+            ),
+            recipe=_PUBLISHED_MNIST1D,
+            input_shape=_MNIST1D,
+        ),
+        AccuracyTask(
+            "mnist1d-cnn",
+            "mnist1d",
+            "signal",
+            "accuracy",
+            lambda shape, classes, generator, **kw: mnist1d_conv_base(shape[-1], classes, **kw),
+            recipe=_PUBLISHED_MNIST1D,
+            input_shape=_MNIST1D,
+        ),
+        AccuracyTask(
+            "text-lm",
+            "pydoc-text",
+            "language",
+            "bits_per_char",
+            lambda shape, classes, **kw: char_mlp(classes, shape[0], depth=2, width=256, **kw),
+            higher_is_better=False,
+            input_shape=(8,),  # the 8 characters before the next one
+            classes=103,  # pydoc-text's vocabulary
+        ),
+        # The models MNIST-1D had here before its published baselines: kept for comparison.
+        AccuracyTask(
+            "mnist1d-mlp-3x256",
+            "mnist1d",
+            "signal",
+            "accuracy",
+            lambda shape, classes, **kw: mlp(math.prod(shape), classes, depth=3, width=256, **kw),
+            input_shape=_MNIST1D,
+        ),
+        AccuracyTask(
+            "mnist1d-cnn-3x32",
+            "mnist1d",
+            "signal",
+            "accuracy",
+            lambda shape, classes, **kw: cnn1d(*shape, classes, depth=3, channels=32, **kw),
+            input_shape=_MNIST1D,
+        ),
+        # (1, mel bands, frames) -> three conv3 + pool blocks -> 10 digits
+        AccuracyTask(
+            "fsdd-cnn",
+            "fsdd",
+            "speech",
+            "accuracy",
+            lambda shape, classes, **kw: cnn2d(
+                shape[0], shape[1:], classes, depth=3, channels=16, **kw
+            ),
+            input_shape=_SPECTROGRAM,
+        ),
+        # Each mel band averaged over 4 spans of time.
+        AccuracyTask(
+            "fsdd-mlp",
+            "fsdd",
+            "speech",
+            "accuracy",
+            lambda shape, classes, **kw: pooled_mlp(
+                shape[1:], classes, segments=4, depth=2, width=128, **kw
+            ),
+            input_shape=_SPECTROGRAM,
+        ),
+    )
+}
+SPEECH_TASKS: tuple[str, ...] = tuple(t for t, row in TASKS.items() if row.kind == "speech")
+
+
+def _user_model(
+    model: str,
+    shape: tuple[int, ...],
+    classes: int,
+    *,
+    activation: str,
+    generator: torch.Generator | None,
+    **options: Any,
+) -> nn.Module:
+    if model == "mlp":
+        return mlp(
+            math.prod(shape),
+            classes,
+            depth=2,
+            width=256,
+            activation=activation,
+            generator=generator,
+            **options,
+        )
+    # A CNN (shapes checked by leaky.data.user_task.check_input_shape): 1-D over
+    # (channels, length), a lone (length) getting one channel; 2-D over (channels, h, w).
+    if len(shape) == 1:
+        body = cnn1d(1, shape[0], classes, activation=activation, generator=generator, **options)
+        return torch.nn.Sequential(torch.nn.Unflatten(1, (1, shape[0])), body)
+    if len(shape) == 2:
+        return cnn1d(*shape, classes, activation=activation, generator=generator, **options)
+    return cnn2d(
+        shape[0], shape[1:], classes, activation=activation, generator=generator, **options
+    )
+
+
+def get_task(task: str) -> AccuracyTask:
+    """The row of a built-in task, or one made for a ``file:`` spec (the user's data).
+
+    Examples:
+        >>> get_task("text-lm").metric, get_task("file:d.npz?model=cnn").kind
+        ('bits_per_char', 'user_data')
+    """
+    if is_file_task(task):
+        user = parse_task_spec(task)
+        build = functools.partial(_user_model, user.model)
+        return AccuracyTask(task, task, "user_data", user.metric, build)
+    return TASKS[task]
 
 
 def recipe(config: AccuracyConfig, task: str) -> Recipe:
@@ -92,20 +293,13 @@ def recipe(config: AccuracyConfig, task: str) -> Recipe:
         >>> recipe(AccuracyConfig(), "mnist1d-mlp").steps, recipe(AccuracyConfig(), "text-lm").lr
         (6000, 0.001)
     """
-    base = RECIPES.get(task, Recipe())
+    base = get_task(task).recipe
     return Recipe(
         steps=base.steps if config.steps is None else config.steps,
         batch_size=base.batch_size if config.batch_size is None else config.batch_size,
         lr=base.lr if config.lr is None else config.lr,
         order=base.order,
     )
-
-
-def task_info(task: str) -> tuple[str, str, str, bool]:
-    """(dataset, kind of claim, metric, higher is better) of a task name or ``file:`` spec."""
-    if is_file_task(task):
-        return (task, USER_TASK[1], parse_task_spec(task).metric, True)
-    return TASKS[task]
 
 
 @dataclass(frozen=True)
@@ -175,35 +369,16 @@ def _activations(config: AccuracyConfig, task: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*config.activations, *extra)))
 
 
-# task -> (parameters, activations per sample, widest layer), counted on the models below
-# with PReLU (the most parameters), the 103-character vocabulary of pydoc-text and
-# 32 x 48 log-mel spectrograms for FSDD (the widest layer of fsdd-mlp is its input).
-_TASK_SIZES = {
-    "digits-cnn": (10_922, 5_898, 2_048),
-    "mnist1d-mlp": (15_410, 550, 100),
-    "mnist1d-cnn": (5_285, 1_750, 475),
-    "text-lm": (127_447, 1_383, 256),
-    "mnist1d-mlp-3x256": (145_418, 1_586, 256),
-    "mnist1d-cnn-3x32": (12_842, 7_690, 1_280),
-    "fsdd-cnn": (8_698, 72_970, 24_576),
-    "fsdd-mlp": (34_570, 778, 1_536),
-}
-
-
 def _memory(config: AccuracyConfig) -> int:
     # Adam keeps two tensors per parameter; the architectures are fixed, the batch is not.
     return max(
         training_bytes(
-            parameters,
-            units,
-            widest,
+            *get_task(task).sizes,
             batch_size=recipe(config, task).batch_size,
             optimizer_states=2,
             no_grad_rows=EVAL_ROWS,
         )
         for task in config.tasks
-        # A user's task is sized like the largest built-in one: its shape is not known here.
-        for parameters, units, widest in [_TASK_SIZES.get(task, max(_TASK_SIZES.values()))]
     )
 
 
@@ -211,102 +386,24 @@ def _cells(config: AccuracyConfig) -> list[dict]:
     return [{"task": t, "activation": a} for t in config.tasks for a in _activations(config, t)]
 
 
-def _user_model(task: str, data, activation: str, options: dict, generator: torch.Generator):
-    shape, classes = data.input_shape, data.num_classes
-    if parse_task_spec(task).model == "mlp":
-        return mlp(
-            math.prod(shape),
-            classes,
-            depth=2,
-            width=256,
-            activation=activation,
-            generator=generator,
-            **options,
+def _load(row: AccuracyTask, config: AccuracyConfig) -> Dataset:
+    if row.dataset == "fsdd":  # read from disk: the config says where, and which split
+        return load_dataset(
+            "fsdd", data_dir=config.data_dir, holdout_speaker=config.holdout_speaker
         )
-    # A CNN (shapes checked by leaky.data.user_task.check_input_shape): 1-D over
-    # (channels, length), a lone (length) getting one channel; 2-D over (channels, h, w).
-    if len(shape) == 1:
-        body = cnn1d(1, shape[0], classes, activation=activation, generator=generator, **options)
-        return torch.nn.Sequential(torch.nn.Unflatten(1, (1, shape[0])), body)
-    if len(shape) == 2:
-        return cnn1d(*shape, classes, activation=activation, generator=generator, **options)
-    return cnn2d(
-        shape[0], shape[1:], classes, activation=activation, generator=generator, **options
-    )
-
-
-def _model(task: str, data, activation: str, options: dict, generator: torch.Generator):
-    if is_file_task(task):
-        return _user_model(task, data, activation, options, generator)
-    if task == "digits-cnn":
-        return cnn2d(
-            1,
-            (8, 8),
-            10,
-            depth=2,
-            channels=32,
-            activation=activation,
-            generator=generator,
-            **options,
-        )
-    if task == "mnist1d-mlp":
-        return mnist1d_mlp_base(40, 10, activation=activation, **options)
-    if task == "mnist1d-cnn":
-        return mnist1d_conv_base(40, 10, activation=activation, **options)
-    if task == "mnist1d-mlp-3x256":
-        return mlp(
-            40, 10, depth=3, width=256, activation=activation, generator=generator, **options
-        )
-    if task == "mnist1d-cnn-3x32":
-        return cnn1d(
-            1, 40, 10, depth=3, channels=32, activation=activation, generator=generator, **options
-        )
-    if task == "fsdd-cnn":  # (1, mel bands, frames) -> three conv3 + pool blocks -> 10 digits
-        return cnn2d(
-            1,
-            data.input_shape[1:],
-            10,
-            depth=3,
-            channels=16,
-            activation=activation,
-            generator=generator,
-            **options,
-        )
-    if task == "fsdd-mlp":  # each mel band averaged over 4 spans of time
-        return pooled_mlp(
-            data.input_shape[1:],
-            10,
-            segments=4,
-            depth=2,
-            width=128,
-            activation=activation,
-            generator=generator,
-            **options,
-        )
-    return char_mlp(
-        data.num_classes,
-        data.input_shape[0],
-        depth=2,
-        width=256,
-        activation=activation,
-        generator=generator,
-        **options,
-    )
+    return load_data(row.dataset)
 
 
 def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:
     task, activation = cell["task"], cell["activation"]
-    speech = task in SPEECH_TASKS
-    dataset, _, metric, _ = task_info(task)
-    if speech:
-        data = load_dataset(
-            "fsdd", data_dir=config.data_dir, holdout_speaker=config.holdout_speaker
-        )
-    else:
-        data = load_data(dataset)
+    row = get_task(task)
+    speech = row.kind == "speech"
+    data = _load(row, config)
     generator = torch.Generator().manual_seed(seed)
     options = {"negative_slope": config.negative_slope} if activation == "leaky_relu" else {}
-    model = _model(task, data, activation, options, generator)
+    model = row.build(
+        data.input_shape, data.num_classes, activation=activation, generator=generator, **options
+    )
     plan = recipe(config, task)
     steps = config.speech_steps if speech else plan.steps
     result = train(
@@ -325,7 +422,12 @@ def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:
     source = {"data_sha256": data.source.rsplit("sha256 ", 1)[-1]} if speech else {}
     return RunOutput(
         metrics=[(step, "loss", loss) for step, loss in result.losses],
-        results={"metric": metric, "value": scores.get(metric, math.nan), **scores, **source},
+        results={
+            "metric": row.metric,
+            "value": scores.get(row.metric, math.nan),
+            **scores,
+            **source,
+        },
         diverged=result.diverged,
     )
 
@@ -353,7 +455,8 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
         diverged[key] += run.status == "diverged"
     findings = []
     for task in config.tasks:
-        _, kind, metric, higher = task_info(task)
+        row = get_task(task)
+        kind, metric = row.kind, row.metric
         if kind == "speech" and config.holdout_speaker:
             kind = "speech_held_out"
         relu, leaky = values.get((task, "relu")), values.get((task, "leaky_relu"))
@@ -366,7 +469,9 @@ def _summarize(config: AccuracyConfig, runs: Sequence[RunRecord]) -> list[Findin
             continue
         seeds = sorted(set(relu) & set(leaky))
         paired = paired_comparison(
-            [relu[s] for s in seeds], [leaky[s] for s in seeds], higher_is_better=higher
+            [relu[s] for s in seeds],
+            [leaky[s] for s in seeds],
+            higher_is_better=row.higher_is_better,
         )
         lost = {"relu": diverged[(task, "relu")], "leaky_relu": diverged[(task, "leaky_relu")]}
         # A diverged seed is a result too: with any, the comparison of the rest is no verdict.

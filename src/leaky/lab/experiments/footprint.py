@@ -17,16 +17,22 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
 
 __all__ = [
     "CLASSES",
     "EVAL_ROWS",
     "FLOAT_BYTES",
     "INPUT_FEATURES",
+    "ModelSizes",
     "classifier_mlp_bytes",
     "mlp_parameters",
     "mlp_training_bytes",
+    "model_sizes",
     "training_bytes",
 ]
 
@@ -47,6 +53,65 @@ def mlp_parameters(inputs: int, outputs: int, *, depth: int, width: int) -> int:
     """Weights and biases of :func:`leaky.lab.models.mlp` (PReLU slopes aside)."""
     hidden = (depth - 1) * (width * width + width)
     return inputs * width + width + hidden + width * outputs + outputs
+
+
+class ModelSizes(NamedTuple):
+    """The sizes of one model that :func:`training_bytes` takes, in its order."""
+
+    parameters: int
+    units_per_sample: int
+    widest_layer: int
+
+
+def model_sizes(
+    build: Callable[[], nn.Module],
+    input_shape: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> ModelSizes:
+    """Count what ``build()`` makes by building it and passing one sample through it.
+
+    All of it happens on the meta device: nothing is allocated and no weights are drawn.
+    ``units_per_sample`` adds up every distinct tensor that a leaf module takes or gives
+    (a view such as Flatten's output counts, and so does a residual sum that feeds the
+    next layer), the model's input aside; ``widest_layer`` is the largest of them, the input
+    included, since a no-grad pass holds a layer's input beside its output.
+
+    Args:
+        build: makes the model (called once, under the meta device).
+        input_shape: one sample's shape, without the batch dimension.
+        dtype: the samples' dtype (``torch.long`` for token ids).
+
+    Examples:
+        >>> from leaky.lab.models import mlp
+        >>> model_sizes(lambda: mlp(40, 10, depth=2, width=64), (40,))  # 4 x 64 + 10 units
+        ModelSizes(parameters=7434, units_per_sample=266, widest_layer=64)
+    """
+    seen: dict[int, torch.Tensor] = {}  # by id, kept alive so that no id is reused
+
+    def note(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        for value in (*inputs, output):
+            if isinstance(value, torch.Tensor):
+                seen[id(value)] = value
+
+    # The builders draw nothing on the meta device; forking keeps torch's random state as it
+    # was even if one did, so an estimate never changes a run's numbers.
+    with torch.random.fork_rng(devices=[]), torch.device("meta"), torch.no_grad():
+        model = build()
+        sample = torch.zeros(1, *input_shape, dtype=dtype)
+        hooks = [m.register_forward_hook(note) for m in model.modules() if not any(m.children())]
+        try:
+            model(sample)
+        finally:
+            for hook in hooks:
+                hook.remove()
+    widest = max(t.numel() for t in seen.values())
+    seen.pop(id(sample), None)
+    return ModelSizes(
+        parameters=sum(p.numel() for p in model.parameters()),
+        units_per_sample=sum(t.numel() for t in seen.values()),
+        widest_layer=widest,
+    )
 
 
 def training_bytes(
