@@ -124,17 +124,6 @@ def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
-def _mean_series(runs, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    per_step: dict[int, list[float]] = defaultdict(list)
-    for run in runs:
-        for step, name, value in run.metrics:
-            if name == metric:
-                per_step[step].append(value)
-    steps = sorted(per_step)
-    means = [statistics.fmean(v) if (v := _finite(per_step[s])) else math.nan for s in steps]
-    return np.array(steps, dtype=float), np.array(means, dtype=float)
-
-
 def _dying_cell(runs, field: str) -> tuple[float, float, float, int]:
     """Mean, 95% t interval and diverged count of one dying cell's runs."""
     chance = next((r.results["chance"] for r in runs if "chance" in r.results), 0.1)

@@ -41,17 +41,26 @@ def train(
     log_every: int = 50,
     on_log: Callable[[int], None] | None = None,
     order: str = "random",
+    momentum: float = 0.9,
+    on_backward: Callable[[int, float], None] | None = None,
+    update_last: bool = True,
 ) -> TrainResult:
     """Train for ``steps`` minibatches; stop at a non-finite loss.
 
     ``order="random"`` draws each batch with ``generator`` (with replacement);
     ``"cycle"`` takes consecutive batches of the training set in its stored order,
-    wrapping round (the MNIST-1D paper's recipe).
+    wrapping round (the MNIST-1D paper's recipe). ``momentum`` is SGD's (Adam has none).
+
+    ``on_log(step)`` runs after the update at every ``log_every``-th step and the last.
+    ``on_backward(step, loss)`` runs at every step with the gradients in place, before the
+    update; it sees a non-finite loss too, and the loop stops after it. With
+    ``update_last=False`` the last batch's gradients are not applied, so that batch measures
+    the trained model (its loss and gradients) without changing it.
     """
     if order not in ("random", "cycle"):
         raise ValueError(f"Expected order random or cycle, got {order!r}")
     if optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     elif optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=lr)
     else:
@@ -68,10 +77,13 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         value = float(loss.detach())
+        if on_backward is not None:
+            on_backward(step, value)
         if not math.isfinite(value):
             losses.append((step, value))
             return TrainResult(losses, True)
-        opt.step()
+        if update_last or step < steps:
+            opt.step()
         if step % log_every == 0 or step == steps:
             losses.append((step, value))
             if on_log is not None:

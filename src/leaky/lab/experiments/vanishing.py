@@ -37,6 +37,7 @@ from leaky.lab.experiments.base import (
     positive_numbers,
 )
 from leaky.lab.experiments.footprint import CLASSES, EVAL_ROWS, INPUT_FEATURES, mlp_training_bytes
+from leaky.lab.experiments.training import train
 from leaky.lab.models import mlp
 from leaky.lab.store import RunRecord
 
@@ -119,27 +120,34 @@ def _run(config: VanishingConfig, cell: dict, seed: int) -> RunOutput:
         init=init,  # type: ignore[arg-type]
         generator=generator,
     )
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     output = RunOutput()
-    losses = []
-    for step in range(config.steps + 1):
-        index = torch.randint(len(data.x_train), (config.batch_size,), generator=generator)
-        loss = nn.functional.cross_entropy(model(data.x_train[index]), data.y_train[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        value = float(loss.detach())
+    losses: list[float] = []
+
+    def record(step: int, value: float) -> None:
+        # Called before the batch's update: ``done`` updates came before it, so step 0
+        # holds the gradients at initialisation.
+        done = step - 1
         losses.append(value)
-        if not math.isfinite(value):
-            output.diverged = True
-            break
-        if step % config.log_every == 0:
+        if math.isfinite(value) and done % config.log_every == 0:
             norms = _grad_norms(model)
-            output.layers += [(step, str(i), "grad_norm", n) for i, n in enumerate(norms)]
-            output.metrics.append((step, "loss", value))
-            if step == 0:
+            output.layers += [(done, str(i), "grad_norm", n) for i, n in enumerate(norms)]
+            output.metrics.append((done, "loss", value))
+            if done == 0:
                 output.results["ratio_at_init"] = norms[0] / norms[-1] if norms[-1] else math.nan
-        if step < config.steps:
-            optimizer.step()
+
+    result = train(
+        model,
+        data,
+        # One batch per update, then one more that measures the trained model unchanged.
+        steps=config.steps + 1,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        momentum=0.0,  # plain SGD
+        generator=generator,
+        on_backward=record,
+        update_last=False,
+    )
+    output.diverged = result.diverged
     with torch.no_grad():
         accuracy = (model(data.x_test).argmax(1) == data.y_test).float().mean().item()
     first = statistics.mean(losses[: max(1, config.log_every // 5)])
