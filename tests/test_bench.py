@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from leaky import functional as F
+from leaky.app.cli import cli
 from leaky.bench import compare, run_suite
-from leaky.cli import cli
 
 
 def test_compare_alternates_and_reports_ratios():

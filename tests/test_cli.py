@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import leaky
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.lab.runner import SweepResult
 from leaky.messages import figure_files, get_messages
 from leaky.messages.style import japanese_font

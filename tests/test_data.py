@@ -13,8 +13,8 @@ from leaky.data import (
     list_datasets,
     load_cifar10,
     load_csv,
-    load_dataset,
     load_idx,
+    load_named_dataset,
     load_npz,
 )
 
@@ -30,7 +30,7 @@ from leaky.data import (
     ],
 )
 def test_builtin_tasks(name, sizes, shape, classes, task):
-    d = load_dataset(name)
+    d = load_named_dataset(name)
     assert d.input_shape == shape and d.task == task
     if sizes is not None:
         assert d.sizes == sizes
@@ -43,21 +43,21 @@ def test_builtin_tasks(name, sizes, shape, classes, task):
 
 def test_builtins_are_deterministic_and_leave_global_rngs_alone():
     np_state, py_state = np.random.get_state()[1][:5].copy(), random.getstate()
-    a, b = load_dataset("mnist1d"), load_dataset("mnist1d")
+    a, b = load_named_dataset("mnist1d"), load_named_dataset("mnist1d")
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert np.array_equal(np.random.get_state()[1][:5], np_state) and random.getstate() == py_state
-    assert torch.equal(load_dataset("digits").x_test, load_dataset("digits").x_test)
+    assert torch.equal(load_named_dataset("digits").x_test, load_named_dataset("digits").x_test)
 
 
 def test_digits_split_is_stratified():
-    d = load_dataset("digits")
+    d = load_named_dataset("digits")
     train = torch.bincount(d.y_train) / len(d.y_train)
     test = torch.bincount(d.y_test) / len(d.y_test)
     assert (train - test).abs().max() < 0.01
 
 
 def test_text_windows_predict_the_next_character():
-    d = load_dataset("pydoc-text")
+    d = load_named_dataset("pydoc-text")
     vocabulary = d.vocabulary
     context = "".join(vocabulary[i] for i in d.x_train[1000].tolist())
     following = "".join(vocabulary[i] for i in d.x_train[1001].tolist())
@@ -67,7 +67,7 @@ def test_text_windows_predict_the_next_character():
 
 def test_unknown_dataset_lists_names():
     with pytest.raises(ValueError, match="digits, mnist1d, pydoc-text, spirals, fn1d"):
-        load_dataset("imagenet")
+        load_named_dataset("imagenet")
     assert [i.name for i in list_datasets()] == [
         "digits",
         "mnist1d",
@@ -238,7 +238,7 @@ def test_fn1d_targets_are_one_per_sample_and_learnable():
     from leaky.lab.experiments.training import evaluate, train
     from leaky.lab.models import mlp
 
-    d = load_dataset("fn1d")
+    d = load_named_dataset("fn1d")
     assert d.y_train.shape == (1000,) and d.y_test.shape == (401,)
     model = mlp(
         1, 1, depth=2, width=32, activation="leaky_relu", generator=torch.Generator().manual_seed(0)
@@ -504,7 +504,7 @@ def test_diagnose_data_that_is_text_is_not_called_pickled(tmp_path):
 def test_diagnose_cli_names_a_text_file_given_as_npz(tmp_path):
     from click.testing import CliRunner
 
-    from leaky.cli import cli
+    from leaky.app.cli import cli
 
     model = tmp_path / "m.py"
     model.write_text("import torch\ndef make():\n    return torch.nn.Linear(3, 2)\n")

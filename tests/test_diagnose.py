@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 
 MODEL_FILE = """
 import torch

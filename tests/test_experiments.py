@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from leaky.cli import cli
-from leaky.demo import run_demo
+from leaky.app.cli import cli
+from leaky.app.demo import run_demo
 from leaky.lab.experiments import EXPERIMENTS, VERDICTS, wilson_interval
 from leaky.lab.findings import resolve_config, run_experiment, summarize
 from leaky.lab.plan import plan

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime", reason="the tests run exports with onnx
 pytest.importorskip("onnxscript", reason="PyTorch's ONNX exporter needs onnxscript")
 
 from leaky import export, nn  # noqa: E402
-from leaky.cli import cli  # noqa: E402
+from leaky.app.cli import cli  # noqa: E402
 from leaky.diagnosis.convert import convert  # noqa: E402
 from leaky.diagnosis.fuse import fuse_batch_norm  # noqa: E402
 from leaky.nn import get_activation  # noqa: E402

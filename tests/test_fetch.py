@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.data.fetch import FetchError, fetch_fsdd
 from leaky.data.fsdd import fsdd_recordings
 

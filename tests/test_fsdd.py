@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.data import fsdd as fsdd_module
-from leaky.data import load_dataset
+from leaky.data import load_named_dataset
 from leaky.data.fsdd import (
     FSDD_SPEAKERS,
     example_spectrograms,
@@ -305,10 +305,10 @@ def test_packaged_checksums_list_the_3000_recordings():
 
 @needs_shared
 def test_the_shared_copy_gives_both_splits():
-    official = load_dataset("fsdd")
+    official = load_named_dataset("fsdd")
     assert official.sizes == (2700, 300) and official.input_shape == (1, 32, 48)
     assert torch.bincount(official.y_test).tolist() == [30] * 10
-    held_out = load_dataset("fsdd", holdout_speaker="theo")
+    held_out = load_named_dataset("fsdd", holdout_speaker="theo")
     assert held_out.sizes == (2500, 500)
     assert "CC BY-SA 4.0" in official.source
 

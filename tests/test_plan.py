@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import leaky.lab.findings
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.data import user_task
 from leaky.lab.findings import resolve_config, run_and_summarize, run_experiment, summarize
 from leaky.lab.plan import Sweep, plan, sweep_key

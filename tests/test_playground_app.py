@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.websockets import WebSocketDisconnect
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.playground.app import create_app, plotly_js_path
 
 with warnings.catch_warnings():  # starlette prefers httpx2 for its test client; not ours to change

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'leaky[ray]'")
 psutil = pytest.importorskip("psutil", reason="psutil comes with Ray's default extra")
 
-from leaky.cli import cli  # noqa: E402
+from leaky.app.cli import cli  # noqa: E402
 from leaky.lab.findings import resolve_config  # noqa: E402
 from leaky.lab.plan import plan  # noqa: E402
 from leaky.lab.ray_backend import RayRunner, _cannot_import_the_task, _run_task, start_local  # noqa: E402

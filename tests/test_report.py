@@ -10,7 +10,7 @@ import html5lib
 import pytest
 from click.testing import CliRunner
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.lab.experiments import EXPERIMENTS
 from leaky.lab.experiments.accuracy import speech_tasks_present
 from leaky.lab.findings import resolve_config, run_experiment

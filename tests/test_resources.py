@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import leaky.lab.resources
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.lab.experiments import EXPERIMENTS
 from leaky.lab.findings import resolve_config
 from leaky.lab.plan import plan

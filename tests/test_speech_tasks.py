@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from leaky.demo import demo_overrides
+from leaky.app.demo import demo_overrides
 from leaky.lab.experiments.accuracy import EXPERIMENT, _cells, _summarize
 from leaky.lab.findings import resolve_config, run_experiment, summarize
 from leaky.lab.plan import plan

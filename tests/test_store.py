@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.lab.store import RunRecord, Store
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -241,7 +241,7 @@ def test_workers_times_threads_must_fit_the_usable_cores(tmp_path):
 def test_run_refuses_too_many_threads_in_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from leaky.cli import cli
+    from leaky.app.cli import cli
 
     result = CliRunner().invoke(
         cli, ["run", "born-dead", "--threads", "10000", "--store", str(tmp_path / "s.db")]
@@ -304,7 +304,7 @@ def test_a_run_another_process_is_computing_is_not_computed_again(tmp_path):
 def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
     from click.testing import CliRunner
 
-    from leaky.cli import cli
+    from leaky.app.cli import cli
 
     args = ["run", "born-dead", "--set", "depths=2", "--set", "widths=2", "--set", "trials=100"]
     result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "s.db")])

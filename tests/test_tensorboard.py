@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import (
 )
 from torch.utils.tensorboard import SummaryWriter
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.diagnosis.monitor import Monitor
 from leaky.lab.findings import resolve_config, run_experiment
 from leaky.lab.store import RunRecord, Store

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from leaky.cli import cli
+from leaky.app.cli import cli
 from leaky.data import data_fingerprint, load_user_task, parse_task_spec, task_spec_from_table
 from leaky.lab.store import Store
 

@@ -1,5 +1,5 @@
 """``python -m leaky`` runs the command line."""
 
-from leaky.cli import main
+from leaky.app.cli import main
 
 main()

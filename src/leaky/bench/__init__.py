@@ -57,6 +57,15 @@ class BenchRun:
     results: list[SuiteResult] = field(default_factory=list)
     json_path: Path | None = None
 
+    def machine_line(self) -> str:
+        """The machine in one line, as the measurements are printed under it."""
+        info = self.machine
+        return (
+            f"machine: {info['cpu']}, {info['usable_cores']} usable cores, torch "
+            f"{info['torch']}, numpy {info['numpy']}, {info['threads']} threads"
+            + (f", {info['gpu']}" if "gpu" in info else "")
+        )
+
 
 def run_benchmarks(
     suites: Sequence[str] = (),

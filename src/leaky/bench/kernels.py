@@ -24,6 +24,7 @@ import torch.nn.functional as torch_f
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 from leaky.core import functional as F
+from leaky.core.kernels import use_triton
 
 __all__ = ["ResultMismatchError", "run_kernels"]
 
@@ -278,8 +279,6 @@ def _triton_rows(
     device: str,
 ) -> list[BenchRow]:
     """Each Triton kernel against leaky's PyTorch path on the same data (CUDA only)."""
-    from leaky.core.kernels import use_triton
-
     if not use_triton("auto", x):
         return []
 

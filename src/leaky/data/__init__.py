@@ -5,7 +5,7 @@ data is read: at most ``max_bytes=`` per loader, by default ``$LEAKY_MAX_DATA_BY
 (``8G``, ``500M`` or bytes), else 1 GiB.
 
 Examples:
-    >>> d = load_dataset("spirals")
+    >>> d = load_named_dataset("spirals")
     >>> d.sizes, d.num_classes, d.task
     ((1600, 400), 2, 'classification')
 """
@@ -53,10 +53,10 @@ __all__ = [
     "list_datasets",
     "load_cifar10",
     "load_csv",
-    "load_data",
-    "load_dataset",
+    "load_dataset_or_file",
     "load_fsdd",
     "load_idx",
+    "load_named_dataset",
     "load_npz",
     "load_user_task",
     "max_data_bytes",
@@ -73,8 +73,10 @@ def list_datasets() -> list[BuiltinInfo]:
     return list(BUILTIN.values())
 
 
-def load_dataset(name: str, **options: Any) -> Dataset:
-    """Make a built-in task, or ``fsdd`` read from disk, by name.
+def load_named_dataset(name: str, **options: Any) -> Dataset:
+    """One of leaky's own data sets by name: a built-in task, or ``fsdd`` read from disk.
+
+    For the user's files too, see :func:`load_dataset_or_file`.
 
     Options go to the task's maker (``seed``; for ``fsdd``: ``data_dir`` and
     ``holdout_speaker``, see :func:`leaky.data.fsdd.load_fsdd`). Made once per process and
@@ -91,9 +93,12 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     return _cached(name, tuple(sorted(options.items())))
 
 
-def load_data(name: str) -> Dataset:
-    """A built-in task by name, or the user's data by spec (see :mod:`leaky.data.user_task`)."""
-    return load_user_task(name) if is_file_task(name) else load_dataset(name)
+def load_dataset_or_file(name: str) -> Dataset:
+    """A data set by name (:func:`load_named_dataset`), or the user's ``file:...`` spec.
+
+    See :mod:`leaky.data.user_task` for the specs.
+    """
+    return load_user_task(name) if is_file_task(name) else load_named_dataset(name)
 
 
 @functools.lru_cache(maxsize=16)

@@ -31,6 +31,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -184,8 +185,6 @@ def parse_checksums(text: str, source: str) -> dict[str, str]:
 
 def packaged_checksums() -> dict[str, str]:
     """The SHA-256 of every FSDD recording, as checked when leaky was made (3,000 files)."""
-    from importlib import resources
-
     text = resources.files("leaky.data").joinpath("fsdd_SHA256SUMS").read_text("ascii")
     return parse_checksums(text, "leaky/data/fsdd_SHA256SUMS")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from leaky import nn as leaky_nn
 from leaky.core.init import init_layer_
 from leaky.core.spec import ActivationSpec, get_spec
 from leaky.diagnosis.forward_order import trace_leaf_calls
@@ -329,9 +330,7 @@ def _producers_from_forward(
 
 def _class_path(cls: type) -> str:
     """``torch.nn.ReLU``, ``leaky.nn.LeakyReLU``: where the class is imported from."""
-    import leaky.nn
-
-    for package, path in ((torch.nn, "torch.nn"), (leaky.nn, "leaky.nn")):
+    for package, path in ((torch.nn, "torch.nn"), (leaky_nn, "leaky.nn")):
         if getattr(package, cls.__name__, None) is cls:
             return f"{path}.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -409,7 +408,6 @@ def _slope_of(module: torch.nn.Module) -> float:
 
 
 def _torch_equivalent(module: torch.nn.Module) -> torch.nn.Module | None:
-    from leaky import nn as leaky_nn
 
     if isinstance(module, leaky_nn.BiasLeakyReLU):
         warnings.warn(

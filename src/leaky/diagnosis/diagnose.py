@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from leaky.data import is_file_task, load_user_task
+from leaky.data.npz_archive import npz_array_names, read_npz
 from leaky.diagnosis.convert import convert
 from leaky.diagnosis.export import onnx
 from leaky.diagnosis.monitor import Monitor, MonitorReport
@@ -169,7 +171,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def _load_npz(
     path: str | Path, max_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    from leaky.data.npz_archive import npz_array_names, read_npz
 
     path = Path(path)
     if path.is_file() and path.suffix.lower() != ".npz":
@@ -201,8 +202,6 @@ def _load_arrays(
     CIFAR-10 batches, or a ``file:`` spec goes through the experiments' own loaders
     (:mod:`leaky.data.user_task`).
     """
-    from leaky.data import is_file_task, load_user_task
-
     text = str(data)
     path = Path(text)
     if is_file_task(text) or path.is_dir() or path.suffix.lower() == ".csv":

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leaky.data import load_user_task, task_spec_from_table
-from leaky.lab.config import Setting, config_to_dict, describe_config, resolve
-from leaky.lab.experiments import Finding, get_experiment
+from leaky.core.spec import SPECS
+from leaky.data import list_datasets, load_user_task, task_spec_from_table
+from leaky.lab.config import Setting, config_to_dict, describe_config, format_value, resolve
+from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
 from leaky.lab.plan import DEFAULT_THREADS, Sweep, plan
 from leaky.lab.resources import check_memory, check_plan_size
 from leaky.lab.runner import SweepResult, check_backend, execute
@@ -25,11 +26,13 @@ from leaky.lab.store import RunRecord, Store
 from leaky.lab.tensorboard_runs import check_tensorboard, log_run, log_runs
 from leaky.messages import get_messages
 from leaky.system.atomic import atomic_path, ensure_output_dir
+from leaky.system.errors import ParameterError
 
 __all__ = [
     "ExperimentRun",
     "experiment_settings",
     "format_findings",
+    "listing",
     "resolve_config",
     "run_and_summarize",
     "run_experiment",
@@ -61,6 +64,43 @@ def resolve_config(
     if experiment.check_data is not None:
         experiment.check_data(config)
     return config
+
+
+def listing(what: str, experiment: str | None = None) -> tuple[tuple[str, ...], list]:
+    """A table (header, rows): the experiments, datasets, activations, or an experiment's settings.
+
+    Examples:
+        >>> header, rows = listing("activations")
+        >>> header
+        ('activation', 'defaults', 'can a unit die?')
+        >>> rows[1]
+        ('leaky_relu', 'negative_slope=0.01, inplace=False', 'no')
+    """
+    if what == "settings":
+        rows = [
+            (s.name, s.type, format_value(s.default), format_value(quick), s.about)
+            for s, quick in experiment_settings(str(experiment))
+        ]
+        return ("setting", "type", "default", "--quick", "what it sets"), rows
+    if what == "experiments":
+        return ("experiment", "question"), [(e.name, e.question()) for e in EXPERIMENTS.values()]
+    if what == "datasets":
+        rows = [(info.name, info.description, info.source) for info in list_datasets()]
+        return ("dataset", "what", "source"), rows
+    if what == "activations":
+        rows = [
+            (
+                s.name,
+                ", ".join(f"{k}={v}" for k, v in s.defaults.items()) or "-",
+                "yes" if s.can_die else "no",
+            )
+            for s in SPECS
+        ]
+        return ("activation", "defaults", "can a unit die?"), rows
+    raise ParameterError(
+        f"Expected {{what}} to be experiments, datasets, activations or settings, but got {what!r}",
+        "what",
+    )
 
 
 def experiment_settings(name: str) -> list[tuple[Setting, Any]]:

@@ -27,6 +27,7 @@ import dataclasses
 import math
 from typing import Any
 
+from leaky.lab.experiments import get_experiment
 from leaky.system.byte_sizes import format_bytes
 from leaky.system.errors import ParameterError
 from leaky.system.machine import available_memory
@@ -53,8 +54,6 @@ def planned_runs(name: str, config: Any) -> int:
 
     Duplicates in a list count twice here (the plan keeps one), so this is an upper bound.
     """
-    from leaky.lab.experiments import get_experiment
-
     experiment = get_experiment(name)
     if experiment.count_cells is not None:
         cells = experiment.count_cells(config)
@@ -85,8 +84,6 @@ def check_plan_size(name: str, config: Any, *, limit: int = MAX_RUNS_PER_SWEEP) 
         Expected at most 10,000 runs in one sweep, but slope with seeds=1000000 plans
         3,000,000 (3 slopes x 1,000,000 seeds); lower seeds
     """
-    from leaky.lab.experiments import get_experiment
-
     total = planned_runs(name, config)
     if total <= limit:
         return
@@ -136,8 +133,6 @@ def check_memory(name: str, config: Any, *, workers: int = 1, available: int | N
         about 1.4 TiB (a rough estimate from the settings) and 16.0 GiB is available;
         lower width
     """
-    from leaky.lab.experiments import get_experiment
-
     experiment = get_experiment(name)
     if experiment.memory is None:
         return

@@ -36,7 +36,9 @@ from leaky.data import data_fingerprint, remember_file_hashes
 from leaky.lab.config import resolve
 from leaky.lab.experiments import get_experiment
 from leaky.lab.plan import DEFAULT_THREADS, RunSpec, Sweep
+from leaky.lab.ray_backend import DEFAULT_MAX_RETRIES, RayRunner, check_address, import_ray
 from leaky.lab.store import RunRecord, Store
+from leaky.lab.worker_pool import WorkerPool
 from leaky.system.errors import ParameterError
 from leaky.system.machine import cpu_model, usable_cores
 from leaky.system.version import __version__
@@ -389,8 +391,6 @@ def check_backend(
                 "address",
             )
     if backend == "ray":
-        from leaky.lab.ray_backend import check_address, import_ray
-
         import_ray()
         check_address(address)
     return Backend(str(backend), None if address is None else str(address), workers, threads)
@@ -438,8 +438,6 @@ def execute(
     todo = [spec for spec in specs if spec.run_id not in done]
     connection: Any = nullcontext()
     if backend.kind == "ray" and todo:  # connects (or starts Ray) before anything is shown
-        from leaky.lab.ray_backend import DEFAULT_MAX_RETRIES, RayRunner
-
         retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
         connection = RayRunner(
             run_one,
@@ -531,7 +529,6 @@ def _run_here(claims: _Claims, keep: Any) -> None:
 
 
 def _run_in_pool(claims: _Claims, keep: Any, workers: int, store_failed: Any) -> None:
-    from leaky.lab.worker_pool import WorkerPool
 
     with WorkerPool(run_one, workers) as pool:
         try:

@@ -1,6 +1,6 @@
 """One figure per experiment, drawn from the runs in the store (never from a training loop).
 
-Every function takes the experiment's :class:`~leaky.report.sweeps.Sweep` and a message
+Every function takes the experiment's :class:`~leaky.report.sweeps.StoredSweep` and a message
 catalogue and returns a bare matplotlib ``Figure``. Colours come from the spec's activation
 (one fixed colour per activation on every figure); all text comes from the catalogue.
 """
@@ -19,11 +19,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from leaky.core.spec import get_spec
+from leaky.data import is_file_task, parse_task_spec
 from leaky.lab.experiments.base import wilson_interval
+from leaky.lab.experiments.fused_memory import VARIANTS
 from leaky.lab.experiments.stats import mean_ci
 from leaky.messages import Messages
 from leaky.messages.style import ACTIVATION_COLORS, color_for
-from leaky.report.sweeps import Sweep
+from leaky.report.sweeps import StoredSweep
 
 __all__ = ["FIGURES", "activation_label"]
 
@@ -78,7 +80,7 @@ def _by_layer(run, stat: str, step: int = 0) -> list[float]:
     return [value for _, value in rows]
 
 
-def _layer_profile(sweep: Sweep, cell: dict, stat: str) -> np.ndarray | None:
+def _layer_profile(sweep: StoredSweep, cell: dict, stat: str) -> np.ndarray | None:
     """Per-layer ``stat`` at step 0 of the cell's runs, median over seeds (None: no data)."""
     series = [_by_layer(run, stat) for run in sweep.runs if run.cell == cell]
     series = [s for s in series if s]
@@ -89,7 +91,7 @@ def _layer_profile(sweep: Sweep, cell: dict, stat: str) -> np.ndarray | None:
     return _positive_or_nan(np.nanmedian(stacked, axis=0) if len(series) > 1 else stacked[0])
 
 
-def vanishing_figure(sweep: Sweep, messages: Messages) -> Figure:
+def vanishing_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Weight-gradient norm by layer at initialisation, log scale, one panel per depth."""
     config = sweep.config
     depths = sorted({run.cell["depth"] for run in sweep.runs})
@@ -135,7 +137,7 @@ def _dying_cell(runs, field: str) -> tuple[float, float, float, int]:
     return (*mean_ci(values), sum(r.status == "diverged" for r in runs))
 
 
-def dying_figure(sweep: Sweep, messages: Messages) -> Figure:
+def dying_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """The whole grid: dead fraction (top) and test accuracy (bottom) per activation.
 
     Each panel is a heatmap over learning rate (columns) and bias shift (rows); every cell
@@ -188,7 +190,7 @@ def _shade(color: str, amount: float) -> tuple[float, float, float]:
     return tuple(c + (1 - c) * amount for c in to_rgb(color))  # type: ignore[return-value]
 
 
-def born_dead_figure(sweep: Sweep, messages: Messages) -> Figure:
+def born_dead_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """P(born dead) against depth, one line per width, 95% Wilson bands."""
     pooled: dict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
     for run in sweep.runs:
@@ -243,12 +245,11 @@ def born_dead_figure(sweep: Sweep, messages: Messages) -> Figure:
 
 def _task_title(task: str) -> str:
     # A user's data by its file or folder name, not the whole spec.
-    from leaky.data import is_file_task, parse_task_spec
 
     return Path(parse_task_spec(task).path).name if is_file_task(task) else task
 
 
-def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
+def accuracy_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Per task: each activation's mean with its 95% t interval and the single seeds."""
     config = sweep.config
     tasks = [t for t in config.tasks if any(run.cell["task"] == t for run in sweep.runs)]
@@ -306,7 +307,7 @@ def accuracy_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
-def slope_figure(sweep: Sweep, messages: Messages) -> Figure:
+def slope_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Accuracy (mean, 95% band, seeds) and dead units after training against the slope."""
     by_slope: dict[float, list] = defaultdict(list)
     for run in sweep.runs:
@@ -349,7 +350,7 @@ def slope_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
-def init_figure(sweep: Sweep, messages: Messages) -> Figure:
+def init_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Activation std by layer at initialisation, Kaiming solid and Xavier dashed."""
     config = sweep.config
     activations = [
@@ -380,10 +381,8 @@ def init_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
-def fused_memory_figure(sweep: Sweep, messages: Messages) -> Figure:
+def fused_memory_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Kept-for-backward memory per network and variant, relative to the in-place pair."""
-    from leaky.lab.experiments.fused_memory import VARIANTS
-
     saved = {(r.cell["network"], r.cell["variant"]): r.results["saved_mib"] for r in sweep.runs}
     networks = [n for n in sweep.config.networks if any(k[0] == n for k in saved)]
     fig, axes = _grid(1, 1, 7.5, 4.2)
@@ -422,7 +421,7 @@ def fused_memory_figure(sweep: Sweep, messages: Messages) -> Figure:
     return fig
 
 
-FIGURES: dict[str, Callable[[Sweep, Messages], Figure]] = {
+FIGURES: dict[str, Callable[[StoredSweep, Messages], Figure]] = {
     "vanishing": vanishing_figure,
     "dying": dying_figure,
     "born-dead": born_dead_figure,

@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from leaky.data.fsdd import FETCH_COMMAND, FSDD_CREDIT, FSDD_LICENSE, example_spectrograms
 from leaky.lab.config import config_to_dict
 from leaky.lab.experiments import EXPERIMENTS, Finding
 from leaky.lab.experiments.base import MIN_SEEDS
@@ -29,7 +30,7 @@ from leaky.messages.style import figure_style
 from leaky.report.curves import write_curves
 from leaky.report.figures import FIGURES
 from leaky.report.speech import SPEECH_FIGURE, fsdd_folder, spectrogram_figure
-from leaky.report.sweeps import Sweep, load_sweeps, open_store_for_reading, reproduce_command
+from leaky.report.sweeps import StoredSweep, load_sweeps, open_store_for_reading, reproduce_command
 from leaky.system.atomic import ensure_output_dir, remove_stale_temporaries, staging_folder
 from leaky.system.errors import ParameterError
 from leaky.system.version import __version__
@@ -83,7 +84,7 @@ def _detail(finding: Finding, lang: str) -> str:
     return finding.detail(lang)
 
 
-def _finding_rows(sweep: Sweep, lang: str, anchor: str) -> list[dict[str, str]]:
+def _finding_rows(sweep: StoredSweep, lang: str, anchor: str) -> list[dict[str, str]]:
     return [
         {
             "claim": f.claim(lang),
@@ -98,7 +99,7 @@ def _finding_rows(sweep: Sweep, lang: str, anchor: str) -> list[dict[str, str]]:
     ]
 
 
-def _notices(sweep: Sweep, messages: Messages) -> list[str]:
+def _notices(sweep: StoredSweep, messages: Messages) -> list[str]:
     notes = []
     if sweep.missing > 0:
         notes.append(messages("report.partial", present=len(sweep.runs), planned=sweep.planned))
@@ -120,7 +121,7 @@ def _settings(config: Any) -> list[tuple[str, str]]:
     ]
 
 
-def _environment(sweeps: dict[str, Sweep | None], messages: Messages, store: str) -> list:
+def _environment(sweeps: dict[str, StoredSweep | None], messages: Messages, store: str) -> list:
     runs = [run for sweep in sweeps.values() if sweep for run in sweep.runs]
     missing = messages("report.env_not_recorded")
     rows = []
@@ -141,7 +142,7 @@ def _environment(sweeps: dict[str, Sweep | None], messages: Messages, store: str
 
 
 def _context(
-    sweeps: dict[str, Sweep | None],
+    sweeps: dict[str, StoredSweep | None],
     figures: dict[str, Path],
     notices: list[str],
     lang: str,
@@ -199,11 +200,9 @@ def _context(
 
 
 def _speech_section(
-    sweeps: dict[str, Sweep | None], figures: dict[str, Path], messages: Messages, image: Any
+    sweeps: dict[str, StoredSweep | None], figures: dict[str, Path], messages: Messages, image: Any
 ) -> dict[str, Any]:
     """The speech section: the spectrogram figure when FSDD is here, else how to get it."""
-    from leaky.data.fsdd import FETCH_COMMAND, FSDD_CREDIT, FSDD_LICENSE
-
     accuracy = sweeps.get("accuracy")
     ran = accuracy is not None and any(
         run.cell.get("task", "").startswith("fsdd-") for run in accuracy.runs
@@ -262,7 +261,7 @@ def _templates() -> jinja2.Environment:
 
 
 def _draw_figures(
-    sweeps: dict[str, Sweep | None], out: Path, lang: str
+    sweeps: dict[str, StoredSweep | None], out: Path, lang: str
 ) -> tuple[dict[str, Path], list[Path], list[str]]:
     figure_lang, font, notices = figure_language(lang)
     messages = get_messages(figure_lang)
@@ -277,8 +276,6 @@ def _draw_figures(
             paths += written
             png[name] = written[0]
     try:  # what the speech networks see, when the recordings are on this machine
-        from leaky.data.fsdd import example_spectrograms
-
         examples = example_spectrograms(fsdd_folder(sweeps.get("accuracy")))
     except ValueError:  # not here (or damaged): the section says how to get them
         examples = []

@@ -14,14 +14,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from leaky.messages import Messages
-from leaky.report.sweeps import Sweep
+from leaky.report.sweeps import StoredSweep
 
 __all__ = ["SPEECH_FIGURE", "fsdd_folder", "spectrogram_figure"]
 
 SPEECH_FIGURE = "speech"  # the figure's file name (figures/speech.png)
 
 
-def fsdd_folder(accuracy: Sweep | None) -> str | None:
+def fsdd_folder(accuracy: StoredSweep | None) -> str | None:
     """The FSDD folder the accuracy sweep named (``data_dir``), or None for the default places."""
     config: Any = accuracy.config if accuracy is not None else None
     return getattr(config, "data_dir", "") or None

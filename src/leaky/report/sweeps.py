@@ -22,12 +22,12 @@ from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
 from leaky.lab.plan import plan, sweep_key
 from leaky.lab.store import RunRecord, Store
 
-__all__ = ["Sweep", "load_sweeps", "open_store_for_reading", "reproduce_command"]
+__all__ = ["StoredSweep", "load_sweeps", "open_store_for_reading", "reproduce_command"]
 
 
 @dataclass
-class Sweep:
-    """One experiment's runs as the report sees them."""
+class StoredSweep:
+    """One experiment's sweep as the store holds it: what the report reads and draws."""
 
     experiment: str
     config: Any  # the experiment's config dataclass, grids merged over the sweep's runs
@@ -99,7 +99,7 @@ def _cell_seed(cell: dict[str, Any], seed: int) -> str:
     return json.dumps([cell, seed], sort_keys=True)
 
 
-def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
+def _sweep(experiment: str, runs: list[RunRecord]) -> StoredSweep | None:
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(_sweep_key(experiment, run), []).append(run)
@@ -118,7 +118,7 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
     data = chosen[0].versions.get("data") or {}
     wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config, data=data)}
     present = [run for run in chosen if _cell_seed(run.cell, run.seed) in wanted]
-    return Sweep(
+    return StoredSweep(
         experiment=experiment,
         config=config,
         runs=present,
@@ -128,7 +128,7 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> Sweep | None:
     )
 
 
-def load_sweeps(store: Store) -> dict[str, Sweep | None]:
+def load_sweeps(store: Store) -> dict[str, StoredSweep | None]:
     """Every known experiment -> its reported sweep, or None when no run of it can be read."""
     runs = store.runs()
     by_experiment: dict[str, list[RunRecord]] = {}

@@ -30,7 +30,14 @@ import torch
 from torch import nn
 
 from leaky.core.spec import get_spec
-from leaky.data import BUILTIN, Dataset, is_file_task, load_data, load_dataset, parse_task_spec
+from leaky.data import (
+    BUILTIN,
+    Dataset,
+    is_file_task,
+    load_dataset_or_file,
+    load_named_dataset,
+    parse_task_spec,
+)
 from leaky.data.fsdd import FSDD_SPEAKERS, find_fsdd
 from leaky.data.log_mel import MelSettings
 from leaky.lab.experiments.base import (
@@ -101,7 +108,7 @@ class AccuracyTask:
 
     Args:
         name: the task's name in ``tasks`` (a ``file:`` spec for the user's data).
-        dataset: what :func:`leaky.data.load_data` reads (``fsdd``: the config's folder).
+        dataset: what :func:`leaky.data.load_dataset_or_file` reads (``fsdd``: the config's folder).
         kind: the article's claim it tests: image, signal, language, speech or user_data.
         metric: the test metric the comparison reads (``accuracy``, ``bits_per_char``).
         build: makes the model; called with the data's input shape and class count.
@@ -388,10 +395,10 @@ def _cells(config: AccuracyConfig) -> list[dict]:
 
 def _load(row: AccuracyTask, config: AccuracyConfig) -> Dataset:
     if row.dataset == "fsdd":  # read from disk: the config says where, and which split
-        return load_dataset(
+        return load_named_dataset(
             "fsdd", data_dir=config.data_dir, holdout_speaker=config.holdout_speaker
         )
-    return load_data(row.dataset)
+    return load_dataset_or_file(row.dataset)
 
 
 def _run(config: AccuracyConfig, cell: dict, seed: int) -> RunOutput:

@@ -15,7 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leaky.core.spec import get_spec
+from leaky.data import BUILTIN, is_file_task, parse_task_spec
+from leaky.data.fsdd import find_fsdd
 from leaky.lab.store import RunRecord
+from leaky.messages import get_messages
 
 __all__ = [
     "MIN_SEEDS",
@@ -84,7 +88,6 @@ class Finding:
         return self.key.split(".", 1)[0]
 
     def _text(self, part: str, lang: str) -> str:
-        from leaky.messages import get_messages
 
         return get_messages(lang)(f"findings.{self.key}.{part}", **self.numbers)
 
@@ -149,8 +152,6 @@ class Experiment:
 
     def data_specs(self, config: Any) -> tuple[str, ...]:
         """The user-data specs (``file:...``) this config reads, in order, once each."""
-        from leaky.data import is_file_task
-
         if self.user_data is None:
             return ()
         value = getattr(config, self.user_data)
@@ -159,8 +160,6 @@ class Experiment:
 
     def question(self, lang: str = "en") -> str:
         """The question the experiment answers (from the message catalogue)."""
-        from leaky.messages import get_messages
-
         return get_messages(lang)(f"experiments.{self.name}.question")
 
 
@@ -194,8 +193,6 @@ def positive(config: Any, *names: str) -> None:
 
 def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None) -> None:
     """Check activation names against the spec table (and an experiment's own list)."""
-    from leaky.core.spec import get_spec
-
     if not names:
         raise ValueError("Expected at least one activation")
     for name in names:
@@ -210,8 +207,6 @@ def classification_dataset(name: str) -> None:
     The built-in ones, and ``fsdd`` (spoken digits read from disk, see
     :mod:`leaky.data.fsdd`).
     """
-    from leaky.data import BUILTIN
-
     if name == "fsdd":
         return
     if name not in BUILTIN:
@@ -232,15 +227,11 @@ def dataset_on_disk(config: Any) -> None:
     user's files (checked when their spec is read) need nothing here.
     """
     if getattr(config, "dataset", None) == "fsdd":
-        from leaky.data.fsdd import find_fsdd
-
         find_fsdd(None, data_dir_option=False)  # these configs have no data_dir
 
 
 def classification_data(name: str) -> None:
     """Check a built-in classification task's name, or the spelling of a user-data spec."""
-    from leaky.data import is_file_task, parse_task_spec
-
     if is_file_task(name):
         parse_task_spec(name)
     else:
@@ -249,8 +240,6 @@ def classification_data(name: str) -> None:
 
 def mlp_only(name: str) -> None:
     """Refuse a user-data spec that asks for a CNN in an experiment that trains MLPs."""
-    from leaky.data import is_file_task, parse_task_spec
-
     if is_file_task(name) and parse_task_spec(name).model != "mlp":
         raise ValueError(
             f"Expected model=mlp in {name!r}: this experiment trains an MLP (model=cnn is for "

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from leaky.data import load_data
+from leaky.data import load_dataset_or_file
 from leaky.lab.experiments.base import (
     Experiment,
     Finding,
@@ -103,7 +103,7 @@ def _memory(config: DyingConfig) -> int:
 
 
 def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
-    data = load_data(config.dataset)
+    data = load_dataset_or_file(config.dataset)
     generator = torch.Generator().manual_seed(seed)
     activation, options = _VARIANTS[cell["activation"]]
     model = mlp(

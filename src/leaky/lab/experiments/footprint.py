@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from leaky.data.log_mel import MelSettings
+
 __all__ = [
     "CLASSES",
     "EVAL_ROWS",
@@ -173,8 +175,6 @@ def classifier_mlp_bytes(config: Any, *, optimizer_states: int) -> int:
     """
     inputs = INPUT_FEATURES
     if getattr(config, "dataset", None) == "fsdd":
-        from leaky.data.log_mel import MelSettings
-
         inputs = max(inputs, MelSettings().n_mels * MelSettings().frames)
     return mlp_training_bytes(
         inputs,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leaky.data import load_dataset
+from leaky.data import load_named_dataset
 from leaky.lab.experiments.base import (
     Experiment,
     Finding,
@@ -75,7 +75,7 @@ def _memory(config: InitConfig) -> int:
 
 
 def _run(config: InitConfig, cell: dict, seed: int) -> RunOutput:
-    data = load_dataset(config.dataset)
+    data = load_named_dataset(config.dataset)
     generator = torch.Generator().manual_seed(seed)
     model = mlp(
         math.prod(data.input_shape),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from leaky.data import load_data
+from leaky.data import load_dataset_or_file
 from leaky.lab.experiments.base import (
     Experiment,
     Finding,
@@ -69,7 +69,7 @@ def _memory(config: SlopeConfig) -> int:
 
 
 def _run(config: SlopeConfig, cell: dict, seed: int) -> RunOutput:
-    data = load_data(config.dataset)
+    data = load_dataset_or_file(config.dataset)
     generator = torch.Generator().manual_seed(seed)
     model = mlp(
         math.prod(data.input_shape),

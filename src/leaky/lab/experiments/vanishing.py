@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from leaky.core.spec import get_spec
-from leaky.data import load_dataset
+from leaky.data import load_named_dataset
 from leaky.diagnosis.monitor.report import EXPLODING_ABOVE, VANISHING_BELOW
 from leaky.lab.experiments.base import (
     Experiment,
@@ -108,7 +108,7 @@ def _grad_norms(model: nn.Module) -> list[float]:
 
 
 def _run(config: VanishingConfig, cell: dict, seed: int) -> RunOutput:
-    data = load_dataset(config.dataset)
+    data = load_named_dataset(config.dataset)
     generator = torch.Generator().manual_seed(seed)
     init = standard_init(cell["activation"]) if config.init == "standard" else config.init
     model = mlp(

@@ -1,0 +1,122 @@
+"""The commands on a model from a file: ``leaky diagnose`` and ``leaky export onnx``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from leaky.app.options import (
+    weights_option,
+)
+
+__all__ = ["diagnose", "export_group"]
+
+
+@click.command()
+@click.argument("model")
+@click.option("--input-shape", help="Shape of one random input sample, e.g. 1,28,28.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    help=".npz with inputs 'x' (or its first array) and optional labels 'y'; or data as "
+    "the experiments read it: a .csv (label column 'label'), a folder of MNIST IDX files or "
+    "CIFAR-10 batches, or a file:... spec.",
+)
+@weights_option
+@click.option(
+    "--batches",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Forward and backward passes to watch.",
+)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Samples per pass.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for random inputs.")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
+)
+@click.option(
+    "--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a .png/.svg figure."
+)
+@click.option(
+    "--unit-dim",
+    type=int,
+    default=None,
+    help="Dimension of every activation output that holds the units (2 for the features "
+    "of (N, L, F)). Default: per site, from the layer that produced it (Linear: last, "
+    "Conv/BatchNorm: 1; 1 otherwise); the report says which.",
+)
+def diagnose(model: str, **options: Any) -> None:
+    """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
+
+    FACTORY is a function or class in FILE.py that returns a torch.nn.Module (called with
+    no arguments); the model is put in train mode.
+
+    Builds the model, loads --weights if given (weights_only), runs --batches of random
+    inputs (--input-shape) or of --data, with a backward pass from a scalar loss, and
+    prints the report. Exit code 1 when the verdict is non-finite (NaN or inf in the
+    model), 2 for a user error, else 0.
+    """
+    from leaky.diagnosis.diagnose import diagnose_file
+
+    found = diagnose_file(model, **options)
+    click.echo(str(found.report))
+    for path in found.written:
+        click.echo(f"Wrote {path}")
+    if found.report.verdict == "non-finite":
+        sys.exit(1)  # the diagnosis ran and found a problem (user errors exit 2)
+
+
+@click.group(name="export")
+def export_group() -> None:
+    """Export a model for other runtimes (ONNX)."""
+
+
+@export_group.command(name="onnx")
+@click.argument("model")
+@click.option(
+    "--input-shape",
+    required=True,
+    help="Shape of one input sample, without the batch dimension, e.g. 3,32,32.",
+)
+@click.option(
+    "--batch-size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Batch dimension of the exported input (the shapes are fixed).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The .onnx file to write (its folder is created if missing).",
+)
+@weights_option
+@click.option(
+    "--convert",
+    "convert_to",
+    metavar="ACTIVATION",
+    help="Swap the model's ReLUs for this activation first (leaky.convert), e.g. leaky_relu.",
+)
+def export_onnx(model: str, input_shape: str, **options: Any) -> None:
+    """Write MODEL (FILE.py:FACTORY, as for diagnose) as ONNX of standard operators.
+
+    The model is exported in eval mode; every leaky module becomes standard ONNX operators
+    (LeakyRelu, PRelu, BatchNormalization, Add/Mul). --convert runs before --weights, so
+    weights trained on the converted model load.
+    """
+    from leaky.diagnosis.diagnose import export_file
+    from leaky.diagnosis.export import node_types
+
+    path = export_file(model, input_shape, **options)
+    click.echo(f"Wrote {path} (ONNX operators: {', '.join(node_types(path))})")
