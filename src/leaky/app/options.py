@@ -35,6 +35,7 @@ _FLAGS = {
     "preset": "--quick",
     "suites": "SUITES",
     "formats": "--format",
+    "target": "--dir",
 }
 
 

@@ -17,7 +17,7 @@ Examples:
     >>> check_url("ftp://example.org/x.tar.gz")
     Traceback (most recent call last):
     ...
-    ValueError: Expected an http:// or https:// URL for --url, but got 'ftp://example.org/x.tar.gz'
+    leaky.system.errors.ParameterError: Expected an http:// or https:// URL for url, but got ...
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from leaky.data.fsdd import (
     packaged_checksums,
 )
 from leaky.system.atomic import staging_folder
+from leaky.system.errors import ParameterError
 
 __all__ = ["FSDD_URL", "FetchError", "FetchResult", "check_url", "fetch_fsdd"]
 
@@ -91,7 +92,9 @@ class FetchResult:
 def check_url(url: str) -> str:
     """Refuse anything but an http(s) URL (a file:// URL would read local files)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"Expected an http:// or https:// URL for --url, but got {url!r}")
+        raise ParameterError(
+            f"Expected an http:// or https:// URL for {{url}}, but got {url!r}", "url"
+        )
     return url
 
 
@@ -241,8 +244,9 @@ def fetch_fsdd(
     if target.is_dir() and _wav_folder(target) is not None:
         return FetchResult(target, 0, already_present=True)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ValueError(
-            f"{target} exists and holds no FSDD recordings; remove it or choose another --dir"
+        raise ParameterError(
+            f"{target} exists and holds no FSDD recordings; remove it or choose another {{target}}",
+            "target",
         )
     sums = dict(checksums) if checksums is not None else packaged_checksums()
     try:

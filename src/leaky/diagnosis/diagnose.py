@@ -31,7 +31,6 @@ from leaky.system.machine import available_memory
 
 __all__ = [
     "Diagnosis",
-    "check_output_path",
     "diagnose",
     "diagnose_file",
     "export_file",
@@ -137,15 +136,6 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     except RuntimeError as error:
         detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
         raise ValueError(f"The weights in {path} do not fit the model: {detail}") from error
-
-
-def check_output_path(path: str | Path) -> Path:
-    """Check that ``path`` can be written later, without creating anything now.
-
-    The one output-path rule (:func:`leaky.system.atomic.check_output_file`); kept under
-    this name for existing callers.
-    """
-    return check_output_file(path)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
