@@ -213,7 +213,10 @@ def test_list_datasets_and_activations():
         "pydoc-text",
         "spirals",
         "fn1d",
+        "fsdd",  # read from disk: its state says whether it is here
     ]
+    fsdd = result.output.splitlines()[-1]
+    assert "present (" in fsdd or "not here: leaky data fetch fsdd" in fsdd
     result = _run("list", "activations")
     assert (
         result.exit_code == 0

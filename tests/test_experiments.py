@@ -215,6 +215,7 @@ def test_paired_comparison_verdicts():
         ("dying", {"lrs": ""}, "lrs > 0"),
         ("init", {"lr": "-1"}, "lr > 0"),
         ("accuracy", {"tasks": ""}, "at least one task"),
+        ("born-dead", {"bias_std": "-1"}, "bias_std >= 0"),
     ],
 )
 def test_configs_reject_what_cannot_run(name, overrides, message):
@@ -275,3 +276,10 @@ def test_binary_config_file_is_named(tmp_path, content, message):
     assert result.exit_code == 2 and "c.toml" in result.output, result.output
     assert "Traceback" not in result.output and result.output.strip().count("\n") == 0
     assert not store.exists()
+
+
+def test_born_dead_allows_zero_biases_as_lu_et_al_draw_them(tmp_path):
+    # Lu et al. (2019) draw their figures with zero biases: a ReLU network is then dead
+    # only when a layer's weights make every unit negative on the whole grid.
+    findings, _ = _findings("born-dead", tmp_path, bias_std="0")
+    assert findings["born-dead.leaky_never"].numbers["born_dead"] == 0

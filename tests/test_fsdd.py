@@ -127,9 +127,12 @@ def test_missing_data_stops_dying_and_slope_before_a_store_is_made(no_data, expe
     assert result.output.strip().count("\n") == 0 and not store.exists()
 
 
-def test_the_memory_estimate_of_an_mlp_on_fsdd_counts_its_spectrograms():
+def test_the_memory_estimate_of_an_mlp_on_fsdd_counts_its_spectrograms(tmp_path, monkeypatch):
     from leaky.lab.experiments.footprint import classifier_mlp_bytes
     from leaky.lab.findings import resolve_config
+
+    write_fsdd(tmp_path / "fsdd")  # its own small copy: no recordings needed beside the clone
+    monkeypatch.setenv("LEAKY_DATA_DIR", str(tmp_path))
 
     builtin = classifier_mlp_bytes(resolve_config("dying", preset="quick"), optimizer_states=1)
     config = resolve_config("dying", preset="quick", overrides={"dataset": "fsdd"})

@@ -157,3 +157,24 @@ def test_a_store_write_error_stops_a_parallel_sweep_at_once(tmp_path, monkeypatc
         execute(specs, store, workers=2, progress=False)
     assert len(calls) == 1, "no second write after the store failed"
     assert not multiprocessing.active_children(), "the workers are stopped, not left computing"
+
+
+def _children(pid):
+    """Every child process of ``pid`` (zombies included), from /proc/PID/task/*/children."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_a_stopped_pool_leaves_no_child_process_behind():
+    from leaky.lab.worker_pool import WorkerPool
+
+    before = set(_children(os.getpid()))
+    with pytest.raises(KeyboardInterrupt), WorkerPool(abs, 2) as pool:
+        assert len(pool.pids) == 2
+        raise KeyboardInterrupt  # as Ctrl-C during a sweep: the pool terminates its workers
+    # Workers and multiprocessing's resource tracker are reaped before the sweep returns,
+    # so none can linger as a zombie after the process exits.
+    assert set(_children(os.getpid())) <= before

@@ -228,3 +228,19 @@ def test_without_tensorboard_leaky_run_says_how_to_install_it(tmp_path, monkeypa
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0, result.output
     assert "pip install 'leaky[tensorboard]'" in result.output
     assert not (tmp_path / "s.db").exists() and not (tmp_path / "tb").exists()
+
+
+def test_a_run_gets_one_folder_whether_just_computed_or_read_back(tmp_path):
+    # A fresh record holds its cell in the plan's order (lr before bias_shift); the store
+    # hands it back sorted. Logging both must not make two folders of one run.
+    logs = tmp_path / "tb"
+    config = resolve_config("dying", preset="tiny", overrides={"lrs": "0.1", "steps": "5"})
+    with Store(tmp_path / "s.db") as store:
+        run_experiment("dying", config, store, progress=False, on_saved=lambda r: log_run(logs, r))
+        stored = store.runs("dying")
+    assert log_runs(logs, stored) == []  # every run is there already
+    folders = [p for p in (logs / "dying").iterdir() if not p.name.startswith(".")]
+    assert len(folders) == len(stored) >= 2
+    reordered = _record()
+    reordered.cell = dict(reversed(list(reordered.cell.items())))
+    assert run_name(reordered) == run_name(_record())

@@ -46,6 +46,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "FETCH_COMMAND",
     "FSDD_CREDIT",
+    "FSDD_DESCRIPTION",
     "FSDD_LICENSE",
     "FSDD_SPEAKERS",
     "FsddNotFoundError",
@@ -68,6 +69,7 @@ __all__ = [
 DATA_DIR_ENV = "LEAKY_DATA_DIR"
 FSDD_SPEAKERS: tuple[str, ...] = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 FSDD_LICENSE = "CC BY-SA 4.0"
+FSDD_DESCRIPTION = "3,000 real spoken digits (6 speakers, 8 kHz WAV), 10 classes"
 FSDD_CREDIT = (
     "Free Spoken Digit Dataset (FSDD), Jakobovski et al., "
     "github.com/Jakobovski/free-spoken-digit-dataset"

@@ -17,6 +17,7 @@ from typing import Any
 
 from leaky.core.spec import SPECS
 from leaky.data import list_datasets, load_user_task, task_spec_from_table
+from leaky.data.fsdd import FETCH_COMMAND, FSDD_DESCRIPTION, FSDD_LICENSE, fsdd_status
 from leaky.lab.config import Setting, config_to_dict, describe_config, format_value, resolve
 from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
 from leaky.lab.plan import DEFAULT_THREADS, Sweep, plan
@@ -85,8 +86,15 @@ def listing(what: str, experiment: str | None = None) -> tuple[tuple[str, ...], 
     if what == "experiments":
         return ("experiment", "question"), [(e.name, e.question()) for e in EXPERIMENTS.values()]
     if what == "datasets":
-        rows = [(info.name, info.description, info.source) for info in list_datasets()]
-        return ("dataset", "what", "source"), rows
+        rows = [(info.name, info.description, info.source, "built in") for info in list_datasets()]
+        fsdd = fsdd_status()
+        state = {
+            "present": f"present ({fsdd.recordings:,} recordings)",
+            "absent": f"not here: {FETCH_COMMAND}",
+            "damaged": "damaged: leaky data list says why",
+        }[fsdd.state]
+        rows.append(("fsdd", FSDD_DESCRIPTION, f"FSDD ({FSDD_LICENSE}), fetched", state))
+        return ("dataset", "what", "source", "state"), rows
     if what == "activations":
         rows = [
             (

@@ -51,7 +51,10 @@ def run_name(record: RunRecord) -> str:
         >>> run_name(record)
         'dying/activation=relu,lr=0.1-seed2-3f9c2a17'
     """
-    label = ",".join(_UNSAFE.sub("_", f"{key}={value}") for key, value in record.cell.items())
+    # Sorted: a run just computed and the same run read back from the store hold its cell's
+    # keys in different orders, and must get one folder.
+    cell = sorted(record.cell.items())
+    label = ",".join(_UNSAFE.sub("_", f"{key}={value}") for key, value in cell)
     experiment = _UNSAFE.sub("_", record.experiment)
     return f"{experiment}/{label or 'run'}-seed{record.seed}-{record.run_id[:8]}"
 

@@ -88,6 +88,18 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _stop_resource_tracker() -> None:
+    # The spawn context starts multiprocessing's resource tracker, a child process that
+    # lives as long as this one; stopped and reaped here, it cannot outlive a stopped sweep
+    # as a zombie (where PID 1 does not reap). The next pool starts it again.
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        with suppress(Exception):
+            stop()
+
+
 @dataclass
 class _Worker:
     process: Any
@@ -217,6 +229,7 @@ class WorkerPool:
             if worker.process.exitcode is not None:
                 worker.process.close()
         self._workers = []
+        _stop_resource_tracker()
 
     def __enter__(self) -> WorkerPool:
         return self

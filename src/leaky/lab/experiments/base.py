@@ -33,6 +33,7 @@ __all__ = [
     "dataset_on_disk",
     "known_activations",
     "mlp_only",
+    "non_negative_numbers",
     "positive",
     "positive_numbers",
     "wilson_interval",
@@ -254,6 +255,23 @@ def positive_numbers(config: Any, *names: str) -> None:
         values = value if isinstance(value, tuple) else (value,)
         if not values or any(not v > 0 for v in values):
             raise ValueError(f"Expected {name} > 0, got {value!r}")
+
+
+def non_negative_numbers(config: Any, *names: str) -> None:
+    """Check that config fields are finite numbers >= 0 (0 allowed: an absent term).
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> non_negative_numbers(SimpleNamespace(bias_std=0.0), "bias_std")
+        >>> non_negative_numbers(SimpleNamespace(bias_std=-1.0), "bias_std")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected bias_std >= 0, got -1.0
+    """
+    for name in names:
+        value = getattr(config, name)
+        if not 0 <= value < math.inf:
+            raise ValueError(f"Expected {name} >= 0, got {value!r}")
 
 
 def fractions(config: Any, *names: str) -> None:

@@ -25,6 +25,7 @@ from leaky.lab.experiments.base import (
     Finding,
     RunOutput,
     known_activations,
+    non_negative_numbers,
     positive,
     positive_numbers,
     wilson_interval,
@@ -44,13 +45,14 @@ class BornDeadConfig:
     negative_slope: float = 0.01  # for leaky_relu
     trials: int = 2000  # networks drawn per cell (>= 1,000 for a useful interval)
     grid_points: int = 1001  # inputs checked on [-sqrt(3), sqrt(3)]
-    bias_std: float = 1.0  # biases ~ N(0, bias_std^2): symmetric, as in Lu et al.
+    bias_std: float = 1.0  # biases ~ N(0, bias_std^2), symmetric as in Lu et al.; 0: none
     seeds: int = 1
 
     def __post_init__(self) -> None:
         positive(self, "depths", "widths", "trials", "grid_points", "seeds")
         # A Leaky ReLU of slope 0 is ReLU: its findings would name the wrong activation.
-        positive_numbers(self, "negative_slope", "bias_std")
+        positive_numbers(self, "negative_slope")
+        non_negative_numbers(self, "bias_std")  # 0: no biases, as in Lu et al.'s figures
         known_activations(self.activations, ("relu", "leaky_relu"))
 
 
