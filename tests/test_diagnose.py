@@ -341,3 +341,68 @@ def test_a_stock_transformer_encoder_is_diagnosed_in_forward_order(tmp_path):
     assert layers.index("encoder.layers.0.self_attn.out_proj") < layers.index(
         "encoder.layers.0.linear1"
     )
+
+
+def test_a_model_file_that_exits_is_a_user_error_not_a_silent_exit(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(3)\n")
+    result = _run(f"{path}:make", "--input-shape", "4")
+    assert result.exit_code == 2, result.output
+    assert "Importing" in result.output and "sys.exit(3)" in result.output
+    path.write_text("import sys\n\ndef make():\n    sys.exit(0)\n")
+    result = _run(f"{path}:make", "--input-shape", "4")
+    assert result.exit_code == 2 and "sys.exit(0)" in result.output, result.output
+
+
+_LANGUAGE_MODELS = """
+import dataclasses
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass
+class Output:  # as Hugging Face's ModelOutput: the loss (absent) first, then the logits
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+
+
+class TinyLM(nn.Module):
+    def __init__(self, returns="dataclass"):
+        super().__init__()
+        self.returns = returns
+        self.embed = nn.Embedding(50, 16)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 50))
+
+    def forward(self, ids):
+        logits = self.mlp(self.embed(ids))
+        if self.returns == "dict":
+            return {"hidden": self.embed(ids), "logits": logits}
+        return Output(None, logits)
+
+
+def as_dataclass():
+    return TinyLM()
+
+
+def as_dict():
+    return TinyLM("dict")
+"""
+
+
+@pytest.mark.parametrize("factory", ["as_dataclass", "as_dict"])
+def test_a_language_model_on_token_ids_returning_a_model_output(tmp_path, factory):
+    path = tmp_path / "lm.py"
+    path.write_text(_LANGUAGE_MODELS)
+    out = tmp_path / "r.json"
+    args = [f"{path}:{factory}", "--input-shape", "12", "--input-range", "0,50"]
+    result = _run(*args, "--json", out)
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads(out.read_text())
+    assert [layer["name"] for layer in report["layers"]] == ["embed", "mlp.0", "mlp.2"]
+    # Token ids, not floats: a float input fails in the Embedding, and ids out of range too.
+    result = _run(f"{path}:{factory}", "--input-shape", "12")
+    assert result.exit_code == 2 and "failed on inputs" in result.output
+    result = _run(*args[:3], "--input-range", "0,5000")
+    assert result.exit_code == 2 and "failed on inputs" in result.output
+    result = _run(*args[:3], "--input-range", "5,x")
+    assert result.exit_code == 2 and "Expected --input-range as two integers" in result.output

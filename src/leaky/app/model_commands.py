@@ -41,6 +41,12 @@ __all__ = ["diagnose", "export_group"]
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for random inputs.")
 @click.option(
+    "--input-range",
+    metavar="LOW,HIGH",
+    help="Random integer token ids from LOW to HIGH-1 instead of normal floats (for a model "
+    "that starts with an Embedding; a Hugging Face model: 0,VOCAB_SIZE).",
+)
+@click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
 )
 @click.option(

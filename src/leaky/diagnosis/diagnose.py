@@ -7,11 +7,12 @@ its own so the Python API can do the same.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,13 @@ __all__ = [
     "load_factory",
     "load_weights",
     "parse_shape",
+    "prediction",
 ]
 
 
 def _first_line(error: BaseException) -> str:
+    if isinstance(error, SystemExit):  # the user's code ended the process: say so, go on
+        return f"it called sys.exit({error.code!r})"
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
 
@@ -76,7 +80,7 @@ def load_factory(target: str) -> Callable[[], torch.nn.Module]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:  # the user's file failed: say so in one line
+    except (Exception, SystemExit) as error:  # the user's file failed (or exited)
         raise ValueError(f"Importing {path_text} failed: {_first_line(error)}") from error
     factory = getattr(module, name, None)
     if factory is not None and not callable(factory):
@@ -98,7 +102,7 @@ def build_model(factory: Callable[[], Any]) -> torch.nn.Module:
     """Call the factory and check that it gave a ``torch.nn.Module``."""
     try:
         model = factory()
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise ValueError(f"Calling the model factory failed: {_first_line(error)}") from error
     if not isinstance(model, torch.nn.Module):
         raise ValueError(
@@ -158,6 +162,18 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _parse_range(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ParameterError(
+            "Expected {input_range} as two integers LOW,HIGH (token ids from LOW to HIGH - 1), "
+            f"for example 0,50257, but got {text!r}",
+            "input_range",
+        ) from None
+    return low, high
+
+
 def _load_npz(
     path: str | Path, max_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -208,11 +224,14 @@ def input_batches(
     batch_size: int = 64,
     seed: int = 0,
     max_bytes: int | None = None,
+    input_range: tuple[int, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Yield ``(x, labels or None)``: random normal inputs of ``input_shape``, or from ``data``.
+    """Yield ``(x, labels or None)``: random inputs of ``input_shape``, or from ``data``.
 
-    ``data`` is an ``.npz`` read without unpickling; its arrays may hold at most
-    ``max_bytes`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB), checked from their
+    Random inputs are normal floats, or, with ``input_range=(low, high)``, integer token
+    ids drawn uniformly from ``low`` to ``high - 1`` (for models that start with an
+    ``Embedding``). ``data`` is an ``.npz`` read without unpickling; its arrays may hold at
+    most ``max_bytes`` (default ``$LEAKY_MAX_DATA_BYTES``, else 1 GiB), checked from their
     headers before they are read.
     """
     if (input_shape is None) == (data is None):
@@ -223,11 +242,22 @@ def input_batches(
             "batches",
             "batch_size",
         )
+    if input_range is not None and (data is not None or not input_range[0] < input_range[1]):
+        raise ParameterError(
+            "Expected {input_range} as LOW,HIGH with LOW < HIGH (token ids from LOW to HIGH - 1), "
+            f"for random inputs of {{input_shape}}, but got {input_range!r}",
+            "input_range",
+            "input_shape",
+        )
     if input_shape is not None:
         _check_input_fits(input_shape, batch_size)
         generator = torch.Generator().manual_seed(seed)
+        shape = (batch_size, *input_shape)
         for _ in range(batches):
-            yield torch.randn((batch_size, *input_shape), generator=generator), None
+            if input_range is None:
+                yield torch.randn(shape, generator=generator), None
+            else:
+                yield torch.randint(*input_range, shape, generator=generator), None
         return
     x, y = _load_arrays(data, max_bytes)  # type: ignore[arg-type]
     inputs = torch.as_tensor(x)
@@ -255,6 +285,36 @@ def _check_input_fits(input_shape: tuple[int, ...], batch_size: int) -> None:
             "batch_size",
             "input_shape",
         )
+
+
+def prediction(output: Any) -> torch.Tensor:
+    """The tensor a model's output predicts with, whatever it is wrapped in.
+
+    A tensor; ``logits`` of a dict or dataclass (Hugging Face's ``ModelOutput``), else its
+    first tensor; the first tensor of a tuple or list (``(logits, extras...)``).
+
+    Examples:
+        >>> prediction({"hidden": torch.zeros(1), "logits": torch.ones(2)})
+        tensor([1., 1.])
+        >>> prediction((torch.zeros(2), None))
+        tensor([0., 0.])
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    if dataclasses.is_dataclass(output) and not isinstance(output, Mapping):
+        output = {f.name: getattr(output, f.name) for f in dataclasses.fields(output)}
+    if isinstance(output, Mapping):
+        if isinstance(output.get("logits"), torch.Tensor):
+            return output["logits"]
+        output = list(output.values())
+    if isinstance(output, tuple | list):
+        first = next((item for item in output if isinstance(item, torch.Tensor)), None)
+        if first is not None:
+            return first
+    raise ValueError(
+        "Expected the model to return a tensor (or a tuple, dict or dataclass holding one, "
+        f"such as Hugging Face's ModelOutput with logits), got {type(output).__name__}"
+    )
 
 
 def _loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -298,24 +358,18 @@ def diagnose(
         for x, labels in batches:
             try:
                 output = model(x)
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 raise ValueError(
                     f"The model failed on inputs of shape {tuple(x.shape)} and dtype "
                     f"{x.dtype}: {_first_line(error)}"
                 ) from error
-            if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
-                output = output[0]  # (logits, extras...): the first tensor is the prediction
-            if not isinstance(output, torch.Tensor):
-                raise ValueError(
-                    f"Expected the model to return a tensor (or a tuple starting with one), "
-                    f"got {type(output).__name__}"
-                )
+            output = prediction(output)
             loss = _loss(output, labels)
             model.zero_grad(set_to_none=True)
             if loss.requires_grad:
                 try:
                     loss.backward()
-                except Exception as error:
+                except (Exception, SystemExit) as error:
                     raise ValueError(f"The backward pass failed: {_first_line(error)}") from error
     return monitor.report()
 
@@ -337,6 +391,7 @@ def diagnose_file(
     batches: int = 8,
     batch_size: int = 64,
     seed: int = 0,
+    input_range: str | tuple[int, int] | None = None,
     unit_dim: int | None = None,
     json_out: str | Path | None = None,
     plot_out: str | Path | None = None,
@@ -345,7 +400,8 @@ def diagnose_file(
 
     Builds the model, loads ``weights`` if given (``weights_only``), runs ``batches``
     forward and backward passes of random normal inputs of ``input_shape`` (one sample,
-    ``"1,28,28"`` or a tuple) or of ``data``, and reports. ``json_out`` (``.json``) and
+    ``"1,28,28"`` or a tuple), of token ids in ``input_range`` (``"0,50257"``: from 0 to
+    50,256) or of ``data``, and reports. ``json_out`` (``.json``) and
     ``plot_out`` (``.png`` / ``.svg``) are checked before anything runs and written whole
     at the end, so a failed diagnosis leaves no file and no empty folder.
     """
@@ -363,8 +419,15 @@ def diagnose_file(
     net = build_model(load_factory(model))
     if weights is not None:
         load_weights(net, weights)
+    if isinstance(input_range, str):
+        input_range = _parse_range(input_range)
     inputs = input_batches(
-        input_shape=shape, data=data, batches=batches, batch_size=batch_size, seed=seed
+        input_shape=shape,
+        data=data,
+        batches=batches,
+        batch_size=batch_size,
+        seed=seed,
+        input_range=input_range,
     )
     report = diagnose(net, inputs, unit_dim=unit_dim)
     written = []
