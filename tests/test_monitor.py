@@ -895,3 +895,215 @@ def test_the_time_spent_on_statistics_is_counted_in_forward_and_backward():
     spent = monitor.statistics_seconds
     model(torch.randn(8, 4)).sum().backward()  # detached: nothing more is counted
     assert monitor.statistics_seconds == spent
+
+
+# ---------------------------------------------------------------- foreign modules (Hugging Face)
+# transformers is not a dependency: these copy its class names and forward passes.
+
+
+class NewGELUActivation(nn.Module):
+    """transformers.activations.NewGELUActivation: GPT-2's tanh-approximate GELU."""
+
+    def forward(self, input):
+        inner = math.sqrt(2.0 / math.pi) * (input + 0.044715 * torch.pow(input, 3.0))
+        return 0.5 * input * (1.0 + torch.tanh(inner))
+
+
+class SquashActivation(nn.Module):
+    """An activation module neither the spec table nor the monitor's name list knows."""
+
+    def forward(self, x):
+        return torch.tanh(x) * 2.0
+
+
+class Conv1D(nn.Module):
+    """transformers.pytorch_utils.Conv1D: a Linear whose weight is stored transposed."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.empty(nx, nf))
+        self.bias = nn.Parameter(torch.zeros(nf))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x):
+        size_out = (*x.size()[:-1], self.nf)
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class _GPT2MLP(nn.Module):
+    """transformers' GPT2MLP: Conv1D, NewGELUActivation, Conv1D, dropout."""
+
+    def __init__(self, intermediate_size: int, embed_dim: int) -> None:
+        super().__init__()
+        self.c_fc = Conv1D(intermediate_size, embed_dim)
+        self.c_proj = Conv1D(embed_dim, intermediate_size)
+        self.act = NewGELUActivation()
+        self.dropout = nn.Dropout(0.0)
+
+    def forward(self, hidden_states):
+        return self.dropout(self.c_proj(self.act(self.c_fc(hidden_states))))
+
+
+def _wide_gelu_mlp(activation) -> nn.Sequential:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(16, 64), activation(), nn.Linear(64, 64), activation(), nn.Linear(64, 1)
+    )
+    with torch.no_grad():
+        model[0].weight.mul_(8)
+        model[2].weight.mul_(8)
+    return model
+
+
+def _five_batches(model: nn.Module) -> "leaky.diagnosis.monitor.MonitorReport":
+    with Monitor(model, every=1) as monitor:
+        for i in range(5):
+            x = torch.randn(128, 16, generator=torch.Generator().manual_seed(i))
+            model(x).pow(2).mean().backward()
+    return monitor.report()
+
+
+def test_hugging_face_gelu_is_a_gelu_site_not_a_saturated_tanh():
+    report = _five_batches(_wide_gelu_mlp(NewGELUActivation))
+    reference = _five_batches(_wide_gelu_mlp(lambda: nn.GELU(approximate="tanh")))
+    assert reference.verdict != "saturated"
+    assert report.verdict == reference.verdict and report.saturated_sites == []
+    assert [(row.name, row.kind, row.functional) for row in report.sites] == [
+        ("1", "gelu", False),
+        ("3", "gelu", False),
+    ]
+    assert report.not_monitored == []
+    for row, ref in zip(report.sites, reference.sites, strict=True):
+        assert row.summary.never_active_units == ref.summary.never_active_units
+        assert row.summary.dead_units == ref.summary.dead_units
+        assert row.summary.mean == pytest.approx(ref.summary.mean, rel=1e-3)
+    assert "tanh" not in str(report)
+
+
+def test_calls_inside_an_unknown_activation_module_are_not_sites_of_their_own():
+    model = nn.Sequential(nn.Linear(4, 8), SquashActivation(), nn.Linear(8, 1))
+    with Monitor(model) as monitor:
+        model(torch.randn(3, 4)).sum().backward()
+    report = monitor.report()
+    assert report.sites == []  # not the torch.tanh inside it
+    assert report.not_monitored == ["1 (SquashActivation)"]
+    assert "1 (SquashActivation)" in str(report)
+
+
+def test_units_after_a_hugging_face_conv1d_are_its_features():
+    model = nn.Sequential(Conv1D(10, 6), nn.ReLU(), _GPT2MLP(24, 10))
+    report = _sequence_run(model)  # inputs (N=4, L=5, F=6)
+    rows = {row.name: row.summary for row in report.sites}
+    assert list(rows) == ["1", "2.act"]
+    assert (rows["1"].units, rows["1"].unit_dim, rows["1"].unit_dim_from) == (10, 2, "Conv1D")
+    assert (rows["2.act"].units, rows["2.act"].unit_dim_from) == (24, "Conv1D")
+    assert rows["2.act"].samples == 4 * 5
+    assert "2 (Conv1D)" in str(report)
+    assert [row.name for row in report.layers] == ["0", "2.c_fc", "2.c_proj"]
+
+
+def test_a_square_matrix_applied_to_the_last_dimension_gives_its_features():
+    class Mixer(nn.Module):  # (N, L, F) @ (F, F): the features stay last
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(6, 6))
+
+        def forward(self, x):
+            return x @ self.weight
+
+    summary = _sequence_run(nn.Sequential(Mixer(), nn.ReLU())).sites[0].summary
+    assert (summary.units, summary.unit_dim, summary.unit_dim_from) == (6, 2, "Mixer")
+
+
+def test_the_report_says_how_to_set_a_unit_dim_it_could_not_infer():
+    report = _sequence_run(nn.Sequential(nn.ReLU(), nn.Linear(6, 2)))  # ReLU of the input
+    assert report.sites[0].summary.unit_dim_from == "default"
+    assert "unit_dim=" in str(report)
+    assert "unit_dim=" not in str(_sequence_run(nn.Sequential(nn.Linear(6, 4), nn.ReLU())))
+
+
+# ---------------------------------------------------------------- recurrent layers
+
+
+class _RecurrentClassifier(nn.Module):
+    def __init__(self, recurrent: nn.Module) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.rnn = recurrent
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(recurrent.hidden_size * (1 + recurrent.bidirectional), 3)
+
+    def forward(self, tokens):
+        out, _ = self.rnn(self.embed(tokens))
+        return self.head(self.relu(out[:, -1]))
+
+
+def test_a_two_layer_lstm_has_its_weights_in_the_gradient_norms_and_its_gates_listed():
+    torch.manual_seed(0)
+    model = _RecurrentClassifier(nn.LSTM(8, 12, num_layers=2, batch_first=True))
+    tokens = torch.randint(0, 20, (4, 7), generator=torch.Generator().manual_seed(0))
+    with Monitor(model, every=1) as monitor:
+        model(tokens).sum().backward()
+    report = monitor.report()
+    norms = {row.name: row.grad_norm for row in report.layers}
+    assert list(norms) == [
+        "embed",
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.weight_ih_l1",
+        "rnn.weight_hh_l1",
+        "head",
+    ]
+    for name in ("weight_ih_l0", "weight_hh_l1"):
+        expected = getattr(model.rnn, name).grad.norm().item()
+        assert norms[f"rnn.{name}"] == pytest.approx(expected, rel=1e-5)
+    assert [row.name for row in report.sites] == ["relu"]
+    assert len(report.not_monitored) == 1 and report.not_monitored[0].startswith("rnn (LSTM")
+    text = str(report)
+    assert "rnn.weight_hh_l1" in text and "rnn (LSTM" in text and "gate" in text
+
+
+@pytest.mark.parametrize(
+    ("recurrent", "gates"),
+    [
+        (nn.GRU(8, 5, bidirectional=True, batch_first=True), "rnn (GRU: sigmoid reset"),
+        (nn.RNN(8, 5, nonlinearity="relu", batch_first=True), "rnn (RNN: relu"),
+    ],
+)
+def test_grus_and_rnns_are_layers_and_their_gates_are_not_monitored(recurrent, gates):
+    model = _RecurrentClassifier(recurrent)
+    with Monitor(model) as monitor:
+        model(torch.randint(0, 20, (3, 4))).sum().backward()
+    report = monitor.report()
+    layers = [row.name for row in report.layers]
+    assert "rnn.weight_ih_l0" in layers and "rnn.weight_hh_l0" in layers
+    assert ("rnn.weight_hh_l0_reverse" in layers) == recurrent.bidirectional
+    assert all(row.grad_norm is not None for row in report.layers)
+    assert report.not_monitored[0].startswith(gates)
+
+
+# ---------------------------------------------------------------- percentages in the text
+
+
+def test_a_small_non_zero_share_is_never_printed_as_zero_percent():
+    torch.manual_seed(0)
+    first = nn.Linear(4, 1000)
+    with torch.no_grad():
+        first.weight[:5] = 0.0
+        first.bias[:5] = -1.0
+        first.bias[5:] = 10.0  # every other unit always active
+    report = _run(nn.Sequential(first, nn.ReLU(), nn.Linear(1000, 1)))
+    assert report.sites[0].summary.dead == 5
+    text = str(report)
+    assert "5 (0.5%)" in text and "(0%)" not in text
+    first = nn.Linear(4, 4000)
+    with torch.no_grad():
+        first.bias.fill_(10.0)
+        first.weight[0] = 0.0
+        first.bias[0] = -1.0
+    report = _run(nn.Sequential(first, nn.ReLU(), nn.Linear(4000, 1)), saturation_margin=0.001)
+    text = str(report)
+    assert "1 (<0.1%)" in text and "(0%)" not in text and "0.0%" not in text
+    assert "within 0.1% of the range" in text

@@ -7,11 +7,17 @@ Attach it, train or evaluate as usual, then ask for a report::
             loss_fn(model(x), y).backward()
     print(monitor.report())
 
-Every activation module the spec table knows (``torch.nn`` and ``leaky.nn``) is hooked;
-activations called as functions inside ``forward`` are found by a ``TorchFunctionMode``.
-Activation modules and calls the table has no row for are listed in the report as not
-monitored. Statistics stay on the device as counts and sums; nothing is copied to the
-host until :meth:`Monitor.report`.
+Every activation module the spec table knows (``torch.nn`` and ``leaky.nn``) is hooked,
+and so are other libraries' activation modules known by class name (Hugging Face's
+``NewGELUActivation`` is a GELU site; see
+:func:`leaky.diagnosis.monitor.sites.is_activation_like`); activations called as functions
+inside ``forward`` are found by a ``TorchFunctionMode``. Torch calls made inside an
+activation module are part of it, never sites of their own. Activation modules and calls
+the table has no row for are listed in the report as not monitored, and so are the gates
+of recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN`` and their cells), which run
+inside one fused call; their weight matrices are layers, one row each
+(``lstm.weight_ih_l0``, ``lstm.weight_hh_l0``, ...). Statistics stay on the device as
+counts and sums; nothing is copied to the host until :meth:`Monitor.report`.
 
 Cost. Counts (never-active, dead and saturated units, samples, extremes and non-finite
 outputs) read every value of every batch; the moments, the histogram and the gradient
@@ -39,11 +45,11 @@ from leaky.diagnosis.monitor.layer_stats import LayerGradientStatistics
 from leaky.diagnosis.monitor.reductions import Scratch, has_nonfinite
 from leaky.diagnosis.monitor.report import LayerRow, MonitorReport, SiteRow
 from leaky.diagnosis.monitor.site_stats import SiteStatistics, check_every
-from leaky.diagnosis.monitor.sites import spec_for_module
+from leaky.diagnosis.monitor.sites import is_activation_like, monitored_spec
 from leaky.diagnosis.monitor.tensorboard import check_writer, log_report
 from leaky.nn.batch_norm import FUSED_LEAKY_RELU
 
-__all__ = ["DEFAULT_EVERY", "Monitor", "unit_dim_of_layer"]
+__all__ = ["DEFAULT_EVERY", "Monitor", "matrix_on_last_dim", "unit_dim_of_layer"]
 
 DEFAULT_EVERY = 16  # batches between reads of the moments, histogram and gradient norms
 
@@ -66,6 +72,11 @@ _FEATURES_AT_1: tuple[type[torch.nn.Module], ...] = (
 def unit_dim_of_layer(module: torch.nn.Module) -> int | None:
     """The dimension that holds the features of ``module``'s output, if its type says so.
 
+    Other modules with a 2-D ``weight`` (Hugging Face's ``Conv1D``, a Linear whose weight
+    is stored transposed) are checked by the monitor per call instead: where the weight
+    maps the input's last dimension to the output's, the output's last dimension holds
+    the features (:func:`matrix_on_last_dim`).
+
     Examples:
         >>> unit_dim_of_layer(torch.nn.Linear(3, 4)), unit_dim_of_layer(torch.nn.Conv2d(1, 2, 3))
         (-1, 1)
@@ -77,6 +88,25 @@ def unit_dim_of_layer(module: torch.nn.Module) -> int | None:
     if isinstance(module, _FEATURES_AT_1):
         return 1
     return None
+
+
+def matrix_on_last_dim(weight: torch.Tensor, x: Any, y: Any) -> bool:
+    """True where the 2-D ``weight`` maps the last dimension of ``x`` to that of ``y``.
+
+    Either way round: ``(out, in)`` as in ``Linear``, or ``(in, out)`` as in Hugging
+    Face's ``Conv1D`` (``torch.addmm(bias, x, weight)``).
+
+    Examples:
+        >>> w = torch.zeros(6, 10)  # Conv1D(nf=10, nx=6)
+        >>> matrix_on_last_dim(w, torch.zeros(4, 5, 6), torch.zeros(4, 5, 10))
+        True
+        >>> matrix_on_last_dim(w, torch.zeros(4, 6, 5), torch.zeros(4, 10, 5))
+        False
+    """
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() and y.dim()):
+        return False
+    mapped = (x.shape[-1], y.shape[-1])
+    return mapped in (tuple(weight.shape), tuple(weight.shape[::-1]))
 
 
 class Monitor:
@@ -91,9 +121,10 @@ class Monitor:
         unit_dim: dimension of an activation's output that holds the units (features of
             ``(N, F)`` and ``(N, L, F)``, channels of ``(N, C, H, W)``). None infers it per
             site from the layer that produced the activation's input (``Linear``,
-            ``Embedding``, ``LayerNorm``: the last dimension; convolutions and batch or
-            group norms: 1) and uses 1 where no such layer is found; the report says which,
-            per site. Default: None
+            ``Embedding``, ``LayerNorm`` and any module whose 2-D ``weight`` maps the last
+            dimension, such as Hugging Face's ``Conv1D``: the last dimension; convolutions
+            and batch or group norms: 1) and uses 1 where no such layer is found; the
+            report says which, per site. Default: None
         saturation_margin: an output within this fraction of a bounded activation's
             output range from a saturating bound counts as saturated (see
             :mod:`leaky.diagnosis.monitor.site_stats`). Default: 0.05
@@ -207,7 +238,7 @@ class Monitor:
         if self.attached:
             return self
         for name, module in self.model.named_modules():
-            spec = spec_for_module(module)
+            spec = monitored_spec(module)
             if spec is not None:
                 self._hook_activation(name or type(module).__name__, module, spec.name)
             elif isinstance(module, FUSED_LEAKY_RELU):
@@ -219,16 +250,24 @@ class Monitor:
                     self._hook_producer(module, 1)
                 self._hook_activation(label, module, "leaky_relu", input_from_output=True)
                 continue
-            elif _is_unknown_activation(module):
+            elif _is_unknown_activation(module) or is_activation_like(module):
                 label = name or type(module).__name__
                 self._not_monitored[f"{label} ({type(module).__name__})"] = None
                 self._hook_opaque(module)
-            weight = _layer_weight(module)
-            if weight is not None and self.gradients:
-                self._hook_layer(name or type(module).__name__, module, weight)
-            unit_dim = unit_dim_of_layer(module)
-            if unit_dim is not None and self.unit_dim is None:
-                self._hook_producer(module, unit_dim)
+            elif (gates := _recurrent_gates(module)) is not None:
+                label = name or type(module).__name__
+                self._not_monitored[f"{label} ({type(module).__name__}: {gates})"] = None
+            weights = _layer_weights(module)
+            if weights and self.gradients:
+                label = name or type(module).__name__
+                self._hook_layer(module, [(label + suffix, w) for suffix, w in weights])
+            if self.unit_dim is None:
+                unit_dim = unit_dim_of_layer(module)
+                matrix = module._parameters.get("weight")
+                if unit_dim is not None:
+                    self._hook_producer(module, unit_dim)
+                elif isinstance(matrix, torch.Tensor) and matrix.dim() == 2:
+                    self._hook_producer(module, -1, matrix)
             if self.functional:
                 self._hook_scope(name, module)
         root_pre = self.model.register_forward_pre_hook(self._on_root_start)
@@ -356,26 +395,38 @@ class Monitor:
         self._handles.append(module.register_forward_pre_hook(pre))
         self._handles.append(module.register_forward_hook(post, always_call=True))
 
-    def _hook_layer(self, name: str, module: torch.nn.Module, weight: torch.Tensor) -> None:
-        stats = self.layers.setdefault(name, LayerGradientStatistics())
-        self._layer_weights[name] = weight
-        self._weight_names.setdefault(id(weight), []).append(name)
+    def _hook_layer(self, module: torch.nn.Module, weights: list[tuple[str, torch.Tensor]]) -> None:
+        # One row per weight matrix; a recurrent layer has several, placed in their order.
+        names = [name for name, _ in weights]
+        for name, weight in weights:
+            stats = self.layers.setdefault(name, LayerGradientStatistics())
+            self._layer_weights[name] = weight
+            self._weight_names.setdefault(id(weight), []).append(name)
+            self._handles.append(
+                weight.register_post_accumulate_grad_hook(
+                    lambda p, stats=stats: (
+                        self._timed(stats.update, p.grad) if self._read_gradients else None
+                    )
+                )
+            )
 
         def first_call(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            self._seen(name)
+            for name in names:
+                self._seen(name)
 
         self._handles.append(module.register_forward_pre_hook(first_call))
-        self._handles.append(
-            weight.register_post_accumulate_grad_hook(
-                lambda p: self._timed(stats.update, p.grad) if self._read_gradients else None
-            )
-        )
 
-    def _hook_producer(self, module: torch.nn.Module, unit_dim: int) -> None:
+    def _hook_producer(
+        self, module: torch.nn.Module, unit_dim: int, matrix: torch.Tensor | None = None
+    ) -> None:
+        # With ``matrix``, a module of no known type: its output's last dimension holds the
+        # units only where that weight maps the input's last dimension to it.
         kind = type(module).__name__
 
         def produced(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if isinstance(output, torch.Tensor):
+            if isinstance(output, torch.Tensor) and (
+                matrix is None or (args and matrix_on_last_dim(matrix, args[0], output))
+            ):
                 self._produced[id(output)] = (weakref.ref(output), kind, unit_dim)
 
         self._handles.append(module.register_forward_hook(produced))
@@ -552,13 +603,36 @@ def _is_unknown_activation(module: torch.nn.Module) -> bool:
     )
 
 
-def _layer_weight(module: torch.nn.Module) -> torch.Tensor | None:
+def _recurrent_gates(module: torch.nn.Module) -> str | None:
+    # The activations a recurrent layer computes inside its fused call, which no hook sees.
+    if isinstance(module, torch.nn.LSTM | torch.nn.LSTMCell):
+        return "sigmoid input/forget/output gates and tanh cell, inside the fused call"
+    if isinstance(module, torch.nn.GRU | torch.nn.GRUCell):
+        return "sigmoid reset/update gates and tanh new gate, inside the fused call"
+    if isinstance(module, torch.nn.RNNBase | torch.nn.RNNCellBase):
+        return f"{getattr(module, 'nonlinearity', 'tanh')} hidden state, inside the fused call"
+    return None
+
+
+def _layer_weights(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     # Layers that map features (Linear, Conv, Embedding, attention's input projection): a
-    # weight matrix. Normalisation layers' 1-D scales are left out, since their gradients
-    # say nothing about depth.
-    weight = module._parameters.get("weight")
-    if weight is None and isinstance(module, torch.nn.MultiheadAttention):
-        weight = module._parameters.get("in_proj_weight")
-    if weight is None or not weight.requires_grad or weight.dim() < 2:
-        return None
-    return weight
+    # weight matrix, named by the module (suffix ""). Recurrent layers: each of their
+    # weight matrices, named by the parameter (".weight_ih_l0", ".weight_hh_l0", ...).
+    # Normalisation layers' 1-D scales and biases are left out, since their gradients say
+    # nothing about depth.
+    if isinstance(module, torch.nn.RNNBase | torch.nn.RNNCellBase):
+        candidates = [
+            (f".{name}", weight)
+            for name, weight in module._parameters.items()
+            if name.startswith("weight")
+        ]
+    else:
+        weight = module._parameters.get("weight")
+        if weight is None and isinstance(module, torch.nn.MultiheadAttention):
+            weight = module._parameters.get("in_proj_weight")
+        candidates = [("", weight)]
+    return [
+        (suffix, weight)
+        for suffix, weight in candidates
+        if weight is not None and weight.requires_grad and weight.dim() >= 2
+    ]

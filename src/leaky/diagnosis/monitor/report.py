@@ -71,6 +71,30 @@ def _fmt(value: float | None, spec: str = ".3g") -> str:
     return format(value, spec)
 
 
+def _share(fraction: float | None, decimals: int = 0) -> str:
+    """A fraction as a percentage that never rounds a non-zero share to 0%.
+
+    Nor a share short of all to 100%: one decimal below 1% and above 99%, then "<0.1%"
+    and ">99.9%".
+
+    Examples:
+        >>> _share(0.005), _share(0.25), _share(0.0002), _share(0.0), _share(0.9996, 1)
+        ('0.5%', '25%', '<0.1%', '0%', '>99.9%')
+    """
+    if fraction is None or math.isnan(fraction):
+        return "-"
+    if 0 < fraction < 0.01 or 0.99 < fraction < 1:
+        decimals = max(decimals, 1)
+    text = format(fraction, f".{decimals}%")
+    if 0 < fraction < 1:
+        smallest = 10.0 ** -(decimals + 2)
+        if text == format(0.0, f".{decimals}%"):
+            return "<" + format(smallest, f".{decimals}%")
+        if text == format(1.0, f".{decimals}%"):
+            return ">" + format(1 - smallest, f".{decimals}%")
+    return text
+
+
 @dataclass
 class MonitorReport:
     """What :meth:`leaky.diagnosis.monitor.Monitor.report` returns."""
@@ -189,9 +213,10 @@ class MonitorReport:
             row = next(r for r in self.sites if r.name == name)
             others = self.saturated_sites[1:]
             return (
-                f"saturated: {name!r} ({row.kind}) has {row.summary.saturated_fraction:.0%} of "
-                f"its outputs within {self.saturation_margin:.0%} of a bound of its range "
-                f"(saturated from {SATURATED_ABOVE:.0%}), where little gradient passes"
+                f"saturated: {name!r} ({row.kind}) has {_share(row.summary.saturated_fraction)} "
+                f"of its outputs within {_share(self.saturation_margin)} of a bound of its "
+                f"range (saturated from {_share(SATURATED_ABOVE)}), where little gradient "
+                "passes"
                 + (f"; also saturated: {', '.join(others)}" if others else "")
                 + f"; first/last layer gradient = {_fmt(ratio)}"
             )
@@ -251,16 +276,16 @@ class MonitorReport:
                 dead = "can't die"
                 cannot_die = True
             else:
-                dead = f"{s.dead} ({s.dead_fraction:.0%})"
+                dead = f"{s.dead} ({_share(s.dead_fraction)})"
             body.append(
                 [
                     row.name + (" (fn)" if row.functional else ""),
                     row.kind,
                     str(s.units),
                     "-" if s.unit_dim is None else f"{s.unit_dim} ({s.unit_dim_from})",
-                    f"{s.never_active} ({s.never_active_fraction:.0%})",
+                    f"{s.never_active} ({_share(s.never_active_fraction)})",
                     dead,
-                    _fmt(s.saturated_fraction, ".1%"),
+                    _share(s.saturated_fraction, 1),
                     _fmt(s.mean),
                     _fmt(s.std),
                     _fmt(s.output_grad_norm),
@@ -277,16 +302,24 @@ class MonitorReport:
         if self.sites:
             lines.append(
                 "unit dim: the output dimension that holds the units, from the layer that "
-                "produced the input (Linear: last, Conv/BatchNorm: 1);\n'default' (1) where "
-                "no such layer was found, 'given' when set. saturated: outputs within "
-                f"{self.saturation_margin:.0%} of the range from a bound."
+                "produced the input (Linear, HF Conv1D: last; Conv, BatchNorm: 1);\n"
+                "'default' (1) where no such layer was found, 'given' when set. "
+                f"saturated: outputs within {_share(self.saturation_margin)} of the range "
+                "from a bound."
+            )
+        defaulted = [row.name for row in self.sites if row.summary.unit_dim_from == "default"]
+        if defaulted:
+            lines.append(
+                f"The unit dimension of {', '.join(defaulted)} could not be inferred (no "
+                "Linear, Conv1D-like or Conv layer produced its input): if dimension 1 "
+                "does not hold the features, set it with Monitor(model, unit_dim=...)."
             )
         if self.not_run:
             lines.append(f"Activation modules that never ran: {', '.join(self.not_run)}")
         if self.not_monitored:
             lines.append(
-                "Not monitored (activations without a row in the spec table): "
-                + ", ".join(self.not_monitored)
+                "Not monitored (activations without a row in the spec table, and the gates "
+                "of recurrent layers): " + ", ".join(self.not_monitored)
             )
         if not self.functional_watched:
             lines.append("Functional activation calls were not watched (functional=False).")

@@ -1,9 +1,12 @@
 """Activation sites: which modules are activations, and their local derivative in torch.
 
 A module is recognised through the spec table (``ActivationSpec.torch_modules``, which
-``leaky.nn``'s modules subclass). The local derivative is the row's own
-(``ActivationSpec.torch_derivative``, checked against the float64 reference); this module
-only gathers its options from the call's arguments and the monitored module.
+``leaky.nn``'s modules subclass). Activation modules of other libraries (Hugging Face's
+``NewGELUActivation``, written as a module that calls ``torch.tanh``) are recognised by
+their class name (:func:`is_activation_like`), since those libraries are not imported.
+The local derivative is the row's own (``ActivationSpec.torch_derivative``, checked
+against the float64 reference); this module only gathers its options from the call's
+arguments and the monitored module.
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ import torch
 
 from leaky.core.spec import SPECS, ActivationSpec, get_spec
 
-__all__ = ["local_derivative", "slope_is_never_zero", "spec_for_class", "spec_for_module"]
+__all__ = [
+    "FOREIGN_ACTIVATIONS",
+    "is_activation_like",
+    "local_derivative",
+    "monitored_spec",
+    "slope_is_never_zero",
+    "spec_for_class",
+    "spec_for_module",
+]
 
 _MODULE_TO_SPEC: dict[type[torch.nn.Module], ActivationSpec] = {
     cls: spec for spec in SPECS for cls in spec.torch_modules
@@ -34,6 +45,44 @@ def spec_for_class(module_class: type) -> ActivationSpec | None:
     return None
 
 
+# Activation modules of other libraries, by class name -> spec name (transformers'
+# activations, nanoGPT's NewGELU, CLIP's QuickGELU). The tanh and sigmoid approximations
+# of GELU are monitored as GELU: the same units are active, and the same ones (far below
+# zero) pass no gradient. Not here, so listed as not monitored: ClippedGELUActivation
+# (its clip is not GELU's), LinearActivation, ReLUSquaredActivation, LaplaceActivation.
+FOREIGN_ACTIVATIONS: dict[str, str] = {
+    "GELUActivation": "gelu",
+    "NewGELUActivation": "gelu",
+    "FastGELUActivation": "gelu",
+    "QuickGELUActivation": "gelu",
+    "AccurateGELUActivation": "gelu",
+    "GELUTanh": "gelu",
+    "PytorchGELUTanh": "gelu",
+    "NewGELU": "gelu",
+    "QuickGELU": "gelu",
+    "SiLUActivation": "silu",
+    "MishActivation": "mish",
+}
+
+
+def is_activation_like(module: torch.nn.Module) -> bool:
+    """True for a leaf module without parameters whose class name says it is an activation.
+
+    The name is one of :data:`FOREIGN_ACTIVATIONS` or ends in ``Activation``. Torch calls
+    made inside such a module (the ``torch.tanh`` of a tanh-approximate GELU) are part of
+    it, never activation sites of their own.
+
+    Examples:
+        >>> class NewGELUActivation(torch.nn.Module): ...
+        >>> is_activation_like(NewGELUActivation()), is_activation_like(torch.nn.Linear(1, 1))
+        (True, False)
+    """
+    name = type(module).__name__
+    if name not in FOREIGN_ACTIVATIONS and not name.endswith("Activation"):
+        return False
+    return not module._modules and not module._parameters
+
+
 def spec_for_module(module: torch.nn.Module) -> ActivationSpec | None:
     """The spec row of an activation module, else None.
 
@@ -42,6 +91,24 @@ def spec_for_module(module: torch.nn.Module) -> ActivationSpec | None:
         'leaky_relu'
     """
     return spec_for_class(type(module))
+
+
+def monitored_spec(module: torch.nn.Module) -> ActivationSpec | None:
+    """The spec row the monitor reads ``module`` as, else None.
+
+    :func:`spec_for_module`, else, for an activation-like module of another library (see
+    :func:`is_activation_like`), the row :data:`FOREIGN_ACTIVATIONS` names.
+
+    Examples:
+        >>> class FastGELUActivation(torch.nn.Module): ...
+        >>> monitored_spec(FastGELUActivation()).name, spec_for_module(FastGELUActivation())
+        ('gelu', None)
+    """
+    spec = spec_for_module(module)
+    if spec is None and is_activation_like(module):
+        name = FOREIGN_ACTIVATIONS.get(type(module).__name__)
+        return None if name is None else get_spec(name)
+    return spec
 
 
 def _options(spec: ActivationSpec, module: Any, params: dict[str, Any]) -> dict[str, Any]:
