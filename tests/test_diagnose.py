@@ -80,7 +80,7 @@ def test_random_inputs_report_the_dead_unit(model_file, tmp_path):
         "--plot",
         out_png,
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # its dead unit is a finding: "dying"
     assert "Gradient flow" in result.output and "never active" in result.output
     report = json.loads(out_json.read_text())
     assert report["sites"][0]["dead_units"] == [2]
@@ -262,8 +262,19 @@ def test_examples_file_from_the_readme_runs():
 
     example = Path(__file__).resolve().parents[1] / "examples" / "models.py"
     result = _run(f"{example}:make_model", "--input-shape", "1,28,28", "--batches", "2")
-    assert result.exit_code == 0, result.output
-    assert "dead" in result.output
+    # Its ten dead units of 64 (16%) are what leaky exists to find: a finding, exit 1.
+    assert result.exit_code == 1, result.output
+    assert "Verdict: dying: 16% of the units at '5' (relu) are dead" in result.output
+    result = _run(
+        f"{example}:make_model",
+        "--input-shape",
+        "1,28,28",
+        "--batches",
+        "2",
+        "--dying-above",
+        "0.2",
+    )
+    assert result.exit_code == 0 and "Verdict: healthy" in result.output, result.output
 
 
 def test_nan_weights_exit_1_and_name_the_layer(model_file, tmp_path):
@@ -286,7 +297,8 @@ def test_nan_inputs_exit_1_and_name_the_input(model_file, tmp_path):
 
 
 def test_a_healthy_model_still_exits_0(model_file):
-    result = _run(f"{model_file}:make_model", "--input-shape", "4")
+    # One dead unit of its layer is under a threshold of half: the verdict is healthy.
+    result = _run(f"{model_file}:make_model", "--input-shape", "4", "--dying-above", "0.5")
     assert result.exit_code == 0 and "Verdict: " in result.output
 
 

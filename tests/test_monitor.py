@@ -208,7 +208,7 @@ def test_report_to_dict_str_and_plot(tmp_path):
     report = _run(_model_with_dead_units())
     data = report.to_dict()
     json.dumps(data)
-    assert data["verdict"] in {"vanishing", "exploding", "healthy"}
+    assert data["verdict"] == "dying"  # the model is built with dead units
     assert data["sites"][0]["dead_units"] == DEAD
     text = str(report)
     assert "never active" in text and "Gradient flow" in text
@@ -1107,3 +1107,23 @@ def test_a_small_non_zero_share_is_never_printed_as_zero_percent():
     text = str(report)
     assert "1 (<0.1%)" in text and "(0%)" not in text and "0.0%" not in text
     assert "within 0.1% of the range" in text
+
+
+def test_dead_units_above_the_threshold_are_the_verdict_dying():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 40), nn.ReLU(), nn.Linear(40, 1))
+    with torch.no_grad():
+        model[0].bias[:6] = -100.0  # 6 of 40 units (15%) can never fire
+    with Monitor(model) as monitor:
+        for _ in range(4):
+            model(torch.randn(32, 8)).pow(2).mean().backward()
+    report = monitor.report()
+    assert report.dying_sites == ["1"] and report.verdict == "dying"
+    assert report.verdict_site == "1"
+    assert report.verdict_sentence().startswith("dying: 15% of the units at '1' (relu) are dead")
+    assert report.to_dict()["verdict"] == "dying"
+    with Monitor(model, dying_above=0.2) as monitor:
+        model(torch.randn(32, 8)).pow(2).mean().backward()
+    assert monitor.report().verdict == "healthy"
+    with pytest.raises(ValueError, match="dying_above"):
+        Monitor(model, dying_above=0)

@@ -60,6 +60,13 @@ __all__ = ["diagnose", "export_group"]
     "of (N, L, F)). Default: per site, from the layer that produced it (Linear: last, "
     "Conv/BatchNorm: 1; 1 otherwise); the report says which.",
 )
+@click.option(
+    "--dying-above",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help='Share of a site\'s units that must be dead for the verdict "dying" (exit 1).',
+)
 def diagnose(model: str, **options: Any) -> None:
     """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
 
@@ -69,7 +76,7 @@ def diagnose(model: str, **options: Any) -> None:
     Builds the model, loads --weights if given (weights_only), runs --batches of random
     inputs (--input-shape) or of --data, with a backward pass from a scalar loss, and
     prints the report. Exit code 1 when the verdict is non-finite (NaN or inf in the
-    model), 2 for a user error, else 0.
+    model) or dying (--dying-above of a site's units dead), 2 for a user error, else 0.
     """
     from leaky.diagnosis.diagnose import diagnose_file
 
@@ -77,7 +84,7 @@ def diagnose(model: str, **options: Any) -> None:
     click.echo(str(found.report))
     for path in found.written:
         click.echo(f"Wrote {path}")
-    if found.report.verdict == "non-finite":
+    if found.report.verdict in ("non-finite", "dying"):
         sys.exit(1)  # the diagnosis ran and found a problem (user errors exit 2)
 
 

@@ -24,7 +24,7 @@ from leaky.data import is_file_task, load_user_task
 from leaky.data.npz_archive import npz_array_names, read_npz
 from leaky.diagnosis.convert import convert
 from leaky.diagnosis.export import onnx
-from leaky.diagnosis.monitor import Monitor, MonitorReport
+from leaky.diagnosis.monitor import DYING_ABOVE, Monitor, MonitorReport
 from leaky.system.atomic import atomic_path, check_output_file
 from leaky.system.byte_sizes import format_bytes
 from leaky.system.errors import ParameterError
@@ -393,6 +393,7 @@ def diagnose_file(
     seed: int = 0,
     input_range: str | tuple[int, int] | None = None,
     unit_dim: int | None = None,
+    dying_above: float = DYING_ABOVE,
     json_out: str | Path | None = None,
     plot_out: str | Path | None = None,
 ) -> Diagnosis:
@@ -429,7 +430,7 @@ def diagnose_file(
         seed=seed,
         input_range=input_range,
     )
-    report = diagnose(net, inputs, unit_dim=unit_dim)
+    report = diagnose(net, inputs, unit_dim=unit_dim, dying_above=dying_above)
     written = []
     if json_out is not None:
         with atomic_path(outputs[0]) as tmp:

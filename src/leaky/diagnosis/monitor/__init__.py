@@ -4,6 +4,7 @@ from leaky.diagnosis.monitor.layer_stats import LayerGradientStatistics
 from leaky.diagnosis.monitor.metric import Metric
 from leaky.diagnosis.monitor.monitor import Monitor, unit_dim_of_layer
 from leaky.diagnosis.monitor.report import (
+    DYING_ABOVE,
     EXPLODING_ABOVE,
     SATURATED_ABOVE,
     VANISHING_BELOW,
@@ -15,6 +16,7 @@ from leaky.diagnosis.monitor.site_stats import SiteStatistics, SiteSummary
 from leaky.diagnosis.monitor.sites import local_derivative, spec_for_module
 
 __all__ = [
+    "DYING_ABOVE",
     "EXPLODING_ABOVE",
     "SATURATED_ABOVE",
     "VANISHING_BELOW",

@@ -43,7 +43,7 @@ import torch
 from leaky.diagnosis.monitor.functional_sites import ActivationCallWatcher
 from leaky.diagnosis.monitor.layer_stats import LayerGradientStatistics
 from leaky.diagnosis.monitor.reductions import Scratch, has_nonfinite
-from leaky.diagnosis.monitor.report import LayerRow, MonitorReport, SiteRow
+from leaky.diagnosis.monitor.report import DYING_ABOVE, LayerRow, MonitorReport, SiteRow
 from leaky.diagnosis.monitor.site_stats import SiteStatistics, check_every
 from leaky.diagnosis.monitor.sites import is_activation_like, monitored_spec
 from leaky.diagnosis.monitor.tensorboard import check_writer, log_report
@@ -128,6 +128,8 @@ class Monitor:
         saturation_margin: an output within this fraction of a bounded activation's
             output range from a saturating bound counts as saturated (see
             :mod:`leaky.diagnosis.monitor.site_stats`). Default: 0.05
+        dying_above: the share of a site's units that must be dead for the verdict
+            "dying" (:data:`~leaky.diagnosis.monitor.report.DYING_ABOVE`). Default: 0.1
         bins: histogram bins. Default: 40
         hist_range: histogram range of the activation outputs. Default: (-4, 4)
         hist_max_elements: values per batch and site read for the histogram (every
@@ -169,6 +171,7 @@ class Monitor:
         gradients: bool = True,
         unit_dim: int | None = None,
         saturation_margin: float = 0.05,
+        dying_above: float = DYING_ABOVE,
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
         hist_max_elements: int = 65536,
@@ -183,6 +186,11 @@ class Monitor:
             check_writer(log_to)
         if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
             raise ValueError(f"Expected log_every to be an integer >= 1, but got {log_every!r}")
+        if not 0 < dying_above <= 1:
+            raise ValueError(
+                f"Expected dying_above in (0, 1] (a share of a site's units), but got {dying_above}"
+            )
+        self.dying_above = dying_above
         if not 0 <= saturation_margin < 0.5:
             raise ValueError(
                 f"Expected saturation_margin in [0, 0.5) (a fraction of the output range), "
@@ -577,6 +585,7 @@ class Monitor:
             not_monitored=list(self._not_monitored),
             input_nonfinite=0 if inputs is None else int(inputs),
             saturation_margin=self._stats_options["saturation_margin"],  # type: ignore[arg-type]
+            dying_above=self.dying_above,
         )
 
 

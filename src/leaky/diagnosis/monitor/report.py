@@ -8,6 +8,10 @@ The verdict is the first of these that applies:
   appear: the input, else the first weight or activation output in forward order that
   holds one, else (gradients only) the first site the backward pass reached, which is
   the last one in forward order;
+* ``"dying"``: a site with at least ``dying_above`` (:data:`DYING_ABOVE`, a tenth, unless
+  the monitor was given another) of its units dead, their local gradient 0 for every
+  sample of the window: the units stopped learning for good, the first thing leaky exists
+  to find. :attr:`MonitorReport.verdict_site` names the first such site in forward order;
 * ``"saturated"``: a bounded activation (sigmoid, tanh, ...) with at least
   :data:`SATURATED_ABOVE` (half) of its outputs near a saturating bound (see
   :mod:`leaky.diagnosis.monitor.site_stats`); :attr:`MonitorReport.verdict_site` names the first
@@ -30,6 +34,7 @@ from typing import Any
 from leaky.diagnosis.monitor.site_stats import SiteSummary
 
 __all__ = [
+    "DYING_ABOVE",
     "EXPLODING_ABOVE",
     "SATURATED_ABOVE",
     "VANISHING_BELOW",
@@ -41,6 +46,7 @@ __all__ = [
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
 SATURATED_ABOVE = 0.5
+DYING_ABOVE = 0.1  # share of a site's units dead from which the verdict is "dying"
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class MonitorReport:
     not_monitored: list[str] = field(default_factory=list)
     input_nonfinite: int = 0  # forward passes whose input held NaN or inf
     saturation_margin: float = 0.05
+    dying_above: float = DYING_ABOVE
 
     @property
     def gradient_ratio(self) -> float | None:
@@ -160,17 +167,28 @@ class MonitorReport:
         ]
 
     @property
+    def dying_sites(self) -> list[str]:
+        """Sites (forward order) with at least ``dying_above`` of their units dead."""
+        return [
+            row.name
+            for row in self.sites
+            if row.summary.dead_units and (row.summary.dead_fraction or 0.0) >= self.dying_above
+        ]
+
+    @property
     def verdict(self) -> str:
         """The first verdict that applies (see the module's docstring).
 
-        One of ``"non-finite"``, ``"saturated"``, ``"vanishing"``, ``"exploding"``,
-        ``"healthy"`` or ``"unknown"``.
+        One of ``"non-finite"``, ``"dying"``, ``"saturated"``, ``"vanishing"``,
+        ``"exploding"``, ``"healthy"`` or ``"unknown"``.
         """
         if self.nonfinite_at is not None:
             return "non-finite"
         ratio = self.gradient_ratio
         if ratio is not None and math.isnan(ratio):
             return "non-finite"  # a non-finite norm the counts missed: never "healthy"
+        if self.dying_sites:
+            return "dying"
         if self.saturated_sites:
             return "saturated"
         if ratio is not None and ratio < VANISHING_BELOW:
@@ -186,6 +204,8 @@ class MonitorReport:
         if verdict == "non-finite":
             at = self.nonfinite_at
             return None if at is None else at[0]
+        if verdict == "dying":
+            return self.dying_sites[0]
         if verdict == "saturated":
             return self.saturated_sites[0]
         return None
@@ -208,6 +228,17 @@ class MonitorReport:
                 )
             )
             return f"non-finite: NaN or infinite values {where}"
+        if verdict == "dying":
+            name, *others = self.dying_sites
+            row = next(r for r in self.sites if r.name == name)
+            dead = len(row.summary.dead_units)
+            return (
+                f"dying: {_share(row.summary.dead_fraction)} of the units at {name!r} "
+                f"({row.kind}) are dead ({dead} of {row.summary.units}: their gradient was 0 "
+                f"for every sample; dying from {_share(self.dying_above)})"
+                + (f"; also dying: {', '.join(others)}" if others else "")
+                + f"; first/last layer gradient = {_fmt(ratio)}"
+            )
         if verdict == "saturated":
             name = self.saturated_sites[0]
             row = next(r for r in self.sites if r.name == name)
@@ -257,6 +288,7 @@ class MonitorReport:
                     "vanishing_below": VANISHING_BELOW,
                     "exploding_above": EXPLODING_ABOVE,
                     "saturated_above": SATURATED_ABOVE,
+                    "dying_above": self.dying_above,
                 },
                 "not_run": self.not_run,
                 "not_monitored": self.not_monitored,
