@@ -2,6 +2,7 @@
 
 import json
 import math
+import threading
 
 import pytest
 import torch
@@ -95,6 +96,16 @@ def test_bias_shift_kills_relu_units_and_leaky_relu_keeps_every_one():
     assert leaky["gradients"]["norms"][0] > 0 and relu["gradients"]["norms"][0] == 0
     unshifted = TrainingSession({**SMALL, "compare": True}).snapshot()["networks"][0]
     assert max(unshifted["dead"]) < 0.5
+
+
+def test_training_stops_between_steps_once_cancelled():
+    session = TrainingSession(SMALL)
+    cancel = threading.Event()
+    assert session.train(3, cancel=cancel) == 3
+    cancel.set()
+    assert session.train(1000, cancel=cancel) == 0
+    assert session.train_for(60.0, cancel=cancel) == 0
+    assert session.step == 3
 
 
 def _linears(model):

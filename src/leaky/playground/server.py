@@ -83,11 +83,14 @@ def serve(
     import torch
     import uvicorn
 
-    from leaky.playground.app import create_app
+    from leaky.playground.app import MAX_MESSAGE_BYTES, create_app
 
     torch.set_num_threads(1)
-    app = create_app(max_sessions=max_sessions, idle_timeout=idle_timeout)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    # The page answers to the name it is served at (and loopback names), nothing else.
+    app = create_app(max_sessions=max_sessions, idle_timeout=idle_timeout, allowed_hosts=(host,))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", ws_max_size=MAX_MESSAGE_BYTES
+    )
     server = uvicorn.Server(config)
 
     def announce() -> None:

@@ -224,27 +224,39 @@ class TrainingSession:
             return nn.functional.mse_loss(output.squeeze(-1), target)
         return nn.functional.cross_entropy(output, target)
 
-    def train(self, steps: int) -> int:
-        """Take ``steps`` optimiser steps (every network on the same batches)."""
+    def train(self, steps: int, *, cancel: threading.Event | None = None) -> int:
+        """Take ``steps`` optimiser steps (every network on the same batches).
+
+        Stops early once ``cancel`` is set (checked before each step); returns the steps
+        taken.
+        """
         start = time.perf_counter()
         x, y = self.data.x_train, self.data.y_train
+        taken = 0
         for _ in range(steps):
+            if cancel is not None and cancel.is_set():
+                break
             batch = torch.randint(0, len(x), (self.params.batch_size,), generator=self.order)
             for network in self.networks:
                 network.optimizer.zero_grad(set_to_none=True)
                 self._loss(network.model(x[batch]), y[batch]).backward()
                 network.optimizer.step()
             self.step += 1
+            taken += 1
         self.seconds_training += time.perf_counter() - start
-        return steps
+        return taken
 
-    def train_for(self, seconds: float) -> int:
-        """Train until ``seconds`` have passed (at least one step); returns the steps taken."""
+    def train_for(self, seconds: float, *, cancel: threading.Event | None = None) -> int:
+        """Train until ``seconds`` have passed; returns the steps taken.
+
+        At least one step is taken, unless ``cancel`` is set: it stops the training
+        between two steps.
+        """
         deadline = time.perf_counter() + seconds
         steps = 0
         while True:
-            steps += self.train(1)
-            if time.perf_counter() >= deadline:
+            steps += self.train(1, cancel=cancel)
+            if time.perf_counter() >= deadline or (cancel is not None and cancel.is_set()):
                 return steps
 
     # ------------------------------------------------------------------ views

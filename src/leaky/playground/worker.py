@@ -13,6 +13,10 @@ Commands (JSON objects):
 * ``{"type": "play"}``, ``{"type": "pause"}``, ``{"type": "reset"}``;
 * ``{"type": "step", "steps": n}``: ``n`` optimiser steps (1 to 1000, default 1).
 
+At most :data:`MAX_QUEUED` commands wait; one more is dropped with an error (code
+``busy``). :meth:`SessionWorker.stop` cancels the training under way between two steps,
+and the commands still waiting with it.
+
 Examples:
     >>> import queue
     >>> messages = queue.Queue()
@@ -21,6 +25,7 @@ Examples:
     >>> messages.get(timeout=60)["type"]
     'update'
     >>> worker.send({"type": "step", "steps": 3})
+    True
     >>> message = messages.get(timeout=60)
     >>> while message["type"] != "update" or message["step"] != 3:
     ...     message = messages.get(timeout=60)
@@ -29,6 +34,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -37,9 +43,12 @@ from typing import Any
 
 from leaky.playground.session import TrainingSession
 
-__all__ = ["MAX_STEPS", "SessionWorker"]
+__all__ = ["MAX_QUEUED", "MAX_STEPS", "SessionWorker"]
 
 MAX_STEPS = 1000  # steps one "step" command may ask for
+# Commands waiting for the thread. A page sends one per click or change, so a few are
+# plenty; a bound keeps a page (or a script) from queueing hours of training.
+MAX_QUEUED = 32
 _STOP = object()
 
 
@@ -47,7 +56,8 @@ class SessionWorker(threading.Thread):
     """The thread of one page's session.
 
     Args:
-        publish: called from this thread with each message for the page (a dict).
+        publish: called with each message for the page (a dict): from this thread, and
+            from :meth:`send`'s caller when a command is dropped.
         changes: initial settings (defaults otherwise).
         update_interval: seconds of training between two views while playing.
     """
@@ -63,21 +73,47 @@ class SessionWorker(threading.Thread):
         self.publish = publish
         self.changes = changes or {}
         self.update_interval = update_interval
-        self.commands: queue.Queue[Any] = queue.Queue()
+        self.commands: queue.Queue[Any] = queue.Queue(maxsize=MAX_QUEUED)
+        self.cancelled = threading.Event()  # set by stop(); training checks it between steps
         self.running = False
         self.session: TrainingSession | None = None
         self._born_dead_sent = 0.0
 
-    def send(self, command: Any) -> None:
-        """Queue a command from the page (checked in the worker)."""
-        self.commands.put(command)
+    def send(self, command: Any) -> bool:
+        """Queue a command from the page (checked in the worker).
+
+        Returns False, and publishes an error, when :data:`MAX_QUEUED` commands already
+        wait: the command is dropped.
+        """
+        try:
+            self.commands.put_nowait(command)
+        except queue.Full:
+            self.publish(
+                {
+                    "type": "error",
+                    "code": "busy",
+                    "max_commands": MAX_QUEUED,
+                    "message": f"Expected at most {MAX_QUEUED} commands waiting, but got one "
+                    "more while the session works through them; it was dropped. Wait for "
+                    "the page to catch up, then try again.",
+                }
+            )
+            return False
+        return True
 
     def stop(self) -> None:
-        """Ask the thread to end; it finishes the step it is taking."""
-        self.commands.put(_STOP)
+        """Ask the thread to end.
+
+        It stops after the training step it is taking and drops the commands still waiting.
+        """
+        self.cancelled.set()
+        with contextlib.suppress(queue.Full):  # a full queue wakes the thread anyway
+            self.commands.put_nowait(_STOP)
 
     def _update(self) -> None:
         assert self.session is not None
+        if self.cancelled.is_set():  # nobody is left to see it
+            return
         self.publish({"type": "update", "running": self.running, **self.session.snapshot()})
 
     def _handle(self, command: Any) -> None:
@@ -114,7 +150,7 @@ class SessionWorker(threading.Thread):
                 )
                 return
             self.running = False
-            session.train(steps)
+            session.train(steps, cancel=self.cancelled)
         else:
             self.publish(
                 {
@@ -134,7 +170,7 @@ class SessionWorker(threading.Thread):
             self.publish({"type": "error", "message": str(error)})
             return
         self._update()
-        while True:
+        while not self.cancelled.is_set():
             estimate = self.session.born_dead
             busy = self.running or (estimate is not None and not estimate.done)
             try:
@@ -148,7 +184,7 @@ class SessionWorker(threading.Thread):
                 if command is not None:
                     self._handle(command)
                 elif self.running:
-                    self.session.train_for(self.update_interval)
+                    self.session.train_for(self.update_interval, cancel=self.cancelled)
                     self._update()
                 elif estimate is not None:
                     estimate.advance()

@@ -271,7 +271,8 @@ function handle(message) {
     if (state.last) state.last.born_dead = message.born_dead;
     renderBornDead(message.born_dead);
   } else if (message.type === "error") {
-    banner(message.message);
+    // Errors the page itself can cause carry a catalogue key; the rest are in English.
+    banner(message.code && state.words[message.code] ? t(message.code, message) : message.message);
   } else if (message.type === "refused") {
     state.closed = "refused";
     banner(t("refused", { max_sessions: message.max_sessions }));
