@@ -193,9 +193,10 @@ def test_diagnose_reads_a_csv_through_the_same_loaders(tmp_path):
     )
     out = tmp_path / "r.json"
     result = CliRunner().invoke(
-        cli, ["diagnose", f"{model}:make", "--data", str(csv), "--batches", "2", "--json", str(out)]
+        cli,
+        ["diagnose", f"{model}:make", "--data", str(csv), "--batches", "2", "--json", str(out)],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in (0, 1), result.output  # 1: dead units found, a finding
     assert json.loads(out.read_text())
     nan = tmp_path / "nan.csv"
     nan.write_text("a,label\nnan,0\n1,1\n")
