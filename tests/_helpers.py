@@ -90,11 +90,17 @@ class BasicBlock(torch.nn.Module):
 
 
 def stored_runs(path) -> int:
-    """Runs in a store file, read with plain sqlite3 (0 while it cannot be read)."""
+    """Runs in a store file, read with plain sqlite3 (0 while it cannot be read).
+
+    Opened read-only: a probe before leaky creates the store must not leave an empty file
+    there, which leaky refuses as a store.
+    """
     import sqlite3
+    from contextlib import closing
+    from pathlib import Path
 
     try:
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)) as db:
             return db.execute("SELECT count(*) FROM runs").fetchone()[0]
     except sqlite3.Error:
         return 0

@@ -693,3 +693,31 @@ def test_findings_json_is_strict_json(tmp_path):
     )
     data = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
     assert data[0]["numbers"]["ci95"] == [None, 1.0]
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_damaged_runs_are_named_and_left_out_of_the_report(tmp_path, lang):
+    import sqlite3
+
+    store = _synthetic_store(
+        tmp_path / "s.db", "accuracy", {"tasks": "digits-cnn", "seeds": 3}, _accuracy
+    )
+    with Store(store) as db:
+        runs = db.runs("accuracy")
+    spoiled = [runs[0].run_id, runs[1].run_id]
+    with sqlite3.connect(store) as db:  # the hand edits of the issue
+        db.execute("UPDATE runs SET results = ? WHERE run_id = ?", ('{"metric": 1 x}', spoiled[0]))
+        db.execute("UPDATE runs SET results = '\"abc\"' WHERE run_id = ?", (spoiled[1],))
+    db.close()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["report", "--store", str(store), "--out", str(out), "--lang", lang]
+    )
+    assert result.exit_code == 0, result.output
+    assert all(run_id in result.output for run_id in spoiled) and str(store) in result.output
+    text = (out / "report.html").read_text(encoding="utf-8")
+    messages = get_messages(lang)
+    assert all(run_id in text for run_id in spoiled)
+    assert messages("report.partial", present=len(runs) - 2, planned=len(runs)) in text
+    notice = messages("report.damaged_runs", store=store, count=2, runs="RUNS").split("RUNS")
+    assert all(part.strip() in text for part in notice)

@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,99 @@ def test_an_unreadable_schema_version_is_named(tmp_path, value):
     for readonly in (False, True):
         with pytest.raises(ValueError, match=f"schema version {value!r}.*new --store"):
             Store(path, readonly=readonly)
+
+
+def _spoil(path, sql, *args):
+    # A hand edit of the store, as a user with the sqlite3 shell would make it.
+    with sqlite3.connect(path) as db:
+        db.execute(sql, args)
+    db.close()
+
+
+_SPOILED = {
+    "results not JSON": ("UPDATE runs SET results = ? WHERE run_id = 'r1'", '{"acc": 0.9 x}'),
+    "results a list": ("UPDATE runs SET results = ? WHERE run_id = 'r1'", '["abc"]'),
+    "cell a string": ("UPDATE runs SET cell = ? WHERE run_id = 'r1'", '"abc"'),
+    "seed text": ("UPDATE runs SET seed = ? WHERE run_id = 'r1'", "first"),
+    "metric value text": ("UPDATE metrics SET value = ? WHERE run_id = 'r1'", "abc"),
+    "metric step text": ("UPDATE metrics SET step = ? WHERE run_id = 'r1'", "x"),
+    "layer value text": ("UPDATE layer_stats SET value = ? WHERE run_id = 'r1'", "abc"),
+}
+
+
+@pytest.mark.parametrize("what", list(_SPOILED))
+def test_a_damaged_run_is_named_and_left_out_by_every_reader(tmp_path, what):
+    path = _store_with_runs(tmp_path / "s.db")
+    _spoil(path, *_SPOILED[what])
+    for readonly in (False, True):
+        with Store(path, readonly=readonly) as store:
+            assert store.run_ids() == {"r0", "r2"}
+            assert [run.run_id for run in store.runs()] == ["r0", "r2"]
+            (damaged,) = store.damaged_runs()
+            assert (damaged.run_id, damaged.experiment) == ("r1", "e")
+    if what == "results not JSON":
+        assert "not valid JSON (Expecting ',' delimiter" in damaged.problem
+
+
+def test_a_damaged_run_is_not_stored_and_saving_it_replaces_it(tmp_path):
+    path = _store_with_runs(tmp_path / "s.db")
+    _spoil(path, *_SPOILED["results not JSON"])
+    _spoil(path, "UPDATE metrics SET value = 'abc' WHERE run_id = 'r2'")
+    with Store(path) as store:
+        assert store.claim("r1", "me") == "claimed" and store.claim("r0", "me") == "stored"
+        store.save(_record("r1"))
+        store.save(_record("r2"))
+        assert store.damaged_runs() == [] and store.run_ids() == {"r0", "r1", "r2"}
+        assert [(r.metrics, r.layers) for r in store.runs()] == [
+            ([(0, "loss", 1.5)], [(0, "0", "grad_norm", 0.5)])
+        ] * 3
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_an_empty_file_is_not_a_store_for_any_opener(tmp_path, readonly):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty, not a leaky results store"):
+        Store(empty, readonly=readonly)
+    assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_leaky_run_and_report_refuse_an_empty_file_and_run_creates_a_new_store(tmp_path, command):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    args = {
+        "run": ["run", "born-dead", "--set", "depths=2", "--set", "widths=2", "--quiet"],
+        "report": ["report", "--out", str(tmp_path / "out")],
+    }[command]
+    result = CliRunner().invoke(cli, [*args, "--store", str(empty)])
+    assert result.exit_code == 2, result.output
+    assert "is empty, not a leaky results store" in result.output and str(empty) in result.output
+    assert empty.read_bytes() == b"" and not (tmp_path / "out").exists()
+    if command == "run":  # a path that does not exist is a new store
+        new = tmp_path / "new" / "r.db"
+        result = CliRunner().invoke(cli, [*args, "--set", "trials=10", "--store", str(new)])
+        assert result.exit_code == 0, result.output
+        with Store(new, readonly=True) as store:
+            assert len(store.run_ids()) == 2
+
+
+def test_an_empty_file_that_another_opener_is_creating_is_waited_for(tmp_path):
+    # sqlite creates a new store's file a moment before its creator locks it to write the
+    # schema: an opener that finds it empty then waits for the schema rather than refuse.
+    import threading
+
+    from leaky.lab import store as store_module
+
+    path = tmp_path / "new.db"
+    creator = sqlite3.connect(path)  # the file exists, empty, not yet locked
+    opened = []
+    opener = threading.Thread(target=lambda: opened.append(Store(path).run_ids()))
+    opener.start()
+    time.sleep(0.2)
+    creator.executescript(store_module._SCHEMA)
+    creator.execute("INSERT INTO meta VALUES ('application', 'leaky'), ('schema_version', '1')")
+    creator.commit()
+    creator.close()
+    opener.join(timeout=30)
+    assert opened == [set()]

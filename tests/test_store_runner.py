@@ -325,3 +325,30 @@ def test_the_lab_does_not_import_the_report():
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not {m for m in imported if m.startswith("leaky.report")}
+
+
+def test_leaky_run_computes_damaged_runs_again_and_replaces_them(tmp_path):
+    from click.testing import CliRunner
+
+    from leaky.app.cli import cli
+
+    path = tmp_path / "s.db"
+    args = ["run", "born-dead", "--set", "depths=2,3", "--set", "widths=2"]
+    args += ["--set", "trials=20", "--store", str(path), "--quiet"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and "4 runs done, 0 already" in first.output, first.output
+    with Store(path) as store:
+        before = {run.run_id: run.results for run in store.runs()}
+    spoiled = sorted(before)[:2]
+    with sqlite3.connect(path) as db:  # the hand edits of the issue
+        db.execute(
+            "UPDATE runs SET results = ? WHERE run_id = ?", ('{"born_dead": 1 x}', spoiled[0])
+        )
+        db.execute("UPDATE runs SET results = '[1, 2]' WHERE run_id = ?", (spoiled[1],))
+    db.close()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "2 runs done, 2 already" in again.output and "delimiter" not in again.output
+    with Store(path, readonly=True) as store:
+        assert {run.run_id: run.results for run in store.runs()} == before
+        assert store.damaged_runs() == []

@@ -3,6 +3,13 @@
 A run is written whole or not at all, so a sweep killed at any moment (Ctrl-C, SIGKILL)
 leaves a consistent store, and rerunning it skips the runs already there.
 
+A run is read back only in the shapes :meth:`Store.save` writes: cell, config, results and
+versions JSON objects, a whole-number seed, metrics rows (step, name, number) and layer rows
+(step, layer, name, number). A run that was edited out of those shapes (by hand, or by a
+tool) is damaged: readers leave it out and :meth:`Store.damaged_runs` names it, a claim
+finds it not stored, and saving the run again replaces it. An empty file is no store: it
+is refused, and only a path where nothing is yet becomes a new store.
+
 Examples:
     >>> import tempfile
     >>> with Store(Path(tempfile.mkdtemp()) / "results.db") as store:
@@ -26,11 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Claim", "RunRecord", "Store"]
+__all__ = ["SCHEMA_VERSION", "Claim", "DamagedRun", "RunRecord", "Store"]
 
 SCHEMA_VERSION = 1
 _APPLICATION = "leaky"
 _BUSY_SECONDS = 30.0  # how long an opener or writer waits for another process's transaction
+# How long an opener that finds an empty file waits for the leaky process that may have just
+# created it (sqlite creates the file a moment before that process locks it to write the
+# schema); an empty file still empty and unlocked after that is not a store.
+_CREATING_SECONDS = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,6 +94,18 @@ def _has_log(path: Path) -> bool:
     return log.exists() and log.stat().st_size > 0
 
 
+def _is_empty(path: Path) -> bool:
+    """A file of 0 bytes with no write-ahead log beside it: no database at all."""
+    return path.is_file() and path.stat().st_size == 0 and not _has_log(path)
+
+
+def _empty(path: Path, *, writing: bool) -> ValueError:
+    fix = "pass another --store"
+    if writing:  # e.g. left by `sqlite3 PATH` run before the first `leaky run`
+        fix += ", or delete the empty file to start a new store there"
+    return ValueError(f"{str(path)!r} is empty, not a leaky results store; {fix}")
+
+
 def _damaged(path: Path, error: sqlite3.Error) -> str:
     return (
         f"The store {path} is damaged ({error}); recover the runs that can still be read "
@@ -123,6 +146,67 @@ class Claim:
         return self.expires < now or (self.host == socket.gethostname() and not _alive(self.pid))
 
 
+@dataclass(frozen=True)
+class DamagedRun:
+    """A stored run not in the shapes the store writes: readers leave it out.
+
+    ``problem`` says what is wrong, e.g. "its results are not valid JSON (...)".
+    """
+
+    run_id: str
+    experiment: str
+    problem: str
+
+
+# Rows of a run's metrics and layer statistics the store did not write: a type sqlite kept
+# (text that is no number stays text in a REAL column), found by one scan of each table.
+_NUMBER = "typeof({}) NOT IN ('real', 'integer', 'null')"
+_ROWS = {
+    "metrics": (
+        "step, name, value",
+        "typeof(step) != 'integer' OR typeof(name) != 'text' OR " + _NUMBER.format("value"),
+        "metrics to be rows of (whole-number step, name, number)",
+    ),
+    "layer_stats": (
+        "step, layer, name, value",
+        "typeof(step) != 'integer' OR typeof(layer) != 'text' OR typeof(name) != 'text' OR "
+        + _NUMBER.format("value"),
+        "layer statistics to be rows of (whole-number step, layer, name, number)",
+    ),
+}
+_JSON_COLUMNS = ("cell", "config", "results", "versions")
+_STATUSES = ("finished", "diverged")
+
+
+def _json_object(column: str, text: object) -> tuple[dict[str, Any], str | None]:
+    """``text`` (a column of a run) parsed as a JSON object, or what is wrong with it."""
+    if not isinstance(text, str):
+        return {}, f"Expected its {column} to be JSON text, but got {text!r}"
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        return {}, f"its {column} are not valid JSON ({error})"
+    if not isinstance(value, dict):
+        kind = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+        got = kind.get(type(value), "a number")
+        return {}, f"Expected its {column} to be a JSON object, but got {got}: {text[:40]}"
+    return value, None
+
+
+def _row_problem(row: tuple[Any, ...]) -> str | None:
+    """What is wrong with a row of the runs table (its JSON columns aside), or None."""
+    _, experiment, _, seed, _, status, seconds, *_ = row
+    if not isinstance(experiment, str):
+        return f"Expected its experiment to be a name, but got {experiment!r}"
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return f"Expected its seed to be a whole number, but got {seed!r}"
+    if status not in _STATUSES:
+        return f"Expected its status to be finished or diverged, but got {status!r}"
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return f"Expected its seconds to be a number, but got {seconds!r}"
+    return None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -135,6 +219,9 @@ def _alive(pid: int) -> bool:
 
 class Store:
     """A results database. Opens (or creates) ``path``; refuses files that are not stores.
+
+    Only a path where no file is becomes a new store: an empty file (0 bytes) is refused by
+    readers and writers alike, as something else named by mistake.
 
     Opening for writing creates the schema in one transaction that concurrent openers wait
     for, so several sweeps may start on a new path at once. ``readonly=True`` opens an
@@ -150,6 +237,8 @@ class Store:
         if readonly:
             self._db = self._open_for_reading()
             return
+        # Looked at before sqlite creates the file: an empty file is not made a store.
+        found_empty = _is_empty(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -162,7 +251,7 @@ class Store:
         except sqlite3.Error as error:
             raise self._error(error, "create") from None
         try:
-            self._check_or_create()
+            self._check_or_create(found_empty)
             self._use_wal()
             self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as error:
@@ -178,10 +267,8 @@ class Store:
                 f"No results store at {str(self.path)!r}; run `leaky demo` or `leaky run "
                 f"EXPERIMENT --store {self.path}` first, or pass --store"
             )
-        if self.path.is_file() and self.path.stat().st_size == 0:
-            raise ValueError(
-                f"{str(self.path)!r} is empty, not a leaky results store; pass another --store"
-            )
+        if _is_empty(self.path):
+            raise _empty(self.path, writing=False)
         uri = self.path.resolve().as_uri() + "?mode=ro"
         db = None
         try:
@@ -260,12 +347,15 @@ class Store:
                 f"version {SCHEMA_VERSION}; use a new --store path or a matching leaky"
             )
 
-    def _check_or_create(self) -> None:
+    def _check_or_create(self, found_empty: bool) -> None:
         # One write transaction, taken before looking: an opener that finds the file being
         # created waits (busy timeout) and then sees the whole schema, never half of it.
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._check(self._db, _tables(self._db))
+            tables = _tables(self._db)
+            if found_empty and not tables:
+                tables = self._wait_for_creator()
+            self._check(self._db, tables)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -278,6 +368,25 @@ class Store:
             with contextlib.suppress(sqlite3.Error):  # keep the error that matters
                 self._db.rollback()
             raise
+
+    def _wait_for_creator(self) -> set[str]:
+        """The tables of a file found empty, once the leaky process creating it wrote them.
+
+        Called in a write transaction on a file that was empty when this opener came and
+        has no tables. Another opener may have created it a moment ago and not yet locked
+        it: give it ``_CREATING_SECONDS`` to write the schema. Still empty: the user named
+        a file that is not a store (an empty file is refused, never filled).
+        """
+        deadline = time.monotonic() + _CREATING_SECONDS
+        while True:
+            self._db.rollback()
+            if not _is_empty(self.path) or time.monotonic() > deadline:
+                self._db.execute("BEGIN IMMEDIATE")
+                tables = _tables(self._db)
+                if not tables and _is_empty(self.path):
+                    raise _empty(self.path, writing=True)
+                return tables
+            time.sleep(0.02)
 
     def _use_wal(self) -> None:
         # Switching to WAL needs the file to itself; other openers may be reading the
@@ -308,7 +417,11 @@ class Store:
         self.close()
 
     def save(self, record: RunRecord) -> None:
-        """Write one run, all of it or nothing; a run already stored is left as it is."""
+        """Write one run, all of it or nothing; a run already stored is left as it is.
+
+        A damaged run of the same id (see :meth:`damaged_runs`) is replaced, in the same
+        transaction.
+        """
         if self.readonly:
             raise ValueError(f"The store {self.path} is open read-only; open it to write")
         try:
@@ -318,6 +431,10 @@ class Store:
 
     def _save(self, record: RunRecord) -> None:
         with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # look and write as one step
+            if self._read(run_id=record.run_id)[1]:  # damaged: this run takes its place
+                for table in ("metrics", "layer_stats", "runs"):
+                    self._db.execute(f"DELETE FROM {table} WHERE run_id = ?", (record.run_id,))
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, experiment, cell, seed, config, status, "
                 "seconds, results, versions, created) "
@@ -346,14 +463,34 @@ class Store:
             )
 
     def run_ids(self, experiment: str | None = None) -> set[str]:
-        """Ids of the runs stored (for one experiment, or all)."""
+        """Ids of the runs stored (for one experiment, or all), damaged runs left out."""
         with self._reading():
-            return self._run_ids(experiment)
+            return {record.run_id for record in self._read(experiment)[0]}
 
     def runs(self, experiment: str | None = None) -> list[RunRecord]:
-        """Every stored run (of one experiment), with its metrics and layer statistics."""
+        """Every stored run (of one experiment), with its metrics and layer statistics.
+
+        Damaged runs are left out; :meth:`damaged_runs` names them.
+        """
         with self._reading():
             return self._runs(experiment)
+
+    def damaged_runs(self, experiment: str | None = None) -> list[DamagedRun]:
+        """The stored runs (of one experiment) not in the shapes :meth:`save` writes.
+
+        Examples:
+            >>> import tempfile
+            >>> path = Path(tempfile.mkdtemp()) / "results.db"
+            >>> with Store(path) as store:
+            ...     store.save(RunRecord("abc", "demo", {}, 0, {}, "finished", 0.5))
+            >>> db = sqlite3.connect(path)  # a hand edit
+            >>> _ = db.execute("UPDATE runs SET results = '[1]'"); db.commit(); db.close()
+            >>> with Store(path) as store:
+            ...     store.run_ids(), store.damaged_runs()[0].problem
+            (set(), 'Expected its results to be a JSON object, but got a list: [1]')
+        """
+        with self._reading():
+            return self._read(experiment)[1]
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -363,54 +500,78 @@ class Store:
         except sqlite3.Error as error:
             raise self._error(error, "read") from None
 
-    def _run_ids(self, experiment: str | None) -> set[str]:
-        query, args = "SELECT run_id FROM runs", ()
-        if experiment is not None:
-            query, args = query + " WHERE experiment = ?", (experiment,)
-        return {row[0] for row in self._db.execute(query, args)}
+    def _bad_rows(self, run_id: str | None) -> dict[str, str]:
+        """Run id -> what is wrong with its metrics or layer rows (the first such row)."""
+        problems: dict[str, str] = {}
+        for table, (columns, bad, shape) in _ROWS.items():
+            query, args = f"SELECT run_id, {columns} FROM {table} WHERE ({bad})", ()
+            if run_id is not None:
+                query, args = query + " AND run_id = ?", (run_id,)
+            for found, *row in self._db.execute(query + " ORDER BY rowid", args):
+                problems.setdefault(found, f"Expected its {shape}, but got {tuple(row)!r}")
+        return problems
 
-    def _runs(self, experiment: str | None) -> list[RunRecord]:
+    def _read(
+        self, experiment: str | None = None, *, run_id: str | None = None
+    ) -> tuple[list[RunRecord], list[DamagedRun]]:
+        """The runs (metrics and layer rows not loaded yet) and the damaged runs."""
         query = (
             "SELECT run_id, experiment, cell, seed, config, status, seconds, results, versions, "
             "created FROM runs"
         )
-        args: tuple[Any, ...] = ()
-        if experiment is not None:
-            query, args = query + " WHERE experiment = ?", (experiment,)
-        records = []
-        for row in self._db.execute(query + " ORDER BY experiment, cell, seed", args):
-            run_id = row[0]
-            metrics = [
-                (step, name, math.nan if value is None else value)  # NaN comes back as NULL
-                for step, name, value in self._db.execute(
-                    "SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY rowid",
-                    (run_id,),
-                )
-            ]
-            layers = [
-                (*r[:3], math.nan if r[3] is None else r[3])
-                for r in self._db.execute(
-                    "SELECT step, layer, name, value FROM layer_stats WHERE run_id = ? "
-                    "ORDER BY rowid",
-                    (run_id,),
-                )
-            ]
+        where = [("experiment", experiment), ("run_id", run_id)]
+        where = [(column, value) for column, value in where if value is not None]
+        if where:
+            query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in where)
+        bad_rows = self._bad_rows(run_id)
+        records, damaged = [], []
+        for row in self._db.execute(
+            query + " ORDER BY experiment, cell, seed", [value for _, value in where]
+        ):
+            parsed = {}
+            problem = _row_problem(row)
+            for column, text in zip(_JSON_COLUMNS, (row[2], row[4], row[7], row[8]), strict=True):
+                parsed[column], wrong = _json_object(column, text)
+                problem = problem or wrong
+            problem = problem or bad_rows.get(row[0])
+            if problem is not None:
+                damaged.append(DamagedRun(str(row[0]), str(row[1]), problem))
+                continue
             records.append(
                 RunRecord(
-                    run_id=run_id,
+                    run_id=row[0],
                     experiment=row[1],
-                    cell=json.loads(row[2]),
+                    cell=parsed["cell"],
                     seed=row[3],
-                    config=json.loads(row[4]),
+                    config=parsed["config"],
                     status=row[5],
                     seconds=row[6],
-                    metrics=metrics,
-                    layers=layers,  # type: ignore[arg-type]
-                    results=json.loads(row[7]),
-                    versions=json.loads(row[8]),
+                    results=parsed["results"],
+                    versions=parsed["versions"],
                     created=row[9],
                 )
             )
+        damaged.sort(key=lambda run: (run.experiment, run.run_id))
+        return records, damaged
+
+    def _runs(self, experiment: str | None) -> list[RunRecord]:
+        records = self._read(experiment)[0]
+        for record in records:
+            record.metrics = [
+                (step, name, math.nan if value is None else float(value))  # NaN: NULL
+                for step, name, value in self._db.execute(
+                    "SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY rowid",
+                    (record.run_id,),
+                )
+            ]
+            record.layers = [
+                (step, layer, name, math.nan if value is None else float(value))
+                for step, layer, name, value in self._db.execute(
+                    "SELECT step, layer, name, value FROM layer_stats WHERE run_id = ? "
+                    "ORDER BY rowid",
+                    (record.run_id,),
+                )
+            ]
         return records
 
     # Claims (see _CLAIMS): new methods only, so that opening a store stays as it is.
@@ -419,7 +580,8 @@ class Store:
         """Claim ``run_id`` for ``owner`` for ``lease`` seconds, in one transaction.
 
         Returns ``"claimed"`` (the caller may compute it), ``"stored"`` (it is in the store
-        already) or ``"taken"`` (another owner holds a live claim; see :meth:`claim_of`).
+        already, not damaged) or ``"taken"`` (another owner holds a live claim; see
+        :meth:`claim_of`).
 
         Examples:
             >>> import tempfile
@@ -437,7 +599,7 @@ class Store:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")  # read and write as one step against other owners
             self._db.execute(_CLAIMS)
-            if self._db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+            if self._read(run_id=run_id)[0]:  # a damaged run is not stored: computed again
                 return "stored"
             held = self._claim_row(run_id)
             if held is not None and held.owner != owner and not held.is_stale(now):

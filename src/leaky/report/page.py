@@ -24,6 +24,7 @@ from leaky.data.fsdd import FETCH_COMMAND, FSDD_CREDIT, FSDD_LICENSE, example_sp
 from leaky.lab.config import config_to_dict
 from leaky.lab.experiments import EXPERIMENTS, Finding
 from leaky.lab.experiments.base import MIN_SEEDS
+from leaky.lab.store import DamagedRun
 from leaky.messages import LANGUAGES, Messages, get_messages
 from leaky.messages.figure_files import FIGURE_FORMATS, figure_language, save_figure
 from leaky.messages.style import figure_style
@@ -45,6 +46,7 @@ _VERDICT_CLASS = {
     "inconclusive": "unknown",
 }
 _ENVIRONMENT_KEYS = ("leaky", "python", "torch", "numpy", "cpu", "machine", "threads")
+_DAMAGED_NAMED = 5  # damaged runs named one by one in the notice; the rest are counted
 
 
 @dataclass
@@ -112,6 +114,21 @@ def _notices(sweep: StoredSweep, messages: Messages) -> list[str]:
     if sweep.other_runs:
         notes.append(messages("report.other_runs", count=sweep.other_runs))
     return notes
+
+
+def _damaged_notice(damaged: Sequence[DamagedRun], store: str, messages: Messages) -> list[str]:
+    """The store's damaged runs, left out of every sweep: named, with what is wrong."""
+    if not damaged:
+        return []
+    item = messages.entries["report.damaged_run"]  # names as they are, never translated
+    named = [
+        item.format(experiment=d.experiment, run_id=d.run_id, problem=d.problem)
+        for d in damaged[:_DAMAGED_NAMED]
+    ]
+    if len(damaged) > _DAMAGED_NAMED:
+        named.append(messages("report.damaged_more", count=len(damaged) - _DAMAGED_NAMED))
+    runs = messages.terms("separator").join(named)
+    return [messages("report.damaged_runs", store=store, count=len(damaged), runs=runs)]
 
 
 def _settings(config: Any) -> list[tuple[str, str]]:
@@ -312,9 +329,10 @@ def write_report(
 
     Reads only the store (opened read-only): findings are recomputed by each experiment's
     summary. Experiments absent from the store get a section that says so and how to run
-    them. The whole report is built in a temporary folder inside ``out_dir`` and moved into
-    place at the end, figures first and the pages last, so an error (or a kill) midway
-    leaves the previous report as it was; temporary files of a killed run go next time.
+    them; damaged runs are left out and named in a notice. The whole report is built in a
+    temporary folder inside ``out_dir`` and moved into place at the end, figures first and
+    the pages last, so an error (or a kill) midway leaves the previous report as it was;
+    temporary files of a killed run go next time.
     """
     if lang not in LANGUAGES:
         raise ParameterError(
@@ -323,9 +341,11 @@ def write_report(
     formats = check_page_formats(formats)
     with open_store_for_reading(store_path) as store:
         sweeps = load_sweeps(store)
+        damaged = store.damaged_runs()
     out = ensure_output_dir(out_dir)
     with staging_folder(out, "report") as stage:
         png, figure_paths, notices = _draw_figures(sweeps, stage, lang)
+        notices = _damaged_notice(damaged, str(store_path), get_messages(lang)) + notices
         templates = _templates()
         pages = []
         for fmt in formats:

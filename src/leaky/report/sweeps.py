@@ -53,15 +53,11 @@ class StoredSweep:
 
 
 def open_store_for_reading(path: str | Path) -> Store:
-    """Open an existing store; a missing file is an error, never a new empty store."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(
-            f"No results store at {str(path)!r}; run `leaky demo` or `leaky run EXPERIMENT "
-            f"--store {path}` first, or pass --store"
-        )
-    if path.is_file() and path.stat().st_size == 0:
-        raise ValueError(f"{str(path)!r} is empty, not a leaky results store; pass another --store")
+    """Open an existing store read-only; a missing or empty file is an error (the Store's rule).
+
+    Its damaged runs (:meth:`~leaky.lab.store.Store.damaged_runs`) are left out of every
+    sweep; the report names them.
+    """
     return Store(path, readonly=True)
 
 
