@@ -352,3 +352,20 @@ def test_leaky_run_computes_damaged_runs_again_and_replaces_them(tmp_path):
     with Store(path, readonly=True) as store:
         assert {run.run_id: run.results for run in store.runs()} == before
         assert store.damaged_runs() == []
+
+
+def test_a_run_saved_just_before_ctrl_c_counts_as_kept(tmp_path, monkeypatch):
+    from leaky.lab.runner import SweepInterrupted
+
+    real_save = Store.save
+
+    def save_then_ctrl_c(self, record):
+        real_save(self, record)
+        raise KeyboardInterrupt  # lands after the write, before the sweep counts it
+
+    monkeypatch.setattr(Store, "save", save_then_ctrl_c)
+    config = resolve_config("born-dead", preset="tiny")
+    with Store(tmp_path / "s.db") as store, pytest.raises(SweepInterrupted) as stopped:
+        execute(plan("born-dead", config), store, progress=False)
+    assert stopped.value.kept == stopped.value.stored == 1
+    assert "kept the 1 runs that finished (1 of 8 planned runs" in str(stopped.value)

@@ -464,6 +464,7 @@ def _sweep(
     report = _Progress(description, len(specs), len(specs) - len(todo), progress)
     claims = _Claims(store, todo, report)
     kept = diverged = 0
+    counted: set[str] = set()
     store_failed = False
 
     def keep(record: RunRecord) -> None:
@@ -473,8 +474,11 @@ def _sweep(
         except BaseException:
             store_failed = True  # nothing more can be kept
             raise
-        claims.release(record.run_id)
+        # Counted before its claim is released: a Ctrl-C between the two leaves a stored
+        # run this process still claims, which the stop below counts as kept too.
+        counted.add(record.run_id)
         kept += 1
+        claims.release(record.run_id)
         diverged += record.status == "diverged"
         report.update(record.status == "diverged")
         if on_saved is not None:
@@ -498,7 +502,16 @@ def _sweep(
         signum = stop.signum if isinstance(stop, _Signalled) else signal.SIGINT
         planned = {spec.run_id for spec in specs}
         try:
-            stored = len(planned & store.run_ids())
+            now = store.run_ids()
+            stored = len(planned & now)
+            kept += sum(  # saved just before the stop landed, not yet counted
+                1
+                for spec in todo
+                if spec.run_id in now
+                and spec.run_id not in counted
+                and (held := store.claim_of(spec.run_id)) is not None
+                and held.owner == claims.owner
+            )
         except Exception:
             stored = len(specs) - len(todo) + kept
         raise SweepInterrupted(
