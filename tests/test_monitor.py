@@ -1127,3 +1127,31 @@ def test_dead_units_above_the_threshold_are_the_verdict_dying():
     assert monitor.report().verdict == "healthy"
     with pytest.raises(ValueError, match="dying_above"):
         Monitor(model, dying_above=0)
+
+
+class _TiedLM(nn.Module):
+    """An embedding whose weight the output layer shares (GPT-2's tied lm_head)."""
+
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(30, 16)
+        self.block = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16))
+        self.lm_head = nn.Linear(16, 30, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids):
+        return self.lm_head(self.block(self.wte(ids)))
+
+
+def test_a_tied_output_layer_is_last_and_the_ratio_names_its_layers():
+    torch.manual_seed(0)
+    model = _TiedLM()
+    with Monitor(model) as monitor:
+        for _ in range(2):
+            ids = torch.randint(0, 30, (4, 7))
+            nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    report = monitor.report()
+    assert [row.name for row in report.layers] == ["wte", "block.0", "block.2", "lm_head"]
+    assert report.gradient_ratio_layers == ("wte", "lm_head")
+    assert "Gradient flow: first/last layer = " in str(report)
+    assert "('wte' / 'lm_head')" in str(report)

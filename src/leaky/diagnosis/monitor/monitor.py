@@ -442,9 +442,15 @@ class Monitor:
     def _on_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         # A weight used directly (F.linear(x, self.out_proj.weight), as nn.MultiheadAttention
         # does) places its layer in forward order although its module is never called.
+        # A weight several layers share (tied embeddings: the embedding's weight is the
+        # output layer's) places only the layers inside the module using it now.
+        scope = self._module_stack[-1] if self._module_stack else None
         for value in (*args, *kwargs.values()):
             if isinstance(value, torch.Tensor):
-                for name in self._weight_names.get(id(value), ()):
+                names = self._weight_names.get(id(value), [])
+                if scope is not None and len(names) > 1:
+                    names = [n for n in names if _within(n, scope)] or names
+                for name in names:
                     self._seen(name)
 
     def _on_unmonitored(self, function: str) -> None:
@@ -587,6 +593,11 @@ class Monitor:
             saturation_margin=self._stats_options["saturation_margin"],  # type: ignore[arg-type]
             dying_above=self.dying_above,
         )
+
+
+def _within(name: str, scope: str) -> bool:
+    """Whether the layer ``name`` is the module ``scope`` or inside it ("" is the model)."""
+    return not scope or name == scope or name.startswith(scope + ".")
 
 
 def _statistics_scope() -> AbstractContextManager[None]:

@@ -130,6 +130,12 @@ class MonitorReport:
         return norms[0] / norms[-1]
 
     @property
+    def gradient_ratio_layers(self) -> tuple[str, str] | None:
+        """The first and last layers (forward order) that :attr:`gradient_ratio` compares."""
+        seen = [row.name for row in self.layers if row.grad_norm is not None]
+        return (seen[0], seen[-1]) if len(seen) >= 2 else None
+
+    @property
     def nonfinite_at(self) -> tuple[str, str] | None:
         """Where NaN or infinite values first appear, as (name, what), or None."""
         if self.input_nonfinite:
@@ -361,10 +367,12 @@ class MonitorReport:
                 ["layer", "|dL/dW|"], [[r.name, _fmt(r.grad_norm)] for r in self.layers]
             )
         ratio = self.gradient_ratio
+        between = self.gradient_ratio_layers
         lines += [
             "",
             f"Gradient flow: first/last layer = {_fmt(ratio)} "
-            f"(vanishing below {VANISHING_BELOW:g}, exploding above {EXPLODING_ABOVE:g})",
+            + (f"({between[0]!r} / {between[1]!r}) " if between else "")
+            + f"(vanishing below {VANISHING_BELOW:g}, exploding above {EXPLODING_ABOVE:g})",
             "Verdict: "
             + (
                 self.verdict
