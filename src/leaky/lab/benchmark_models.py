@@ -96,6 +96,16 @@ def _norm_act(variant: str, channels: int, slope: float) -> list[nn.Module]:
     return [nn.BatchNorm2d(channels), _plain_activation(variant, slope)]
 
 
+def _input_activation(variant: str, slope: float) -> nn.Module:
+    # An activation with no BatchNorm before it: the fused variants' own modules there are
+    # leaky's output-keeping Leaky ReLU (slope 0: a ReLU, which keeps its output too).
+    if variant == "leaky-fused":
+        return leaky.nn.LeakyReLU(slope)
+    if variant == "relu-fused":
+        return nn.ReLU()
+    return _plain_activation(variant, slope)
+
+
 def _plain_activation(variant: str, slope: float) -> nn.Module:
     inplace = variant.endswith("inplace")
     if variant.startswith("relu"):
@@ -104,12 +114,18 @@ def _plain_activation(variant: str, slope: float) -> nn.Module:
 
 
 def _dcgan(variant: str, quick: bool) -> Bench:
-    # Radford et al. 2016's discriminator for 64x64 images: 4 x [Conv 4x4 stride 2 ->
-    # BatchNorm -> LeakyReLU(0.2)], 64 -> 512 channels, then a 4x4 convolution to one logit.
+    # Radford et al. 2016's discriminator for 64x64 images, as published (and as
+    # pytorch/examples builds it): Conv 4x4 stride 2 -> LeakyReLU(0.2) on the input layer,
+    # with no BatchNorm there, then 3 x [Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2)],
+    # 64 -> 512 channels, then a 4x4 convolution to one logit. Only the three BatchNorm
+    # blocks can be fused; the input layer's activation is each variant's plain one.
     batch = 32 if quick else 256
-    layers: list[nn.Module] = []
-    channels_in = 3
-    for channels in (64, 128, 256, 512):
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 4, 2, 1, bias=False),
+        _input_activation(variant, _GAN_SLOPE),
+    ]
+    channels_in = 64
+    for channels in (128, 256, 512):
         layers += [nn.Conv2d(channels_in, channels, 4, 2, 1, bias=False)]
         layers += _norm_act(variant, channels, _GAN_SLOPE)
         channels_in = channels
