@@ -71,6 +71,30 @@ def test_fused_memory_leaky_keeps_less_and_relu_cannot(tmp_path):
     assert EXPERIMENTS["fused-memory"].memory(config) > kept * 2**20
 
 
+def test_every_tiny_run_writes_the_results_its_experiment_declares(tmp_path):
+    # The declarations the store's check of results reads (issue item 18) cannot drift
+    # from what each _run writes: every run passes it and writes no undeclared key. A
+    # diverged accuracy run writes fewer keys (no test scores) and passes too.
+    from leaky.lab.experiments import check_results
+
+    sweeps = [(name, resolve_config(name, preset="tiny")) for name in EXPERIMENTS]
+    diverged = {"tasks": "digits-cnn", "seeds": 1, "activations": "relu", "lr": 1e30}
+    sweeps.append(("accuracy", resolve_config("accuracy", preset="tiny", overrides=diverged)))
+    with Store(tmp_path / "s.db") as store:
+        for name, config in sweeps:
+            run_experiment(name, config, store, progress=False)
+        assert store.damaged_runs() == []
+        runs = store.runs()
+    assert {run.experiment for run in runs} == set(EXPERIMENTS)
+    assert any(run.status == "diverged" for run in runs)
+    for run in runs:
+        experiment = EXPERIMENTS[run.experiment]
+        assert experiment.results, run.experiment  # each experiment declares its results
+        assert check_results(experiment, run.results) is None, (run.experiment, run.results)
+        declared = {*experiment.results, *experiment.optional_results}
+        assert set(run.results) <= declared, (run.experiment, run.results)
+
+
 def test_wilson_interval_covers_the_estimate():
     low, high = wilson_interval(300, 1000)
     assert low < 0.3 < high and high - low < 0.06

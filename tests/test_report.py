@@ -237,7 +237,13 @@ def test_partial_sweeps_say_how_much_is_missing(tmp_path):
         tmp_path / "p.db",
         "born-dead",
         {"depths": "2,10", "widths": "2", "trials": 100},
-        lambda spec: {"born_dead": 50, "trials": 100, "probability": 0.5},
+        lambda spec: {
+            "born_dead": 50,
+            "trials": 100,
+            "probability": 0.5,
+            "ci_low": 0.4,
+            "ci_high": 0.6,
+        },
     )
     with Store(store) as db:  # keep only the ReLU runs
         db._db.execute("DELETE FROM runs WHERE cell LIKE '%leaky_relu%'")
@@ -319,7 +325,7 @@ def test_page_in_a_real_browser_offline(reports, tmp_path):
 
 def test_the_latest_sweep_is_reported_and_the_others_are_counted(tmp_path):
     def result(spec):
-        return {"born_dead": 10, "trials": 100, "probability": 0.1}
+        return {"born_dead": 10, "trials": 100, "probability": 0.1, "ci_low": 0.05, "ci_high": 0.2}
 
     overrides = {"depths": "2", "widths": "2", "activations": "relu"}
     _synthetic_store(tmp_path / "s.db", "born-dead", {**overrides, "trials": 100}, result)
@@ -366,6 +372,7 @@ def test_slope_with_a_diverged_seed_is_inconclusive(tmp_path):
         lambda spec: {
             "test_accuracy": math.nan if lost(spec) else 0.5 + spec.cell["negative_slope"] * 0.0,
             "dead_fraction": 0.0,
+            "never_active_fraction": 0.0,
         },
         status=lambda spec: "diverged" if lost(spec) else "finished",
     )
@@ -519,6 +526,46 @@ def test_vanishing_without_a_ratio_is_inconclusive(tmp_path):
     verdicts = {f.key: f.verdict for f in EXPERIMENT.summarize(config, runs)}
     assert verdicts["vanishing.sigmoid_vanishes"] == "inconclusive"
     assert verdicts["vanishing.leaky_flows"] == "inconclusive"
+
+
+def _vanishing(spec):
+    return {
+        "ratio_at_init": 1e-5 if spec.cell["activation"] == "sigmoid" else 0.7,
+        "test_accuracy": 0.5,
+        "initial_loss": 2.3,
+        "final_loss": 1.0,
+        "stalled": False,
+        "init": "kaiming",
+    }
+
+
+@pytest.mark.parametrize("spoiled", ['{"grad_norms": "abc"}', '{"ratio_at_init": "abc"}'])
+def test_results_of_the_wrong_shape_are_named_and_left_out_of_the_report(tmp_path, spoiled):
+    # Valid JSON objects, but not what a vanishing run writes (issue item 18): the first
+    # was silently dropped ("(2 seeds)", no note), the second failed the report as a bug.
+    import sqlite3
+
+    overrides = {"depths": "20", "activations": "sigmoid,leaky_relu", "seeds": 3}
+    store = _synthetic_store(tmp_path / "s.db", "vanishing", overrides, _vanishing)
+    with Store(store) as db:
+        runs = db.runs("vanishing")
+    spoiled_ids = [run.run_id for run in runs if run.cell["activation"] == "sigmoid"]
+    with sqlite3.connect(store) as db:
+        for run_id in spoiled_ids:
+            db.execute("UPDATE runs SET results = ? WHERE run_id = ?", (spoiled, run_id))
+    db.close()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["report", "--store", str(store), "--out", str(out)])
+    assert result.exit_code == 0 and "unexpectedly" not in result.output, result.output
+    assert len(spoiled_ids) == 3 and all(run_id in result.output for run_id in spoiled_ids)
+    text = (out / "report.html").read_text(encoding="utf-8")
+    messages = get_messages("en")
+    assert all(run_id in text for run_id in spoiled_ids)
+    notice = messages("report.damaged_runs", store=store, count=3, runs="RUNS").split("RUNS")
+    assert all(part.strip() in text for part in notice)
+    assert messages("report.partial", present=len(runs) - 3, planned=len(runs)) in text
+    key = "ratio_at_init" if "ratio_at_init" in spoiled else "test_accuracy"
+    assert key in text.split(notice[0].strip(), 1)[1]  # the notice says what is wrong
 
 
 def test_reproduce_command_keeps_exact_floats_and_grid_order():

@@ -284,6 +284,29 @@ def test_a_damaged_run_is_named_and_left_out_by_every_reader(tmp_path, what):
         assert "not valid JSON (Expecting ',' delimiter" in damaged.problem
 
 
+def test_a_run_whose_results_its_check_refuses_is_damaged_and_replaced(tmp_path):
+    # The store knows no experiment: the caller's check judges the results (issue item 18).
+    def check(experiment, results):
+        assert experiment == "e"
+        return None if isinstance(results.get("acc", 0.0), float) else "acc is no number"
+
+    path = _store_with_runs(tmp_path / "s.db")
+    _spoil(path, "UPDATE runs SET results = ? WHERE run_id = 'r1'", '{"acc": "abc"}')
+    with Store(path, readonly=True) as store:  # no check: the store's own shapes only
+        assert store.run_ids() == {"r0", "r1", "r2"} and store.damaged_runs() == []
+    for readonly in (False, True):
+        with Store(path, readonly=readonly, check_results=check) as store:
+            assert store.run_ids() == {"r0", "r2"}
+            assert [run.run_id for run in store.runs()] == ["r0", "r2"]
+            assert [(d.run_id, d.problem) for d in store.damaged_runs()] == [
+                ("r1", "acc is no number")
+            ]
+    with Store(path, check_results=check) as store:
+        assert store.claim("r1", "me") == "claimed" and store.claim("r0", "me") == "stored"
+        store.save(_record("r1"))
+        assert store.damaged_runs() == [] and store.run_ids() == {"r0", "r1", "r2"}
+
+
 def test_a_damaged_run_is_not_stored_and_saving_it_replaces_it(tmp_path):
     path = _store_with_runs(tmp_path / "s.db")
     _spoil(path, *_SPOILED["results not JSON"])

@@ -290,8 +290,10 @@ def test_a_run_another_process_is_computing_is_not_computed_again(tmp_path):
             )
 
         def other_process_finishes():  # ... and stores it a moment later.
+            results = {"born_dead": 0, "trials": 1000, "probability": 0.0}
+            results |= {"ci_low": 0.0, "ci_high": 0.004}  # as a born-dead run writes them
             with Store(path) as other:
-                other.save(_record(specs[0].run_id, experiment="born-dead"))
+                other.save(_record(specs[0].run_id, experiment="born-dead", results=results))
                 other.release_claims("other")
 
         timer = threading.Timer(1.5, other_process_finishes)
@@ -369,3 +371,33 @@ def test_a_run_saved_just_before_ctrl_c_counts_as_kept(tmp_path, monkeypatch):
         execute(plan("born-dead", config), store, progress=False)
     assert stopped.value.kept == stopped.value.stored == 1
     assert "kept the 1 runs that finished (1 of 8 planned runs" in str(stopped.value)
+
+
+@pytest.mark.parametrize("spoiled", ['{"grad_norms": "abc"}', '{"ratio_at_init": "abc"}'])
+def test_leaky_run_computes_runs_with_results_of_the_wrong_shape_again(tmp_path, spoiled):
+    # Valid JSON objects, but not the results a vanishing run writes (issue item 18): such
+    # runs were counted as done (and the second one broke the report).
+    from click.testing import CliRunner
+
+    from leaky.app.cli import cli
+
+    path = tmp_path / "s.db"
+    args = ["run", "vanishing", "--set", "depths=3,4", "--set", "activations=sigmoid"]
+    args += ["--set", "width=8", "--set", "steps=4", "--set", "log_every=2", "--set", "seeds=2"]
+    args += ["--store", str(path), "--quiet"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and "4 runs done, 0 already" in first.output, first.output
+    with Store(path) as store:
+        before = {run.run_id: run.results for run in store.runs()}
+    with sqlite3.connect(path) as db:  # the hand edits of the issue
+        for run_id in sorted(before)[:3]:
+            db.execute("UPDATE runs SET results = ? WHERE run_id = ?", (spoiled, run_id))
+    db.close()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "3 runs done, 1 already" in again.output, again.output
+    from leaky.lab.experiments import check_stored_results
+
+    with Store(path, readonly=True, check_results=check_stored_results) as store:
+        assert {run.run_id: run.results for run in store.runs()} == before
+        assert store.damaged_runs() == []

@@ -19,7 +19,7 @@ from leaky.core.spec import SPECS
 from leaky.data import list_datasets, load_user_task, task_spec_from_table
 from leaky.data.fsdd import FETCH_COMMAND, FSDD_DESCRIPTION, FSDD_LICENSE, fsdd_status
 from leaky.lab.config import Setting, config_to_dict, describe_config, format_value, resolve
-from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
+from leaky.lab.experiments import EXPERIMENTS, Finding, check_stored_results, get_experiment
 from leaky.lab.plan import DEFAULT_THREADS, Sweep, plan
 from leaky.lab.resources import check_memory, check_plan_size
 from leaky.lab.runner import SweepResult, check_backend, execute
@@ -233,7 +233,7 @@ def run_and_summarize(
         def on_saved(record: RunRecord) -> None:
             log_run(folder, record)
 
-    with Store(store_path) as store:
+    with Store(store_path, check_results=check_stored_results) as store:
         result = execute(sweep, store, backend=checked, progress=progress, on_saved=on_saved)
         findings = summarize(sweep, store)
         logged = None

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from leaky.data import data_fingerprint, remember_file_hashes
 from leaky.lab.config import resolve
-from leaky.lab.experiments import get_experiment
+from leaky.lab.experiments import check_stored_results, get_experiment
 from leaky.lab.plan import DEFAULT_THREADS, RunSpec, Sweep
 from leaky.lab.ray_backend import DEFAULT_MAX_RETRIES, RayRunner, check_address, import_ray
 from leaky.lab.store import RunRecord, Store
@@ -425,6 +425,10 @@ def execute(
     (default 3). A :class:`Backend` from :func:`check_backend` stands for ``backend``,
     ``address`` and ``workers``, already checked.
 
+    A stored run whose results are not what its experiment writes is damaged, so computed
+    again: a ``store`` opened without a check of results is given
+    :func:`~leaky.lab.experiments.check_stored_results`.
+
     Raises:
         SweepInterrupted: on Ctrl-C or SIGTERM, after storing every run that had finished.
     """
@@ -434,6 +438,8 @@ def execute(
     if not isinstance(backend, Backend):
         threads = max((spec.threads for spec in specs), default=1)
         backend = check_backend(backend, address, workers=workers, threads=threads)
+    if store.check_results is None:
+        store.check_results = check_stored_results
     done = store.run_ids()
     todo = [spec for spec in specs if spec.run_id not in done]
     connection: Any = nullcontext()

@@ -7,8 +7,11 @@ A run is read back only in the shapes :meth:`Store.save` writes: cell, config, r
 versions JSON objects, a whole-number seed, metrics rows (step, name, number) and layer rows
 (step, layer, name, number). A run that was edited out of those shapes (by hand, or by a
 tool) is damaged: readers leave it out and :meth:`Store.damaged_runs` names it, a claim
-finds it not stored, and saving the run again replaces it. An empty file is no store: it
-is refused, and only a path where nothing is yet becomes a new store.
+finds it not stored, and saving the run again replaces it. So is a run whose results are
+not what its experiment writes, when the store is given a check of results (the lab gives
+:func:`leaky.lab.experiments.check_stored_results`; the store knows no experiment). An
+empty file is no store: it is refused, and only a path where nothing is yet becomes a new
+store.
 
 Examples:
     >>> import tempfile
@@ -28,12 +31,15 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Claim", "DamagedRun", "RunRecord", "Store"]
+__all__ = ["SCHEMA_VERSION", "Claim", "DamagedRun", "ResultsCheck", "RunRecord", "Store"]
+
+# (experiment name, a run's results) -> what is wrong with those results, or None.
+ResultsCheck = Callable[[str, dict[str, Any]], str | None]
 
 SCHEMA_VERSION = 1
 _APPLICATION = "leaky"
@@ -41,7 +47,7 @@ _BUSY_SECONDS = 30.0  # how long an opener or writer waits for another process's
 # How long an opener that finds an empty file waits for the leaky process that may have just
 # created it (sqlite creates the file a moment before that process locks it to write the
 # schema); an empty file still empty and unlocked after that is not a store.
-_CREATING_SECONDS = 1.0
+_CREATING_SECONDS = 3.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -227,11 +233,22 @@ class Store:
     for, so several sweeps may start on a new path at once. ``readonly=True`` opens an
     existing store for reading only (``leaky report``): nothing is created or switched, and
     it works on a file or in a folder the caller may not write.
+
+    ``check_results`` (also settable later) judges each stored run's results by its
+    experiment's name; a run it finds wrong is damaged like a run out of the store's own
+    shapes (:meth:`damaged_runs`). None: only the store's own shapes are checked.
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        check_results: ResultsCheck | None = None,
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.check_results = check_results
         if self.path.is_dir():
             raise ValueError(f"Expected a store file, but {str(self.path)!r} is a folder")
         if readonly:
@@ -534,6 +551,8 @@ class Store:
                 parsed[column], wrong = _json_object(column, text)
                 problem = problem or wrong
             problem = problem or bad_rows.get(row[0])
+            if problem is None and self.check_results is not None:
+                problem = self.check_results(row[1], parsed["results"])
             if problem is not None:
                 damaged.append(DamagedRun(str(row[0]), str(row[1]), problem))
                 continue

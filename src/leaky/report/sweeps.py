@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from leaky.lab.config import config_to_dict, resolve
-from leaky.lab.experiments import EXPERIMENTS, Finding, get_experiment
+from leaky.lab.experiments import EXPERIMENTS, Finding, check_stored_results, get_experiment
 from leaky.lab.plan import plan, sweep_key
 from leaky.lab.store import RunRecord, Store
 
@@ -55,10 +55,11 @@ class StoredSweep:
 def open_store_for_reading(path: str | Path) -> Store:
     """Open an existing store read-only; a missing or empty file is an error (the Store's rule).
 
-    Its damaged runs (:meth:`~leaky.lab.store.Store.damaged_runs`) are left out of every
-    sweep; the report names them.
+    Its damaged runs (:meth:`~leaky.lab.store.Store.damaged_runs`), those whose results
+    are not what their experiment writes (:func:`~leaky.lab.experiments.check_stored_results`)
+    among them, are left out of every sweep; the report names them.
     """
-    return Store(path, readonly=True)
+    return Store(path, readonly=True, check_results=check_stored_results)
 
 
 def _sweep_key(experiment: str, run: RunRecord) -> str:

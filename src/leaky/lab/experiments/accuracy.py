@@ -574,4 +574,14 @@ EXPERIMENT = Experiment(
     user_data="tasks",
     check_data=_check_data,
     count_cells=lambda config: sum(len(_activations(config, t)) for t in config.tasks),
+    results={"metric": str, "value": float},  # value: NaN when the run diverged
+    # The test scores (see training.evaluate; none when the run diverged), and for a
+    # speech task the hash of the recordings.
+    optional_results={
+        "accuracy": float,
+        "loss": float,
+        "bits_per_char": float,
+        "mse": float,
+        "data_sha256": str,
+    },
 )

@@ -10,8 +10,9 @@ intervals, and a verdict.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,9 @@ __all__ = [
     "VERDICTS",
     "Experiment",
     "Finding",
+    "ResultKind",
     "RunOutput",
+    "check_results",
     "classification_data",
     "classification_dataset",
     "comparison_verdict",
@@ -126,6 +129,12 @@ class RunOutput:
     diverged: bool = False
 
 
+# The kind of one value of a run's results (see Experiment.results), or a tuple of kinds:
+# float is any number (an int too, NaN and the infinities included: the store writes NaN as
+# NaN), int a whole number, bool true or false, str text; true and false are no numbers.
+ResultKind = type | tuple[type, ...]
+
+
 @dataclass(frozen=True)
 class Experiment:
     """An experiment: question, config, presets, grid, one run, summary."""
@@ -150,6 +159,12 @@ class Experiment:
     # The config field that may name the user's data ("file:..." specs, see
     # leaky.data.user_task): "tasks" or "dataset"; None: built-in data only.
     user_data: str | None = None
+    # The results every run writes, key -> kind (see ResultKind), and the keys a run may
+    # leave out (a diverged run's, another task's, those an older leaky did not write).
+    # A stored run whose results differ (see check_results) is damaged: left out of the
+    # report and computed again. Keys declared in neither are left alone.
+    results: Mapping[str, ResultKind] = field(default_factory=dict)
+    optional_results: Mapping[str, ResultKind] = field(default_factory=dict)
 
     def data_specs(self, config: Any) -> tuple[str, ...]:
         """The user-data specs (``file:...``) this config reads, in order, once each."""
@@ -162,6 +177,59 @@ class Experiment:
     def question(self, lang: str = "en") -> str:
         """The question the experiment answers (from the message catalogue)."""
         return get_messages(lang)(f"experiments.{self.name}.question")
+
+
+_KIND_WORDS = {float: "a number", int: "a whole number", bool: "true or false", str: "text"}
+
+
+def _is_kind(value: object, kind: ResultKind) -> bool:
+    if isinstance(kind, tuple):
+        return any(_is_kind(value, k) for k in kind)
+    if isinstance(value, bool) or kind is bool:  # bool is an int in Python, not here
+        return isinstance(value, bool) and kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _kind_words(kind: ResultKind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(_KIND_WORDS.get(k, k.__name__) for k in kinds)
+
+
+def check_results(experiment: Experiment, results: object) -> str | None:
+    """What is wrong with one run's ``results`` for ``experiment``, or None.
+
+    Right results hold every key of :attr:`Experiment.results`, and each declared key
+    (:attr:`Experiment.optional_results` too) holds a value of its kind. The store, the
+    runner and the report all judge a stored run by this one function.
+
+    Examples:
+        >>> from leaky.lab.experiments import get_experiment
+        >>> born_dead = get_experiment("born-dead")
+        >>> ok = {"born_dead": 3, "trials": 10, "probability": 0.3, "ci_low": 0.1,
+        ...       "ci_high": float("nan")}
+        >>> check_results(born_dead, ok) is None
+        True
+        >>> check_results(born_dead, {**ok, "trials": 10.5})
+        'Expected trials in its results to be a whole number, but got 10.5'
+        >>> check_results(born_dead, {"grad_norms": "abc"})
+        'Expected its results to hold born_dead (a whole number), but it is missing'
+    """
+    if not isinstance(results, dict):
+        return f"Expected its results to be a JSON object, but got {type(results).__name__}"
+    declared = {**experiment.optional_results, **experiment.results}
+    for key, value in results.items():
+        if key in declared and not _is_kind(value, declared[key]):
+            shown = json.dumps(value, allow_nan=True, default=repr)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            return (
+                f"Expected {key} in its results to be {_kind_words(declared[key])}, but got {shown}"
+            )
+    for key, kind in experiment.results.items():
+        if key not in results:
+            return f"Expected its results to hold {key} ({_kind_words(kind)}), but it is missing"
+    return None
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:

@@ -193,4 +193,11 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    results={
+        "born_dead": int,
+        "trials": int,
+        "probability": float,
+        "ci_low": float,
+        "ci_high": float,
+    },
 )

@@ -326,4 +326,10 @@ EXPERIMENT = Experiment(
     memory=_memory,
     check_data=dataset_on_disk,
     user_data="dataset",
+    results={
+        "final_dead_fraction": float,
+        "final_never_active_fraction": float,
+        "test_accuracy": float,  # NaN when the run diverged
+    },
+    optional_results={"chance": float},  # runs stored before it was recorded lack it
 )

@@ -134,4 +134,5 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    results={"saved_mib": float},
 )

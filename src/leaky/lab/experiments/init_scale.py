@@ -166,4 +166,12 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    results={
+        "first_std": float,
+        "last_std": float,
+        "std_ratio_last_to_first": float,
+        "test_accuracy": float,
+        "final_loss": float,
+        "stalled": bool,
+    },
 )

@@ -185,4 +185,6 @@ EXPERIMENT = Experiment(
     memory=_memory,
     check_data=dataset_on_disk,
     user_data="dataset",
+    # NaN when the run diverged.
+    results={"test_accuracy": float, "dead_fraction": float, "never_active_fraction": float},
 )

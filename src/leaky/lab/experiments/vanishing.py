@@ -269,4 +269,13 @@ EXPERIMENT = Experiment(
     run=_run,
     summarize=_summarize,
     memory=_memory,
+    results={
+        "test_accuracy": float,
+        "initial_loss": float,
+        "final_loss": float,
+        "stalled": bool,
+        "init": str,
+    },
+    # Absent when the loss was not finite at the first step (the run diverged at once).
+    optional_results={"ratio_at_init": float},
 )
