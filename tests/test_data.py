@@ -1,8 +1,11 @@
 """leaky.data: built-in offline tasks and every user-file loader, malformed cases included."""
 
+import csv
 import gzip
+import io
 import random
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -485,6 +488,101 @@ def test_csv_size_is_checked_against_the_limit(tmp_path):
     path.write_text("a,label\n" + "1,0\n" * 1000)
     with pytest.raises(ValueError, match=r"big.csv: .*4,008 bytes.*limit"):
         load_csv(path, "label", max_bytes=1000)
+
+
+def _digit_csv(path, rows=200_000, columns=20):
+    """A CSV of single digits, 19 features and a label: 40 bytes of text a row, 84 of arrays."""
+    digits = np.random.default_rng(0).integers(0, 10, (rows, columns), dtype=np.uint8)
+    table = np.full((rows, 2 * columns), ord(","), dtype=np.uint8)
+    table[:, 0::2] = digits + ord("0")
+    table[:, -1] = ord("\n")
+    header = ",".join(f"f{i}" for i in range(columns - 1)) + ",label\n"
+    path.write_bytes(header.encode() + table.tobytes())
+    return rows * ((columns - 1) * 4 + 8)
+
+
+def _with_peak_bytes(call):
+    """What ``call()`` gives, and the peak of Python's allocations (numpy's too) during it."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_csv_arrays_over_the_limit_are_refused_in_bounded_memory(tmp_path):
+    # Issue 20: the limit counted the file, while the parser held every cell as a Python
+    # string (22x the file here). The 8 MB file is under a 12 MB limit; its arrays are not.
+    path = tmp_path / "digits.csv"
+    array_bytes = _digit_csv(path)
+    limit = 12_000_000
+    assert path.stat().st_size < limit < array_bytes
+
+    def read():
+        with pytest.raises(ValueError) as error:
+            load_csv(path, "label", max_bytes=limit)
+        message = str(error.value)
+        assert message.startswith(f"{path}: the data of at least ")
+        assert "rows x 20 columns" in message and "12,000,000 bytes" in message
+        assert "LEAKY_MAX_DATA_BYTES" in message
+
+    _, peak = _with_peak_bytes(read)
+    assert peak < 2 * limit  # the whole-text parser peaked at 15x
+
+
+def test_csv_read_holds_about_its_arrays_only(tmp_path):
+    path = tmp_path / "digits.csv"
+    array_bytes = _digit_csv(path)
+    (x, y), peak = _with_peak_bytes(lambda: load_csv(path, "label"))
+    assert x.shape == (200_000, 19) and y.shape == (200_000,)
+    assert peak < 2 * array_bytes  # the whole-text parser peaked at 10x
+
+
+def _reference_csv(text, label):
+    """The old whole-text reader, kept as the slow and obvious reference: csv, then float()."""
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(c.strip() for c in r)]
+    header = [name.strip() for name in rows[0]]
+    values = np.array([[float(cell) for cell in row] for row in rows[1:]], dtype=np.float64)
+    j = header.index(label)
+    return np.delete(values, j, axis=1).astype(np.float32), values[:, j].astype(np.int64)
+
+
+_AWKWARD_CSV = (
+    "\ufeff\n"  # a BOM and a blank line before the header
+    'f1, label ,"f 2",f3\r\n'
+    "0.5,1,2,-3e-2\r\n"
+    "\r\n"
+    ' 7 ,0,"1.25",1_000\n'  # padded, quoted, an underscore (float() takes it)
+    "1e38,2,+4,.5\r"  # a lone carriage return ends a line too
+    ",,,\n"  # blank cells only: skipped
+    "-0,1,\uff11,\u00a09\n"  # a full-width digit, a no-break space
+    '3.4028234663852886e38,0,"2\n",1e-50\n'  # a quoted cell spanning lines
+    + "".join(f"{i / 7},{i % 3},{i},{-i}\n" for i in range(300))
+    + "12345678901234567890,2,0.1000000000000000055511151231257827,5"  # no line end
+)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, None])
+@pytest.mark.parametrize("compress", [False, True])
+def test_csv_gives_the_arrays_of_the_whole_text_reader(tmp_path, monkeypatch, block, compress):
+    if block is not None:  # small blocks: every line and quote crosses a block boundary
+        monkeypatch.setattr("leaky.data.files._CSV_BLOCK_BYTES", block)
+    raw = _AWKWARD_CSV.encode()
+    path = tmp_path / "awkward.csv"
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    x, y = load_csv(path, "label")
+    x_ref, y_ref = _reference_csv(_AWKWARD_CSV.removeprefix("\ufeff"), "label")
+    assert x.dtype == np.float32 and y.dtype == np.int64 and x.flags.c_contiguous
+    assert x.shape == (306, 3) and x.tobytes() == x_ref.tobytes()
+    assert y.tolist() == y_ref.tolist()
+    plain = "a,label\n" + "".join(f"{i}.5,{i % 2}\n" for i in range(300))
+    path.write_text(plain + "1,0,\n" + "x,1\n")  # rows are numbered as before, blocks or not
+    with pytest.raises(ValueError, match=r"awkward.csv, line 302: 3 values for 2 columns"):
+        load_csv(path, "label")
+    path.write_text(plain + 'x,1\n"' + "9" * 200_000 + '",1\n')  # the csv error comes first
+    with pytest.raises(ValueError, match=r"line 303: field larger than field limit"):
+        load_csv(path, "label")
 
 
 def test_diagnose_data_that_is_text_is_not_called_pickled(tmp_path):
