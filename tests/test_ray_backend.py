@@ -282,3 +282,25 @@ def test_a_local_instance_that_does_not_start_is_one_line(monkeypatch):
     monkeypatch.setattr(ray, "shutdown", lambda: None)  # the module's instance stays up
     with pytest.raises(ChildProcessError, match="The local Ray instance did not start"):
         RayRunner(run_one, cpus=2).__enter__()
+
+
+def test_a_raylet_that_dies_mid_sweep_is_one_line_and_keeps_the_finished_runs(
+    local_ray, tmp_path, monkeypatch
+):
+    real_wait, calls = ray.wait, []
+
+    def wait_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise ray.exceptions.LocalRayletDiedError()
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "wait", wait_then_die)
+    with Store(tmp_path / "s.db") as store:
+        with pytest.raises(ChildProcessError, match="The local Ray instance stopped"):
+            execute(_specs(), store, workers=2, progress=False, backend="ray")
+        kept = store.run_ids()
+    monkeypatch.setattr(ray, "wait", real_wait)
+    with Store(tmp_path / "s.db") as store:  # the same command resumes it
+        result = execute(_specs(), store, workers=2, progress=False, backend="ray")
+        assert result.skipped == len(kept) and result.ran + result.skipped == len(_specs())

@@ -354,10 +354,18 @@ class RayRunner:
                     ready = [*ready, *more]
                 for ref in ready:
                     receive(ref)
-        except BaseException:
+        except BaseException as error:
             # Stopping (an error, Ctrl-C, SIGTERM): keep the runs that did finish, unless
             # the store itself failed, and cancel the rest.
             self._stop(in_flight, keep, store_failed)
+            if isinstance(error, ray.exceptions.LocalRayletDiedError):
+                # This machine's Ray itself stopped (killed, or out of memory): no run of
+                # the sweep can go on, and it is neither the user's input nor leaky.
+                raise ChildProcessError(
+                    "The local Ray instance stopped during the sweep (its raylet died; "
+                    "see Ray's raylet.out); the runs that finished are kept: run the same "
+                    "command again to resume"
+                ) from None
             raise
 
     def _stop(
