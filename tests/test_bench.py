@@ -133,7 +133,14 @@ def test_fused_batch_norm_keeps_less_for_backward():
         v: saved_by_autograd_mib("dcgan", v, quick=True)
         for v in ("torch-inplace", "torch", "leaky-fused")
     }
-    assert saved["leaky-fused"] < 0.7 * saved["torch-inplace"] < saved["torch"]
+    assert saved["leaky-fused"] < saved["torch-inplace"] < saved["torch"]
+    # Exactly what the three fused blocks' BatchNorms kept is no longer kept (the published
+    # discriminator's input layer has no BatchNorm): at batch 32, the float32 convolution
+    # outputs of 128 x 16 x 16, 256 x 8 x 8 and 512 x 4 x 4, and each channel's saved mean
+    # and inverse standard deviation.
+    channels = 128 + 256 + 512
+    dropped = (32 * (128 * 16 * 16 + 256 * 8 * 8 + 512 * 4 * 4) + 2 * channels) * 4 / 2**20
+    assert saved["torch-inplace"] - saved["leaky-fused"] == pytest.approx(dropped)
 
 
 @pytest.mark.slow
