@@ -363,9 +363,13 @@ def test_an_empty_file_that_another_opener_is_creating_is_waited_for(tmp_path):
     opener = threading.Thread(target=lambda: opened.append(Store(path).run_ids()))
     opener.start()
     time.sleep(0.2)
-    creator.executescript(store_module._SCHEMA)
-    creator.execute("INSERT INTO meta VALUES ('application', 'leaky'), ('schema_version', '1')")
-    creator.commit()
+    # As the store writes it: the schema and its meta rows in one transaction.
+    creator.executescript(
+        "BEGIN;"
+        + store_module._SCHEMA
+        + "INSERT INTO meta VALUES ('application', 'leaky'), ('schema_version', '1');"
+        + "COMMIT;"
+    )
     creator.close()
     opener.join(timeout=30)
     assert opened == [set()]
