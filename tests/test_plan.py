@@ -113,7 +113,7 @@ def test_the_report_groups_stored_runs_by_the_plans_own_key(tmp_path):
     sweep = plan("born-dead", config, threads=1)
     with Store(tmp_path / "s.db") as store:
         run_experiment("born-dead", config, store, progress=False)
-        keys = {_sweep_key("born-dead", run) for run in store.runs("born-dead")}
+        keys = {_sweep_key(sweep.experiment, run) for run in store.runs("born-dead")}
     assert keys == {sweep.key}
     assert sweep.key != plan("born-dead", config, threads=2).key
     grown = sweep_key(

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from leaky.lab.config import config_to_dict, resolve
-from leaky.lab.experiments import EXPERIMENTS, Finding, check_stored_results, get_experiment
+from leaky.lab.experiments import (
+    EXPERIMENTS,
+    Experiment,
+    Finding,
+    check_stored_results,
+    get_experiment,
+)
 from leaky.lab.plan import plan, sweep_key
 from leaky.lab.store import RunRecord, Store
 
@@ -62,11 +68,11 @@ def open_store_for_reading(path: str | Path) -> Store:
     return Store(path, readonly=True, check_results=check_stored_results)
 
 
-def _sweep_key(experiment: str, run: RunRecord) -> str:
+def _sweep_key(experiment: Experiment, run: RunRecord) -> str:
     # The lab's own definition of a sweep, from what the store recorded of the run.
     versions = run.versions
     return sweep_key(
-        get_experiment(experiment),
+        experiment,
         run.config,
         version=versions.get("leaky"),
         threads=versions.get("threads"),
@@ -78,9 +84,8 @@ def _age(run: RunRecord) -> tuple[str, str]:
     return (run.created, run.run_id)  # later runs sort last
 
 
-def _merged_config(experiment: str, runs: list[RunRecord]) -> Any:
+def _merged_config(spec: Experiment, runs: list[RunRecord]) -> Any:
     """The config of the latest run, its grid grown by the values earlier runs planned."""
-    spec = get_experiment(experiment)
     runs = sorted(runs, key=_age, reverse=True)
     merged = dict(runs[0].config)
     for name in spec.axes:
@@ -96,7 +101,8 @@ def _cell_seed(cell: dict[str, Any], seed: int) -> str:
     return json.dumps([cell, seed], sort_keys=True)
 
 
-def _sweep(experiment: str, runs: list[RunRecord]) -> StoredSweep | None:
+def _sweep(name: str, runs: list[RunRecord]) -> StoredSweep | None:
+    experiment = get_experiment(name)  # looked up once: the rest takes the object
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(_sweep_key(experiment, run), []).append(run)
@@ -116,10 +122,10 @@ def _sweep(experiment: str, runs: list[RunRecord]) -> StoredSweep | None:
     wanted = {_cell_seed(spec.cell, spec.seed) for spec in plan(experiment, config, data=data)}
     present = [run for run in chosen if _cell_seed(run.cell, run.seed) in wanted]
     return StoredSweep(
-        experiment=experiment,
+        experiment=name,
         config=config,
         runs=present,
-        findings=get_experiment(experiment).summarize(config, present),
+        findings=experiment.summarize(config, present),
         planned=len(wanted),
         other_runs=len(runs) - len(present),
     )
