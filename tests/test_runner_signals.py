@@ -178,3 +178,20 @@ def test_a_stopped_pool_leaves_no_child_process_behind():
     # Workers and multiprocessing's resource tracker are reaped before the sweep returns,
     # so none can linger as a zombie after the process exits.
     assert set(_children(os.getpid())) <= before
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc (Linux)")
+def test_workers_ignore_ctrl_c_from_their_first_instruction():
+    # A Ctrl-C to the process group while a worker still imports leaky (seconds) must not
+    # reach it: SIGINT is ignored in a worker from the moment it exists, not only once it
+    # runs its loop.
+    from leaky.lab.worker_pool import WorkerPool
+
+    sigint = 1 << (signal.SIGINT - 1)
+    with WorkerPool(abs, 2) as pool:
+        for pid in pool.pids:  # read at once: the workers are still starting
+            status = Path(f"/proc/{pid}/status").read_text()
+            ignored = int(
+                next(ln for ln in status.splitlines() if ln.startswith("SigIgn:"))[7:], 16
+            )
+            assert ignored & sigint, f"worker {pid} does not ignore SIGINT yet"

@@ -76,16 +76,22 @@ def _serve(
 
 @contextmanager
 def _sigint_blocked() -> Iterator[None]:
-    # A child inherits the signal mask: a Ctrl-C while it imports (before it can ignore
-    # SIGINT) stays pending and is then ignored, instead of a traceback from the child.
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # A worker imports leaky, torch and scipy before it can ignore SIGINT itself, and a
+    # Ctrl-C to the process group in that time must not end in a traceback from it. A
+    # child inherits an ignored SIGINT across exec, and Python keeps it ignored, so it is
+    # ignored here while the workers start (and blocked, so that a Ctrl-C meant for this
+    # process stays pending until its own handler is back).
+    blocked = hasattr(signal, "pthread_sigmask")
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
+    main = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous_handler)
+        if previous_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 def _stop_resource_tracker() -> None:
