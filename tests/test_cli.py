@@ -296,3 +296,14 @@ def test_errors_the_api_raises_in_python_terms_are_said_with_flags(tmp_path):
     result = _run("diagnose", "m.py:f", "--input-shape", "4", "--json", str(tmp_path / "r.txt"))
     assert result.exit_code == 2 and "Expected --json to be a .json file" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_braces_and_percent_signs_in_a_users_path_are_a_user_error(tmp_path):
+    # The error template fills only the parameter's own field: a user's "{out}" or "%d"
+    # is text, not a field (it ended as "leaky failed unexpectedly (KeyError: 'out')").
+    result = _run("diagnose", "m.py:f", "--input-shape", "4", "--json", str(tmp_path / "{out}.txt"))
+    assert result.exit_code == 2 and "{out}.txt" in result.output, result.output
+    blocker = tmp_path / "a%d{x}"
+    blocker.write_text("a file")
+    result = _run("curves", "--out", str(blocker))
+    assert result.exit_code == 2 and "a%d{x}" in result.output and "--out" in result.output

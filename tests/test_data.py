@@ -512,7 +512,7 @@ def _with_peak_bytes(call):
 
 
 def test_csv_arrays_over_the_limit_are_refused_in_bounded_memory(tmp_path):
-    # Issue 20: the limit counted the file, while the parser held every cell as a Python
+    # The limit once counted the file, while the parser held every cell as a Python
     # string (22x the file here). The 8 MB file is under a 12 MB limit; its arrays are not.
     path = tmp_path / "digits.csv"
     array_bytes = _digit_csv(path)

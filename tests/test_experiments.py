@@ -72,7 +72,7 @@ def test_fused_memory_leaky_keeps_less_and_relu_cannot(tmp_path):
 
 
 def test_every_tiny_run_writes_the_results_its_experiment_declares(tmp_path):
-    # The declarations the store's check of results reads (issue item 18) cannot drift
+    # The declarations the store's check of results reads cannot drift
     # from what each _run writes: every run passes it and writes no undeclared key. A
     # diverged accuracy run writes fewer keys (no test scores) and passes too.
     from leaky.lab.experiments import check_results

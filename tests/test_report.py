@@ -541,7 +541,7 @@ def _vanishing(spec):
 
 @pytest.mark.parametrize("spoiled", ['{"grad_norms": "abc"}', '{"ratio_at_init": "abc"}'])
 def test_results_of_the_wrong_shape_are_named_and_left_out_of_the_report(tmp_path, spoiled):
-    # Valid JSON objects, but not what a vanishing run writes (issue item 18): the first
+    # Valid JSON objects, but not what a vanishing run writes: the first
     # was silently dropped ("(2 seeds)", no note), the second failed the report as a bug.
     import sqlite3
 
@@ -752,7 +752,7 @@ def test_damaged_runs_are_named_and_left_out_of_the_report(tmp_path, lang):
     with Store(store) as db:
         runs = db.runs("accuracy")
     spoiled = [runs[0].run_id, runs[1].run_id]
-    with sqlite3.connect(store) as db:  # the hand edits of the issue
+    with sqlite3.connect(store) as db:  # results edited by hand in the store
         db.execute("UPDATE runs SET results = ? WHERE run_id = ?", ('{"metric": 1 x}', spoiled[0]))
         db.execute("UPDATE runs SET results = '\"abc\"' WHERE run_id = ?", (spoiled[1],))
     db.close()

@@ -285,7 +285,7 @@ def test_a_damaged_run_is_named_and_left_out_by_every_reader(tmp_path, what):
 
 
 def test_a_run_whose_results_its_check_refuses_is_damaged_and_replaced(tmp_path):
-    # The store knows no experiment: the caller's check judges the results (issue item 18).
+    # The store knows no experiment: the caller's check judges the results.
     def check(experiment, results):
         assert experiment == "e"
         return None if isinstance(results.get("acc", 0.0), float) else "acc is no number"

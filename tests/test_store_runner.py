@@ -342,7 +342,7 @@ def test_leaky_run_computes_damaged_runs_again_and_replaces_them(tmp_path):
     with Store(path) as store:
         before = {run.run_id: run.results for run in store.runs()}
     spoiled = sorted(before)[:2]
-    with sqlite3.connect(path) as db:  # the hand edits of the issue
+    with sqlite3.connect(path) as db:  # results edited by hand in the store
         db.execute(
             "UPDATE runs SET results = ? WHERE run_id = ?", ('{"born_dead": 1 x}', spoiled[0])
         )
@@ -375,7 +375,7 @@ def test_a_run_saved_just_before_ctrl_c_counts_as_kept(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("spoiled", ['{"grad_norms": "abc"}', '{"ratio_at_init": "abc"}'])
 def test_leaky_run_computes_runs_with_results_of_the_wrong_shape_again(tmp_path, spoiled):
-    # Valid JSON objects, but not the results a vanishing run writes (issue item 18): such
+    # Valid JSON objects, but not the results a vanishing run writes: such
     # runs were counted as done (and the second one broke the report).
     from click.testing import CliRunner
 
@@ -389,7 +389,7 @@ def test_leaky_run_computes_runs_with_results_of_the_wrong_shape_again(tmp_path,
     assert first.exit_code == 0 and "4 runs done, 0 already" in first.output, first.output
     with Store(path) as store:
         before = {run.run_id: run.results for run in store.runs()}
-    with sqlite3.connect(path) as db:  # the hand edits of the issue
+    with sqlite3.connect(path) as db:  # results edited by hand in the store
         for run_id in sorted(before)[:3]:
             db.execute("UPDATE runs SET results = ? WHERE run_id = ?", (spoiled, run_id))
     db.close()

@@ -32,8 +32,9 @@ from leaky.nn import get_activation
 from leaky.system.version import __version__
 
 # The short public paths: one module object under two names, so classes and functions are
-# the same whichever path imported them. Submodules of the monitor package come along
-# (``leaky.monitor.tensorboard``).
+# the same whichever path imported them. The monitor's submodules that load with it come
+# along (``leaky.monitor.tensorboard``, ``leaky.monitor.reductions``); its figure module
+# loads only when a figure is drawn: import it as ``leaky.diagnosis.monitor.plot``.
 _SHORT_PATHS = {
     "spec": spec,
     "reference": reference,

@@ -325,12 +325,25 @@ def _renewing(store: Store, owner: str) -> Iterator[None]:
     stop = threading.Event()
 
     def renew() -> None:
+        # A failed renewal (the store busy past its timeout, a transient error) is tried
+        # again at the next beat rather than ending the thread: a lease left to run out lets
+        # another sweep on the store compute the same runs. Three beats remain before it does.
+        own: Store | None = None
         try:
-            with Store(store.path) as own:
-                while not stop.wait(_LEASE / 4):
+            while not stop.wait(_LEASE / 4):
+                try:
+                    if own is None:
+                        own = Store(store.path)
                     own.renew_claims(owner, _LEASE)
-        except Exception:
-            pass
+                except Exception:
+                    if own is not None:
+                        with suppress(Exception):
+                            own.close()
+                    own = None
+        finally:
+            if own is not None:
+                with suppress(Exception):
+                    own.close()
 
     thread = threading.Thread(target=renew, name="leaky-claims", daemon=True)
     thread.start()

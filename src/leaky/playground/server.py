@@ -44,6 +44,8 @@ def check_can_serve(host: str, port: int) -> None:
     try:  # a clear message now rather than uvicorn's log line later
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As uvicorn binds: a port in TIME_WAIT after the last stop is free to it.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as error:
         raise ParameterError(

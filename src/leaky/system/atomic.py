@@ -51,7 +51,7 @@ def ensure_output_dir(path: str | os.PathLike[str], *, parameter: str = "out_dir
     if out.exists() and not out.is_dir():
         raise ParameterError(
             f"Expected an output folder, but {str(out)!r} is a file; choose another "
-            "{%s}" % parameter,
+            f"{{{parameter}}}",
             parameter,
         )
     try:
@@ -188,7 +188,12 @@ def staging_folder(parent: str | os.PathLike[str], name: str) -> Iterator[Path]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    # Read, not set and reset: os.umask(0) leaves a moment in which files that other
+    # threads create (claims, TensorBoard logs, the playground) get mode 0666.
+    with contextlib.suppress(OSError, ValueError, StopIteration, IndexError):
+        status = Path("/proc/self/status").read_text()
+        return int(next(ln for ln in status.splitlines() if ln.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0)  # no /proc (not Linux): the only way to read it is to set it
     os.umask(mask)
     return mask
 

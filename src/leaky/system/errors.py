@@ -25,7 +25,8 @@ class ParameterError(ValueError):
 
     ``template`` is the message with a ``{name}`` field for each parameter it names;
     ``str()`` fills in the names as a Python caller wrote them, :meth:`spelled` as another
-    interface does (the command line's flags).
+    interface does (the command line's flags). Only those fields are filled: any other
+    brace or percent sign (in a path or value the user gave) stays as it is.
 
     Examples:
         >>> error = ParameterError("Expected {workers} >= 1, but got 0", "workers")
@@ -33,6 +34,8 @@ class ParameterError(ValueError):
         'Expected workers >= 1, but got 0'
         >>> error.spelled(lambda name: "--" + name.replace("_", "-"))
         'Expected --workers >= 1, but got 0'
+        >>> str(ParameterError("Expected {path} to exist, but got '{x}%d.json'", "path"))
+        "Expected path to exist, but got '{x}%d.json'"
     """
 
     def __init__(self, template: str, *names: str) -> None:
@@ -41,4 +44,7 @@ class ParameterError(ValueError):
 
     def spelled(self, spell: Callable[[str], str]) -> str:
         """The message with each parameter's name given by ``spell(name)``."""
-        return self.template.format(**{name: spell(name) for name in self.names})
+        text = self.template
+        for name in self.names:
+            text = text.replace("{" + name + "}", spell(name))
+        return text
