@@ -6,8 +6,11 @@ seconds to start on a small machine.
 
 import _thread
 import builtins
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -71,7 +74,7 @@ def _ray_services():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    start_local(2)
+    watchdog = start_local(2)
     # Loopback only: the instance neither calls nor listens on the machine's network address.
     assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
@@ -81,6 +84,7 @@ def local_ray():
     while _ray_services() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _ray_services(), "Ray's processes should be gone after shutdown"
+    watchdog.stop()
 
 
 @pytest.fixture(scope="module")
@@ -304,3 +308,80 @@ def test_a_raylet_that_dies_mid_sweep_is_one_line_and_keeps_the_finished_runs(
     with Store(tmp_path / "s.db") as store:  # the same command resumes it
         result = execute(_specs(), store, workers=2, progress=False, backend="ray")
         assert result.skipped == len(kept) and result.ran + result.skipped == len(_specs())
+
+
+FAKE_DRIVER = """
+import subprocess, sys, time, types
+from leaky.lab.ray_backend import Watchdog
+sleep = [sys.executable, "-c", "import time; time.sleep(300)"]
+ray_service = subprocess.Popen([*sleep, sys.argv[1] + "/core/raylet"])
+unrelated = subprocess.Popen([*sleep, "not-ray"])
+watchdog = Watchdog(types.SimpleNamespace(__file__=sys.argv[1] + "/__init__.py"))
+print(ray_service.pid, unrelated.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def _command(process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_until_gone(pids, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return all(_gone(pid) for pid in pids)
+
+
+def test_the_watchdog_stops_the_ray_processes_of_a_killed_driver_and_nothing_else(tmp_path):
+    ray_dir = str(tmp_path / "site-packages" / "ray")
+    driver = subprocess.Popen(
+        [sys.executable, "-c", FAKE_DRIVER, ray_dir], stdout=subprocess.PIPE, text=True
+    )
+    ray_service, unrelated = map(int, driver.stdout.readline().split())
+    try:
+        time.sleep(1.5)  # the watchdog notes the driver's Ray processes twice a second
+        driver.kill()
+        driver.wait()
+        assert _wait_until_gone([ray_service], 10), "the Ray process should be stopped"
+        assert not _gone(unrelated), "a process that is not Ray's must be left alone"
+    finally:
+        for pid in (ray_service, unrelated):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_killed_driver_leaves_no_ray_process_of_its_local_instance(tmp_path):
+    # Without the watchdog Ray's dashboard and runtime-env agents outlive a SIGKILLed
+    # driver by a minute or more.
+    command = [sys.executable, "-m", "leaky", "run", "vanishing", "--backend", "ray"]
+    settings = ["--set", "steps=5000", "--set", "seeds=3", "--workers", "2", "--quiet"]
+    driver = subprocess.Popen(
+        [*command, *settings, "--store", str(tmp_path / "s.db")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    me = psutil.Process(driver.pid)
+    deadline, services = time.monotonic() + 120, []
+    while time.monotonic() < deadline and driver.poll() is None:
+        services = [p for p in me.children(recursive=True) if "watchdog" not in str(_command(p))]
+        if any(_command(p)[:1] == ["ray::_run_task"] for p in services):
+            break
+        time.sleep(0.2)
+    assert any(_command(p)[:1] == ["ray::DashboardAgent"] for p in services), services
+    driver.kill()
+    driver.wait()
+    assert _wait_until_gone([p.pid for p in services], 15), [
+        _command(p)[:1] for p in services if not _gone(p.pid)
+    ]

@@ -17,11 +17,15 @@ when asked for.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "INSTALL_HINT",
     "RayRunner",
+    "Watchdog",
     "check_address",
     "import_ray",
     "start_local",
@@ -121,9 +126,61 @@ def _quiet_init(ray: Any, **options: Any) -> None:
     ray.init(logging_level=logging.WARNING, log_to_driver=False, **options)
 
 
-def start_local(cpus: int) -> None:
-    """Start a local Ray instance of ``cpus`` CPUs in this process, on loopback only."""
+class Watchdog:
+    """A process that stops a local Ray instance's processes once this process is gone.
+
+    A driver killed outright leaves Ray's agents running for a minute or more (see
+    :mod:`leaky.lab.ray_watchdog`). The watchdog runs in a session of its own and holds
+    a pipe only this process writes to; :meth:`stop` (after ``ray.shutdown()``) closes it
+    as this process's death would, and the watchdog stops whatever Ray process of this
+    process is still running a moment later.
+    """
+
+    def __init__(self, ray: Any) -> None:
+        read, self._pipe = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",  # no leaky, no current folder: the standard library and psutil
+                    str(Path(__file__).with_name("ray_watchdog.py")),
+                    str(os.getpid()),
+                    os.path.dirname(ray.__file__),
+                ],
+                stdin=read,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self._pipe)
+            raise
+        finally:
+            os.close(read)
+
+    def stop(self) -> None:
+        """Close the pipe and wait for the watchdog to finish; idempotent."""
+        if self._pipe < 0:
+            return
+        with suppress(OSError):
+            os.close(self._pipe)
+        self._pipe = -1
+        with suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=10)  # reaped, not left a zombie
+
+
+def start_local(cpus: int) -> Watchdog | None:
+    """Start a local Ray instance of ``cpus`` CPUs in this process, on loopback only.
+
+    Returns its :class:`Watchdog` (None where none could start), which stops the
+    instance's processes if this process is killed: call its ``stop()`` after
+    ``ray.shutdown()``.
+    """
     ray = import_ray()
+    try:
+        watchdog: Watchdog | None = Watchdog(ray)
+    except OSError:
+        watchdog = None  # Ray runs without it, as it would anyway
     # Ray turns 127.0.0.1 into the machine's network address and listens on every
     # interface, unless it believes clusters are off (its setting for macOS and Windows):
     # a local instance has no reason to be reachable from other machines.
@@ -141,10 +198,13 @@ def start_local(cpus: int) -> None:
     except BaseException:
         with suppress(Exception):
             ray.shutdown()  # the processes that did start
+        if watchdog is not None:
+            watchdog.stop()
         raise
     finally:
         if clusters is not None:
             constants.ENABLE_RAY_CLUSTER = clusters
+    return watchdog
 
 
 def _run_task(function: Callable[[Any], Any], spec: Any, version: str) -> Any:
@@ -212,6 +272,7 @@ class RayRunner:
         self.retried = 0
         self._owned = False
         self._sigterm: Any = None
+        self._watchdog: Watchdog | None = None
 
     def __enter__(self) -> RayRunner:
         ray = self.ray
@@ -222,7 +283,7 @@ class RayRunner:
         self._owned = True
         try:
             if self.address is None:
-                start_local(self.cpus)
+                self._watchdog = start_local(self.cpus)
             else:
                 _quiet_init(ray, address=self.address.strip())
         except ConnectionError as error:
@@ -254,6 +315,9 @@ class RayRunner:
         self._owned = False
         with suppress(Exception):
             self.ray.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
         if self._sigterm is not None:
             with suppress(ValueError):  # not in the main thread
                 signal.signal(signal.SIGTERM, self._sigterm)
