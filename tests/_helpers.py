@@ -137,3 +137,13 @@ def write_fsdd(folder, speakers=("ann", "bob"), indices=range(7)):
                 seed = digit * 7 + s + index % 3
                 (recordings / f"{digit}_{speaker}_{index}.wav").write_bytes(wav_bytes(seed=seed))
     return folder
+
+
+def stored_bits(store) -> dict[str, str]:
+    """Each stored run's status, cell, metrics, layers and results, by run id, as text.
+
+    ``repr`` keeps every bit of a float (and says nan), so equal text is bitwise equality.
+    """
+    return {
+        r.run_id: repr((r.status, r.cell, r.metrics, r.layers, r.results)) for r in store.runs()
+    }

@@ -27,7 +27,7 @@ from leaky.lab.ray_backend import RayRunner, _cannot_import_the_task, _run_task,
 from leaky.lab.runner import SweepInterrupted, check_backend, execute, run_one  # noqa: E402
 from leaky.lab.store import Store  # noqa: E402
 
-from _helpers import stored_runs  # noqa: E402
+from _helpers import stored_bits, stored_runs  # noqa: E402
 
 # 2 activations x 2 depths: 4 runs of a second or two, with per-step metrics and
 # per-layer gradient norms, on a dataset generated in milliseconds.
@@ -44,13 +44,6 @@ SWEEP = {
 
 def _specs(seeds: int = 1):
     return plan("vanishing", resolve_config("vanishing", overrides={**SWEEP, "seeds": seeds}))
-
-
-def _bits(store):
-    # repr keeps every bit of a float (and says nan), so equal text is bitwise equality.
-    return {
-        r.run_id: repr((r.status, r.cell, r.metrics, r.layers, r.results)) for r in store.runs()
-    }
 
 
 def _busy_workers():
@@ -96,7 +89,7 @@ def pool_bits(tmp_path_factory):
     """
     with Store(tmp_path_factory.mktemp("pool") / "s.db") as store:
         execute(_specs(), store, workers=1, progress=False)
-        bits = _bits(store)
+        bits = stored_bits(store)
     assert len(bits) == 4
     return bits
 
@@ -106,7 +99,7 @@ def test_ray_stores_the_same_numbers_as_the_local_pool(local_ray, pool_bits, tmp
     with Store(tmp_path / "s.db") as store:
         sweep = execute(_specs(), store, workers=2, progress=False, backend="ray")
         assert (sweep.ran, sweep.retried) == (4, 0)
-        assert _bits(store) == pool_bits
+        assert stored_bits(store) == pool_bits
         assert {r.versions["threads"] for r in store.runs()} == {"1"}
         again = execute(_specs(), store, workers=2, progress=False, backend="ray")
     assert (again.ran, again.skipped) == (0, 4)
@@ -137,7 +130,7 @@ def test_a_killed_worker_loses_no_finished_run_and_the_sweep_completes(
         killer.join()
         assert killed, "a worker should have been killed mid-sweep"
         assert sweep.retried >= 1 and sweep.ran == 4
-        assert _bits(store) == pool_bits
+        assert stored_bits(store) == pool_bits
     assert "a Ray worker stopped while running" in capfd.readouterr().err  # reported
 
 
@@ -156,7 +149,7 @@ def test_ctrl_c_keeps_finished_runs_and_cancels_the_rest(local_ray, pool_bits, t
         with pytest.raises(SweepInterrupted) as stopped:
             # Three seeds (12 runs): enough that the sweep cannot end before Ctrl-C lands.
             execute(_specs(seeds=3), store, workers=2, progress=False, backend="ray")
-        kept = _bits(store)
+        kept = stored_bits(store)
     assert stopped.value.exit_code == 130 and "stopped by Ctrl-C (SIGINT)" in str(stopped.value)
     assert 1 <= stopped.value.kept == len(kept) < 12
     assert all(pool_bits[run_id] == bits for run_id, bits in kept.items() if run_id in pool_bits)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,6 +125,39 @@ def check_address(address: str | None, *, timeout: float = CONNECT_SECONDS) -> N
 def _quiet_init(ray: Any, **options: Any) -> None:
     # Ray's own INFO lines (where it started, its dashboard) would bury the sweep's output.
     ray.init(logging_level=logging.WARNING, log_to_driver=False, **options)
+
+
+_log = logging.getLogger(__name__)
+_NODE_IN_ERROR = re.compile(r"Node IP: ([^\s,]+), node ID: ([0-9a-f]+)")
+
+
+def _route_raylet_messages_to_the_log(ray: Any) -> Callable[[], None]:
+    """Send the messages Ray's nodes publish to every driver to this module's logger.
+
+    When a node dies, Ray prints its raylet's last 20 log lines into the driver's output,
+    once per agent; the sweep says in one line which node was lost and what is done about
+    it, and the messages stay in the node's own logs (and this module's DEBUG log). Returns
+    the function that puts Ray's printer back.
+    """
+    module = getattr(getattr(ray, "_private", None), "worker", None)
+    printer = getattr(module, "print_to_stdstream", None)
+    if printer is None:  # another Ray version: its messages are printed as they are
+        return lambda: None
+
+    def print_or_log(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        if data.get("pid") != "raylet":
+            printer(data, *args, **kwargs)
+            return
+        for line in data.get("lines", []):
+            _log.debug("Ray: %s", line)
+
+    module.print_to_stdstream = print_or_log
+
+    def restore() -> None:
+        if module.print_to_stdstream is print_or_log:
+            module.print_to_stdstream = printer
+
+    return restore
 
 
 class Watchdog:
@@ -273,10 +307,13 @@ class RayRunner:
         self._owned = False
         self._sigterm: Any = None
         self._watchdog: Watchdog | None = None
+        self._restore_printer: Callable[[], None] = lambda: None
+        self._dead_nodes: set[str] = set()  # ids of the nodes already reported lost
 
     def __enter__(self) -> RayRunner:
         ray = self.ray
         if self.address is None and ray.is_initialized():
+            self._restore_printer = _route_raylet_messages_to_the_log(ray)
             return self  # the caller's Ray: theirs to shut down
         # ray.init installs its own SIGTERM handler (sys.exit); ours comes back afterwards.
         self._sigterm = signal.getsignal(signal.SIGTERM)
@@ -304,10 +341,12 @@ class RayRunner:
         except BaseException:
             self._close()
             raise
+        self._restore_printer = _route_raylet_messages_to_the_log(ray)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._close()
+        self._restore_printer()
 
     def _close(self) -> None:
         if not self._owned:
@@ -327,6 +366,20 @@ class RayRunner:
         # in the store long before a CPU takes it (another process could compute it then).
         cpus = int(self.ray.cluster_resources().get("CPU", 0))
         return max(1, cpus // max(1, threads))
+
+    def _lost_node(self, error: BaseException) -> tuple[str, bool] | None:
+        """The node a task was lost with ("ADDRESS (node id ABCDEF12)"), and whether it is new.
+
+        None when the error names no node.
+        """
+        # Ray says which node in the error's text only ("Node IP: ..., node ID: ...").
+        found = _NODE_IN_ERROR.search(str(error))
+        if found is None:
+            return None
+        address, identity = found.groups()
+        first = identity not in self._dead_nodes
+        self._dead_nodes.add(identity)
+        return f"{address} (node id {identity[:8]})", first
 
     def run(
         self,
@@ -365,6 +418,7 @@ class RayRunner:
             in_flight[ref] = (spec, attempt)
 
         def receive(ref: Any) -> None:
+            nonlocal capacity
             spec, attempt = in_flight.pop(ref)
             try:
                 record = ray.get(ref)
@@ -388,11 +442,27 @@ class RayRunner:
                         "runs that finished are kept: run the same command again to resume"
                     ) from None
                 self.retried += 1
-                note(
-                    f"a Ray worker stopped while running {spec.cell} seed {spec.seed} "
-                    f"({type(error).__name__}); submitting it again "
-                    f"(retry {attempt + 1} of {self.max_retries})"
-                )
+                retry = f"(retry {attempt + 1} of {self.max_retries})"
+                node = self._lost_node(error)
+                if node is not None:
+                    name, first = node
+                    if first:
+                        capacity = None  # what the nodes left hold, counted at the next claim
+                    note(
+                        f"the Ray node {name} left the cluster while running "
+                        f"{spec.cell} seed {spec.seed}; submitting it again to the nodes left "
+                        + retry
+                    )
+                else:
+                    what = (
+                        "the Ray node"
+                        if isinstance(error, ray.exceptions.NodeDiedError)
+                        else "a Ray worker"
+                    )
+                    note(
+                        f"{what} stopped while running {spec.cell} seed {spec.seed} "
+                        f"({type(error).__name__}); submitting it again " + retry
+                    )
                 submit(spec, attempt + 1)
                 return
             keep(record)
