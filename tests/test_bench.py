@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from leaky import functional as F
 from leaky.app.cli import cli
-from leaky.bench import compare, run_suite
+from leaky.bench import SuiteResult, compare, run_suite
 
 
 def test_compare_alternates_and_reports_ratios():
@@ -47,6 +47,27 @@ def test_quick_kernels_suite_produces_documented_json(tmp_path):
         assert len(row["samples_candidate_s"]) == len(row["samples_baseline_s"]) >= 7
     assert {r["allocates"] for r in suite["rows"]} == {"allocating", "preallocated"}
     assert any(r["baseline"] == "copy" for r in suite["rows"])
+    # The stored run prints as the run printed it: docs copy its tables, a test checks them.
+    shown = CliRunner().invoke(cli, ["bench", "--show", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output == result.output.replace(f"Wrote {out}\n", "")
+
+
+def test_show_refuses_what_it_cannot_print(tmp_path):
+    out = tmp_path / "b.json"
+    out.write_text(json.dumps({"machine": {}, "device": "cpu", "suites": []}))
+    cases = [
+        (["--show", str(tmp_path / "none.json")], "Cannot read"),
+        (["--show", str(tmp_path)], "Cannot read"),
+        (["--show", str(out), "memory"], "holds no 'memory' suite (it holds none)"),
+        (["--show", str(out), "--threads", "1"], "--threads does not apply"),
+    ]
+    (tmp_path / "bad.json").write_text("{")
+    cases.append((["--show", str(tmp_path / "bad.json")], "is not a run written by"))
+    for arguments, message in cases:
+        result = CliRunner().invoke(cli, ["bench", *arguments])
+        assert result.exit_code == 2 and message in result.output, (arguments, result.output)
+        assert "Traceback" not in result.output
 
 
 def test_a_wrong_fast_path_is_never_timed(monkeypatch):
@@ -111,6 +132,7 @@ def test_memory_suite_measures_each_variant_in_its_own_process(tmp_path):
     data = result.to_dict()
     assert data["memory"][0]["samples_mib"] and data["bytes_per_element"]["torch"] == 4.0
     assert "MALLOC_MMAP_THRESHOLD_=65536" in result.table()
+    assert SuiteResult.from_dict(json.loads(json.dumps(data))).table() == result.table()
 
 
 def test_benchmark_models_start_from_the_same_weights_in_every_variant():

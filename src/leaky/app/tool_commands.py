@@ -7,9 +7,7 @@ from typing import Any
 
 import click
 
-from leaky.app.options import (
-    table,
-)
+from leaky.app.options import InputError, flag, table
 
 __all__ = ["bench", "data_group", "playground"]
 
@@ -36,11 +34,30 @@ __all__ = ["bench", "data_group", "playground"]
     default=None,
     help="torch threads, fixed for every measurement.  [default: usable cores]",
 )
-def bench(suites: tuple[str, ...], **options: Any) -> None:
+@click.option(
+    "--show",
+    "stored",
+    metavar="FILE",
+    default=None,
+    help="Print the tables of a run that --json wrote (SUITES: only those); measure nothing.",
+)
+def bench(suites: tuple[str, ...], stored: str | None, **options: Any) -> None:
     """Measure leaky against PyTorch (SUITES: batchnorm, kernels, memory, monitor, train; all)."""
-    from leaky.bench import run_benchmarks
+    from leaky.bench import load_run, run_benchmarks
     from leaky.bench.kernels import ResultMismatchError
 
+    if stored is not None:
+        measuring = [name for name, value in options.items() if value not in (None, False, "cpu")]
+        if measuring:
+            raise InputError(
+                f"--show prints a stored run and measures nothing, so {flag(measuring[0])} "
+                "does not apply; drop one or the other"
+            )
+        run = load_run(stored, suites)
+        click.echo(run.machine_line())
+        for result in run.results:
+            click.echo(result.table())
+        return
     try:
         done = run_benchmarks(
             suites,

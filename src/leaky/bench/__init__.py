@@ -28,6 +28,7 @@ __all__ = [
     "Comparison",
     "SuiteResult",
     "compare",
+    "load_run",
     "run_benchmarks",
     "run_suite",
 ]
@@ -65,6 +66,46 @@ class BenchRun:
             f"{info['torch']}, numpy {info['numpy']}, {info['threads']} threads"
             + (f", {info['gpu']}" if "gpu" in info else "")
         )
+
+
+def load_run(path: str | Path, suites: Sequence[str] = ()) -> BenchRun:
+    """The run a ``--json`` file holds, with only ``suites`` (all when empty), measuring nothing.
+
+    Its tables print as the run printed them (:meth:`SuiteResult.table`): the summaries
+    are computed again from the raw samples, so a table copied from a stored run can be
+    checked against it.
+
+    Raises:
+        ValueError: the file cannot be read, is not a run that ``--json`` wrote, or lacks
+            one of ``suites``.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        run = BenchRun(
+            machine=dict(document["machine"]),
+            device=str(document["device"]),
+            results=[SuiteResult.from_dict(suite) for suite in document["suites"]],
+        )
+    except OSError as error:
+        raise ValueError(f"Cannot read {path}: {error.strerror or error}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"{path} is not a run written by `leaky bench --json` "
+            f"({type(error).__name__}: {error}); pass a file that command wrote"
+        ) from None
+    stored = [result.name for result in run.results]
+    missing = [name for name in suites if name not in stored]
+    if missing:
+        raise ParameterError(
+            f"{path} holds no {missing[0]!r} suite (it holds {', '.join(stored) or 'none'}); "
+            "name one of those in {suites}, or none for all",
+            "suites",
+        )
+    if suites:
+        run.results = [result for result in run.results if result.name in suites]
+    run.json_path = path
+    return run
 
 
 def run_benchmarks(

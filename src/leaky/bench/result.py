@@ -46,6 +46,22 @@ class BenchRow:
             "samples_baseline_s": self.comparison.baseline,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchRow:
+        """The row :meth:`to_dict` wrote: its summary is computed again from the samples."""
+        comparison = Comparison(
+            candidate=[float(v) for v in data["samples_candidate_s"]],
+            baseline=[float(v) for v in data["samples_baseline_s"]],
+        )
+        return cls(
+            str(data["case"]),
+            str(data["candidate"]),
+            str(data["baseline"]),
+            str(data["allocates"]),
+            comparison,
+            str(data["checked"]),
+        )
+
 
 @dataclass
 class SuiteResult:
@@ -68,6 +84,25 @@ class SuiteResult:
             "saved_mib": self.saved_mib,
             "notes": self.notes,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SuiteResult:
+        """The suite :meth:`to_dict` wrote, printable again with :meth:`table`.
+
+        Examples:
+            >>> row = BenchRow("op", "leaky", "torch", "allocating", Comparison([1.0], [2.0]), "-")
+            >>> suite = SuiteResult("kernels", rows=[row], notes=["a note"])
+            >>> SuiteResult.from_dict(suite.to_dict()).table() == suite.table()
+            True
+        """
+        return cls(
+            name=str(data["name"]),
+            rows=[BenchRow.from_dict(row) for row in data["rows"]],
+            notes=[str(note) for note in data["notes"]],
+            memory=[MemoryRow(**row) for row in data["memory"]],
+            bytes_per_element={str(k): float(v) for k, v in data["bytes_per_element"].items()},
+            saved_mib={str(k): float(v) for k, v in data["saved_mib"].items()},
+        )
 
     def table(self) -> str:
         """Median times, candidate's min-max, and the speed-up over the baseline."""
