@@ -16,16 +16,14 @@ bound only). No BatchNorm + activation can peak below that floor.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import os
 import subprocess
 import sys
 
 import torch
 
-from leaky.bench.peak_memory import MMAP_THRESHOLD, _status_kib
 from leaky.lab.benchmark_models import Bench, build
+from leaky.system.resident_peak import child_environment, step_growth_bytes
 
 VARIANTS = ("torch-inplace", "leaky-fused", "floor")
 
@@ -56,11 +54,11 @@ def _build(variant: str, quick: bool) -> Bench:
     if variant != "floor":
         return build("dcgan", variant, quick)
     model, x, loss = build("dcgan", "torch-inplace", quick)
-    layers = [
-        _Floor(m) if isinstance(m, torch.nn.BatchNorm2d) else m
-        for m in model
-        if not isinstance(m, torch.nn.LeakyReLU)
-    ]
+    layers: list[torch.nn.Module] = []
+    for module in model:
+        if isinstance(module, torch.nn.LeakyReLU) and isinstance(layers[-1], _Floor):
+            continue  # the floor's BatchNorm has applied it (the input layer's stays)
+        layers.append(_Floor(module) if isinstance(module, torch.nn.BatchNorm2d) else module)
     return torch.nn.Sequential(*layers), x, loss
 
 
@@ -80,12 +78,7 @@ def _child(variant: str, layout: str, quick: bool) -> float:
         optimizer.zero_grad(set_to_none=True)
 
     step()  # warm-up: gradients and optimizer state exist from here on
-    gc.collect()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
-    before = _status_kib()["VmRSS"]
-    step()
-    return (_status_kib()["VmHWM"] - before) / 1024
+    return step_growth_bytes(step) / 2**20
 
 
 def main() -> None:
@@ -98,7 +91,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(*args.child, args.quick)))
         return
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD)
+    env = child_environment()
     print(f"{'layout':14s} {'variant':14s} {'peak growth MiB':>16s} {'ratio':>6s}")
     for layout in LAYOUTS:
         base = None
