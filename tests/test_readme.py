@@ -62,3 +62,41 @@ def test_the_readme_result_tables_are_the_reports():
     for report, shown, wanted in found:
         assert shown == wanted, report
         assert len(wanted) > 3, report  # a header, its rule and at least two findings
+
+
+def test_the_readme_memory_tables_are_what_the_command_prints():
+    # Kept bytes are exact counts: the README's block must be the command's output. The
+    # gradients' last-bit differences may vary with the CPU: that line is checked by shape.
+    from click.testing import CliRunner
+
+    from leaky.app.cli import cli
+
+    text = README.read_text()
+    block = re.search(r"```\n\$ leaky (memory [^\n]+)\n(.*?)```", text, flags=re.S)
+    assert block, "the README lost its `leaky memory` example"
+    models = str(README.parent / "examples" / "models.py")
+    arguments = block[1].replace("examples/models.py", models).split()
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    shown, printed = block[2].splitlines(), result.output.splitlines()
+    same = [i for i, line in enumerate(printed) if line.startswith("same function:")]
+    assert same and shown[: same[0]] == printed[: same[0]]
+    assert shown[same[0]].startswith("same function: outputs differ by at most 0, gradients by")
+    for model, options, printed_totals, readme_totals in [
+        (
+            "SmallUNet",
+            ["1,64,64", "--batch-size", "16"],
+            "137.3 MiB kept for backward as it is, 85.3 MiB with leaky (0.62x",
+            "keeps 0.62x\n(137.3 vs 85.3 MiB)",
+        ),
+        (
+            "transformer_encoder",
+            ["32,128"],
+            "108.1 MiB kept for backward as it is, 108.1 MiB",
+            "keeps 108.1 MiB either way",
+        ),
+    ]:
+        command = ["memory", f"{models}:{model}", "--input-shape", *options, "--no-peak"]
+        run = CliRunner().invoke(cli, command)
+        assert printed_totals in run.output, run.output
+        assert readme_totals in text

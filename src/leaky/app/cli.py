@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from leaky.app.lab_commands import curves, demo, list_command, report, run
-from leaky.app.model_commands import diagnose, export_group
+from leaky.app.model_commands import diagnose, export_group, memory
 from leaky.app.options import InputError, flag
 from leaky.app.tool_commands import bench, data_group, playground
 from leaky.system.errors import MissingExtraError, ParameterError
@@ -94,6 +94,7 @@ for _command in (
     diagnose,
     export_group,
     list_command,
+    memory,
     playground,
     report,
     run,

@@ -7,11 +7,9 @@ from typing import Any
 
 import click
 
-from leaky.app.options import (
-    weights_option,
-)
+from leaky.app.options import InputError, weights_option
 
-__all__ = ["diagnose", "export_group"]
+__all__ = ["diagnose", "export_group", "memory"]
 
 
 @click.command()
@@ -67,7 +65,13 @@ __all__ = ["diagnose", "export_group"]
     type=click.FloatRange(0, 1, min_open=True),
     help='Share of a site\'s units that must be dead for the verdict "dying" (exit 1).',
 )
-def diagnose(model: str, **options: Any) -> None:
+@click.option(
+    "--memory",
+    "with_memory",
+    is_flag=True,
+    help="Also print what leaky would save: `leaky memory` on the same model and inputs.",
+)
+def diagnose(model: str, with_memory: bool, **options: Any) -> None:
     """Find dead units and vanishing gradients in MODEL, given as FILE.py:FACTORY.
 
     FACTORY is a function or class in FILE.py that returns a torch.nn.Module (called with
@@ -80,12 +84,69 @@ def diagnose(model: str, **options: Any) -> None:
     """
     from leaky.diagnosis.diagnose import diagnose_file
 
+    if with_memory and options["input_shape"] is None:
+        raise InputError("--memory measures on random inputs: give --input-shape, not --data")
     found = diagnose_file(model, **options)
     click.echo(str(found.report))
+    if with_memory:
+        from leaky.diagnosis.diagnose import memory_file
+
+        shared = ("input_shape", "batch_size", "seed", "input_range", "weights")
+        measured = memory_file(model, **{name: options[name] for name in shared})
+        click.echo("\nWhat leaky would save (leaky memory):")
+        click.echo(measured.report.table())
     for path in found.written:
         click.echo(f"Wrote {path}")
     if found.report.verdict in ("non-finite", "dying"):
         sys.exit(1)  # the diagnosis ran and found a problem (user errors exit 2)
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--input-shape",
+    required=True,
+    help="Shape of one random input sample, without the batch dimension, e.g. 3,64,64.",
+)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Samples in the measured batch.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the inputs.")
+@click.option(
+    "--input-range",
+    metavar="LOW,HIGH",
+    help="Random integer token ids from LOW to HIGH-1 instead of normal floats.",
+)
+@weights_option
+@click.option(
+    "--no-peak",
+    "peak",
+    flag_value=False,
+    default=True,
+    help="Skip the step's peak memory (two fresh processes); count kept bytes only.",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
+)
+def memory(model: str, **options: Any) -> None:
+    """What would leaky save on MODEL (FILE.py:FACTORY, as for diagnose)? Measured.
+
+    One forward and backward of the model as it is, and of a copy whose torch.nn Leaky
+    ReLU, PReLU and RReLU are leaky's modules of the same function and whose BatchNorm ->
+    LeakyReLU pairs are fused: what autograd keeps for backward, per module and in total,
+    why each differs, whether the two compute the same, and a training step's peak memory
+    of each (a fresh process each; Linux).
+    """
+    from leaky.diagnosis.diagnose import memory_file
+
+    measured = memory_file(model, **options)
+    click.echo(measured.report.table())
+    for path in measured.written:
+        click.echo(f"Wrote {path}")
 
 
 @click.group(name="export")

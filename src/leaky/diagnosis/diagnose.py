@@ -21,6 +21,8 @@ from leaky.data import is_file_task, load_user_task
 from leaky.data.npz_archive import npz_array_names, read_npz
 from leaky.diagnosis.convert import convert
 from leaky.diagnosis.export import onnx
+from leaky.diagnosis.memory_peak import step_peaks
+from leaky.diagnosis.memory_report import MemoryReport, memory_report
 from leaky.diagnosis.model_file import (
     build_model,
     first_line,
@@ -28,6 +30,7 @@ from leaky.diagnosis.model_file import (
     load_weights,
     parse_range,
     parse_shape,
+    random_batch,
 )
 from leaky.diagnosis.monitor import DYING_ABOVE, Monitor, MonitorReport
 from leaky.diagnosis.outputs import prediction
@@ -44,6 +47,7 @@ __all__ = [
     "input_batches",
     "load_factory",
     "load_weights",
+    "memory_file",
     "parse_shape",
     "prediction",
 ]
@@ -129,10 +133,7 @@ def input_batches(
         generator = torch.Generator().manual_seed(seed)
         shape = (batch_size, *input_shape)
         for _ in range(batches):
-            if input_range is None:
-                yield torch.randn(shape, generator=generator), None
-            else:
-                yield torch.randint(*input_range, shape, generator=generator), None
+            yield random_batch(shape, generator, input_range), None
         return
     x, y = _load_arrays(data, max_bytes)  # type: ignore[arg-type]
     inputs = torch.as_tensor(x)
@@ -284,6 +285,71 @@ def diagnose_file(
     if plot_out is not None:
         written.append(report.plot(outputs[-1]))
     return Diagnosis(report, written)
+
+
+@dataclass
+class MemoryFile:
+    """What :func:`memory_file` measured, and the files it wrote."""
+
+    report: MemoryReport
+    written: list[Path]
+
+
+def memory_file(
+    model: str,
+    *,
+    input_shape: str | tuple[int, ...],
+    batch_size: int = 64,
+    seed: int = 0,
+    input_range: str | tuple[int, int] | None = None,
+    weights: str | Path | None = None,
+    peak: bool = True,
+    json_out: str | Path | None = None,
+) -> MemoryFile:
+    """What would leaky save on the model ``FILE.py:FACTORY``? Measured, per module.
+
+    One forward and backward of the model as it is and of its leaky copy, on a batch of
+    ``batch_size`` random inputs of ``input_shape`` (token ids with ``input_range``),
+    counting what autograd keeps per module (:func:`leaky.diagnosis.memory_report.memory_report`);
+    with ``peak``, a training step's peak memory of each, in a fresh process each
+    (:func:`leaky.diagnosis.memory_peak.step_peaks`). ``json_out`` is checked first and
+    written whole at the end.
+    """
+    target = None
+    if json_out is not None:
+        target = check_output_file(json_out, suffixes=(".json",), parameter="json_out")
+    shape = parse_shape(input_shape) if isinstance(input_shape, str) else tuple(input_shape)
+    if isinstance(input_range, str):
+        input_range = parse_range(input_range)
+    ((x, _),) = input_batches(
+        input_shape=shape, batches=1, batch_size=batch_size, seed=seed, input_range=input_range
+    )
+    net = build_model(load_factory(model))
+    if weights is not None:
+        load_weights(net, weights)
+    net.train()
+    try:
+        report = memory_report(net, x, seed=seed)
+    except (Exception, SystemExit) as error:
+        raise ValueError(
+            f"The model failed on inputs of shape {tuple(x.shape)} and dtype {x.dtype}: "
+            f"{first_line(error)}"
+        ) from error
+    if peak:
+        report.peaks = step_peaks(
+            model,
+            input_shape=shape,
+            batch_size=batch_size,
+            seed=seed,
+            input_range=input_range,
+            weights=None if weights is None else str(weights),
+        )
+    written = []
+    if target is not None:
+        with atomic_path(target) as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        written.append(target)
+    return MemoryFile(report, written)
 
 
 def export_file(

@@ -165,6 +165,7 @@ class MemoryReport:
     output_difference: float
     gradient_difference: float
     notes: list[str] = field(default_factory=list)
+    peaks: dict[str, int] | None = None  # a step's peak growth per variant, if measured
 
     @property
     def before_total(self) -> int:
@@ -189,9 +190,11 @@ class MemoryReport:
             "after_total": self.after_total,
             "saved_bytes": self.saved_bytes,
             "changes": self.changes,
-            "output_difference": self.output_difference,
-            "gradient_difference": self.gradient_difference,
+            # JSON has no NaN or inf: a difference that is not finite is null
+            "output_difference": _finite_or_none(self.output_difference),
+            "gradient_difference": _finite_or_none(self.gradient_difference),
             "notes": self.notes,
+            "peak_growth_bytes": self.peaks,
         }
 
     def table(self) -> str:
@@ -225,15 +228,28 @@ class MemoryReport:
             f"with leaky ({ratio}; {format_bytes(abs(self.saved_bytes))} "
             f"{'saved' if self.saved_bytes >= 0 else 'more'})"
         )
+        if self.peaks:
+            (label_before, before_peak), (label_after, after_peak) = self.peaks.items()
+            lines.append(
+                f"step peak: {format_bytes(before_peak)} above the resident set {label_before}, "
+                f"{format_bytes(after_peak)} {'with ' if label_after == 'leaky' else ''}"
+                f"{label_after} ({after_peak / max(before_peak, 1):.2f}x; a training step "
+                "in a fresh process each, Linux's VmHWM)"
+            )
         lines.append(
             f"same function: outputs differ by at most {self.output_difference:.3g}, "
-            f"gradients by at most {self.gradient_difference:.3g}"
+            f"gradients by at most {self.gradient_difference:.3g} (each relative to the "
+            "largest value of its tensor)"
         )
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 # torch.nn activation classes that leaky has a module of the same function for.
@@ -255,8 +271,15 @@ def leaky_copy(model: torch.nn.Module) -> tuple[torch.nn.Module, list[Change]]:
 
 
 def _words(kinds: dict[str, int]) -> str:
+    # Other tensors under 1% of the module's bytes (a BatchNorm's statistics) go unsaid.
+    total = sum(kinds.values())
+    small = kinds.get("other", 0) < total / 100 and (kinds.get("input") or kinds.get("output"))
     names = {"input": "input", "output": "output", "other": "other tensors"}
-    parts = [names[kind] for kind in ("input", "output", "other") if kinds.get(kind)]
+    parts = [
+        names[k]
+        for k in ("input", "output", "other")
+        if kinds.get(k) and not (k == "other" and small)
+    ]
     return " and ".join(parts) if parts else "nothing"
 
 
@@ -308,15 +331,16 @@ def _why(
 
 
 def _largest_difference(a: Any, b: Any) -> float:
-    pairs = list(zip(_storages(a), _storages(b), strict=False))
-    return max(
-        (
-            float((x.detach().double() - y.detach().double()).abs().max())
-            for x, y in pairs
-            if x.numel()
-        ),
-        default=0.0,
-    )
+    """The largest |a - b| of paired tensors, each relative to the largest |a| of its tensor."""
+    largest = 0.0
+    for x, y in zip(_storages(a), _storages(b), strict=False):
+        if not x.numel():
+            continue
+        x, y = x.detach().double(), y.detach().double()
+        scale = float(x.abs().max())
+        difference = float((x - y).abs().max())
+        largest = max(largest, difference / scale if scale > 0 else difference)
+    return largest
 
 
 def _step(

@@ -19,6 +19,7 @@ __all__ = [
     "load_weights",
     "parse_range",
     "parse_shape",
+    "random_batch",
 ]
 
 
@@ -158,3 +159,19 @@ def parse_range(text: str) -> tuple[int, int]:
             "input_range",
         ) from None
     return low, high
+
+
+def random_batch(
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    input_range: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Normal floats of ``shape``, or integer token ids from ``low`` to ``high - 1``.
+
+    Examples:
+        >>> random_batch((2, 3), torch.Generator().manual_seed(0), (0, 5)).dtype
+        torch.int64
+    """
+    if input_range is None:
+        return torch.randn(shape, generator=generator)
+    return torch.randint(*input_range, shape, generator=generator)
