@@ -168,6 +168,16 @@ def test_the_command_prints_the_table_and_writes_json(tmp_path):
     data = json.loads(out.read_text())
     assert data["before_total"] == sum(row["before"] for row in data["rows"])
     assert data["saved_bytes"] > 0 and set(data["peak_growth_bytes"]) == {"as it is", "leaky"}
+    assert "VmHWM" in data["peak_method"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_peak_is_the_cuda_allocators(tmp_path):
+    target = f"{EXAMPLES / 'models.py'}:dcgan_discriminator"
+    arguments = ["memory", target, "--input-shape", "3,64,64", "--device", "cuda"]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert "CUDA allocator's peak" in result.output and "total:" in result.output
 
 
 @pytest.mark.parametrize(
@@ -177,6 +187,11 @@ def test_the_command_prints_the_table_and_writes_json(tmp_path):
         (["{models}:dcgan_discriminator", "--input-shape", "3,x"], "Expected --input-shape"),
         (["{models}:dcgan_discriminator", "--input-shape", "5"], "The model failed on inputs"),
         (["{models}:dcgan_discriminator"], "Missing option '--input-shape'"),
+        pytest.param(
+            ["{models}:dcgan_discriminator", "--input-shape", "3,8,8", "--device", "cuda"],
+            "--device cuda needs a GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, arguments, message):

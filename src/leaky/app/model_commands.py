@@ -130,6 +130,13 @@ def diagnose(model: str, with_memory: bool, **options: Any) -> None:
     help="Skip the step's peak memory (two fresh processes); count kept bytes only.",
 )
 @click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where both copies run; on cuda the peak is the CUDA allocator's.",
+)
+@click.option(
     "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
 )
 def memory(model: str, **options: Any) -> None:
@@ -139,7 +146,8 @@ def memory(model: str, **options: Any) -> None:
     ReLU, PReLU and RReLU are leaky's modules of the same function and whose BatchNorm ->
     LeakyReLU pairs are fused: what autograd keeps for backward, per module and in total,
     why each differs, whether the two compute the same, and a training step's peak memory
-    of each (a fresh process each; Linux).
+    of each (a fresh process each: Linux's VmHWM on the CPU, the CUDA allocator's peak
+    on a GPU).
     """
     from leaky.diagnosis.diagnose import memory_file
 

@@ -304,6 +304,7 @@ def memory_file(
     input_range: str | tuple[int, int] | None = None,
     weights: str | Path | None = None,
     peak: bool = True,
+    device: str = "cpu",
     json_out: str | Path | None = None,
 ) -> MemoryFile:
     """What would leaky save on the model ``FILE.py:FACTORY``? Measured, per module.
@@ -312,9 +313,18 @@ def memory_file(
     ``batch_size`` random inputs of ``input_shape`` (token ids with ``input_range``),
     counting what autograd keeps per module (:func:`leaky.diagnosis.memory_report.memory_report`);
     with ``peak``, a training step's peak memory of each, in a fresh process each
-    (:func:`leaky.diagnosis.memory_peak.step_peaks`). ``json_out`` is checked first and
-    written whole at the end.
+    (:func:`leaky.diagnosis.memory_peak.step_peaks`). ``device="cuda"`` runs both on the
+    GPU (the peak: the CUDA allocator's). ``json_out`` is checked first and written whole
+    at the end.
     """
+    if device not in ("cpu", "cuda"):
+        raise ParameterError(f"Expected {{device}} cpu or cuda, but got {device!r}", "device")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(
+            "{device} cuda needs a GPU, but CUDA is not available on this machine; nothing "
+            "was measured (use {device} cpu)",
+            "device",
+        )
     target = None
     if json_out is not None:
         target = check_output_file(json_out, suffixes=(".json",), parameter="json_out")
@@ -327,9 +337,9 @@ def memory_file(
     net = build_model(load_factory(model))
     if weights is not None:
         load_weights(net, weights)
-    net.train()
+    net.train().to(device)
     try:
-        report = memory_report(net, x, seed=seed)
+        report = memory_report(net, x.to(device), seed=seed)
     except (Exception, SystemExit) as error:
         raise ValueError(
             f"The model failed on inputs of shape {tuple(x.shape)} and dtype {x.dtype}: "
@@ -343,7 +353,10 @@ def memory_file(
             seed=seed,
             input_range=input_range,
             weights=None if weights is None else str(weights),
+            device=device,
         )
+        where = "the CUDA allocator's peak" if device == "cuda" else "Linux's VmHWM"
+        report.peak_method = f"a training step in a fresh process each, {where}"
     written = []
     if target is not None:
         with atomic_path(target) as tmp:

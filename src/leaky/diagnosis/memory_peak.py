@@ -4,7 +4,8 @@
 is" and "leaky", the copy :func:`leaky.diagnosis.memory_report.leaky_copy` makes), each in
 a fresh process that built nothing else, in the environment
 :mod:`leaky.system.resident_peak` describes: the child builds the model, takes a warm-up
-step (forward, loss, backward, SGD update), then measures ``steps`` more. A fresh process
+step (forward, loss, backward, SGD update), then measures ``steps`` more (on a GPU, with
+the CUDA allocator's peak instead). A fresh process
 per variant because an allocator that served one model's step keeps some of its memory,
 and the second model's peak would depend on the first. Linux only (it reads /proc).
 """
@@ -16,6 +17,7 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,11 +45,12 @@ def _child(arguments: dict[str, Any]) -> list[int]:
         load_weights(model, arguments["weights"])
     if arguments["variant"] == "leaky":
         model, _ = leaky_copy(model)  # the original is freed: only the copy runs
-    model.train()
+    device = torch.device(arguments["device"])
+    model.train().to(device)
     generator = torch.Generator().manual_seed(arguments["seed"])
     shape = (arguments["batch_size"], *arguments["input_shape"])
     range_ = arguments["input_range"]
-    x = random_batch(shape, generator, None if range_ is None else tuple(range_))
+    x = random_batch(shape, generator, None if range_ is None else tuple(range_)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
 
     def step() -> None:
@@ -56,7 +59,20 @@ def _child(arguments: dict[str, Any]) -> list[int]:
         optimizer.zero_grad(set_to_none=True)
 
     step()  # warm-up: gradients and optimizer state exist from here on
+    if device.type == "cuda":
+        return [_cuda_growth_bytes(step, device) for _ in range(arguments["steps"])]
     return [step_growth_bytes(step) for _ in range(arguments["steps"])]
+
+
+def _cuda_growth_bytes(step: Callable[[], None], device: torch.device) -> int:
+    # The caching allocator's own count: what tensors held at the step's peak, above
+    # what they held before it.
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
 
 
 def step_peaks(
@@ -68,14 +84,18 @@ def step_peaks(
     input_range: tuple[int, int] | None = None,
     weights: str | None = None,
     steps: int = 3,
+    device: str = "cpu",
 ) -> dict[str, int]:
     """Median peak growth of a training step, in bytes, per variant ("as it is", "leaky").
+
+    On the CPU, the resident set's high-water mark; with ``device="cuda"``, the CUDA
+    caching allocator's peak of allocated bytes.
 
     Raises:
         ValueError: the model failed in the child (its message, in one line).
         OSError: this system cannot measure a process's peak (not Linux).
     """
-    if not can_measure():
+    if device == "cpu" and not can_measure():
         raise OSError("Peak memory is read from Linux's /proc, which this system does not have")
     peaks = {}
     for variant in VARIANTS:
@@ -88,6 +108,7 @@ def step_peaks(
             "input_range": None if input_range is None else list(input_range),
             "weights": None if weights is None else str(weights),
             "steps": steps,
+            "device": device,
             "threads": torch.get_num_threads(),
         }
         command = [sys.executable, "-m", "leaky.diagnosis.memory_peak", json.dumps(arguments)]

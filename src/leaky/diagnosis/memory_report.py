@@ -166,6 +166,7 @@ class MemoryReport:
     gradient_difference: float
     notes: list[str] = field(default_factory=list)
     peaks: dict[str, int] | None = None  # a step's peak growth per variant, if measured
+    peak_method: str = ""  # how the peaks were read, for the table
 
     @property
     def before_total(self) -> int:
@@ -195,6 +196,7 @@ class MemoryReport:
             "gradient_difference": _finite_or_none(self.gradient_difference),
             "notes": self.notes,
             "peak_growth_bytes": self.peaks,
+            "peak_method": self.peak_method,
         }
 
     def table(self) -> str:
@@ -233,8 +235,7 @@ class MemoryReport:
             lines.append(
                 f"step peak: {format_bytes(before_peak)} above the resident set {label_before}, "
                 f"{format_bytes(after_peak)} {'with ' if label_after == 'leaky' else ''}"
-                f"{label_after} ({after_peak / max(before_peak, 1):.2f}x; a training step "
-                "in a fresh process each, Linux's VmHWM)"
+                f"{label_after} ({after_peak / max(before_peak, 1):.2f}x; {self.peak_method})"
             )
         lines.append(
             f"same function: outputs differ by at most {self.output_difference:.3g}, "
