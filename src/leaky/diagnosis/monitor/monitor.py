@@ -538,6 +538,11 @@ class Monitor:
         self._record(name, kind, x, y, x_given, **params)
 
     # ------------------------------------------------------------------ results
+    @property
+    def layer_weights(self) -> dict[str, torch.Tensor]:
+        """Layer name -> the weight matrix whose gradient norm its row reports."""
+        return dict(self._layer_weights)
+
     def log(self, writer: Any, step: int, prefix: str = "monitor") -> None:
         """Write :meth:`report` to a TensorBoard ``SummaryWriter`` at ``step``.
 

@@ -1,0 +1,174 @@
+"""The Monitor driven by optimizer steps: what every training-loop integration shares.
+
+A trainer calls :meth:`StepWatch.before_optimizer_step` once the gradients of a step are
+complete (all its micro-batches accumulated) and before they are clipped, and
+:meth:`StepWatch.after_optimizer_step` once the optimizer has stepped. Every
+``log_every`` optimizer steps the second returns compact scalars, one name each:
+
+- per activation site: ``{prefix}/{site}/dead_fraction``, ``never_active_fraction``,
+  ``saturated_fraction`` (over the forward passes since the last point);
+- per layer: ``{prefix}/{layer}/grad_norm`` (the gradient's norm before any clipping) and
+  ``{prefix}/{layer}/update_ratio`` (how far the step moved the weight, over its norm);
+- ``{prefix}/gradient_ratio`` (first over last layer's gradient norm).
+
+Then the Monitor starts a new window. Once per site, a warning says when its dead
+fraction first reaches ``dead_above``. ``layers`` (a regular expression, searched in each
+site's and layer's name) narrows what is logged and warned about; the Monitor watches
+the whole model either way, so a verdict sees everything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from leaky.diagnosis.monitor import DYING_ABOVE, Monitor, MonitorReport
+
+__all__ = ["DeadUnitsWarning", "StepWatch", "check_pattern"]
+
+
+def check_pattern(layers: str | None) -> re.Pattern[str] | None:
+    """``layers`` compiled, or a ``ValueError`` that says what is wrong with it."""
+    try:
+        return None if layers is None else re.compile(layers)
+    except (re.error, TypeError) as error:
+        raise ValueError(
+            f"Expected layers to be a regular expression, but {layers!r} is not: {error}"
+        ) from None
+
+
+class DeadUnitsWarning(UserWarning):
+    """A site's share of dead units reached the threshold (once per site)."""
+
+
+@dataclass
+class _History:
+    steps: list[int] = field(default_factory=list)  # optimizer steps with a point
+    warned: list[str] = field(default_factory=list)  # sites warned about, in order
+
+
+class StepWatch:
+    """A :class:`~leaky.diagnosis.monitor.Monitor` on ``model``, read per optimizer step.
+
+    Args:
+        model: the module to watch (attached by :meth:`start`).
+        log_every: optimizer steps per point. Default: 50
+        prefix: the first part of every scalar's name. Default: ``"leaky"``
+        layers: a regular expression; only sites and layers whose name it matches (by
+            ``re.search``) are logged and warned about. Default: all
+        dead_above: the dead share that raises a :class:`DeadUnitsWarning`, once per
+            site. Default: 0.1, the Monitor's "dying" threshold
+        monitor_options: passed to :class:`~leaky.diagnosis.monitor.Monitor` (``every``,
+            ``unit_dim``, ``functional``...).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        log_every: int = 50,
+        prefix: str = "leaky",
+        layers: str | None = None,
+        dead_above: float = DYING_ABOVE,
+        **monitor_options: Any,
+    ) -> None:
+        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+            raise ValueError(f"Expected log_every to be an integer >= 1, but got {log_every!r}")
+        if not 0 < dead_above <= 1:
+            raise ValueError(f"Expected dead_above in (0, 1], but got {dead_above!r}")
+        self.pattern = check_pattern(layers)
+        self.monitor = Monitor(model, dying_above=dead_above, **monitor_options)
+        self.log_every = log_every
+        self.prefix = prefix.rstrip("/")
+        self.dead_above = dead_above
+        self.history = _History()
+        self.last_report: MonitorReport | None = None
+        self._grad_norms: dict[str, float] = {}
+        self._before_step: dict[str, torch.Tensor] = {}
+
+    def _chosen(self, name: str) -> bool:
+        return self.pattern is None or self.pattern.search(name) is not None
+
+    def start(self) -> None:
+        """Attach the Monitor (idempotent)."""
+        self.monitor.attach()
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {k: w for k, w in self.monitor.layer_weights.items() if self._chosen(k)}
+
+    def before_optimizer_step(self, step: int) -> None:
+        """The gradients of optimizer step ``step`` (counted from 0) are complete, unclipped."""
+        if (step + 1) % self.log_every:
+            return
+        self._grad_norms = {}
+        self._before_step = {}
+        for name, weight in self._weights().items():
+            grad = weight.grad
+            if grad is not None:
+                self._grad_norms[name] = float(torch.linalg.vector_norm(grad.detach().float()))
+            self._before_step[name] = weight.detach().clone()
+
+    def after_optimizer_step(self, step: int) -> dict[str, float] | None:
+        """The optimizer took step ``step``: its scalars when it ends a point, else None."""
+        if (step + 1) % self.log_every:
+            return None
+        report = self.monitor.report()
+        self.monitor.reset()
+        self.last_report = report
+        metrics: dict[str, float] = {}
+        for row in report.sites:
+            if not self._chosen(row.name):
+                continue
+            summary = row.summary
+            tag = f"{self.prefix}/{row.name}"
+            values = {
+                "dead_fraction": summary.dead_fraction,
+                "never_active_fraction": summary.never_active_fraction,
+                "saturated_fraction": summary.saturated_fraction,
+            }
+            metrics.update({f"{tag}/{k}": float(v) for k, v in values.items() if v is not None})
+            dead = summary.dead_fraction
+            if dead is not None and dead >= self.dead_above and row.name not in self.history.warned:
+                self.history.warned.append(row.name)
+                warnings.warn(
+                    f"{dead:.0%} of the units at {row.name!r} ({row.kind}) were dead over the "
+                    f"last {self.log_every} optimizer steps (step {step + 1}); dying from "
+                    f"{self.dead_above:.0%}. This warning is given once per site.",
+                    DeadUnitsWarning,
+                    stacklevel=2,
+                )
+        for name, norm in self._grad_norms.items():
+            metrics[f"{self.prefix}/{name}/grad_norm"] = norm
+        weights = self._weights()
+        for name, old in self._before_step.items():
+            scale = float(torch.linalg.vector_norm(old.float()))
+            moved = float(torch.linalg.vector_norm((weights[name].detach() - old).float()))
+            if scale > 0:
+                metrics[f"{self.prefix}/{name}/update_ratio"] = moved / scale
+        if report.gradient_ratio is not None and math.isfinite(report.gradient_ratio):
+            metrics[f"{self.prefix}/gradient_ratio"] = float(report.gradient_ratio)
+        self._before_step = {}
+        self.history.steps.append(step + 1)
+        return metrics
+
+    def finish(self) -> MonitorReport:
+        """Detach the Monitor; the report of the steps since the last point (or all of them)."""
+        self.monitor.detach()
+        report = self.monitor.report()
+        if report.batches == 0 and self.last_report is not None:
+            report = self.last_report
+        self.last_report = report
+        return report
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the steps with a point and the sites warned about."""
+        return {"steps": list(self.history.steps), "warned": list(self.history.warned)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a checkpoint's :meth:`state_dict`."""
+        self.history = _History(list(state.get("steps", [])), list(state.get("warned", [])))
