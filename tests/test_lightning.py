@@ -176,3 +176,17 @@ def test_the_verdict_is_printed_at_the_end(tmp_path, capsys):
         warnings.simplefilter("ignore", DeadUnitsWarning)
         _trainer(tmp_path, LeakyMonitor()).fit(Regressor(_network()), _data())
     assert "leaky: dying: 25% of the units at 'network.1'" in capsys.readouterr().out
+
+
+def test_the_example_fits_and_prints_the_verdict(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "lightning_mnist1d.py"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(example), "--epochs", "2"])
+    runpy.run_path(str(example), run_name="__main__")
+    assert list((tmp_path / "out" / "lightning" / "relu").glob("version_0/events.out.*"))
+    out = capsys.readouterr().out
+    assert "\nleaky: " in out and "test accuracy: " in out and "Verdict: " in out
