@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Every optional part is installed for the demo and the tests, so nothing in them skips.
-EXTRAS ?= dev,ja,speech,triton,ray,onnx,tensorboard,playground,lightning
+EXTRAS ?= dev,ja,speech,triton,ray,onnx,tensorboard,playground,lightning,hf
 
 .PHONY: demo test test-quick lint bench clean
 

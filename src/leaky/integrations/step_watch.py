@@ -1,4 +1,4 @@
-"""The Monitor driven by optimizer steps: what every training-loop integration shares.
+"""The Monitor driven by optimizer steps: what the Lightning and Hugging Face callbacks share.
 
 A trainer calls :meth:`StepWatch.before_optimizer_step` once the gradients of a step are
 complete (all its micro-batches accumulated) and before they are clipped, and
@@ -101,21 +101,37 @@ class StepWatch:
     def _weights(self) -> dict[str, torch.Tensor]:
         return {k: w for k, w in self.monitor.layer_weights.items() if self._chosen(k)}
 
-    def before_optimizer_step(self, step: int) -> None:
-        """The gradients of optimizer step ``step`` (counted from 0) are complete, unclipped."""
-        if (step + 1) % self.log_every:
+    def logs_at(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (counted from 0) ends a point."""
+        return (step + 1) % self.log_every == 0
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The chosen layers' weight matrices, by layer name."""
+        return self._weights()
+
+    def before_optimizer_step(self, step: int, grad_norms: dict[str, float] | None = None) -> None:
+        """The gradients of optimizer step ``step`` (counted from 0) are complete.
+
+        ``grad_norms``: the layers' gradient norms read before any clipping, where the
+        caller's trainer clips before it can call this; else they are read here.
+        """
+        if not self.logs_at(step):
             return
-        self._grad_norms = {}
         self._before_step = {}
+        if grad_norms is not None:
+            self._grad_norms = dict(grad_norms)
+        else:
+            self._grad_norms = {}
+            for name, weight in self._weights().items():
+                if weight.grad is not None:
+                    norm = torch.linalg.vector_norm(weight.grad.detach().float())
+                    self._grad_norms[name] = float(norm)
         for name, weight in self._weights().items():
-            grad = weight.grad
-            if grad is not None:
-                self._grad_norms[name] = float(torch.linalg.vector_norm(grad.detach().float()))
             self._before_step[name] = weight.detach().clone()
 
     def after_optimizer_step(self, step: int) -> dict[str, float] | None:
         """The optimizer took step ``step``: its scalars when it ends a point, else None."""
-        if (step + 1) % self.log_every:
+        if not self.logs_at(step):
             return None
         report = self.monitor.report()
         self.monitor.reset()
