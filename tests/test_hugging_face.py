@@ -197,3 +197,16 @@ def test_bad_settings_are_refused_when_the_callback_is_made():
         LeakyTrainerCallback(log_every_n_steps=0)
     with pytest.raises(ValueError, match="regular expression"):
         LeakyTrainerCallback(layers="[")
+
+
+def test_the_example_trains_and_prints_the_verdict(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "hf_tiny_gpt2.py"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(example), "--steps", "20"])
+    runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "leaky: healthy" in out and "loss at step 20" in out and "Verdict: healthy" in out
