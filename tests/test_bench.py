@@ -176,3 +176,20 @@ def test_batchnorm_suite_times_checked_pairs_and_measures_each_variant():
     assert all(m.baseline == "torch-inplace" and m.growth_mib > 0 for m in peaks.values())
     assert peaks[("dcgan", "torch")].ratio > 1.0
     assert len(result.saved_mib) == 6 and "kept by autograd" in result.table()
+
+
+def test_the_benchmark_doc_tables_are_the_committed_runs():
+    # docs/benchmarks.md copies `leaky bench --show docs/bench/bench.json SUITE` after each
+    # marker; examples/bench_tables.py rewrites them after a new run, never by hand.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "bench_tables.py"
+    spec = importlib.util.spec_from_file_location("bench_tables", path)
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    found = tables.blocks(tables.DOC.read_text(encoding="utf-8"))
+    commands = [command for command, _, _ in found]
+    assert len(found) == 4 and any(c.endswith(" monitor") for c in commands), commands
+    for command, shown, printed in found:
+        assert shown == printed, f"the block after `{command}` is not what it prints"

@@ -81,7 +81,19 @@ def _gelu_mlp():
     return model, torch.randn(16, 32)
 
 
-MODELS = {"dcgan": _dcgan, "residual": _residual, "encoder": _encoder, "gelu": _gelu_mlp}
+def _relu_mlp():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(inplace=True))
+    return model, torch.randn(16, 32)
+
+
+MODELS = {
+    "dcgan": _dcgan,
+    "residual": _residual,
+    "encoder": _encoder,
+    "gelu": _gelu_mlp,
+    "relu": _relu_mlp,
+}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -125,7 +137,7 @@ def test_a_residual_stack_fuses_only_what_feeds_its_activation_directly():
     assert 0 < report.after_total < report.before_total
 
 
-@pytest.mark.parametrize("name", ["encoder", "gelu"])
+@pytest.mark.parametrize("name", ["encoder", "gelu", "relu"])
 def test_models_leaky_cannot_help_say_so(name):
     model, x = MODELS[name]()
     report = memory_report(model, x)
@@ -134,6 +146,10 @@ def test_models_leaky_cannot_help_say_so(name):
     gelu = [row for row in report.rows if row.before_class == "torch.nn.GELU"]
     if name == "gelu":
         assert gelu and all("leaky has no GELU that keeps less" in row.why for row in gelu)
+    relu = [row for row in report.rows if row.before_class == "torch.nn.ReLU"]
+    if name == "relu":
+        assert len(relu) == 2
+        assert all("already keeps only its output" in row.why for row in relu)
     assert "leaky changes nothing" in report.table()
 
 
