@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from leaky.app.options import InputError, weights_option
+from leaky.app.options import (
+    InputError,
+    batch_size_option,
+    input_range_option,
+    json_option,
+    seed_option,
+    weights_option,
+)
 
 __all__ = ["diagnose", "export_group", "memory"]
 
@@ -30,23 +37,10 @@ __all__ = ["diagnose", "export_group", "memory"]
     type=click.IntRange(min=1),
     help="Forward and backward passes to watch.",
 )
-@click.option(
-    "--batch-size",
-    default=64,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Samples per pass.",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for random inputs.")
-@click.option(
-    "--input-range",
-    metavar="LOW,HIGH",
-    help="Random integer token ids from LOW to HIGH-1 instead of normal floats (for a model "
-    "that starts with an Embedding; a Hugging Face model: 0,VOCAB_SIZE).",
-)
-@click.option(
-    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
-)
+@batch_size_option
+@seed_option
+@input_range_option
+@json_option
 @click.option(
     "--plot", "plot_out", type=click.Path(dir_okay=False), help="Write a .png/.svg figure."
 )
@@ -108,19 +102,9 @@ def diagnose(model: str, with_memory: bool, **options: Any) -> None:
     required=True,
     help="Shape of one random input sample, without the batch dimension, e.g. 3,64,64.",
 )
-@click.option(
-    "--batch-size",
-    default=64,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Samples in the measured batch.",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the inputs.")
-@click.option(
-    "--input-range",
-    metavar="LOW,HIGH",
-    help="Random integer token ids from LOW to HIGH-1 instead of normal floats.",
-)
+@batch_size_option
+@seed_option
+@input_range_option
 @weights_option
 @click.option(
     "--no-peak",
@@ -136,9 +120,7 @@ def diagnose(model: str, with_memory: bool, **options: Any) -> None:
     show_default=True,
     help="Where both copies run; on cuda the peak is the CUDA allocator's.",
 )
-@click.option(
-    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
-)
+@json_option
 def memory(model: str, **options: Any) -> None:
     """What would leaky save on MODEL (FILE.py:FACTORY, as for diagnose)? Measured.
 

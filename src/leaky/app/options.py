@@ -12,9 +12,13 @@ from leaky.system.errors import ParameterError
 __all__ = [
     "USER_ERROR",
     "InputError",
+    "batch_size_option",
     "flag",
+    "input_range_option",
+    "json_option",
     "lang_option",
     "parse_floats",
+    "seed_option",
     "split_formats",
     "store_option",
     "table",
@@ -99,6 +103,27 @@ threads_option = click.option(
 
 weights_option = click.option(
     "--weights", type=click.Path(dir_okay=False), help="state_dict saved by torch.save."
+)
+
+# Random inputs for a model from a file (diagnose, memory): their batch, seed and kind.
+batch_size_option = click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Samples per pass.",
+)
+seed_option = click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed for random inputs."
+)
+input_range_option = click.option(
+    "--input-range",
+    metavar="LOW,HIGH",
+    help="Random integer token ids from LOW to HIGH-1 instead of normal floats (for a model "
+    "that starts with an Embedding; a Hugging Face model: 0,VOCAB_SIZE).",
+)
+json_option = click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON."
 )
 
 

@@ -43,7 +43,7 @@ except ImportError as error:  # pragma: no cover - the extra is installed by mak
 import torch
 
 from leaky.diagnosis.monitor import DYING_ABOVE, MonitorReport
-from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, check_pattern
+from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, check_callback_settings
 
 __all__ = ["DeadUnitsWarning", "LeakyTrainerCallback", "add_monitor"]
 
@@ -77,16 +77,7 @@ class LeakyTrainerCallback(TrainerCallback):
         verbose: bool = True,
         **monitor_options: Any,
     ) -> None:
-        if log_every_n_steps is not None and (
-            isinstance(log_every_n_steps, bool)
-            or not isinstance(log_every_n_steps, int)
-            or log_every_n_steps < 1
-        ):
-            raise ValueError(
-                f"Expected log_every_n_steps to be an integer >= 1 (or None: the Trainer's "
-                f"logging_steps), but got {log_every_n_steps!r}"
-            )
-        check_pattern(layers)
+        check_callback_settings(log_every_n_steps, layers, "the Trainer's logging_steps")
         self.log_every_n_steps = log_every_n_steps
         self.options = {"prefix": prefix, "layers": layers, "dead_above": dead_above}
         self.monitor_options = monitor_options

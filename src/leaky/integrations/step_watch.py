@@ -29,7 +29,23 @@ import torch
 
 from leaky.diagnosis.monitor import DYING_ABOVE, Monitor, MonitorReport
 
-__all__ = ["DeadUnitsWarning", "StepWatch", "check_pattern"]
+__all__ = ["DeadUnitsWarning", "StepWatch", "check_callback_settings", "check_pattern"]
+
+
+def check_callback_settings(
+    log_every_n_steps: int | None, layers: str | None, default: str
+) -> None:
+    """Refuse, as a callback is made, a step count that is not >= 1 or a bad pattern.
+
+    ``default`` says what None means for ``log_every_n_steps`` (the trainer's setting).
+    """
+    steps = log_every_n_steps
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(
+            f"Expected log_every_n_steps to be an integer >= 1 (or None: {default}), but got "
+            f"{steps!r}"
+        )
+    check_pattern(layers)
 
 
 def check_pattern(layers: str | None) -> re.Pattern[str] | None:
