@@ -17,6 +17,7 @@ event_accumulator = pytest.importorskip(
     reason="TensorBoard is an extra: leaky[tensorboard]",
 )
 
+from leaky.diagnosis.convert import convert  # noqa: E402
 from leaky.diagnosis.monitor import Monitor  # noqa: E402
 from leaky.integrations.hugging_face import (  # noqa: E402
     DeadUnitsWarning,
@@ -210,3 +211,38 @@ def test_the_example_trains_and_prints_the_verdict(tmp_path, monkeypatch, capsys
     runpy.run_path(str(example), run_name="__main__")
     out = capsys.readouterr().out
     assert "leaky: healthy" in out and "loss at step 20" in out and "Verdict: healthy" in out
+
+
+def test_convert_names_the_hf_activations_it_leaves_and_swaps_them_by_what_they_compute():
+    from leaky.diagnosis.convert import ForeignActivationWarning, FunctionalActivationWarning
+    from leaky.nn import LeakyReLU
+
+    model = _gpt2()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert convert(model) == []
+    left = [w for w in caught if issubclass(w.category, ForeignActivationWarning)]
+    assert len(left) == 1 and "transformer.h.1.mlp.act (NewGELUActivation: computes GELU" in str(
+        left[0].message
+    )
+    # Its torch.tanh is part of the GELU, never a functional activation of its own.
+    assert not [w for w in caught if issubclass(w.category, FunctionalActivationWarning)]
+    changes = convert(model, "leaky_relu", only=(nn.GELU,))
+    assert [change.names for change in changes] == [
+        ("transformer.h.0.mlp.act",),
+        ("transformer.h.1.mlp.act",),
+    ]
+    assert all(isinstance(block.mlp.act, LeakyReLU) for block in model.transformer.h)
+    assert model(torch.randint(0, 97, (2, 16))).logits.shape == (2, 16, 97)
+
+
+def test_convert_says_when_it_cannot_tell_what_an_activation_computes():
+    from leaky.diagnosis.convert import ForeignActivationWarning
+
+    class LaplaceActivation(nn.Module):
+        def forward(self, x):
+            return 0.5 * (1 + torch.erf(x))
+
+    model = nn.Sequential(nn.Linear(4, 4), LaplaceActivation())
+    with pytest.warns(ForeignActivationWarning, match="1 .LaplaceActivation: leaky does not know"):
+        convert(model, "leaky_relu", only=(nn.GELU,))

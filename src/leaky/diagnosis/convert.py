@@ -34,11 +34,17 @@ from leaky.core.init import init_layer_
 from leaky.core.spec import ActivationSpec, get_spec
 from leaky.diagnosis.forward_order import trace_leaf_calls
 from leaky.diagnosis.monitor.functional_sites import FUNCTIONAL_ACTIVATIONS
-from leaky.diagnosis.monitor.sites import spec_for_class, spec_for_module
+from leaky.diagnosis.monitor.sites import (
+    is_activation_like,
+    monitored_spec,
+    spec_for_class,
+    spec_for_module,
+)
 from leaky.nn.factory import get_activation
 
 __all__ = [
     "Change",
+    "ForeignActivationWarning",
     "FunctionalActivationWarning",
     "ProducerNotFoundWarning",
     "convert",
@@ -128,8 +134,8 @@ def _functional_sites(model: torch.nn.Module) -> list[_Site]:
     parsed: dict[type, list[_Call]] = {}
     for name, module in model.named_modules():
         cls = type(module)
-        if cls.__module__.startswith(("torch.", "leaky.")):
-            continue
+        if cls.__module__.startswith(("torch.", "leaky.")) or is_activation_like(module):
+            continue  # an activation module's own torch calls are that module, not sites
         if cls not in parsed:
             parsed[cls] = _calls_in_forward(cls)
         for call in parsed[cls]:
@@ -343,13 +349,22 @@ def _describe(module: torch.nn.Module) -> str:
     return path + text[len(name) :] if text.startswith(name) else f"{text} ({path})"
 
 
+def _matches(module: torch.nn.Module, only: tuple[type[torch.nn.Module], ...]) -> bool:
+    # Another library's activation module (Hugging Face's NewGELUActivation) matches the
+    # torch.nn classes of what it computes: only=(nn.GELU,) takes it too.
+    if isinstance(module, only):
+        return True
+    foreign = monitored_spec(module) if is_activation_like(module) else None
+    return foreign is not None and any(issubclass(cls, only) for cls in foreign.torch_modules)
+
+
 def _should_swap(
     module: torch.nn.Module,
     spec: ActivationSpec,
     only: tuple[type[torch.nn.Module], ...],
     negative_slope: float | None,
 ) -> bool:
-    if not isinstance(module, only):
+    if not _matches(module, only):
         return False
     if type(module) is not spec.module_class():
         return True
@@ -596,8 +611,39 @@ def convert(
     changes = [
         _change(group, _reinitialise(spec, group, traced) if reinit else ()) for group in groups
     ]
+    _warn_foreign_left(model, only)
     _warn_functional_sites(model)
     return changes
+
+
+class ForeignActivationWarning(UserWarning):
+    """Activation modules of other libraries that ``convert`` left, each named with why."""
+
+
+def _warn_foreign_left(model: torch.nn.Module, only: tuple[type[torch.nn.Module], ...]) -> None:
+    left = []
+    for name, module in model.named_modules():
+        if not is_activation_like(module) or _matches(module, only):
+            continue
+        foreign = monitored_spec(module)
+        why = (
+            f"computes {foreign.title}, not one of only={_class_names(only)}"
+            if foreign is not None
+            else "leaky does not know what it computes"
+        )
+        left.append(f"{name} ({type(module).__name__}: {why})")
+    if left:
+        warnings.warn(
+            f"convert() left {len(left)} activation module(s) of other libraries: "
+            + "; ".join(left)
+            + ". Pass their torch.nn class in only= (nn.GELU for a GELU) to swap them.",
+            ForeignActivationWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+
+
+def _class_names(classes: tuple[type, ...]) -> str:
+    return "(" + ", ".join(cls.__name__ for cls in classes) + ")"
 
 
 def to_torch(model: torch.nn.Module) -> list[Change]:
