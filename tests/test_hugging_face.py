@@ -246,3 +246,12 @@ def test_convert_says_when_it_cannot_tell_what_an_activation_computes():
     model = nn.Sequential(nn.Linear(4, 4), LaplaceActivation())
     with pytest.warns(ForeignActivationWarning, match="1 .LaplaceActivation: leaky does not know"):
         convert(model, "leaky_relu", only=(nn.GELU,))
+
+
+def test_the_memory_report_of_gpt2_names_its_gelu_and_changes_nothing():
+    from leaky.diagnosis.memory_report import memory_report
+
+    report = memory_report(_gpt2(), torch.randint(0, 97, (4, 16)))
+    acts = [row for row in report.rows if row.name.endswith("mlp.act")]
+    assert len(acts) == 2 and all("leaky has no GELU that keeps less" in row.why for row in acts)
+    assert report.saved_bytes == 0 and report.output_difference == 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,8 +41,9 @@ from typing import Any
 import torch
 
 from leaky.core.spec import SPECS
-from leaky.diagnosis.convert import Change, _class_path, convert
+from leaky.diagnosis.convert import Change, ForeignActivationWarning, _class_path, convert
 from leaky.diagnosis.fuse import fuse_batch_norm
+from leaky.diagnosis.monitor.sites import monitored_spec
 from leaky.diagnosis.outputs import prediction
 from leaky.system.byte_sizes import format_bytes
 
@@ -265,8 +267,11 @@ def leaky_copy(model: torch.nn.Module) -> tuple[torch.nn.Module, list[Change]]:
     """A deep copy of ``model`` with leaky's modules of the same function, BatchNorms fused."""
     twin = copy.deepcopy(model)
     changes: list[Change] = []
-    for name, classes in _SWAPS:
-        changes += convert(twin, name, only=classes)
+    with warnings.catch_warnings():
+        # Other libraries' activations left as they are: the report's rows say why.
+        warnings.simplefilter("ignore", ForeignActivationWarning)
+        for name, classes in _SWAPS:
+            changes += convert(twin, name, only=classes)
     changes += fuse_batch_norm(twin)
     return twin, changes
 
@@ -321,11 +326,11 @@ def _why(
     if a.total > b.total:
         return "keeps a tensor the module before it no longer keeps, so it is counted here"
     if before is not None and b.total:
-        spec = next((s for s in SPECS if isinstance(before, tuple(s.torch_modules))), None)
+        spec = monitored_spec(before)  # torch's classes, and other libraries' by name
         if spec is not None and spec.name in ("relu", "sigmoid", "tanh"):
             return f"{old} already keeps only its output: leaky cannot keep less"
         if spec is not None:
-            return f"leaky has no {spec.title} that keeps less ({old} keeps its {spec.saves})"
+            return f"leaky has no {spec.title} that keeps less ({old} keeps its {_words(b.kinds)})"
         if getattr(before, "inplace", False):
             return "in place: keeps only its output already"
     return "unchanged"
