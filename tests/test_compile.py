@@ -32,3 +32,51 @@ def test_torch_compile_matches_eager():
     torch.testing.assert_close(out, eager_out)
     for param, expected in zip(model.parameters(), eager_grads, strict=True):
         torch.testing.assert_close(param.grad, expected)
+
+
+def _relu_network() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    layers = [m for _ in range(3) for m in (torch.nn.Linear(32, 32), torch.nn.ReLU())]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(32, 1))
+    with torch.no_grad():
+        model[0].bias[:8] = -50.0  # dead from the start
+    return model
+
+
+def _counts(report):
+    return [(row.name, row.summary.never_active, row.summary.dead) for row in report.sites]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["attach, then compile", "compile, then attach"])
+def test_a_monitored_compiled_model_counts_as_eager_and_compiles_once(order):
+    from torch._dynamo.utils import counters
+
+    from leaky.diagnosis.monitor import Monitor
+
+    batches = [torch.randn(64, 32, generator=torch.Generator().manual_seed(i)) for i in range(12)]
+    eager = _relu_network()
+    with Monitor(eager, every=1) as monitor:
+        for x in batches:
+            eager(x).sum().backward()
+    expected = monitor.report()
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = _relu_network()
+    if order == "attach, then compile":
+        monitor = Monitor(model, every=1).attach()
+        compiled = torch.compile(model)
+    else:  # before the compiled model's first call: hooks added after it are not seen
+        compiled = torch.compile(model)
+        monitor = Monitor(model, every=1).attach()
+    graphs = []
+    for x in batches:
+        compiled(x).sum().backward()
+        graphs.append(counters["stats"]["unique_graphs"])
+    monitor.detach()
+    assert _counts(monitor.report()) == _counts(expected)
+    assert monitor.report().batches == len(batches)
+    # The hooks run eagerly (graph breaks): their state changes never make Dynamo compile
+    # again, so the number of graphs stops growing after the first batch.
+    assert graphs[1] == graphs[-1], graphs

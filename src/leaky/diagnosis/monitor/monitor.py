@@ -24,6 +24,11 @@ outputs) read every value of every batch; the moments, the histogram and the gra
 norms are read on every ``every``-th batch (the first of a window included), which is
 what keeps the monitor cheap enough to leave on. ``every=1`` reads everything always.
 
+``torch.compile``: attach before the compiled model's first call (before or after
+``torch.compile(model)``); the hooks run eagerly, one graph break each, so the counts equal
+eager's and the model's graphs compile once, not again every batch. Hooks added after a
+compiled model has run are not seen by it (Dynamo does not guard on them by default).
+
 Sites and layers are reported in the order they first run in ``forward`` (not the order
 the modules were registered): a layer's place is where its weight is first used, which
 also places weights that are used without calling their module (``self_attn.out_proj``
@@ -278,8 +283,8 @@ class Monitor:
                     self._hook_producer(module, -1, matrix)
             if self.functional:
                 self._hook_scope(name, module)
-        root_pre = self.model.register_forward_pre_hook(self._on_root_start)
-        root_post = self.model.register_forward_hook(self._on_root_end, always_call=True)
+        root_pre = self.model.register_forward_pre_hook(_eager(self._on_root_start))
+        root_post = self.model.register_forward_hook(_eager(self._on_root_end), always_call=True)
         self._handles += [root_pre, root_post]
         self.attached = True
         return self
@@ -357,7 +362,7 @@ class Monitor:
         self._seen(name)
         read = stats.update(x, y, params.pop("module", None), **params)
         if read and self.gradients and y.requires_grad:
-            y.register_hook(lambda grad: self._timed(stats.update_grad, grad))
+            y.register_hook(_eager(lambda grad: self._timed(stats.update_grad, grad)))
         self.statistics_seconds += time.perf_counter() - start
 
     def _timed(self, update: Any, grad: torch.Tensor | None) -> None:
@@ -388,8 +393,8 @@ class Monitor:
             finally:
                 self._inside_activation -= 1
 
-        self._handles.append(module.register_forward_pre_hook(pre))
-        self._handles.append(module.register_forward_hook(post, always_call=True))
+        self._handles.append(module.register_forward_pre_hook(_eager(pre)))
+        self._handles.append(module.register_forward_hook(_eager(post), always_call=True))
 
     def _hook_opaque(self, module: torch.nn.Module) -> None:
         # Inside an activation module without a spec row, its own function call (F.selu
@@ -400,8 +405,8 @@ class Monitor:
         def post(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             self._inside_activation -= 1
 
-        self._handles.append(module.register_forward_pre_hook(pre))
-        self._handles.append(module.register_forward_hook(post, always_call=True))
+        self._handles.append(module.register_forward_pre_hook(_eager(pre)))
+        self._handles.append(module.register_forward_hook(_eager(post), always_call=True))
 
     def _hook_layer(self, module: torch.nn.Module, weights: list[tuple[str, torch.Tensor]]) -> None:
         # One row per weight matrix; a recurrent layer has several, placed in their order.
@@ -412,8 +417,10 @@ class Monitor:
             self._weight_names.setdefault(id(weight), []).append(name)
             self._handles.append(
                 weight.register_post_accumulate_grad_hook(
-                    lambda p, stats=stats: (
-                        self._timed(stats.update, p.grad) if self._read_gradients else None
+                    _eager(
+                        lambda p, stats=stats: (
+                            self._timed(stats.update, p.grad) if self._read_gradients else None
+                        )
                     )
                 )
             )
@@ -422,7 +429,7 @@ class Monitor:
             for name in names:
                 self._seen(name)
 
-        self._handles.append(module.register_forward_pre_hook(first_call))
+        self._handles.append(module.register_forward_pre_hook(_eager(first_call)))
 
     def _hook_producer(
         self, module: torch.nn.Module, unit_dim: int, matrix: torch.Tensor | None = None
@@ -437,7 +444,7 @@ class Monitor:
             ):
                 self._produced[id(output)] = (weakref.ref(output), kind, unit_dim)
 
-        self._handles.append(module.register_forward_hook(produced))
+        self._handles.append(module.register_forward_hook(_eager(produced)))
 
     def _on_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         # A weight used directly (F.linear(x, self.out_proj.weight), as nn.MultiheadAttention
@@ -465,8 +472,8 @@ class Monitor:
             if self._module_stack and self._module_stack[-1] == name:
                 self._module_stack.pop()
 
-        self._handles.append(module.register_forward_pre_hook(enter))
-        self._handles.append(module.register_forward_hook(leave, always_call=True))
+        self._handles.append(module.register_forward_pre_hook(_eager(enter)))
+        self._handles.append(module.register_forward_hook(_eager(leave), always_call=True))
 
     def _on_root_start(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         if self.log_to is not None and self._passes - self._logged_at >= self.log_every:
@@ -598,6 +605,18 @@ class Monitor:
             saturation_margin=self._stats_options["saturation_margin"],  # type: ignore[arg-type]
             dying_above=self.dying_above,
         )
+
+
+def _eager(hook: Any) -> Any:
+    """``hook``, run eagerly when the model is compiled.
+
+    Traced by ``torch.compile``, a hook's changes to the monitor's state (counters, lists,
+    the batch's sample count) become guards that fail on the next batch: Dynamo compiled
+    the hooks again every batch until its recompile limit, then ran those frames eagerly
+    anyway. Disabled for the compiler, each hook is one graph break and runs as in eager
+    mode, so the counts equal eager's and the model's own graphs compile once.
+    """
+    return torch.compiler.disable(hook, recursive=True)
 
 
 def _within(name: str, scope: str) -> bool:
