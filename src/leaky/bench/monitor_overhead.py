@@ -1,6 +1,6 @@
 """The ``monitor`` suite: what a :class:`leaky.diagnosis.monitor.Monitor` adds to a training step.
 
-Three networks, each stepped with its Monitor attached and detached in turn (attaching and
+Four networks, each stepped with its Monitor attached and detached in turn (attaching and
 detaching are not timed, and the monitored step's loss is first checked equal to an
 unmonitored copy's), so both sides run the same weights in the same memory; as a control,
 the same network without a Monitor on both sides. The networks: the 20 x [Linear(1024,
@@ -10,7 +10,10 @@ Each is timed with the Monitor's defaults (counts every batch, moments, histogra
 gradient norms every ``DEFAULT_EVERY``-th batch) and with ``every=1`` (every statistic on
 every batch). Two copies of a network, even from the same weights, can step a few percent
 apart for as long as they live (where their memory landed), which timing one copy against
-another would have counted as the monitor's.
+another would have counted as the monitor's. The first, a small MLP (8 x [Linear(512, 512) +
+ReLU], batch 256, about 24 ms a step on 2 cores), shows the fixed cost per hook that the
+others' longer steps hide; it is also timed at ``every`` = 4 and 64 (the cost as a curve over
+``every``) and compiled: ``torch.compile`` of a copy with the Monitor against one without.
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ def _mlp(quick: bool) -> tuple[str, Bench]:
     return f"MLP {depth}x{width} step, batch {batch}", (model, torch.randn(batch, width), None)
 
 
+def _small_mlp(quick: bool) -> tuple[str, Bench]:
+    # About 24 ms a step on 2 cores: the fixed cost per hook, which the larger networks'
+    # 100-300 ms steps hide, shows here.
+    depth, width, batch = (4, 128, 64) if quick else (8, 512, 256)
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(width, 10))
+    case = f"small MLP {depth}x{width} ReLU step, batch {batch}"
+    return case, (model, torch.randn(batch, width), None)
+
+
 def _resnet18(quick: bool) -> tuple[str, Bench]:
     model, x, loss = build("resnet18", "relu", quick)
     return f"ResNet-18 32x32 step, batch {x.shape[0]}", (model, x, loss)
@@ -68,10 +84,13 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     pairs = 7 if quick else 81
     result = SuiteResult("monitor")
     shares: list[str] = []
-    for make in (_mlp, _resnet18, _transformer):
+    settings = (("none", None), ("defaults", {}), ("every=1", {"every": 1}))
+    # The small network also gets the curve over `every` (1, 4, 16 = the defaults, 64).
+    curve = (*settings, ("every=4", {"every": 4}), ("every=64", {"every": 64}))
+    for make in (_small_mlp, _mlp, _resnet18, _transformer):
         case, bench = make(quick)
         plain, x, loss = _to(bench, device)
-        for label, options in (("none", None), ("defaults", {}), ("every=1", {"every": 1})):
+        for label, options in curve if make is _small_mlp else settings:
             # One model, stepped with its Monitor attached and detached in turn (attaching
             # and detaching are not timed): both sides run the same weights in the same
             # memory, so only the monitor differs. "none" steps it without a Monitor on
@@ -104,6 +123,8 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
                     "equal loss",
                 )
             )
+    if device == "cpu" or torch.cuda.is_available():
+        result.rows.append(_compiled_row(quick, device, pairs))
     result.notes.append("speed-up < 1 is the monitor's cost: 0.97x means a 3% longer step")
     result.notes.append(
         "each row steps one model with its Monitor attached and detached in turn (attach and "
@@ -122,7 +143,34 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
         f"{'; host time to queue the GPU work' if device != 'cpu' else ''}):"
     )
     result.notes += shares
+    result.notes.append(
+        "compiled: two copies of the small MLP under torch.compile, one with the Monitor "
+        "(defaults) attached before its first call, timed against the other (hooks added to "
+        "a compiled model after it ran are not seen, so it cannot be attached in turn): the "
+        "copies' own offset is in that figure"
+    )
     return result
+
+
+def _compiled_row(quick: bool, device: str, pairs: int) -> BenchRow:
+    case, bench = _small_mlp(quick)
+    plain, x, loss = _to(bench, device)
+    watched = copy.deepcopy(plain)
+    monitor = Monitor(watched).attach()
+    try:
+        with_monitor, without = torch.compile(watched), torch.compile(plain)
+        step, baseline = checked_steps(with_monitor, without, x, loss)
+        comparison = compare(step, baseline, pairs=pairs, device=device)
+    finally:
+        monitor.detach()
+    return BenchRow(
+        f"{case}, compiled, Monitor defaults",
+        "compiled, with Monitor (defaults)",
+        "the same model compiled, without",
+        "allocating",
+        comparison,
+        "equal loss",
+    )
 
 
 class _HookShare:
