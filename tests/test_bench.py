@@ -95,21 +95,25 @@ def test_step_suites_check_equal_losses_and_time_both(suite):
     assert suite in result.table()
 
 
-def test_monitor_suite_times_three_models_with_a_control_defaults_and_every_statistic():
+def test_monitor_suite_times_four_models_and_the_cost_over_every():
     result = run_suite("monitor", quick=True)
     cases = [row.case for row in result.rows]
-    assert len(cases) == 9 and len({case.split(",")[0] for case in cases}) == 3
-    assert [row.candidate for row in result.rows[:3]] == [
+    # The small MLP at none, defaults, every=1, 4, 64; three more at none, defaults, every=1.
+    assert len(cases) == 14 and len({case.split(",")[0] for case in cases}) == 4
+    assert [row.candidate for row in result.rows[:5]] == [
         "no Monitor",
         "with Monitor (defaults)",
         "with Monitor (every=1)",
+        "with Monitor (every=4)",
+        "with Monitor (every=64)",
     ]
     assert "95% interval" in result.table()
     shares = [note for note in result.notes if note.startswith("in hooks ")]  # one per row
-    assert len(shares) == 6  # each monitored row: defaults and every=1 of three models
+    assert len(shares) == 4 + 3 * 2  # each monitored, uncompiled row
     percents = [float(note.split()[2].rstrip("%")) for note in shares]
     assert all(0 < p < 100 for p in percents)
-    assert percents[1] > percents[0]  # every statistic on every batch costs more
+    defaults, every_1, _, every_64 = percents[:4]  # the small MLP's
+    assert every_1 > defaults and every_1 > every_64  # every=1 costs more than 16 or 64
 
 
 def test_bytes_kept_per_element_for_each_save_mode():
