@@ -27,7 +27,10 @@ what keeps the monitor cheap enough to leave on. ``every=1`` reads everything al
 ``torch.compile``: attach before the compiled model's first call (before or after
 ``torch.compile(model)``); the hooks run eagerly, one graph break each, so the counts equal
 eager's and the model's graphs compile once, not again every batch. Hooks added after a
-compiled model has run are not seen by it (Dynamo does not guard on them by default).
+compiled model has run are not seen by it (Dynamo does not guard on them by default), and
+neither are they when another model of the same structure was compiled in this process
+before: Dynamo may run that graph, hooks and all left out (``torch._dynamo.reset()``
+before compiling the monitored model avoids it). The report then says it saw no batch.
 
 Sites and layers are reported in the order they first run in ``forward`` (not the order
 the modules were registered): a layer's place is where its weight is first used, which

@@ -304,6 +304,13 @@ class MonitorReport:
         )
 
     def __str__(self) -> str:
+        if self.batches == 0:
+            return (
+                "The Monitor saw no forward pass of the model. Attach it before the model "
+                "runs; under torch.compile, before the compiled model's first call, and call "
+                "torch._dynamo.reset() first if another model of the same structure was "
+                "compiled in this process (Dynamo may run that graph, without the hooks)."
+            )
         header = ["site", "kind", "units", "unit dim", "never active", "dead", "saturated"]
         header += ["mean", "std", "|dL/dy|"]
         body = []
