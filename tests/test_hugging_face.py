@@ -255,3 +255,29 @@ def test_the_memory_report_of_gpt2_names_its_gelu_and_changes_nothing():
     acts = [row for row in report.rows if row.name.endswith("mlp.act")]
     assert len(acts) == 2 and all("leaky has no GELU that keeps less" in row.why for row in acts)
     assert report.saved_bytes == 0 and report.output_difference == 0
+
+
+@pytest.mark.slow
+def test_with_torch_compile_on_the_counts_are_the_eager_ones(tmp_path):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    counts = []
+    for compiled in (False, True):
+        arguments = _arguments(
+            tmp_path / str(compiled),
+            learning_rate=0.0,
+            logging_steps=1000,
+            report_to=[],
+            torch_compile=compiled,
+        )
+        trainer = transformers.Trainer(model=Regressor(), args=arguments, train_dataset=Features())
+        callback = add_monitor(trainer, verbose=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeadUnitsWarning)
+            trainer.train()
+        assert callback.report.batches == SAMPLES // BATCH
+        counts.append([(r.summary.never_active, r.summary.dead) for r in callback.report.sites])
+        assert (counters["stats"]["unique_graphs"] > 0) == compiled  # compiled only when asked
+    assert counts[0] == counts[1] and counts[0][0] == (8, 8)

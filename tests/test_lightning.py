@@ -190,3 +190,24 @@ def test_the_example_fits_and_prints_the_verdict(tmp_path, monkeypatch, capsys):
     assert list((tmp_path / "out" / "lightning" / "relu").glob("version_0/events.out.*"))
     out = capsys.readouterr().out
     assert out.startswith("leaky: ") and "test accuracy: " in out and "Verdict: " in out
+
+
+@pytest.mark.slow
+def test_a_compiled_module_counts_as_the_eager_one(tmp_path):
+    # The LightningModule's network is compiled before fitting: the Monitor attaches before
+    # its first call, so its hooks run (eagerly) and its dead units are eager's.
+    torch._dynamo.reset()
+    eager, compiled = LeakyMonitor(log_every_n_steps=1000, verbose=False), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadUnitsWarning)
+        _trainer(tmp_path / "eager", eager).fit(Regressor(_network()), _data())
+        module = Regressor(_network())
+        module.network = torch.compile(module.network)
+        compiled = LeakyMonitor(log_every_n_steps=1000, verbose=False)
+        _trainer(tmp_path / "compiled", compiled).fit(module, _data())
+    assert compiled.report.batches == eager.report.batches == BATCHES
+    assert isinstance(module.network, torch._dynamo.eval_frame.OptimizedModule)
+    names = [row.name.replace("_orig_mod.", "") for row in compiled.report.sites]
+    assert names == [row.name for row in eager.report.sites]
+    counts = [(row.summary.never_active, row.summary.dead) for row in compiled.report.sites]
+    assert counts == [(row.summary.never_active, row.summary.dead) for row in eager.report.sites]
