@@ -43,7 +43,7 @@ except ImportError as error:  # pragma: no cover - the extra is installed by mak
 import torch
 
 from leaky.diagnosis.monitor import DYING_ABOVE, MonitorReport
-from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, check_callback_settings
+from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, WatchSettings
 
 __all__ = ["DeadUnitsWarning", "LeakyTrainerCallback", "add_monitor"]
 
@@ -77,11 +77,15 @@ class LeakyTrainerCallback(TrainerCallback):
         verbose: bool = True,
         **monitor_options: Any,
     ) -> None:
-        check_callback_settings(log_every_n_steps, layers, "the Trainer's logging_steps")
-        self.log_every_n_steps = log_every_n_steps
-        self.options = {"prefix": prefix, "layers": layers, "dead_above": dead_above}
-        self.monitor_options = monitor_options
-        self.verbose = verbose
+        self.settings = WatchSettings(
+            log_every_n_steps,
+            prefix,
+            layers,
+            dead_above,
+            verbose,
+            monitor_options,
+            "the Trainer's logging_steps",
+        )
         self.first = False  # set by add_monitor: called before the report_to backends
         self.watch: StepWatch | None = None
         self.report: MonitorReport | None = None
@@ -92,12 +96,9 @@ class LeakyTrainerCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Attach the Monitor and the gradient readers to the model being trained."""
-        model = kwargs["model"]
-        every = self.log_every_n_steps
-        if every is None:
-            every = max(1, int(args.logging_steps)) if args.logging_steps >= 1 else 1
-        self.watch = StepWatch(model, log_every=every, **self.options, **self.monitor_options)
-        self.watch.start()
+        # logging_steps below 1 is a share of the run's steps in transformers: one step here.
+        every = max(1, int(args.logging_steps))
+        self.watch = self.settings.watch(kwargs["model"], every)
         for name, weight in self.watch.weights().items():
             self._handles.append(
                 weight.register_post_accumulate_grad_hook(
@@ -161,8 +162,7 @@ class LeakyTrainerCallback(TrainerCallback):
         if self.watch is None:
             return
         self.report = self.watch.finish()
-        if self.verbose and state.is_world_process_zero:
-            print(f"leaky: {self.report.verdict_sentence()}")
+        self.settings.announce(self.report, state.is_world_process_zero)
 
 
 def add_monitor(trainer: Trainer, **options: Any) -> LeakyTrainerCallback:

@@ -34,7 +34,7 @@ except ImportError as error:  # pragma: no cover - the extra is installed by mak
     ) from error
 
 from leaky.diagnosis.monitor import DYING_ABOVE, MonitorReport
-from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, check_callback_settings
+from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, WatchSettings
 
 __all__ = ["DeadUnitsWarning", "LeakyMonitor"]
 
@@ -70,11 +70,15 @@ class LeakyMonitor(pl.Callback):
         **monitor_options: Any,
     ) -> None:
         super().__init__()
-        check_callback_settings(log_every_n_steps, layers, "the trainer's log_every_n_steps")
-        self.log_every_n_steps = log_every_n_steps
-        self.options = {"prefix": prefix, "layers": layers, "dead_above": dead_above}
-        self.monitor_options = monitor_options
-        self.verbose = verbose
+        self.settings = WatchSettings(
+            log_every_n_steps,
+            prefix,
+            layers,
+            dead_above,
+            verbose,
+            monitor_options,
+            "the trainer's log_every_n_steps",
+        )
         self.watch: StepWatch | None = None
         self.report: MonitorReport | None = None
         self._restored: dict[str, Any] | None = None
@@ -83,17 +87,11 @@ class LeakyMonitor(pl.Callback):
     @property
     def state_key(self) -> str:
         """The checkpoint key of this callback's state."""
-        return self._generate_state_key(prefix=self.options["prefix"])
+        return self._generate_state_key(prefix=self.settings.prefix)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Attach the Monitor to the module being fitted."""
-        every = self.log_every_n_steps
-        if every is None:
-            every = trainer.log_every_n_steps
-        self.watch = StepWatch(pl_module, log_every=every, **self.options, **self.monitor_options)
-        if self._restored is not None:
-            self.watch.load_state_dict(self._restored)
-        self.watch.start()
+        self.watch = self.settings.watch(pl_module, trainer.log_every_n_steps, self._restored)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
@@ -131,8 +129,7 @@ class LeakyMonitor(pl.Callback):
             return
         self.report = self.watch.finish()
         self._restored = self.watch.state_dict()
-        if self.verbose and trainer.is_global_zero:
-            print(f"leaky: {self.report.verdict_sentence()}")
+        self.settings.announce(self.report, trainer.is_global_zero)
 
     def state_dict(self) -> dict[str, Any]:
         """The steps logged and the sites warned about, for the checkpoint."""

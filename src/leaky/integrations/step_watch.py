@@ -29,23 +29,58 @@ import torch
 
 from leaky.diagnosis.monitor import DYING_ABOVE, Monitor, MonitorReport
 
-__all__ = ["DeadUnitsWarning", "StepWatch", "check_callback_settings", "check_pattern"]
+__all__ = ["DeadUnitsWarning", "StepWatch", "WatchSettings", "check_pattern"]
 
 
-def check_callback_settings(
-    log_every_n_steps: int | None, layers: str | None, default: str
-) -> None:
-    """Refuse, as a callback is made, a step count that is not >= 1 or a bad pattern.
+@dataclass(frozen=True)
+class WatchSettings:
+    """What a callback was asked for: checked when it is made, used when training starts.
 
-    ``default`` says what None means for ``log_every_n_steps`` (the trainer's setting).
+    ``log_every_n_steps`` None takes the trainer's own setting; ``default`` names that
+    setting in the refusal's words.
     """
-    steps = log_every_n_steps
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(
-            f"Expected log_every_n_steps to be an integer >= 1 (or None: {default}), but got "
-            f"{steps!r}"
+
+    log_every_n_steps: int | None
+    prefix: str
+    layers: str | None
+    dead_above: float
+    verbose: bool
+    monitor_options: dict[str, Any]
+    default: str
+
+    def __post_init__(self) -> None:
+        steps = self.log_every_n_steps
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+        ):
+            raise ValueError(
+                f"Expected log_every_n_steps to be an integer >= 1 (or None: {self.default}), "
+                f"but got {steps!r}"
+            )
+        check_pattern(self.layers)
+
+    def watch(
+        self, model: torch.nn.Module, trainer_every: int, state: dict[str, Any] | None = None
+    ) -> StepWatch:
+        """A started :class:`StepWatch` on ``model``, going on from ``state`` if given."""
+        every = trainer_every if self.log_every_n_steps is None else self.log_every_n_steps
+        watch = StepWatch(
+            model,
+            log_every=every,
+            prefix=self.prefix,
+            layers=self.layers,
+            dead_above=self.dead_above,
+            **self.monitor_options,
         )
-    check_pattern(layers)
+        if state is not None:
+            watch.load_state_dict(state)
+        watch.start()
+        return watch
+
+    def announce(self, report: MonitorReport, first_process: bool) -> None:
+        """Print the verdict at the end of training (once, on the first process)."""
+        if self.verbose and first_process:
+            print(f"leaky: {report.verdict_sentence()}")
 
 
 def check_pattern(layers: str | None) -> re.Pattern[str] | None:
