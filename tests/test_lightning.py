@@ -115,6 +115,24 @@ def test_dead_units_equal_a_hand_written_loop_on_the_same_seed_and_data(tmp_path
         assert ours.summary.never_active == theirs.summary.never_active
 
 
+class CallsItsNetwork(Regressor):
+    """The common pattern: training_step calls the network, never the LightningModule."""
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return nn.functional.mse_loss(self.network(x), y)
+
+
+def test_a_training_step_that_never_calls_the_module_is_counted_all_the_same(tmp_path):
+    callback = LeakyMonitor(log_every_n_steps=1000, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadUnitsWarning)
+        _trainer(tmp_path, callback).fit(CallsItsNetwork(_network()), _data())
+    assert callback.report.batches == BATCHES
+    assert [row.name for row in callback.report.sites] == ["network.1", "network.3"]
+    assert callback.report.dead_units["network.1"] == list(range(8))
+
+
 def test_gradient_accumulation_counts_optimizer_steps_not_micro_batches(tmp_path):
     callback = LeakyMonitor(log_every_n_steps=1, verbose=False)
     with warnings.catch_warnings():

@@ -52,6 +52,22 @@ def test_exactly_the_forced_units_are_dead_and_never_active():
     assert report.dead_units["1"] == DEAD
 
 
+def test_a_part_called_without_its_parent_is_a_forward_pass_of_its_own():
+    # A LightningModule's training_step calls self.net(x) and never the LightningModule:
+    # each outermost call is one pass, and a site keeps its one name across passes.
+    wrapper = nn.Module()
+    wrapper.net = _model_with_dead_units()
+    with Monitor(wrapper) as monitor:
+        for i in range(5):
+            x = torch.rand(32, 4, generator=torch.Generator().manual_seed(i))
+            wrapper.net(x).pow(2).mean().backward()
+    report = monitor.report()
+    assert report.batches == monitor.passes == 5
+    assert [row.name for row in report.sites] == ["net.1", "net.3"]
+    assert report.dead_units["net.1"] == DEAD
+    assert report.sites[0].summary.samples == 5 * 32
+
+
 def test_after_converting_to_leaky_relu_no_unit_is_dead():
     model = _model_with_dead_units()
     convert(model, "leaky_relu", negative_slope=0.01)

@@ -237,6 +237,7 @@ class Monitor:
         self._module_stack: list[str] = []
         self._call_counts: dict[str, defaultdict[str, int]] = {}
         self._inside_activation = 0
+        self._depth = 0  # modules of the model running now: 0 between forward passes
         self._site_calls: dict[str, int] = {}
         self._watcher: ActivationCallWatcher | None = None
         self.batches = 0
@@ -249,6 +250,11 @@ class Monitor:
         # it is the host's time to queue the work.
         self.statistics_seconds = 0.0
         self._logged_at = 0
+
+    @property
+    def passes(self) -> int:
+        """Forward passes of the model seen while attached, over every window (never reset)."""
+        return self._passes
 
     # ------------------------------------------------------------------ lifecycle
     def attach(self) -> Monitor:
@@ -288,17 +294,20 @@ class Monitor:
                     self._hook_producer(module, -1, matrix)
             if self.functional:
                 self._hook_scope(name, module)
-        self._hook(self.model, self._on_root_start, self._on_root_end)
+        # A forward pass is the outermost call of any of the model's modules: the model
+        # itself, or a part called on its own (a LightningModule's training_step calling
+        # self.net(x) never calls the LightningModule).
+        for module in self.model.modules():
+            self._pending_hooks.setdefault(id(module), (module, [], []))
         # One pre-hook and one forward hook per module, running its callbacks in the order
         # they were added: each hook costs a dispatch and a compiler.disable frame, which
         # showed as a few percent of a small model's step.
         for module, pres, posts in self._pending_hooks.values():
-            if pres:
-                self._handles.append(module.register_forward_pre_hook(_eager(_chain(pres))))
-            if posts:
-                self._handles.append(
-                    module.register_forward_hook(_eager(_chain(posts)), always_call=True)
-                )
+            self._handles.append(
+                module.register_forward_pre_hook(_eager(_chain([self._enter, *pres])))
+            )
+            post = _eager(_chain([*posts, self._leave]))
+            self._handles.append(module.register_forward_hook(post, always_call=True))
         self._pending_hooks.clear()
         self.attached = True
         return self
@@ -309,6 +318,7 @@ class Monitor:
             handle.remove()
         self._handles.clear()
         self._stop_watching()
+        self._depth = 0
         self.attached = False
         if self.log_to is not None and self._passes > self._logged_at:
             self._logged_at = self._passes
@@ -493,6 +503,16 @@ class Monitor:
                 self._module_stack.pop()
 
         self._hook(module, enter, leave)
+
+    def _enter(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if not self._depth:
+            self._on_root_start(module, args)
+        self._depth += 1
+
+    def _leave(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self._on_root_end(module, args, output)
 
     def _on_root_start(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         if self.log_to is not None and self._passes - self._logged_at >= self.log_every:
