@@ -98,8 +98,16 @@ def test_step_suites_check_equal_losses_and_time_both(suite):
 def test_monitor_suite_times_four_models_and_the_cost_over_every():
     result = run_suite("monitor", quick=True)
     cases = [row.case for row in result.rows]
-    # The small MLP at none, defaults, every=1, 4, 64; three more at none, defaults, every=1.
-    assert len(cases) == 14 and len({case.split(",")[0] for case in cases}) == 4
+    # The small MLP at none, defaults, every=1, 4, 64; three more at none, defaults, every=1;
+    # then the small MLP compiled and in a Lightning fit, each side in its own process.
+    assert len(cases) == 16 and len({case.split(",")[0] for case in cases}) == 4
+    compiled, fit = result.rows[14:]
+    assert "compiled, Monitor defaults" in compiled.case and compiled.baseline == "compiled without"
+    assert "Lightning fit, LeakyMonitor defaults" in fit.case
+    assert fit.baseline == "Lightning fit without"
+    assert all(
+        row.checked == "equal loss" and len(row.comparison.ratios) == 7 for row in (compiled, fit)
+    )
     assert [row.candidate for row in result.rows[:5]] == [
         "no Monitor",
         "with Monitor (defaults)",
@@ -197,3 +205,14 @@ def test_the_benchmark_doc_tables_are_the_committed_runs():
     assert len(found) == 4 and any(c.endswith(" monitor") for c in commands), commands
     for command, shown, printed in found:
         assert shown == printed, f"the block after `{command}` is not what it prints"
+
+
+def test_a_timed_process_that_fails_is_named_with_its_last_lines():
+    from leaky.bench.paced import Variant, WorkerError, compare_processes
+
+    missing = Variant("leaky.bench.monitor_variants:no_such_loop")
+    with pytest.raises(WorkerError, match="no_such_loop") as error:
+        compare_processes(missing, missing, pairs=1)
+    assert "AttributeError" in str(error.value)
+    with pytest.raises(ValueError, match="at least 2 steps per turn"):
+        compare_processes(missing, missing, steps_per_turn=1)

@@ -13,20 +13,30 @@ apart for as long as they live (where their memory landed), which timing one cop
 another would have counted as the monitor's. The first, a small MLP (8 x [Linear(512, 512) +
 ReLU], batch 256, about 24 ms a step on 2 cores), shows the fixed cost per hook that the
 others' longer steps hide; it is also timed at ``every`` = 4 and 64 (the cost as a curve over
-``every``). Compiled models are not timed here: two compiled copies of one network in one
-process share Dynamo's cache, and a Monitor's hooks on one of them change what the other
-runs, so that pair would need a process each.
+``every``).
+
+The small MLP is also timed compiled (``torch.compile``, the Monitor attached before it,
+``none`` / defaults / every = 1, 4, 64) and in a Lightning fit with and without the
+``LeakyMonitor`` callback. Those pairs run each side in a process of its own
+(:mod:`leaky.bench.paced`): two compiled copies of one network in one process share
+Dynamo's cache, and a Monitor's hooks on one of them change what the other runs; a fit owns
+its loop. Such a row compares two processes, not one model attached and detached, so its
+``none`` control (the same variant in both processes) is its floor.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from leaky.bench.kernels import ResultMismatchError
+from leaky.bench.monitor_variants import small_mlp
+from leaky.bench.paced import Variant, compare_processes
 from leaky.bench.result import BenchRow, SuiteResult
 from leaky.bench.timing import compare
 from leaky.bench.training_step import checked_steps
@@ -48,16 +58,8 @@ def _mlp(quick: bool) -> tuple[str, Bench]:
 
 
 def _small_mlp(quick: bool) -> tuple[str, Bench]:
-    # About 24 ms a step on 2 cores: the fixed cost per hook, which the larger networks'
-    # 100-300 ms steps hide, shows here.
-    depth, width, batch = (4, 128, 64) if quick else (8, 512, 256)
-    torch.manual_seed(0)
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        layers += [nn.Linear(width, width), nn.ReLU()]
-    model = nn.Sequential(*layers, nn.Linear(width, 10))
-    case = f"small MLP {depth}x{width} ReLU step, batch {batch}"
-    return case, (model, torch.randn(batch, width), None)
+    case, model, x, _ = small_mlp(quick)
+    return case, (model, x, None)
 
 
 def _resnet18(quick: bool) -> tuple[str, Bench]:
@@ -125,12 +127,20 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
                     "equal loss",
                 )
             )
+    if device == "cpu":
+        result.rows += _process_rows(quick, pairs)
     result.notes.append("speed-up < 1 is the monitor's cost: 0.97x means a 3% longer step")
     result.notes.append(
         "each row steps one model with its Monitor attached and detached in turn (attach and "
         "detach untimed): the same weights in the same memory on both sides. Monitor none: "
         "the model without a Monitor on both sides, how far from 1.00x two identical steps "
         "read on this machine"
+    )
+    result.notes.append(
+        "compiled and Lightning rows: each side in a process of its own, stepping in turns of "
+        "3 steps, the first of a turn left out (it pays for the other process's use of the "
+        "caches); none: the same variant in both processes. Lightning: no logger, progress "
+        "bar or checkpointing on either side; the callback computes its report every 50 steps"
     )
     result.notes.append(
         f"defaults: counts every batch; moments, histogram and gradient norms every "
@@ -144,6 +154,48 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
     )
     result.notes += shares
     return result
+
+
+def _process_rows(quick: bool, pairs: int) -> list[BenchRow]:
+    # Compiled (Monitor attached before torch.compile) and Lightning fits of the small MLP,
+    # each side in its own process. The quick preset times only the defaults.
+    case = small_mlp(quick)[0]
+    compiled = "leaky.bench.monitor_variants:compiled_steps"
+    settings = [("none", None), ("defaults", {}), ("every=1", {"every": 1})]
+    settings += [("every=4", {"every": 4}), ("every=64", {"every": 64})]
+    cases = [
+        (f"{case}, compiled, Monitor {label}", compiled, "monitor", options, "compiled")
+        for label, options in (settings[1:2] if quick else settings)
+    ]
+    try:
+        import lightning  # noqa: F401
+
+        fit = "leaky.bench.monitor_variants:lightning_steps"
+        for label, options in [("none", None), ("defaults", {})][quick:]:
+            name = f"{case}, Lightning fit, LeakyMonitor {label}"
+            cases.append((name, fit, "callback", options, "Lightning fit"))
+    except ImportError:  # the extra is not installed: no Lightning rows
+        pass
+    rows = []
+    for name, function, key, options, what in cases:
+        with_it = Variant(function, {"quick": quick, key: options})
+        without = Variant(function, {"quick": quick, key: None})
+        comparison, note, baseline_note = compare_processes(with_it, without, pairs=pairs)
+        seen, base = _fields(note), _fields(baseline_note)
+        if not math.isclose(seen["loss"], base["loss"], rel_tol=1e-5):
+            raise ResultMismatchError(f"{name}: first losses differ ({note}; {baseline_note})")
+        if options is not None and not seen.get("passes"):
+            raise ResultMismatchError(f"{name}: the Monitor saw no forward pass ({note})")
+        label = "no Monitor" if options is None else f"with Monitor ({name.split()[-1]})"
+        rows.append(
+            BenchRow(name, label, f"{what} without", "allocating", comparison, "equal loss")
+        )
+    return rows
+
+
+def _fields(note: str) -> dict[str, float]:
+    # "loss=2.31 passes=100" -> {"loss": 2.31, "passes": 100.0}
+    return {key: float(value) for key, _, value in (f.partition("=") for f in note.split())}
 
 
 class _HookShare:

@@ -32,7 +32,7 @@ import torch
 
 from leaky.bench.timing import Comparison
 
-__all__ = ["Pace", "Variant", "compare_processes"]
+__all__ = ["Pace", "Variant", "WorkerError", "compare_processes"]
 
 
 @dataclass(frozen=True)
