@@ -68,6 +68,42 @@ def test_a_part_called_without_its_parent_is_a_forward_pass_of_its_own():
     assert report.sites[0].summary.samples == 5 * 32
 
 
+@pytest.mark.parametrize("tau", [0.0, 0.1, 0.5])
+def test_tau_dormant_units_match_a_hand_computation(tau):
+    # Known outputs: a Leaky ReLU site fed fixed pre-activations, two batches.
+    batches = [
+        torch.tensor([[0.0, 1.0, -2.0, 0.01, 4.0], [0.0, 3.0, -2.0, -0.03, 4.0]]),
+        torch.tensor([[0.0, 2.0, -6.0, 0.02, 4.0], [0.0, 2.0, 2.0, 0.0, 4.0]]),
+    ]
+    model = nn.Sequential(nn.Identity(), nn.LeakyReLU(0.5))
+    with Monitor(model, every=1, dormant_tau=tau) as monitor:
+        for x in batches:
+            model(x)
+    summary = monitor.report().sites[0].summary
+    outputs = torch.cat([torch.nn.functional.leaky_relu(x, 0.5) for x in batches]).double()
+    mean_abs = outputs.abs().mean(0)  # per unit: 0, 2, 1.5, 0.0075, 4
+    score = mean_abs / mean_abs.mean()
+    expected = [i for i in range(5) if score[i] <= tau]
+    assert summary.dormant_units == expected
+    assert summary.dormant_fraction == len(expected) / 5
+    assert summary.dead is None  # a slope of 0.5 cannot die, yet units can be dormant
+    assert expected == {0.0: [0], 0.1: [0, 3], 0.5: [0, 3]}[tau]
+    assert monitor.report().dormant_units == ({"1": expected} if expected else {})
+
+
+def test_a_bad_dormant_tau_is_refused_when_the_monitor_is_made():
+    with pytest.raises(ValueError, match="dormant_tau in \\[0, 1\\)"):
+        Monitor(nn.ReLU(), dormant_tau=1.5)
+
+
+def test_dormant_scores_are_read_on_the_moment_batches_only():
+    model = nn.Sequential(nn.Identity(), nn.ReLU())
+    with Monitor(model, every=2) as monitor:
+        model(torch.tensor([[1.0, 1.0]]))  # read
+        model(torch.tensor([[0.0, 100.0]]))  # not read: unit 0 still scores 1
+    assert monitor.report().sites[0].summary.dormant_units == []
+
+
 def test_after_converting_to_leaky_relu_no_unit_is_dead():
     model = _model_with_dead_units()
     convert(model, "leaky_relu", negative_slope=0.01)

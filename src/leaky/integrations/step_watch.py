@@ -5,8 +5,11 @@ complete (all its micro-batches accumulated) and before they are clipped, and
 :meth:`StepWatch.after_optimizer_step` once the optimizer has stepped. Every
 ``log_every`` optimizer steps the second returns compact scalars, one name each:
 
-- per activation site: ``{prefix}/{site}/dead_fraction``, ``never_active_fraction``,
-  ``saturated_fraction`` (over the forward passes since the last point);
+- per activation site: ``{prefix}/{site}/dead_fraction`` (local gradient 0 for every
+  sample), ``never_active_fraction`` (output <= 0 for every sample),
+  ``dormant_fraction`` (ReDo's τ-dormant units, τ = the Monitor's ``dormant_tau``) and
+  ``saturated_fraction``, over the forward passes since the last point (definitions in
+  :mod:`leaky.diagnosis.monitor.site_stats`);
 - per layer: ``{prefix}/{layer}/grad_norm`` (the gradient's norm before any clipping) and
   ``{prefix}/{layer}/update_ratio`` (how far the step moved the weight, over its norm);
 - ``{prefix}/gradient_ratio`` (first over last layer's gradient norm).
@@ -196,6 +199,7 @@ class StepWatch:
             values = {
                 "dead_fraction": summary.dead_fraction,
                 "never_active_fraction": summary.never_active_fraction,
+                "dormant_fraction": summary.dormant_fraction,
                 "saturated_fraction": summary.saturated_fraction,
             }
             metrics.update({f"{tag}/{k}": float(v) for k, v in values.items() if v is not None})

@@ -159,6 +159,9 @@ class Monitor:
             ``monitor.sites[name].active``; over ``samples`` it is the unit's firing rate),
             a comparison and a sum per batch. Dead and never-active units need no count.
             Default: False
+        dormant_tau: a unit is τ-dormant (ReDo, Sokar et al. 2023) when its mean |output|
+            is at most this share of its site's mean (see
+            :mod:`leaky.diagnosis.monitor.site_stats`). Default: 0.025
 
     Examples:
         >>> from torch import nn
@@ -187,6 +190,7 @@ class Monitor:
         log_to: Any = None,
         log_every: int = 100,
         count_active: bool = False,
+        dormant_tau: float = 0.025,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
@@ -206,6 +210,11 @@ class Monitor:
             )
         if unit_dim is not None and (isinstance(unit_dim, bool) or not isinstance(unit_dim, int)):
             raise TypeError(f"Expected unit_dim to be an integer or None, but got {unit_dim!r}")
+        if not 0 <= dormant_tau < 1:
+            raise ValueError(
+                f"Expected dormant_tau in [0, 1) (a unit's mean |output| over its site's mean), "
+                f"but got {dormant_tau}"
+            )
         self.model = model
         self.functional = functional
         self.gradients = gradients
@@ -219,6 +228,7 @@ class Monitor:
             "every": every,
             "scratch": Scratch(),  # one buffer for every site's counts
             "count_active": count_active,
+            "dormant_tau": dormant_tau,
         }
         self._read_gradients = True  # whether this batch's backward reads gradient norms
         self._weights_placed = False  # every layer's weight has been seen in forward

@@ -267,6 +267,13 @@ class MonitorReport:
         """Site name -> indices of its dead units (sites with none are left out)."""
         return {row.name: row.summary.dead_units for row in self.sites if row.summary.dead_units}
 
+    @property
+    def dormant_units(self) -> dict[str, list[int]]:
+        """Site name -> indices of its τ-dormant units (sites with none are left out)."""
+        return {
+            row.name: row.summary.dormant_units for row in self.sites if row.summary.dormant_units
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON-ready values (NaN and infinities become None)."""
         return _finite_or_none(
@@ -280,6 +287,7 @@ class MonitorReport:
                         **asdict(row.summary),
                         "never_active_fraction": row.summary.never_active_fraction,
                         "dead_fraction": row.summary.dead_fraction,
+                        "dormant_fraction": row.summary.dormant_fraction,
                     }
                     for row in self.sites
                 ],
@@ -311,7 +319,8 @@ class MonitorReport:
                 "torch._dynamo.reset() first if another model of the same structure was "
                 "compiled in this process (Dynamo may run that graph, without the hooks)."
             )
-        header = ["site", "kind", "units", "unit dim", "never active", "dead", "saturated"]
+        header = ["site", "kind", "units", "unit dim", "never active", "dead", "dormant"]
+        header += ["saturated"]
         header += ["mean", "std", "|dL/dy|"]
         body = []
         cannot_die = False
@@ -330,6 +339,7 @@ class MonitorReport:
                     "-" if s.unit_dim is None else f"{s.unit_dim} ({s.unit_dim_from})",
                     f"{s.never_active} ({_share(s.never_active_fraction)})",
                     dead,
+                    f"{len(s.dormant_units)} ({_share(s.dormant_fraction)})",
                     _share(s.saturated_fraction, 1),
                     _fmt(s.mean),
                     _fmt(s.std),
@@ -337,6 +347,13 @@ class MonitorReport:
                 ]
             )
         lines = [f"Activation sites ({self.batches} batches)", *_table(header, body)]
+        if self.sites:
+            tau = self.sites[0].summary.dormant_tau
+            lines.append(
+                "never active: output <= 0 for every sample; dead: local gradient 0 for every "
+                f"sample; dormant: mean |output| at most {tau:g} of the site's mean (ReDo's "
+                "τ-dormant)."
+            )
         if cannot_die:
             lines.append(
                 "can't die: a non-zero slope below zero passes gradient, so these units can be "

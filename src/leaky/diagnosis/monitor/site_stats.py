@@ -14,12 +14,28 @@ sigmoid outputs below 0.05 or above 0.95 (|x| > 2.94, where sigmoid' is below a 
 its maximum 1/4), tanh outputs beyond +-0.9. This is what Glorot and Bengio (2010) saw in
 sigmoid networks: top-layer outputs pushed to 0, where almost no gradient passes. Every
 output is counted, per unit, as an exact integer.
+
+Definitions of a unit that stopped contributing, each in :class:`SiteSummary`:
+
+- *never active*: its output was <= 0 for every sample of the window;
+- *dead*: its local gradient was 0 for every sample (a ReLU unit never active is dead; a
+  Leaky ReLU, or a PReLU with a non-zero slope, always passes gradient and cannot die: it
+  can sit on its negative side and learn only through its slope, which *never active*
+  and *dormant* still show);
+- *τ-dormant* (Sokar et al. 2023, "The Dormant Neuron Phenomenon in Deep Reinforcement
+  Learning", ReDo): a unit's score is its mean |output| divided by the mean of that over
+  its site's units, and the unit is dormant when the score is at most τ (``dormant_tau``).
+  τ = 0 counts only units whose output is exactly 0 throughout (for ReLU, the never-active
+  ones); a small positive τ also counts units that fire rarely or weakly next to their
+  layer (the paper's experiments use τ = 0.025 and 0.1). Scale-free: multiplying a layer's
+  outputs by a constant changes no score. Read, like the moments, on every ``every``-th
+  batch.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,6 +48,7 @@ from leaky.diagnosis.monitor.reductions import (
     has_nonfinite,
     histogram_counts,
     peak_per_unit,
+    reduce_per_unit,
     squared_norm,
     squared_norm_and_nonfinite,
 )
@@ -42,6 +59,7 @@ __all__ = ["SiteStatistics", "SiteSummary", "check_every"]
 # Batches whose (min, max) and per-unit peaks wait before being folded into the states, and
 # at most this many pending peak values.
 _FOLD_EXTREMES = 64
+_NEVER_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "hardsigmoid"})
 _FOLD_PEAK_VALUES = 1 << 20
 
 
@@ -64,6 +82,8 @@ class SiteSummary:
     output_grad_norm: float | None  # RMS over backward passes of ||dL/dy||
     never_active_units: list[int]
     dead_units: list[int]
+    dormant_units: list[int] = field(default_factory=list)  # τ-dormant (see the module doc)
+    dormant_tau: float = 0.025
     saturated_units: int | None = None  # units with over half their outputs near a bound
     nonfinite_batches: int = 0  # forward calls whose outputs held NaN or inf
     grad_nonfinite_passes: int = 0  # backward passes whose dL/dy held NaN or inf
@@ -79,6 +99,11 @@ class SiteSummary:
     def dead_fraction(self) -> float | None:
         """Fraction of dead units (None when this activation cannot die)."""
         return None if self.dead is None else (self.dead / self.units if self.units else 0.0)
+
+    @property
+    def dormant_fraction(self) -> float:
+        """Fraction of τ-dormant units (ReDo's score, at most ``dormant_tau``)."""
+        return len(self.dormant_units) / self.units if self.units else 0.0
 
 
 def check_every(every: int) -> int:
@@ -123,6 +148,8 @@ class SiteStatistics(Metric):
         count_active: also count, per unit, the outputs above 0 (state ``active``: the
             unit's firing rate is ``active / samples``): a comparison and a sum per call. Whether
             a unit fired at all needs no count. Default: False
+        dormant_tau: τ of the τ-dormant definition (see the module's docstring).
+            Default: 0.025
 
     Examples:
         >>> stats = SiteStatistics("relu")
@@ -147,8 +174,15 @@ class SiteStatistics(Metric):
         every: int = 1,
         scratch: Scratch | None = None,
         count_active: bool = False,
+        dormant_tau: float = 0.025,
     ) -> None:
         super().__init__()
+        if not 0 <= dormant_tau < 1:
+            raise ValueError(
+                f"Expected dormant_tau in [0, 1) (a unit's mean |output| over its layer's "
+                f"mean), but got {dormant_tau}"
+            )
+        self.dormant_tau = dormant_tau
         self.scratch = scratch
         self.count_active = count_active
         self.hist_max_elements = hist_max_elements
@@ -200,6 +234,8 @@ class SiteStatistics(Metric):
         zeros = torch.zeros(units, dtype=torch.int64, device=device)
         for name in ("active",) * self.count_active + ("nonzero_grad", "saturated"):
             self.add_state(name, zeros, "sum")
+        # Each unit's sum of |output| over the batches that read the moments: ReDo's score.
+        self.add_state("abs_total", torch.zeros(units, dtype=torch.float64, device=device), "sum")
 
     def reset(self) -> None:
         """Start a new window (the next call reads the moments again)."""
@@ -304,16 +340,20 @@ class SiteStatistics(Metric):
         read = self._calls % self.every == 0
         self._calls += 1
         if read:
-            self._read_moments(y)
+            self._read_moments(y, dims)
         return read
 
-    def _read_moments(self, y: torch.Tensor) -> None:
+    def _read_moments(self, y: torch.Tensor, dims: list[int]) -> None:
         # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
         # into float64 states; no float64 copy of the activations is ever made.
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
         self.elements += y.numel()
         self.total.add_(y.sum(dtype=acc))
         self.total_sq.add_(squared_norm(y))
+        if y.numel():
+            # Outputs of an activation that is never negative are their own magnitude.
+            magnitude = y if self.spec.name in _NEVER_NEGATIVE else y.abs()
+            self.abs_total.add_(reduce_per_unit("sum", magnitude, dims).reshape(-1))
         if self.bins:
             self.histogram.add_(
                 histogram_counts(
@@ -360,8 +400,9 @@ class SiteStatistics(Metric):
             if self.kind == "relu":
                 passing = passing + fired
             dead = torch.nonzero(passing == 0).flatten().tolist()
+            dormant = _dormant(s["abs_total"], self.dormant_tau) if elements else []
         else:  # no samples in the window: nothing can be said about any unit
-            never, dead = [], []
+            never, dead, dormant = [], [], []
         saturated, saturated_units = None, None
         if self.tracks_saturation and units and samples:
             saturated = float(s["saturated"].double().mean()) / samples
@@ -383,9 +424,27 @@ class SiteStatistics(Metric):
             output_grad_norm=math.sqrt(float(s["grad_sq"]) / passes) if passes else None,
             never_active_units=never,
             dead_units=dead if self.can_die else [],
+            dormant_units=dormant,
+            dormant_tau=self.dormant_tau,
             saturated_units=saturated_units,
             nonfinite_batches=int(s["nonfinite_batches"]),
             grad_nonfinite_passes=int(s["grad_nonfinite_passes"]),
             unit_dim=self.resolved_unit_dim,
             unit_dim_from=self.unit_dim_from,
         )
+
+
+def _dormant(abs_total: torch.Tensor, tau: float) -> list[int]:
+    """Units whose mean |output| is at most ``tau`` times their site's mean of it.
+
+    Every unit saw the same samples, so sums stand for means. A site whose outputs were
+    all 0 has every unit dormant.
+
+    Examples:
+        >>> _dormant(torch.tensor([0.0, 1.0, 2.0, 0.05], dtype=torch.float64), 0.1)
+        [0, 3]
+    """
+    layer_mean = float(abs_total.mean())
+    if layer_mean == 0:
+        return list(range(abs_total.numel()))
+    return torch.nonzero(abs_total / layer_mean <= tau).flatten().tolist()
