@@ -3,7 +3,8 @@
 Exact, memory-light activations (:mod:`leaky.functional`, :mod:`leaky.nn`), one table of
 facts about them (:mod:`leaky.spec`), a float64 reference (:mod:`leaky.reference`) and
 activation-aware initialisation (:mod:`leaky.init`), and diagnosis of dead units and
-gradient flow in any model (:mod:`leaky.monitor`, :mod:`leaky.convert`).
+gradient flow in any model (:mod:`leaky.monitor`, :mod:`leaky.convert`), and recycling of
+the units it finds dead or dormant (:mod:`leaky.repair`).
 
 The folders follow the layers, bottom to top: :mod:`leaky.system` and :mod:`leaky.messages`;
 the activation core (:mod:`leaky.core`) and its modules (:mod:`leaky.nn`); :mod:`leaky.data`;
@@ -27,7 +28,7 @@ import sys
 from leaky import nn
 from leaky.core import functional, init, reference, spec
 from leaky.core.spec import SPECS, get_spec
-from leaky.diagnosis import convert, export, fuse, monitor
+from leaky.diagnosis import convert, export, fuse, monitor, repair
 from leaky.nn import get_activation
 from leaky.system.version import __version__
 
@@ -44,6 +45,7 @@ _SHORT_PATHS = {
     "convert": convert,
     "fuse": fuse,
     "export": export,
+    "repair": repair,
 }
 for _short, _module in _SHORT_PATHS.items():
     sys.modules[f"{__name__}.{_short}"] = _module
@@ -64,5 +66,6 @@ __all__ = [
     "monitor",
     "nn",
     "reference",
+    "repair",
     "spec",
 ]

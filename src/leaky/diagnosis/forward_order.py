@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["LeafCall", "trace_leaf_calls"]
+__all__ = ["LeafCall", "run_untouched", "trace_leaf_calls"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,22 @@ def trace_leaf_calls(model: torch.nn.Module, example_input: Any) -> list[LeafCal
     leaves = {id(m): m for m in model.modules() if next(iter(m.children()), None) is None}
     handles = [m.register_forward_pre_hook(record) for m in leaves.values()]
     try:
-        with _untouched(model), torch.no_grad():
-            _call(model, example_input)
+        run_untouched(model, example_input)
     finally:
         for handle in handles:
             handle.remove()
     return calls
+
+
+def run_untouched(model: torch.nn.Module, example_input: Any) -> None:
+    """One forward pass without gradients that leaves no trace on the model.
+
+    BatchNorm's running statistics and the random number generators are put back
+    afterwards; the model stays in its own train / eval mode. A forward pass that fails
+    raises a ``ValueError`` that says the input is the problem.
+    """
+    with _untouched(model), torch.no_grad():
+        _call(model, example_input)
 
 
 def _call(model: torch.nn.Module, example_input: Any) -> None:
