@@ -47,11 +47,19 @@ def test_born_dead_relu_width_2_depth_10_and_leaky_never(tmp_path):
 
 
 def test_born_dead_probability_grows_with_depth_and_falls_with_width(tmp_path):
-    findings, _ = _findings("born-dead", tmp_path)
+    findings, _ = _findings("born-dead", tmp_path, inits="he,rai")
     cells = next(iter(findings.values())).numbers["cells"]
     p = {k: v["probability"] for k, v in cells.items()}
-    assert p["relu width=2 depth=10"] > p["relu width=2 depth=2"]
-    assert p["relu width=10 depth=10"] < p["relu width=2 depth=10"]
+    assert p["relu he width=2 depth=10"] > p["relu he width=2 depth=2"]
+    assert p["relu he width=10 depth=10"] < p["relu he width=2 depth=10"]
+    assert p["relu rai width=2 depth=10"] < p["relu he width=2 depth=10"]
+
+
+def test_rai_makes_narrow_deep_relu_networks_born_dead_less_often(tmp_path):
+    findings, _ = _findings("born-dead", tmp_path, inits="he,rai")
+    rai = findings["born-dead.rai_fewer"]
+    assert rai.verdict == "holds" and (rai.numbers["width"], rai.numbers["depth"]) == (2, 10)
+    assert rai.numbers["rai_ci95"][1] < rai.numbers["he_ci95"][0]
 
 
 def test_fused_memory_leaky_keeps_less_and_relu_cannot(tmp_path):
@@ -148,14 +156,17 @@ def test_run_prints_findings_and_resumes(tmp_path):
     ]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "4 runs done, 0 already" in first.output and "holds" in first.output
+    # 2 depths x 1 width x 2 activations x 2 inits (He normal, RAI)
+    assert "8 runs done, 0 already" in first.output and "holds" in first.output
     second = CliRunner().invoke(cli, args)
-    assert "0 runs done, 4 already" in second.output
+    assert "0 runs done, 8 already" in second.output
 
 
 def test_config_file(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text('depths = [2]\nwidths = [3]\ntrials = 1000\nactivations = ["relu"]\n')
+    config.write_text(
+        'depths = [2]\nwidths = [3]\ntrials = 1000\nactivations = ["relu"]\ninits = ["he"]\n'
+    )
     result = CliRunner().invoke(
         cli,
         ["run", "born-dead", "--config", str(config), "--quiet", "--store", str(tmp_path / "s.db")],
@@ -200,6 +211,41 @@ def test_dying_relu_dies_and_the_grid_is_reported(tmp_path):
     (row,) = cells.values()
     significant = row["p_value"] < 0.05 and row["difference"] > 0
     assert recovers.verdict == ("holds" if significant else "does not hold")
+
+
+def test_remedies_repair_relu_and_say_what_each_recovers_and_costs(tmp_path):
+    overrides = {"lrs": "0.01,0.3", "bias_shifts": "0,-1"}  # a healthy cell, and dying ones
+    config = resolve_config("remedies", preset="tiny", overrides=overrides)
+    with Store(tmp_path / "r.db") as store:
+        run_experiment("remedies", config, store, progress=False)
+        findings = summarize(plan("remedies", config), store)
+        runs = store.runs("remedies")
+    by_variant: dict = {}
+    for run in runs:
+        if (run.cell["lr"], run.cell["bias_shift"]) == (0.3, -1.0):
+            by_variant.setdefault(run.cell["activation"], []).append(run)
+    # The repairs ran: units recycled, networks converted when a dead unit showed.
+    redo = by_variant["relu_redo"]
+    recycled = [v for r in redo for _, n, v in r.metrics if n == "recycled_units"]
+    assert recycled and max(recycled) > 0
+    assert all(any(n == "converted" for _, n, _ in r.metrics) for r in by_variant["relu_to_leaky"])
+    dead = {
+        name: sum(r.results["final_dead_fraction"] for r in rs) / len(rs)
+        for name, rs in by_variant.items()
+    }
+    assert dead["relu"] >= 0.1  # ReLU dies in this cell...
+    assert dead["relu_to_leaky"] == 0.0  # ...a converted network cannot have dead units...
+    assert dead["relu_redo"] < dead["relu"]  # ...and recycling revives them
+    keys = sorted({(f.key, f.numbers["activation"]) for f in findings})
+    assert keys == [
+        ("remedies.costs_nothing", "relu_redo"),
+        ("remedies.costs_nothing", "relu_to_leaky"),
+        ("remedies.recovers", "relu_redo"),
+        ("remedies.recovers", "relu_to_leaky"),
+    ]
+    for finding in findings:
+        assert finding.verdict in VERDICTS
+        assert finding.detail("ja") and finding.claim("en")
 
 
 def test_accuracy_gives_a_paired_verdict_per_task(tmp_path):

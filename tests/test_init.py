@@ -121,3 +121,41 @@ def test_init_layer_rejects_layers_without_weight_matrix():
 def test_fan_of_a_vector_is_an_error():
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         init.fan(torch.empty(5))
+
+
+def test_rai_replaces_one_entry_per_unit_by_a_beta_2_1_draw():
+    # The construction of Lu et al. (2019): V = [w, b] from N(0, sigma^2 / fan_in), then
+    # one entry per unit, uniformly placed, replaced by a Beta(2, 1) draw.
+    fan_out, fan_in, seed = 20000, 3, 0
+    v = init.rai_parameters(fan_out, fan_in, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)  # the same draws, in the documented order
+    normal = torch.randn(fan_out, fan_in + 1, generator=g) * (init.RAI_SIGMA / math.sqrt(fan_in))
+    chosen = torch.randint(fan_in + 1, (fan_out, 1), generator=g)
+    replaced = v.gather(1, chosen).flatten()
+    kept = torch.ones_like(v, dtype=torch.bool).scatter_(1, chosen, False)
+    assert torch.equal(v[kept], normal[kept])  # every other entry is the normal draw
+    assert int((v != normal).sum(dim=1).max()) == 1  # one entry per unit differs
+    # The replaced entries: Beta(2, 1), CDF x^2 on (0, 1]; Kolmogorov-Smirnov distance.
+    ordered = replaced.double().sort().values
+    ecdf = torch.arange(1, fan_out + 1, dtype=torch.float64) / fan_out
+    assert bool((ordered > 0).all() and (ordered <= 1).all())
+    assert float((ecdf - ordered**2).abs().max()) < 1.63 / math.sqrt(fan_out)  # 1% level
+    # Uniform over the fan_in + 1 places (weights and the bias).
+    counts = torch.bincount(chosen.flatten(), minlength=fan_in + 1).double()
+    chi2 = float(((counts - fan_out / (fan_in + 1)) ** 2 / (fan_out / (fan_in + 1))).sum())
+    assert chi2 < 11.34  # chi-square, 3 degrees of freedom, 1% level
+    # The symmetric part's variance, sigma^2 / fan_in.
+    assert float(normal[kept].var()) == pytest.approx(init.RAI_SIGMA**2 / fan_in, rel=0.03)
+
+
+def test_rai_fills_a_conv_layer_per_output_channel_and_refuses_other_modules():
+    conv = init.rai_(torch.nn.Conv2d(2, 4, 3), generator=torch.Generator().manual_seed(1))
+    params = torch.cat([conv.weight.detach().flatten(1), conv.bias.detach()[:, None]], dim=1)
+    assert params.shape == (4, 2 * 9 + 1)
+    assert bool((params > 0).any(dim=1).all())  # each channel has its positive entry
+    no_bias = init.rai_(torch.nn.Linear(5, 3, bias=False))
+    assert no_bias.weight.shape == (3, 5)
+    with pytest.raises(TypeError, match="Expected a layer with a weight"):
+        init.rai_(torch.nn.ReLU())
+    with pytest.raises(ValueError, match="fan_out and fan_in >= 1"):
+        init.rai_parameters(0, 3)

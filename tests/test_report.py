@@ -236,7 +236,7 @@ def test_partial_sweeps_say_how_much_is_missing(tmp_path):
     store = _synthetic_store(
         tmp_path / "p.db",
         "born-dead",
-        {"depths": "2,10", "widths": "2", "trials": 100},
+        {"depths": "2,10", "widths": "2", "trials": 100, "inits": "he"},
         lambda spec: {
             "born_dead": 50,
             "trials": 100,
@@ -327,7 +327,7 @@ def test_the_latest_sweep_is_reported_and_the_others_are_counted(tmp_path):
     def result(spec):
         return {"born_dead": 10, "trials": 100, "probability": 0.1, "ci_low": 0.05, "ci_high": 0.2}
 
-    overrides = {"depths": "2", "widths": "2", "activations": "relu"}
+    overrides = {"depths": "2", "widths": "2", "activations": "relu", "inits": "he"}
     _synthetic_store(tmp_path / "s.db", "born-dead", {**overrides, "trials": 100}, result)
     _synthetic_store(
         tmp_path / "s.db", "born-dead", {**overrides, "trials": 200, "seeds": 2}, result

@@ -56,7 +56,7 @@ def test_a_huge_plan_is_refused_before_it_is_built(tmp_path, monkeypatch):
         cli, ["run", "born-dead", "--set", "seeds=1000000", "--quiet", "--store", str(store)]
     )
     assert result.exit_code != 0 and "Traceback" not in result.output, result.output
-    assert "born-dead with seeds=1000000 plans 70,000,000" in result.output
+    assert "born-dead with seeds=1000000 plans 140,000,000" in result.output
     assert f"at most {MAX_RUNS_PER_SWEEP:,} runs" in result.output
     assert "lower seeds" in result.output
     assert not store.exists()

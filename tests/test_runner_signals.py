@@ -26,6 +26,8 @@ SWEEP = [
     "--set",
     "widths=2,3",
     "--set",
+    "inits=he",
+    "--set",
     "trials=3000",
     "--set",
     "grid_points=201",

@@ -335,9 +335,11 @@ def test_leaky_run_and_report_refuse_an_empty_file_and_run_creates_a_new_store(t
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
     args = {
-        "run": ["run", "born-dead", "--set", "depths=2", "--set", "widths=2", "--quiet"],
+        "run": ["run", "born-dead", *("--set", "depths=2", "--set", "widths=2"), "--quiet"],
         "report": ["report", "--out", str(tmp_path / "out")],
     }[command]
+    if command == "run":
+        args += ["--set", "inits=he"]
     result = CliRunner().invoke(cli, [*args, "--store", str(empty)])
     assert result.exit_code == 2, result.output
     assert "is empty, not a leaky results store" in result.output and str(empty) in result.output

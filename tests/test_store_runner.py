@@ -128,6 +128,8 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
         "trials=1000",
         "--set",
         "grid_points=201",
+        "--set",
+        "inits=he",
         "--quiet",
     ]
     command = [sys.executable, "-m", "leaky", "run", "born-dead", *args]
@@ -309,6 +311,7 @@ def test_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
     from leaky.app.cli import cli
 
     args = ["run", "born-dead", "--set", "depths=2", "--set", "widths=2", "--set", "trials=100"]
+    args += ["--set", "inits=he"]
     result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "s.db")])
     assert result.exit_code == 0, result.output
     assert "born-dead: 2 runs to do, 0 already stored" in result.output
@@ -335,7 +338,7 @@ def test_leaky_run_computes_damaged_runs_again_and_replaces_them(tmp_path):
     from leaky.app.cli import cli
 
     path = tmp_path / "s.db"
-    args = ["run", "born-dead", "--set", "depths=2,3", "--set", "widths=2"]
+    args = ["run", "born-dead", "--set", "depths=2,3", "--set", "widths=2", "--set", "inits=he"]
     args += ["--set", "trials=20", "--store", str(path), "--quiet"]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0 and "4 runs done, 0 already" in first.output, first.output

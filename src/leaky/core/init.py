@@ -24,7 +24,22 @@ import torch
 
 from leaky.core.spec import get_spec
 
-__all__ = ["calculate_gain", "fan", "init_layer_", "kaiming_normal_", "kaiming_uniform_"]
+__all__ = [
+    "RAI_SIGMA",
+    "calculate_gain",
+    "fan",
+    "init_layer_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "rai_",
+    "rai_parameters",
+]
+
+# Randomized asymmetric initialisation (Lu, Shin, Su and Karniadakis 2019): the standard
+# deviation, times 1 / sqrt(fan_in), of the symmetric part, with P = Beta(2, 1) for the
+# positive entry: the setting the paper recommends for ReLU (these constants as its public
+# reimplementations use them; see rai_parameters).
+RAI_SIGMA = 0.6007
 
 _LINEAR_NAMES = ("linear", "identity")
 
@@ -175,4 +190,83 @@ def init_layer_(
     if isinstance(bias, torch.Tensor):
         with torch.no_grad():
             bias.zero_()
+    return layer
+
+
+def rai_parameters(
+    fan_out: int,
+    fan_in: int,
+    *,
+    batch: tuple[int, ...] = (),
+    bias: bool = True,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Randomized asymmetric initialisation (RAI) of ``fan_out`` units' incoming parameters.
+
+    Lu, Shin, Su and Karniadakis (2019, "Dying ReLU and Initialization: Theory and
+    Numerical Examples") draw, for each unit, the vector ``V = [w, b]`` of its incoming
+    weights and its bias as follows: every entry from the symmetric ``N(0, sigma^2 /
+    fan_in)``, then one entry, chosen uniformly among the ``fan_in + 1``, replaced by a
+    draw from the asymmetric ``P = Beta(2, 1)`` on (0, 1]. The one positive entry makes a
+    unit unlikely to be negative on the whole input domain, which is how symmetric
+    initialisations make deep narrow ReLU networks "born dead"; ``sigma`` = 0.6007
+    (:data:`RAI_SIGMA`) with ``Beta(2, 1)`` is the paper's recommended setting from its
+    second-moment analysis (read here from public reimplementations of the paper). Beta(2,
+    1) has CDF ``x^2``, so it is drawn as ``sqrt(U)`` with ``U`` uniform.
+
+    Args:
+        fan_out: units.
+        fan_in: inputs per unit.
+        batch: leading dimensions (many networks at once, as the born-dead experiment draws).
+        bias: whether the units have a bias; without one, the positive entry is one of
+            the weights. Default: ``True``
+        generator: random source. Default: ``None``
+        dtype: of the result. Default: ``torch.float32``
+
+    Returns:
+        ``(*batch, fan_out, fan_in + bias)``: each unit's weights, then its bias.
+
+    Examples:
+        >>> v = rai_parameters(1000, 4, generator=torch.Generator().manual_seed(0))
+        >>> v.shape, int((v > 0).sum(dim=1).min()) >= 1
+        (torch.Size([1000, 5]), True)
+    """
+    if fan_out < 1 or fan_in < 1:
+        raise ValueError(f"Expected fan_out and fan_in >= 1, but got {fan_out} and {fan_in}")
+    width = fan_in + int(bias)
+    shape = (*batch, fan_out, width)
+    v = torch.randn(shape, generator=generator, dtype=dtype) * (RAI_SIGMA / math.sqrt(fan_in))
+    chosen = torch.randint(width, (*batch, fan_out, 1), generator=generator)
+    positive = torch.rand((*batch, fan_out, 1), generator=generator, dtype=dtype).sqrt()
+    return v.scatter_(-1, chosen, positive)
+
+
+def rai_(layer: torch.nn.Module, *, generator: torch.Generator | None = None) -> torch.nn.Module:
+    """Initialise a Linear or Conv layer with RAI (:func:`rai_parameters`), in place.
+
+    A unit is a row of a Linear's weight or an output channel of a convolution (its
+    ``in_channels / groups x kernel`` weights and its bias).
+
+    Examples:
+        >>> layer = rai_(torch.nn.Linear(3, 2), generator=torch.Generator().manual_seed(0))
+        >>> layer.weight.shape, layer.bias.shape
+        (torch.Size([2, 3]), torch.Size([2]))
+    """
+    weight = getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        raise TypeError(
+            f"Expected a layer with a weight of 2 or more dimensions (Linear, Conv), "
+            f"but got {type(layer).__name__}"
+        )
+    bias = getattr(layer, "bias", None)
+    has_bias = isinstance(bias, torch.Tensor)
+    fan_out, fan_in = weight.shape[0], weight[0].numel()
+    v = rai_parameters(fan_out, fan_in, bias=has_bias, generator=generator, dtype=weight.dtype).to(
+        weight.device
+    )
+    with torch.no_grad():
+        weight.copy_(v[:, :fan_in].reshape(weight.shape))
+        if has_bias:
+            bias.copy_(v[:, fan_in])
     return layer

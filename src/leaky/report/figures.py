@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from leaky.core.spec import get_spec
 from leaky.data import is_file_task, parse_task_spec
 from leaky.lab.experiments.base import wilson_interval
+from leaky.lab.experiments.born_dead import pooled_counts
 from leaky.lab.experiments.fused_memory import VARIANTS
 from leaky.lab.experiments.stats import mean_ci
 from leaky.messages import Messages
@@ -191,30 +192,38 @@ def _shade(color: str, amount: float) -> tuple[float, float, float]:
 
 
 def born_dead_figure(sweep: StoredSweep, messages: Messages) -> Figure:
-    """P(born dead) against depth, one line per width, 95% Wilson bands."""
+    """P(born dead) against depth, one line per width (He normal solid, RAI dashed), 95% bands."""
+    by_init = pooled_counts(sweep.runs)
     pooled: dict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0, 0])
-    for run in sweep.runs:
-        key = (run.cell["activation"], run.cell["width"], run.cell["depth"])
-        pooled[key][0] += run.results["born_dead"]
-        pooled[key][1] += run.results["trials"]
+    for (activation, _, width, depth), (dead, n) in by_init.items():
+        pooled[(activation, width, depth)][0] += dead
+        pooled[(activation, width, depth)][1] += n
     fig, axes = _grid(1, 1, 7.0, 4.2)
     ax = axes[0][0]
-    widths = sorted({w for a, w, _ in pooled if a == "relu"})
-    for i, width in enumerate(widths):
-        depths = sorted(d for a, w, d in pooled if a == "relu" and w == width)
-        counts = [pooled[("relu", width, d)] for d in depths]
-        p = [dead / n for dead, n in counts]
-        low, high = zip(*(wilson_interval(dead, n) for dead, n in counts), strict=True)
-        color = _shade(color_for("relu"), 0.6 * i / max(1, len(widths) - 1))
-        ax.fill_between(depths, low, high, color=color, alpha=0.25, linewidth=0)
-        ax.plot(
-            depths,
-            p,
-            color=color,
-            marker=_MARKERS[i % len(_MARKERS)],
-            linewidth=2,
-            label=messages("experiments.born-dead.legend_relu", width=width),
-        )
+    widths = sorted({w for a, _, w, _ in by_init if a == "relu"})
+    inits = sorted({i for a, i, _, _ in by_init if a == "relu"})  # "he", then "rai"
+    for init in inits:
+        for i, width in enumerate(widths):
+            depths = sorted(d for a, n, w, d in by_init if (a, n, w) == ("relu", init, width))
+            if not depths:
+                continue
+            counts = [by_init[("relu", init, width, d)] for d in depths]
+            p = [dead / n for dead, n in counts]
+            low, high = zip(*(wilson_interval(dead, n) for dead, n in counts), strict=True)
+            color = _shade(color_for("relu"), 0.6 * i / max(1, len(widths) - 1))
+            rai = init == "rai"
+            ax.fill_between(depths, low, high, color=color, alpha=0.12 if rai else 0.25, lw=0)
+            ax.plot(
+                depths,
+                p,
+                color=color,
+                marker=_MARKERS[i % len(_MARKERS)],
+                linewidth=1.5 if rai else 2,
+                linestyle="--" if rai else "-",
+                label=messages(
+                    f"experiments.born-dead.legend_relu{'_rai' if rai else ''}", width=width
+                ),
+            )
     leaky: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # depth -> pooled over widths
     for (activation, _, depth), (dead, n) in pooled.items():
         if activation == "leaky_relu":
@@ -239,7 +248,7 @@ def born_dead_figure(sweep: StoredSweep, messages: Messages) -> Figure:
         ylim=(-0.03, 1.03),
         title=messages("experiments.born-dead.figure_title"),
     )
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8, ncol=2 if len(inits) > 1 else 1)
     return fig
 
 
@@ -421,9 +430,88 @@ def fused_memory_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     return fig
 
 
+_REMEDY_STYLES = {"relu_lr/10": ":", "relu_redo": "--", "relu_to_leaky": "-."}
+
+
+def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
+    """Dead fraction over training where ReLU dies most (left); accuracy there and healthy."""
+    groups: dict[tuple[str, float, float], list] = defaultdict(list)
+    for run in sweep.runs:
+        groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
+    variants = list(dict.fromkeys(a for a, _, _ in groups))
+    relu = {(lr, b): _dying_cell(runs, "final_dead_fraction") for (a, lr, b), runs in
+            groups.items() if a == "relu"}  # fmt: skip
+    fig, axes = _grid(1, 2, 11.0, 4.2)
+    left, right = axes[0]
+    if not relu:
+        return fig
+
+    # The cell where ReLU lost the most units, and the one where it lost the fewest.
+    def dead(key: tuple[float, float]) -> float:
+        return relu[key][0] if math.isfinite(relu[key][0]) else -1.0
+
+    worst, best = max(relu, key=dead), min(relu, key=dead)
+    for name in variants:
+        runs = groups.get((name, *worst), [])
+        steps: dict[int, list[float]] = defaultdict(list)
+        for run in runs:
+            for step, metric, value in run.metrics:
+                if metric == "dead_fraction":
+                    steps[step].append(value)
+        if not steps:
+            continue
+        xs = sorted(steps)
+        left.plot(
+            xs,
+            [statistics.fmean(steps[x]) for x in xs],
+            color=color_for(_base_activation(name)),
+            linestyle=_REMEDY_STYLES.get(name, "-"),
+            linewidth=2,
+            label=activation_label(name, messages),
+        )
+    left.set(
+        xlabel=messages("experiments.remedies.xlabel"),
+        ylabel=messages("experiments.remedies.ylabel"),
+        ylim=(-0.03, 1.03),
+        title=messages("experiments.remedies.left_title", lr=worst[0], bias_shift=worst[1]),
+    )
+    cells = [(worst, "dying_cell", "o")] + ([(best, "healthy_cell", "s")] if best != worst else [])
+    for offset, (cell, label, marker) in zip((-0.15, 0.15), cells, strict=False):
+        for i, name in enumerate(variants):
+            runs = groups.get((name, *cell), [])
+            if not runs:
+                continue
+            mean, low, high, _ = _dying_cell(runs, "test_accuracy")
+            err = [[mean - low], [high - mean]] if math.isfinite(low) else None
+            right.errorbar(
+                [i + offset],
+                [mean],
+                yerr=err,
+                fmt=marker,
+                color=color_for(_base_activation(name)),
+                mfc="white" if label == "healthy_cell" else None,
+                capsize=3,
+                label=messages(f"experiments.remedies.{label}", lr=cell[0], bias_shift=cell[1])
+                if i == 0
+                else None,
+            )
+    right.set_xticks(range(len(variants)))
+    right.set_xticklabels([activation_label(n, messages) for n in variants], rotation=30,
+                          ha="right", fontsize=8)  # fmt: skip
+    right.set(
+        ylabel=messages("experiments.remedies.accuracy_label"),
+        title=messages("experiments.remedies.right_title"),
+    )
+    left.legend(fontsize=8)
+    right.legend(fontsize=8, loc="lower right")
+    fig.suptitle(messages("experiments.remedies.figure_title"))
+    return fig
+
+
 FIGURES: dict[str, Callable[[StoredSweep, Messages], Figure]] = {
     "vanishing": vanishing_figure,
     "dying": dying_figure,
+    "remedies": remedies_figure,
     "born-dead": born_dead_figure,
     "accuracy": accuracy_figure,
     "slope": slope_figure,

@@ -348,12 +348,19 @@ class SiteStatistics(Metric):
         # into float64 states; no float64 copy of the activations is ever made.
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
         self.elements += y.numel()
-        self.total.add_(y.sum(dtype=acc))
-        self.total_sq.add_(squared_norm(y))
+        total = y.sum(dtype=acc) if not y.numel() else None
         if y.numel():
-            # Outputs of an activation that is never negative are their own magnitude.
-            magnitude = y if self.spec.name in _NEVER_NEGATIVE else y.abs()
-            self.abs_total.add_(reduce_per_unit("sum", magnitude, dims).reshape(-1))
+            # Outputs of an activation that is never negative are their own magnitude, and
+            # their per-unit sums add up to the total: one pass gives both.
+            never_negative = self.spec.name in _NEVER_NEGATIVE
+            magnitude = y if never_negative else y.abs()
+            if magnitude.dtype in (torch.float16, torch.bfloat16):  # no half-precision overflow
+                magnitude = magnitude.float()
+            per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
+            self.abs_total.add_(per_unit)
+            total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
+        self.total.add_(total)
+        self.total_sq.add_(squared_norm(y))
         if self.bins:
             self.histogram.add_(
                 histogram_counts(

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from leaky.data import load_dataset_or_file
+from leaky.diagnosis.convert import convert
+from leaky.diagnosis.repair import recycle
 from leaky.lab.experiments.base import (
     Experiment,
     Finding,
@@ -40,13 +42,13 @@ from leaky.lab.experiments.base import (
     positive_numbers,
 )
 from leaky.lab.experiments.footprint import classifier_mlp_bytes
-from leaky.lab.experiments.probes import unit_fractions
+from leaky.lab.experiments.probes import dormant_units, unit_fractions
 from leaky.lab.experiments.stats import mean_ci, paired_comparison
 from leaky.lab.experiments.training import evaluate, train
 from leaky.lab.models import mlp
 from leaky.lab.store import RunRecord
 
-__all__ = ["DEAD_ENOUGH", "EXPERIMENT", "LEARNED_ABOVE_CHANCE", "DyingConfig"]
+__all__ = ["DEAD_ENOUGH", "EXPERIMENT", "LEARNED_ABOVE_CHANCE", "REMEDIES", "DyingConfig"]
 
 DEAD_ENOUGH = 0.1  # the claim holds when at least this fraction of ReLU units died
 # A cell where no activation's mean accuracy gets this far above chance: neither learned.
@@ -56,8 +58,17 @@ _VARIANTS = {  # name -> (activation, options)
     "relu": ("relu", {}),
     "leaky_relu_0.01": ("leaky_relu", {"negative_slope": 0.01}),
     "leaky_relu_0.1": ("leaky_relu", {"negative_slope": 0.1}),
+    "leaky_relu_0.2": ("leaky_relu", {"negative_slope": 0.2}),
     "prelu": ("prelu", {}),
+    # Remedies that keep ReLU (see REMEDIES):
+    "relu_lr/10": ("relu", {}),
+    "relu_redo": ("relu", {}),
+    "relu_to_leaky": ("relu", {}),
 }
+# ReLU networks repaired rather than replaced: a tenth of the cell's learning rate; ReDo
+# (Sokar et al. 2023), recycling the τ-dormant units every ``redo_every`` steps; converted
+# to Leaky ReLU (slope 0.01) at the first log where the probe finds a dead unit.
+REMEDIES = ("relu_lr/10", "relu_redo", "relu_to_leaky")
 
 
 @dataclass(frozen=True)
@@ -75,9 +86,14 @@ class DyingConfig:
     log_every: int = 100
     probe_size: int = 1000  # training samples on which units are checked
     seeds: int = 5
+    redo_every: int = 100  # relu_redo: steps between recyclings
+    redo_tau: float = 0.025  # relu_redo: τ of the τ-dormant units it recycles (0: the dead)
 
     def __post_init__(self) -> None:
         positive(self, "depth", "width", "steps", "batch_size", "log_every", "probe_size", "seeds")
+        positive(self, "redo_every")
+        if not 0 <= self.redo_tau < 1:
+            raise ValueError(f"Expected redo_tau in [0, 1), but got {self.redo_tau}")
         positive_numbers(self, "lrs")
         classification_data(self.dataset)
         mlp_only(self.dataset)
@@ -121,10 +137,25 @@ def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
             layer.bias += cell["bias_shift"]
     probe = data.x_train[: config.probe_size]
     output = RunOutput()
+    remedy = cell["activation"] if cell["activation"] in REMEDIES else None
+    converted: list[int] = []
 
     def log(step: int) -> None:
         dead, never = unit_fractions(model, probe)
         output.metrics += [(step, "dead_fraction", dead), (step, "never_active_fraction", never)]
+        if remedy == "relu_to_leaky" and dead > 0 and not converted:
+            convert(model, "leaky_relu", negative_slope=0.01)
+            converted.append(step)
+            output.metrics.append((step, "converted", 1.0))
+
+    def recycle_dormant(step: int, optimizer: torch.optim.Optimizer) -> None:
+        if step % config.redo_every:
+            return
+        dormant = dormant_units(model, probe, config.redo_tau)
+        if dormant:
+            done = recycle(model, dormant, probe[:2], optimizer=optimizer, generator=generator)
+            count = sum(len(r.units) for r in done)
+            output.metrics.append((step, "recycled_units", float(count)))
 
     log(0)
     result = train(
@@ -132,10 +163,11 @@ def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
         data,
         steps=config.steps,
         batch_size=config.batch_size,
-        lr=cell["lr"],
+        lr=cell["lr"] / 10 if remedy == "relu_lr/10" else cell["lr"],
         generator=generator,
         log_every=config.log_every,
         on_log=log,
+        on_update=recycle_dormant if remedy == "relu_redo" else None,
     )
     output.metrics += [(step, "loss", loss) for step, loss in result.losses]
     output.diverged = result.diverged
@@ -151,49 +183,47 @@ def _run(config: DyingConfig, cell: dict, seed: int) -> RunOutput:
     return output
 
 
-def _chance(runs: Sequence[RunRecord]) -> float:
+def chance_of(runs: Sequence[RunRecord]) -> float:
     # Runs stored before "chance" was recorded trained on 10-class data.
     return next((r.results["chance"] for r in runs if "chance" in r.results), 0.1)
 
 
-def _accuracy_or_chance(run: RunRecord, chance: float) -> float:
+def accuracy_or_chance(run: RunRecord, chance: float) -> float:
     # A diverged network learned nothing: it counts as guessing in the paired tests.
     value = run.results.get("test_accuracy", math.nan)
     return chance if run.status == "diverged" or not math.isfinite(value) else value
 
 
-def _cell_stats(runs: Sequence[RunRecord], chance: float) -> dict[str, Any]:
+def cell_stats(runs: Sequence[RunRecord], chance: float) -> dict[str, Any]:
     def interval(field: str) -> list[float]:
         return list(mean_ci([r.results.get(field, math.nan) for r in runs]))
 
     return {
         "dead": interval("final_dead_fraction"),
         "never_active": interval("final_never_active_fraction"),
-        "accuracy": list(mean_ci([_accuracy_or_chance(r, chance) for r in runs])),
+        "accuracy": list(mean_ci([accuracy_or_chance(r, chance) for r in runs])),
         "diverged": sum(r.status == "diverged" for r in runs),
         "seeds": len(runs),
     }
 
 
-def _cell_name(lr: float, shift: float) -> str:
+def cell_name(lr: float, shift: float) -> str:
     return f"lr={lr:g} bias_shift={shift:g}"
 
 
 def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
-    groups: dict[tuple[str, float, float], list[RunRecord]] = defaultdict(list)
-    for run in runs:
-        groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
+    groups = group_runs(runs)
     if not groups:
         return []
-    chance = _chance(runs)
+    chance = chance_of(runs)
     table = {
-        f"{a} {_cell_name(lr, b)}": _cell_stats(groups[(a, lr, b)], chance)
+        f"{a} {cell_name(lr, b)}": cell_stats(groups[(a, lr, b)], chance)
         for a, lr, b in sorted(groups)
     }
     relu = {(lr, b): runs for (a, lr, b), runs in groups.items() if a == "relu"}
     findings = []
     if relu:
-        stats = {k: _cell_stats(v, chance) for k, v in relu.items()}
+        stats = {k: cell_stats(v, chance) for k, v in relu.items()}
 
         def dead_or_minus_one(key: tuple[float, float]) -> float:
             value = stats[key]["dead"][0]
@@ -221,17 +251,57 @@ def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
     for name in config.activations:
         if name == "relu" or not relu:
             continue
-        finding = _recovery(name, groups, relu, chance)
+        finding = recovery(name, groups, relu, chance)
         if finding is not None:
             findings.append(finding)
     return findings
 
 
-def _recovery(
+def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, float, float], list[RunRecord]]:
+    """(activation, lr, bias shift) -> the runs of that cell, over seeds."""
+    groups: dict[tuple[str, float, float], list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
+    return groups
+
+
+def relu_fails(runs: Sequence[RunRecord], chance: float) -> bool:
+    """Whether ReLU failed in a cell: at least DEAD_ENOUGH of its units dead, or a divergence."""
+    stats = cell_stats(runs, chance)
+    return stats["dead"][0] >= DEAD_ENOUGH or bool(stats["diverged"])
+
+
+def paired_with_relu(
+    relu_runs: Sequence[RunRecord], other: Sequence[RunRecord], chance: float
+) -> tuple[dict[str, Any], Any]:
+    """A cell's row (both sides' statistics and the difference) and the paired test."""
+    relu_stats, theirs = cell_stats(relu_runs, chance), cell_stats(other, chance)
+    by_seed = {r.seed: accuracy_or_chance(r, chance) for r in other}
+    mine = {r.seed: accuracy_or_chance(r, chance) for r in relu_runs}
+    seeds = sorted(set(by_seed) & set(mine))
+    paired = paired_comparison([mine[s] for s in seeds], [by_seed[s] for s in seeds])
+    row = {
+        "relu_dead": relu_stats["dead"][0],
+        "relu_accuracy": relu_stats["accuracy"],
+        "relu_diverged": relu_stats["diverged"],
+        "dead": theirs["dead"][0],
+        "never_active": theirs["never_active"][0],
+        "accuracy": theirs["accuracy"],
+        "diverged": theirs["diverged"],
+        "difference": paired.mean_difference,
+        "ci95": list(paired.ci95),
+        "p_value": paired.p_value,
+        "seeds": paired.n,
+    }
+    return row, paired
+
+
+def recovery(
     name: str,
     groups: dict[tuple[str, float, float], list[RunRecord]],
     relu: dict[tuple[float, float], list[RunRecord]],
     chance: float,
+    key: str = "dying.leaky_recovers",
 ) -> Finding | None:
     """Where ReLU fails (units die, or runs diverge), does ``name`` learn where ReLU does not?
 
@@ -243,31 +313,14 @@ def _recovery(
     regions: dict[str, dict[str, Any]] = {"recovers": {}, "neither": {}, "no_gain": {}}
     seeds_used = []
     for (lr, shift), relu_runs in sorted(relu.items()):
-        relu_stats = _cell_stats(relu_runs, chance)
-        if not (relu_stats["dead"][0] >= DEAD_ENOUGH or relu_stats["diverged"]):
+        if not relu_fails(relu_runs, chance):
             continue  # ReLU did not fail here: nothing to recover from
         other = groups.get((name, lr, shift))
         if not other:
             continue
-        theirs = _cell_stats(other, chance)
-        by_seed = {r.seed: _accuracy_or_chance(r, chance) for r in other}
-        mine = {r.seed: _accuracy_or_chance(r, chance) for r in relu_runs}
-        seeds = sorted(set(by_seed) & set(mine))
-        paired = paired_comparison([mine[s] for s in seeds], [by_seed[s] for s in seeds])
+        row, paired = paired_with_relu(relu_runs, other, chance)
+        relu_stats, theirs = cell_stats(relu_runs, chance), cell_stats(other, chance)
         seeds_used.append(paired.n)
-        row = {
-            "relu_dead": relu_stats["dead"][0],
-            "relu_accuracy": relu_stats["accuracy"],
-            "relu_diverged": relu_stats["diverged"],
-            "dead": theirs["dead"][0],
-            "never_active": theirs["never_active"][0],
-            "accuracy": theirs["accuracy"],
-            "diverged": theirs["diverged"],
-            "difference": paired.mean_difference,
-            "ci95": list(paired.ci95),
-            "p_value": paired.p_value,
-            "seeds": paired.n,
-        }
         learned = theirs["accuracy"][0] - chance >= LEARNED_ABOVE_CHANCE
         if paired.verdict == "holds" and learned:
             region = "recovers"
@@ -275,13 +328,13 @@ def _recovery(
             region = "neither"
         else:
             region = "no_gain"
-        regions[region][_cell_name(lr, shift)] = row
+        regions[region][cell_name(lr, shift)] = row
     if not seeds_used:
         return None  # ReLU failed nowhere it was compared: nothing to claim
     seeds = min(seeds_used)
     verdict = "holds" if regions["recovers"] else "does not hold"
     return Finding(
-        "dying.leaky_recovers",
+        key,
         comparison_verdict(verdict, seeds),
         {
             "activation": name,

@@ -44,6 +44,7 @@ def train(
     momentum: float = 0.9,
     on_backward: Callable[[int, float], None] | None = None,
     update_last: bool = True,
+    on_update: Callable[[int, torch.optim.Optimizer], None] | None = None,
 ) -> TrainResult:
     """Train for ``steps`` minibatches; stop at a non-finite loss.
 
@@ -53,7 +54,9 @@ def train(
 
     ``on_log(step)`` runs after the update at every ``log_every``-th step and the last.
     ``on_backward(step, loss)`` runs at every step with the gradients in place, before the
-    update; it sees a non-finite loss too, and the loop stops after it. With
+    update; it sees a non-finite loss too, and the loop stops after it.
+    ``on_update(step, optimizer)`` runs after every update, before ``on_log`` (a repair that
+    changes weights and the optimizer's state, such as recycling units). With
     ``update_last=False`` the last batch's gradients are not applied, so that batch measures
     the trained model (its loss and gradients) without changing it.
     """
@@ -84,6 +87,8 @@ def train(
             return TrainResult(losses, True)
         if update_last or step < steps:
             opt.step()
+            if on_update is not None:
+                on_update(step, opt)
         if step % log_every == 0 or step == steps:
             losses.append((step, value))
             if on_log is not None:
