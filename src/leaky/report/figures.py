@@ -430,7 +430,21 @@ def fused_memory_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     return fig
 
 
-_REMEDY_STYLES = {"relu_lr/10": ":", "relu_redo": "--", "relu_to_leaky": "-."}
+_REMEDY_STYLES = {
+    "relu_lr/10": ":",
+    "relu_redo": "--",
+    "relu_to_leaky": "-.",
+    "leaky_relu_0.2": "--",
+}
+_REMEDY_ORDER = (
+    "relu",
+    "relu_lr/10",
+    "leaky_relu_0.01",
+    "leaky_relu_0.2",
+    "prelu",
+    "relu_redo",
+    "relu_to_leaky",
+)
 
 
 def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
@@ -438,10 +452,11 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     groups: dict[tuple[str, float, float], list] = defaultdict(list)
     for run in sweep.runs:
         groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
-    variants = list(dict.fromkeys(a for a, _, _ in groups))
+    present = {a for a, _, _ in groups}
+    variants = [n for n in _REMEDY_ORDER if n in present] + sorted(present - set(_REMEDY_ORDER))
     relu = {(lr, b): _dying_cell(runs, "final_dead_fraction") for (a, lr, b), runs in
             groups.items() if a == "relu"}  # fmt: skip
-    fig, axes = _grid(1, 2, 11.0, 4.2)
+    fig, axes = _grid(1, 2, 5.6, 4.4)
     left, right = axes[0]
     if not relu:
         return fig
@@ -503,7 +518,8 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
         title=messages("experiments.remedies.right_title"),
     )
     left.legend(fontsize=8)
-    right.legend(fontsize=8, loc="lower right")
+    handles, labels = right.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     fig.suptitle(messages("experiments.remedies.figure_title"))
     return fig
 

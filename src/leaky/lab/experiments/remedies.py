@@ -39,10 +39,10 @@ REMEDIES = (
 
 @dataclass(frozen=True)
 class RemediesConfig(dying.DyingConfig):
-    """Defaults: the full sweep (the dying grid, every remedy, 3 seeds)."""
+    """Defaults: the full sweep (the dying grid, every remedy, 5 seeds)."""
 
     activations: tuple[str, ...] = ("relu", *REMEDIES)
-    seeds: int = 3
+    seeds: int = 5
 
 
 def _summarize(config: RemediesConfig, runs: Sequence[RunRecord]) -> list[Finding]:
