@@ -28,7 +28,10 @@ TABLES = (
     ("Official split (`--store out/speech-full.db`):", "docs/speech/official/en/report.md"),
     ("Speaker theo held out (`--store out/speech-theo.db`):", "docs/speech/theo/en/report.md"),
     ("(`--store out/mnist1d.db`; report: [docs/mnist1d/en/report.md]", "docs/mnist1d/en/report.md"),
-    ("(`--store out/remedies.db`; report: [docs/remedies/en/report.md]", "docs/remedies/en/report.md"),
+    (
+        "(`--store out/remedies.db`; report: [docs/remedies/en/report.md]",
+        "docs/remedies/en/report.md",
+    ),
 )
 
 

@@ -108,7 +108,7 @@ EXPERIMENT = Experiment(
     presets={
         "quick": {
             "lrs": (0.01, 0.3),
-            "bias_shifts": (-1.0,),
+            "bias_shifts": (0.0, -1.0),
             "steps": 200,
             "log_every": 50,
             "redo_every": 50,
