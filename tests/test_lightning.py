@@ -229,3 +229,32 @@ def test_a_compiled_module_counts_as_the_eager_one(tmp_path):
     assert names == [row.name for row in eager.report.sites]
     counts = [(row.summary.never_active, row.summary.dead) for row in compiled.report.sites]
     assert counts == [(row.summary.never_active, row.summary.dead) for row in eager.report.sites]
+
+
+@pytest.mark.slow
+def test_under_ddp_two_ranks_report_what_one_process_sees_on_all_the_data(tmp_path):
+    # Two CPU ranks (gloo), each half of every batch: the callback's Monitor sums the counts
+    # across ranks before it calls a unit dead, so the report equals one process's.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "scripts" / "lightning_ddp.py"
+    results = {}
+    for devices in (1, 2):
+        out = tmp_path / f"ddp{devices}.json"
+        done = subprocess.run(
+            [sys.executable, str(script), str(out), str(devices)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[devices] = json.loads(out.read_text())
+    one, two = results[1], results[2]
+    assert one["sites"] == two["sites"]
+    assert one["sites"]["network.1"]["dead"] == list(range(8))
+    assert one["sites"]["network.1"]["samples"] == 8 * 32  # every sample, counted once
+    assert one["batches"] == 8 and two["batches"] == 8  # each rank ran as many steps
