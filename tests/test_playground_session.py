@@ -173,3 +173,21 @@ def test_units_fire_at_measured_rates_and_the_activation_curve_is_the_reference(
     assert all(0.0 <= rate <= 1.0 for rates in network["firing"] for rate in rates)
     curve = network["curve"]
     assert curve["f"][0] == pytest.approx(-4 * 0.2) and curve["df"][0] == pytest.approx(0.2)
+
+
+def test_recycling_brings_dead_units_back_without_starting_again():
+    # A ReLU network pushed into the dead zone stays dead; recycling every 50 steps (ReDo:
+    # new incoming weights, zero outgoing ones) revives its units and lets it learn.
+    setup = {"activation": "relu", "bias_shift": 1.5, "learning_rate": 0.05, "depth": 4}
+    plain, repaired = TrainingSession(setup), TrainingSession({**setup, "recycle_every": 50})
+    plain.train(200)
+    repaired.train(150)
+    assert repaired.update({"recycle_every": 50}) == {} and repaired.step == 150  # live
+    repaired.train(50)
+    dead = plain.snapshot()["networks"][0]
+    revived = repaired.snapshot()["networks"][0]
+    assert min(dead["dead"][1:]) == 1.0 and dead["recycled"] == 0
+    assert revived["recycled"] > 0 and max(revived["dead"]) < min(dead["dead"][1:])
+    assert revived["train_loss"] < 0.5 * dead["train_loss"]
+    errors = repaired.update({"recycle_every": -1})
+    assert errors["recycle_every"].code == "range"

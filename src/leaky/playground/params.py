@@ -64,6 +64,7 @@ class PlaygroundParams:
     optimizer: str = "adam"
     learning_rate: float = 0.01
     batch_size: int = 32
+    recycle_every: int = 0  # steps between recyclings of the dead units (ReDo); 0: never
     seed: int = 0
     compare: bool = False  # train a second network differing only in its activation
     compare_activation: str = "relu"
@@ -124,6 +125,7 @@ FIELDS: dict[str, FieldRange] = {
     "optimizer": FieldRange("choice", choices=OPTIMIZERS),
     "learning_rate": FieldRange("float", 1e-5, 1.0, log=True),
     "batch_size": FieldRange("int", 1, 512),
+    "recycle_every": FieldRange("int", 0, 10_000),
     "seed": FieldRange("int", 0, 2**31 - 1),
     "compare": FieldRange("bool"),
     "compare_activation": FieldRange("choice", choices=activation_names()),

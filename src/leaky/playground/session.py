@@ -36,6 +36,8 @@ from torch import nn
 
 from leaky.core.spec import get_spec
 from leaky.diagnosis.monitor import Monitor
+from leaky.diagnosis.repair import recycle
+from leaky.lab.experiments.probes import dormant_units
 from leaky.lab.models import mlp
 from leaky.playground.born_dead_estimate import BornDeadEstimate
 from leaky.playground.datasets import PlaygroundData, make_playground_data
@@ -45,7 +47,7 @@ __all__ = ["HISTORY", "LIVE_FIELDS", "Network", "TrainingSession"]
 
 # Settings that change how training goes on without starting again; every other one
 # rebuilds the data and the networks.
-LIVE_FIELDS = frozenset({"learning_rate", "batch_size", "optimizer"})
+LIVE_FIELDS = frozenset({"learning_rate", "batch_size", "optimizer", "recycle_every"})
 HISTORY = 300  # points kept per curve; older ones are thinned to every other point
 GRID = 41  # decision boundary: GRID x GRID inputs
 CURVE_POINTS = 161
@@ -96,6 +98,7 @@ class Network:
         }
     )
     gradients: dict[str, Any] = field(default_factory=dict)
+    recycled: int = 0  # units recycled so far (recycle_every)
 
     def hidden_linears(self) -> list[nn.Linear]:
         """The Linear layers in forward order (the last one is the output layer)."""
@@ -184,6 +187,7 @@ class TrainingSession:
         )
         self.networks = build_networks(p, self.data)
         self.order = torch.Generator().manual_seed(p.seed + 2)  # batches
+        self.recycling = torch.Generator().manual_seed(p.seed + 3)  # recycled units' weights
         self.step = 0
         self.seconds_training = 0.0
         self.version += 1
@@ -243,8 +247,24 @@ class TrainingSession:
                 network.optimizer.step()
             self.step += 1
             taken += 1
+            every = self.params.recycle_every
+            if every and self.step % every == 0:
+                for network in self.networks:
+                    self._recycle(network)
         self.seconds_training += time.perf_counter() - start
         return taken
+
+    def _recycle(self, network: Network) -> None:
+        # ReDo's repair of the units dead on the whole training set: new incoming weights,
+        # zero outgoing ones (the network's output is unchanged), the optimiser's state
+        # there reset. A learner sees the dead units come back.
+        x = self.data.x_train
+        dead = dormant_units(network.model, x, 0.0)
+        if dead:
+            done = recycle(
+                network.model, dead, x[:2], optimizer=network.optimizer, generator=self.recycling
+            )
+            network.recycled += sum(len(change.units) for change in done)
 
     def train_for(self, seconds: float, *, cancel: threading.Event | None = None) -> int:
         """Train until ``seconds`` have passed; returns the steps taken.
@@ -327,6 +347,7 @@ class TrainingSession:
             "dead": dead,
             "never_active": never,
             "dead_units": [row.summary.dead_units for row in units.sites],
+            "recycled": network.recycled,
             "firing": [[v if math.isfinite(v) else 0.0 for v in rates] for rates in firing],
             "gradients": network.gradients,
             "prediction": prediction,

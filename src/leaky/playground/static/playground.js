@@ -15,11 +15,11 @@ const GROUPS = [
   ["section_data", ["dataset", "noise", "train_fraction", "seed"]],
   ["section_model", ["activation", "negative_slope", "prelu_init", "rrelu_lower", "rrelu_upper",
     "depth", "width", "init", "bias_shift", "compare", "compare_activation"]],
-  ["section_training", ["optimizer", "learning_rate", "batch_size"]],
+  ["section_training", ["optimizer", "learning_rate", "batch_size", "recycle_every"]],
 ];
 const STEPS = { noise: 0.01, train_fraction: 0.05, negative_slope: 0.01, prelu_init: 0.01,
   rrelu_lower: 0.01, rrelu_upper: 0.01, bias_shift: 0.1 };
-const HINTS = { bias_shift: "bias_shift_hint", compare: "compare_hint" };
+const HINTS = { bias_shift: "bias_shift_hint", compare: "compare_hint", recycle_every: "recycle_every_hint" };
 const COLOURS = ["#1f77b4", "#d62728"];
 const FONT = { family: "system-ui, IPAexGothic, sans-serif", size: 11 };
 
@@ -424,7 +424,9 @@ function renderNetwork(net, i, m) {
   $("net-title-" + i).textContent = netName(net);
   $("net-title-" + i).dataset.activation = net.activation;
   const summary = $("net-summary-" + i);
-  summary.textContent = t("summary", { loss: fmt(net.train_loss), dead: pct(mean(net.dead)), never: pct(mean(net.never_active)) });
+  summary.textContent = t("summary", { loss: fmt(net.train_loss), dead: pct(mean(net.dead)), never: pct(mean(net.never_active)) })
+    + (net.recycled ? " · " + t("recycled", { count: net.recycled }) : "");
+  summary.dataset.recycled = net.recycled || 0;
   summary.dataset.dead = mean(net.dead);
   summary.dataset.neverActive = mean(net.never_active);
   summary.dataset.loss = net.train_loss;
