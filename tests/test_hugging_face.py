@@ -281,3 +281,20 @@ def test_with_torch_compile_on_the_counts_are_the_eager_ones(tmp_path):
         counts.append([(r.summary.never_active, r.summary.dead) for r in callback.report.sites])
         assert (counters["stats"]["unique_graphs"] > 0) == compiled  # compiled only when asked
     assert counts[0] == counts[1] and counts[0][0] == (8, 8)
+
+
+def test_recycling_in_a_trainer_revives_the_dead_units(tmp_path):
+    # The Trainer calls the model with keyword arguments: the trace uses them.
+    trainer = transformers.Trainer(
+        model=Regressor(), args=_arguments(tmp_path), train_dataset=Features()
+    )
+    callback = add_monitor(trainer, verbose=False, recycle_every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadUnitsWarning)
+        trainer.train()
+    scalars = _scalars(tmp_path)
+    recycled = dict(scalars["train/leaky/recycled_units"])
+    assert recycled[2] == 8.0
+    dead = dict(scalars["train/leaky/network.1/dead_fraction"])
+    assert dead[2] == pytest.approx(0.25) and dead[4] == 0.0
+    assert callback.report is not None

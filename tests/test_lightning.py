@@ -258,3 +258,26 @@ def test_under_ddp_two_ranks_report_what_one_process_sees_on_all_the_data(tmp_pa
     assert one["sites"]["network.1"]["dead"] == list(range(8))
     assert one["sites"]["network.1"]["samples"] == 8 * 32  # every sample, counted once
     assert one["batches"] == 8 and two["batches"] == 8  # each rank ran as many steps
+
+
+def test_recycling_revives_the_dead_units_and_logs_how_many(tmp_path):
+    # The 8 units forced dead at 'network.1' are recycled at step 4 (ReDo: new incoming
+    # weights, zero outgoing ones); the windows after it find none dead there. The module's
+    # training_step calls its network directly: the trace runs on that call's input.
+    callback = LeakyMonitor(log_every_n_steps=2, recycle_every=4, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeadUnitsWarning)
+        _trainer(tmp_path, callback).fit(CallsItsNetwork(_network()), _data())
+    scalars = _scalars(tmp_path)
+    recycled = dict(scalars["leaky/recycled_units"])
+    assert recycled[4] == 8.0 and set(recycled) == {4, 8, 12, 16}
+    dead = dict(scalars["leaky/network.1/dead_fraction"])
+    assert dead[2] == dead[4] == pytest.approx(0.25) and dead[6] == dead[16] == 0.0
+    assert callback.watch.history.recycled_at == 16
+
+
+def test_recycling_settings_are_checked_when_the_callback_is_made():
+    with pytest.raises(ValueError, match="recycle_every to be an integer >= 1"):
+        LeakyMonitor(recycle_every=0)
+    with pytest.raises(ValueError, match="recycle_units to be 'dead' or 'dormant'"):
+        LeakyMonitor(recycle_every=5, recycle_units="all")

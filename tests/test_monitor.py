@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -1207,3 +1208,32 @@ def test_a_tied_output_layer_is_last_and_the_ratio_names_its_layers():
     assert report.gradient_ratio_layers == ("wte", "lm_head")
     assert "Gradient flow: first/last layer = " in str(report)
     assert "('wte' / 'lm_head')" in str(report)
+
+
+def test_a_step_watch_names_a_site_it_cannot_recycle_once_and_goes_on():
+    from leaky.integrations.step_watch import RecycleWarning, StepWatch
+
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.relu, self.head = nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1)
+            with torch.no_grad():
+                self.fc.bias[:2] = -50.0  # dead, but after a residual addition
+
+        def forward(self, x):
+            return self.head(self.relu(self.fc(x) + x))
+
+    torch.manual_seed(0)
+    model = Residual()
+    watch = StepWatch(model, log_every=1, recycle_every=1)
+    watch.start()
+    x = torch.rand(8, 4)
+    with pytest.warns(RecycleWarning, match=r"'relu'.*add \(a torch call in the top-level"):
+        model(x).sum().backward()
+        metrics = watch.after_optimizer_step(0)
+    assert metrics["leaky/recycled_units"] == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RecycleWarning)  # named once only
+        model(x).sum().backward()
+        watch.after_optimizer_step(1)
+    assert watch.history.refused == ["relu"]

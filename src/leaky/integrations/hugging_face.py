@@ -43,9 +43,14 @@ except ImportError as error:  # pragma: no cover - the extra is installed by mak
 import torch
 
 from leaky.diagnosis.monitor import DYING_ABOVE, MonitorReport
-from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, WatchSettings
+from leaky.integrations.step_watch import (
+    DeadUnitsWarning,
+    RecycleWarning,
+    StepWatch,
+    WatchSettings,
+)
 
-__all__ = ["DeadUnitsWarning", "LeakyTrainerCallback", "add_monitor"]
+__all__ = ["DeadUnitsWarning", "LeakyTrainerCallback", "RecycleWarning", "add_monitor"]
 
 
 class LeakyTrainerCallback(TrainerCallback):
@@ -59,6 +64,11 @@ class LeakyTrainerCallback(TrainerCallback):
             logged and warned about. Default: all
         dead_above: the dead share that warns (once per site). Default: 0.1
         verbose: print the verdict when training ends. Default: ``True``
+        recycle_every: recycle the dead units (ReDo) every this many optimizer steps, at a
+            logged point, resetting the Trainer's optimizer state there (see
+            :mod:`leaky.integrations.step_watch`; GPT-2's ``Conv1D`` layers are not a
+            ``Linear`` and are refused, named once). Default: None (never)
+        recycle_units: ``"dead"`` or ``"dormant"``. Default: ``"dead"``
         monitor_options: passed to :class:`~leaky.diagnosis.monitor.Monitor`.
 
     Attributes:
@@ -75,6 +85,8 @@ class LeakyTrainerCallback(TrainerCallback):
         layers: str | None = None,
         dead_above: float = DYING_ABOVE,
         verbose: bool = True,
+        recycle_every: int | None = None,
+        recycle_units: str = "dead",
         **monitor_options: Any,
     ) -> None:
         self.settings = WatchSettings(
@@ -85,6 +97,8 @@ class LeakyTrainerCallback(TrainerCallback):
             verbose,
             monitor_options,
             "the Trainer's logging_steps",
+            recycle_every,
+            recycle_units,
         )
         self.first = False  # set by add_monitor: called before the report_to backends
         self.watch: StepWatch | None = None
@@ -137,7 +151,7 @@ class LeakyTrainerCallback(TrainerCallback):
         """After an optimizer step: compute a point when one is due, and ask for a log."""
         if self.watch is None:
             return None
-        metrics = self.watch.after_optimizer_step(state.global_step - 1)
+        metrics = self.watch.after_optimizer_step(state.global_step - 1, kwargs.get("optimizer"))
         if metrics:
             self._pending = metrics
             control.should_log = True

@@ -34,9 +34,14 @@ except ImportError as error:  # pragma: no cover - the extra is installed by mak
     ) from error
 
 from leaky.diagnosis.monitor import DYING_ABOVE, MonitorReport
-from leaky.integrations.step_watch import DeadUnitsWarning, StepWatch, WatchSettings
+from leaky.integrations.step_watch import (
+    DeadUnitsWarning,
+    RecycleWarning,
+    StepWatch,
+    WatchSettings,
+)
 
-__all__ = ["DeadUnitsWarning", "LeakyMonitor"]
+__all__ = ["DeadUnitsWarning", "LeakyMonitor", "RecycleWarning"]
 
 
 class LeakyMonitor(pl.Callback):
@@ -50,6 +55,10 @@ class LeakyMonitor(pl.Callback):
             logged and warned about. Default: all
         dead_above: the dead share that warns (once per site). Default: 0.1
         verbose: print the verdict when fitting ends (rank 0). Default: ``True``
+        recycle_every: recycle the dead units (ReDo) every this many optimizer steps, at a
+            logged point, resetting the first optimizer's state there (see
+            :mod:`leaky.integrations.step_watch`). Default: None (never)
+        recycle_units: ``"dead"`` or ``"dormant"``. Default: ``"dead"``
         monitor_options: passed to :class:`~leaky.diagnosis.monitor.Monitor` (``every``,
             ``unit_dim``...).
 
@@ -67,6 +76,8 @@ class LeakyMonitor(pl.Callback):
         layers: str | None = None,
         dead_above: float = DYING_ABOVE,
         verbose: bool = True,
+        recycle_every: int | None = None,
+        recycle_units: str = "dead",
         **monitor_options: Any,
     ) -> None:
         super().__init__()
@@ -78,6 +89,8 @@ class LeakyMonitor(pl.Callback):
             verbose,
             monitor_options,
             "the trainer's log_every_n_steps",
+            recycle_every,
+            recycle_units,
         )
         self.watch: StepWatch | None = None
         self.report: MonitorReport | None = None
@@ -108,7 +121,8 @@ class LeakyMonitor(pl.Callback):
         if self.watch is None or not self._stepped:
             return
         self._stepped = False
-        metrics = self.watch.after_optimizer_step(trainer.global_step - 1)
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        metrics = self.watch.after_optimizer_step(trainer.global_step - 1, optimizer)
         if metrics:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)

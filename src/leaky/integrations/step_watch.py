@@ -14,6 +14,13 @@ complete (all its micro-batches accumulated) and before they are clipped, and
   ``{prefix}/{layer}/update_ratio`` (how far the step moved the weight, over its norm);
 - ``{prefix}/gradient_ratio`` (first over last layer's gradient norm).
 
+With ``recycle_every``, the units of the window's report that are dead (or τ-dormant,
+``recycle_units="dormant"``) are recycled at the first point at least that many steps after
+the last recycling (:func:`leaky.diagnosis.repair.recycle`, ReDo: new incoming weights,
+zero outgoing ones, the optimizer's state there reset), traced on the last forward pass's
+input; ``{prefix}/recycled_units`` counts them. A site ``recycle`` refuses (no single layer
+before and after it) is named once in a :class:`RecycleWarning` and left as it is.
+
 Then the Monitor starts a new window. Once per site, a warning says when its dead
 fraction first reaches ``dead_above``. ``layers`` (a regular expression, searched in each
 site's and layer's name) narrows what is logged and warned about; the Monitor watches
@@ -31,8 +38,16 @@ from typing import Any
 import torch
 
 from leaky.diagnosis.monitor import DYING_ABOVE, Monitor, MonitorReport
+from leaky.diagnosis.repair import RecycleError, recycle
 
-__all__ = ["DeadUnitsWarning", "StepWatch", "WatchSettings", "check_pattern"]
+__all__ = [
+    "DeadUnitsWarning",
+    "RecycleWarning",
+    "StepWatch",
+    "WatchSettings",
+    "check_pattern",
+    "check_recycling",
+]
 
 
 @dataclass(frozen=True)
@@ -50,8 +65,11 @@ class WatchSettings:
     verbose: bool
     monitor_options: dict[str, Any]
     default: str
+    recycle_every: int | None = None
+    recycle_units: str = "dead"
 
     def __post_init__(self) -> None:
+        check_recycling(self.recycle_every, self.recycle_units)
         steps = self.log_every_n_steps
         if steps is not None and (
             isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
@@ -73,6 +91,8 @@ class WatchSettings:
             prefix=self.prefix,
             layers=self.layers,
             dead_above=self.dead_above,
+            recycle_every=self.recycle_every,
+            recycle_units=self.recycle_units,
             **self.monitor_options,
         )
         if state is not None:
@@ -96,14 +116,31 @@ def check_pattern(layers: str | None) -> re.Pattern[str] | None:
         ) from None
 
 
+def check_recycling(every: int | None, units: str) -> None:
+    """A ``ValueError`` naming what is wrong with ``recycle_every`` or ``recycle_units``."""
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(
+            f"Expected recycle_every to be an integer >= 1 (optimizer steps) or None (never), "
+            f"but got {every!r}"
+        )
+    if units not in ("dead", "dormant"):
+        raise ValueError(f"Expected recycle_units to be 'dead' or 'dormant', but got {units!r}")
+
+
 class DeadUnitsWarning(UserWarning):
     """A site's share of dead units reached the threshold (once per site)."""
+
+
+class RecycleWarning(UserWarning):
+    """A site's units cannot be recycled (the reason is given); once per site."""
 
 
 @dataclass
 class _History:
     steps: list[int] = field(default_factory=list)  # optimizer steps with a point
     warned: list[str] = field(default_factory=list)  # sites warned about, in order
+    recycled_at: int = 0  # optimizer steps when units were last recycled
+    refused: list[str] = field(default_factory=list)  # sites recycle refused, warned once
 
 
 class StepWatch:
@@ -117,6 +154,10 @@ class StepWatch:
             ``re.search``) are logged and warned about. Default: all
         dead_above: the dead share that raises a :class:`DeadUnitsWarning`, once per
             site. Default: 0.1, the Monitor's "dying" threshold
+        recycle_every: recycle the dead (or dormant) units at the first point at least
+            this many optimizer steps after the last recycling. Default: None (never)
+        recycle_units: ``"dead"`` or ``"dormant"`` (τ-dormant, the Monitor's
+            ``dormant_tau``). Default: ``"dead"``
         monitor_options: passed to :class:`~leaky.diagnosis.monitor.Monitor` (``every``,
             ``unit_dim``, ``functional``...).
     """
@@ -129,14 +170,19 @@ class StepWatch:
         prefix: str = "leaky",
         layers: str | None = None,
         dead_above: float = DYING_ABOVE,
+        recycle_every: int | None = None,
+        recycle_units: str = "dead",
         **monitor_options: Any,
     ) -> None:
+        check_recycling(recycle_every, recycle_units)
         if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
             raise ValueError(f"Expected log_every to be an integer >= 1, but got {log_every!r}")
         if not 0 < dead_above <= 1:
             raise ValueError(f"Expected dead_above in (0, 1], but got {dead_above!r}")
         self.pattern = check_pattern(layers)
         self.monitor = Monitor(model, dying_above=dead_above, **monitor_options)
+        self.recycle_every, self.recycle_units = recycle_every, recycle_units
+        self.monitor.keep_last_input = recycle_every is not None
         self.log_every = log_every
         self.prefix = prefix.rstrip("/")
         self.dead_above = dead_above
@@ -183,8 +229,13 @@ class StepWatch:
         for name, weight in self._weights().items():
             self._before_step[name] = weight.detach().clone()
 
-    def after_optimizer_step(self, step: int) -> dict[str, float] | None:
-        """The optimizer took step ``step``: its scalars when it ends a point, else None."""
+    def after_optimizer_step(
+        self, step: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> dict[str, float] | None:
+        """The optimizer took step ``step``: its scalars when it ends a point, else None.
+
+        ``optimizer``: the one whose state recycling resets (with ``recycle_every``).
+        """
         if not self.logs_at(step):
             return None
         report = self.monitor.report()
@@ -225,7 +276,36 @@ class StepWatch:
             metrics[f"{self.prefix}/gradient_ratio"] = float(report.gradient_ratio)
         self._before_step = {}
         self.history.steps.append(step + 1)
+        every = self.recycle_every
+        if every is not None and step + 1 - self.history.recycled_at >= every:
+            metrics[f"{self.prefix}/recycled_units"] = float(self._recycle(report, optimizer))
+            self.history.recycled_at = step + 1
         return metrics
+
+    def _recycle(self, report: MonitorReport, optimizer: torch.optim.Optimizer | None) -> int:
+        # The window's dead (or dormant) units, site by site, traced on the last pass.
+        last = self.monitor.last_input
+        chosen = report.dormant_units if self.recycle_units == "dormant" else report.dead_units
+        if last is None or not chosen:
+            return 0
+        module, args, kwargs = last
+        example: Any = kwargs if kwargs and not args else args
+        names = {id(m): n for n, m in self.monitor.model.named_modules()}
+        scope = names.get(id(module), "")
+        count = 0
+        for site, units in chosen.items():
+            inside = not scope or site.startswith(scope + ".")
+            if not self._chosen(site) or not inside or site in self.history.refused:
+                continue
+            local = site[len(scope) + 1 :] if scope else site
+            try:
+                done = recycle(module, {local: units}, example, optimizer=optimizer)
+            except RecycleError as error:
+                self.history.refused.append(site)
+                warnings.warn(f"{error} (not recycled again)", RecycleWarning, stacklevel=3)
+                continue
+            count += sum(len(change.units) for change in done)
+        return count
 
     def finish(self) -> MonitorReport:
         """Detach the Monitor; the report of the steps since the last point (or all of them)."""
@@ -237,9 +317,19 @@ class StepWatch:
         return report
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps: the steps with a point and the sites warned about."""
-        return {"steps": list(self.history.steps), "warned": list(self.history.warned)}
+        """What a checkpoint keeps: the steps with a point, the sites warned about, recycling."""
+        return {
+            "steps": list(self.history.steps),
+            "warned": list(self.history.warned),
+            "recycled_at": self.history.recycled_at,
+            "refused": list(self.history.refused),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go on from a checkpoint's :meth:`state_dict`."""
-        self.history = _History(list(state.get("steps", [])), list(state.get("warned", [])))
+        self.history = _History(
+            list(state.get("steps", [])),
+            list(state.get("warned", [])),
+            int(state.get("recycled_at", 0)),
+            list(state.get("refused", [])),
+        )

@@ -248,6 +248,10 @@ class Monitor:
         self._call_counts: dict[str, defaultdict[str, int]] = {}
         self._inside_activation = 0
         self._depth = 0  # modules of the model running now: 0 between forward passes
+        # With keep_last_input, the outermost module of the last forward pass and what it
+        # was called with (a repair traces the model on it): (module, args, kwargs).
+        self.keep_last_input = False
+        self.last_input: tuple[torch.nn.Module, tuple[Any, ...], dict[str, Any]] | None = None
         self._site_calls: dict[str, int] = {}
         self._watcher: ActivationCallWatcher | None = None
         self.batches = 0
@@ -313,9 +317,8 @@ class Monitor:
         # they were added: each hook costs a dispatch and a compiler.disable frame, which
         # showed as a few percent of a small model's step.
         for module, pres, posts in self._pending_hooks.values():
-            self._handles.append(
-                module.register_forward_pre_hook(_eager(_chain([self._enter, *pres])))
-            )
+            pre = _eager(self._pre_hook(_chain(pres) if pres else None))
+            self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
             post = _eager(_chain([*posts, self._leave]))
             self._handles.append(module.register_forward_hook(post, always_call=True))
         self._pending_hooks.clear()
@@ -514,9 +517,23 @@ class Monitor:
 
         self._hook(module, enter, leave)
 
-    def _enter(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+    def _pre_hook(self, callbacks: Any) -> Any:
+        # A module's one pre-hook: the pass bookkeeping (which needs the keyword arguments
+        # of the outermost call, for last_input), then the module's own callbacks.
+        def run(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            self._enter(module, args, kwargs)
+            if callbacks is not None:
+                callbacks(module, args)
+
+        return run
+
+    def _enter(
+        self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         if not self._depth:
             self._on_root_start(module, args)
+            if self.keep_last_input:
+                self.last_input = (module, args, kwargs)
         self._depth += 1
 
     def _leave(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
