@@ -189,5 +189,8 @@ def test_recycling_brings_dead_units_back_without_starting_again():
     assert min(dead["dead"][1:]) == 1.0 and dead["recycled"] == 0
     assert revived["recycled"] > 0 and max(revived["dead"]) < min(dead["dead"][1:])
     assert revived["train_loss"] < 0.5 * dead["train_loss"]
+    # The README's figures for this setup (seeded: the same on every run).
+    assert dead["train_loss"] == pytest.approx(0.694, abs=1e-3)
+    assert revived["train_loss"] == pytest.approx(0.039, abs=1e-3)
     errors = repaired.update({"recycle_every": -1})
     assert errors["recycle_every"].code == "range"
