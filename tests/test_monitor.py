@@ -92,6 +92,20 @@ def test_tau_dormant_units_match_a_hand_computation(tau):
     assert monitor.report().dormant_units == ({"1": expected} if expected else {})
 
 
+def test_the_near_zero_rate_is_the_share_of_outputs_within_its_bound():
+    model = nn.Sequential(nn.Identity(), nn.LeakyReLU(0.1))
+    x = torch.tensor([[0.0, 0.05, -0.05, 2.0], [-1.0, 0.001, 0.2, -0.5]])
+    with Monitor(model, every=1, near_zero=0.01) as monitor:
+        model(x)
+    summary = monitor.report().sites[0].summary
+    y = torch.nn.functional.leaky_relu(x, 0.1)  # |y| <= 0.01: 0.0, -0.005, 0.001
+    assert summary.near_zero_fraction == int((y.abs() <= 0.01).sum()) / y.numel() == 3 / 8
+    assert "near 0" in str(monitor.report()) and "|output| <= 0.01" in str(monitor.report())
+    assert monitor.report().to_dict()["sites"][0]["near_zero_fraction"] == 3 / 8
+    with pytest.raises(ValueError, match="near_zero to be a number >= 0"):
+        Monitor(model, near_zero=-1.0)
+
+
 def test_a_bad_dormant_tau_is_refused_when_the_monitor_is_made():
     with pytest.raises(ValueError, match="dormant_tau in \\[0, 1\\)"):
         Monitor(nn.ReLU(), dormant_tau=1.5)

@@ -7,7 +7,8 @@ complete (all its micro-batches accumulated) and before they are clipped, and
 
 - per activation site: ``{prefix}/{site}/dead_fraction`` (local gradient 0 for every
   sample), ``never_active_fraction`` (output <= 0 for every sample),
-  ``dormant_fraction`` (ReDo's τ-dormant units, τ = the Monitor's ``dormant_tau``) and
+  ``dormant_fraction`` (ReDo's τ-dormant units, τ = the Monitor's ``dormant_tau``),
+  ``near_zero_fraction`` (outputs with |output| <= the Monitor's ``near_zero``) and
   ``saturated_fraction``, over the forward passes since the last point (definitions in
   :mod:`leaky.diagnosis.monitor.site_stats`);
 - per layer: ``{prefix}/{layer}/grad_norm`` (the gradient's norm before any clipping) and
@@ -251,6 +252,7 @@ class StepWatch:
                 "dead_fraction": summary.dead_fraction,
                 "never_active_fraction": summary.never_active_fraction,
                 "dormant_fraction": summary.dormant_fraction,
+                "near_zero_fraction": summary.near_zero_fraction,
                 "saturated_fraction": summary.saturated_fraction,
             }
             metrics.update({f"{tag}/{k}": float(v) for k, v in values.items() if v is not None})

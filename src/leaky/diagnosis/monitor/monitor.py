@@ -40,6 +40,7 @@ in ``nn.MultiheadAttention``).
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections import defaultdict
@@ -162,6 +163,8 @@ class Monitor:
         dormant_tau: a unit is τ-dormant (ReDo, Sokar et al. 2023) when its mean |output|
             is at most this share of its site's mean (see
             :mod:`leaky.diagnosis.monitor.site_stats`). Default: 0.025
+        near_zero: the report's near-zero rate counts outputs with |output| at most this
+            (on the batches that read the moments). Default: 0.01
 
     Examples:
         >>> from torch import nn
@@ -191,6 +194,7 @@ class Monitor:
         log_every: int = 100,
         count_active: bool = False,
         dormant_tau: float = 0.025,
+        near_zero: float = 0.01,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"Expected a torch.nn.Module, but got {type(model).__name__}")
@@ -215,6 +219,10 @@ class Monitor:
                 f"Expected dormant_tau in [0, 1) (a unit's mean |output| over its site's mean), "
                 f"but got {dormant_tau}"
             )
+        if isinstance(near_zero, bool) or not (
+            isinstance(near_zero, int | float) and 0 <= near_zero < math.inf
+        ):
+            raise ValueError(f"Expected near_zero to be a number >= 0, but got {near_zero!r}")
         self.model = model
         self.functional = functional
         self.gradients = gradients
@@ -229,6 +237,7 @@ class Monitor:
             "scratch": Scratch(),  # one buffer for every site's counts
             "count_active": count_active,
             "dormant_tau": dormant_tau,
+            "near_zero": near_zero,
         }
         self._read_gradients = True  # whether this batch's backward reads gradient norms
         self._weights_placed = False  # every layer's weight has been seen in forward

@@ -288,6 +288,7 @@ class MonitorReport:
                         "never_active_fraction": row.summary.never_active_fraction,
                         "dead_fraction": row.summary.dead_fraction,
                         "dormant_fraction": row.summary.dormant_fraction,
+                        "near_zero_fraction": row.summary.near_zero_fraction,
                     }
                     for row in self.sites
                 ],
@@ -320,7 +321,7 @@ class MonitorReport:
                 "compiled in this process (Dynamo may run that graph, without the hooks)."
             )
         header = ["site", "kind", "units", "unit dim", "never active", "dead", "dormant"]
-        header += ["saturated"]
+        header += ["near 0", "saturated"]
         header += ["mean", "std", "|dL/dy|"]
         body = []
         cannot_die = False
@@ -340,6 +341,7 @@ class MonitorReport:
                     f"{s.never_active} ({_share(s.never_active_fraction)})",
                     dead,
                     f"{len(s.dormant_units)} ({_share(s.dormant_fraction)})",
+                    _share(s.near_zero_fraction, 1),
                     _share(s.saturated_fraction, 1),
                     _fmt(s.mean),
                     _fmt(s.std),
@@ -352,7 +354,7 @@ class MonitorReport:
             lines.append(
                 "never active: output <= 0 for every sample; dead: local gradient 0 for every "
                 f"sample; dormant: mean |output| at most {tau:g} of the site's mean (ReDo's "
-                "τ-dormant)."
+                f"τ-dormant); near 0: outputs with |output| <= {self.sites[0].summary.near_zero:g}."
             )
         if cannot_die:
             lines.append(

@@ -29,7 +29,10 @@ Definitions of a unit that stopped contributing, each in :class:`SiteSummary`:
   ones); a small positive τ also counts units that fire rarely or weakly next to their
   layer (the paper's experiments use τ = 0.025 and 0.1). Scale-free: multiplying a layer's
   outputs by a constant changes no score. Read, like the moments, on every ``every``-th
-  batch.
+  batch;
+- *near zero* (a site's rate, not a unit's): the share of its outputs with |output| at most
+  ``near_zero`` (default 0.01), as activation-statistics tools report it; absolute, so it
+  depends on the outputs' scale, unlike τ-dormant. Read on the same batches.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class SiteSummary:
     dead_units: list[int]
     dormant_units: list[int] = field(default_factory=list)  # τ-dormant (see the module doc)
     dormant_tau: float = 0.025
+    near_zero_fraction: float | None = None  # share of outputs with |y| <= near_zero
+    near_zero: float = 0.01
     saturated_units: int | None = None  # units with over half their outputs near a bound
     nonfinite_batches: int = 0  # forward calls whose outputs held NaN or inf
     grad_nonfinite_passes: int = 0  # backward passes whose dL/dy held NaN or inf
@@ -150,6 +155,7 @@ class SiteStatistics(Metric):
             a unit fired at all needs no count. Default: False
         dormant_tau: τ of the τ-dormant definition (see the module's docstring).
             Default: 0.025
+        near_zero: an output with |output| at most this counts as near zero. Default: 0.01
 
     Examples:
         >>> stats = SiteStatistics("relu")
@@ -175,8 +181,12 @@ class SiteStatistics(Metric):
         scratch: Scratch | None = None,
         count_active: bool = False,
         dormant_tau: float = 0.025,
+        near_zero: float = 0.01,
     ) -> None:
         super().__init__()
+        if not (isinstance(near_zero, int | float) and 0 <= near_zero < math.inf):
+            raise ValueError(f"Expected near_zero to be a number >= 0, but got {near_zero!r}")
+        self.near_zero = float(near_zero)
         if not 0 <= dormant_tau < 1:
             raise ValueError(
                 f"Expected dormant_tau in [0, 1) (a unit's mean |output| over its layer's "
@@ -220,6 +230,7 @@ class SiteStatistics(Metric):
         self.add_state("histogram", torch.zeros(bins + 2, dtype=torch.int64), "sum")
         self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("nonfinite_batches", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("near_zero_count", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("grad_nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
 
     def _unit_states(self, units: int, device: torch.device) -> None:
@@ -358,6 +369,7 @@ class SiteStatistics(Metric):
                 magnitude = magnitude.float()
             per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
             self.abs_total.add_(per_unit)
+            self.near_zero_count.add_((magnitude <= self.near_zero).sum())
             total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
         self.total.add_(total)
         self.total_sq.add_(squared_norm(y))
@@ -433,6 +445,8 @@ class SiteStatistics(Metric):
             dead_units=dead if self.can_die else [],
             dormant_units=dormant,
             dormant_tau=self.dormant_tau,
+            near_zero_fraction=int(s["near_zero_count"]) / elements if elements else None,
+            near_zero=self.near_zero,
             saturated_units=saturated_units,
             nonfinite_batches=int(s["nonfinite_batches"]),
             grad_nonfinite_passes=int(s["grad_nonfinite_passes"]),
