@@ -449,12 +449,13 @@ _REMEDY_ORDER = (
 
 def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Dead fraction over training where ReLU dies most (left); accuracy there and healthy."""
-    groups: dict[tuple[str, float, float], list] = defaultdict(list)
+    groups: dict[tuple[str, tuple], list] = defaultdict(list)
     for run in sweep.runs:
-        groups[(run.cell["activation"], run.cell["lr"], run.cell["bias_shift"])].append(run)
-    present = {a for a, _, _ in groups}
+        c = run.cell
+        groups[(c["activation"], (c["lr"], c["bias_shift"], c.get("depth")))].append(run)
+    present = {a for a, _ in groups}
     variants = [n for n in _REMEDY_ORDER if n in present] + sorted(present - set(_REMEDY_ORDER))
-    relu = {(lr, b): _dying_cell(runs, "final_dead_fraction") for (a, lr, b), runs in
+    relu = {cell: _dying_cell(runs, "final_dead_fraction") for (a, cell), runs in
             groups.items() if a == "relu"}  # fmt: skip
     fig, axes = _grid(1, 2, 5.6, 4.4)
     left, right = axes[0]
@@ -462,14 +463,17 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
         return fig
 
     # The cell where ReLU lost the most units, and the one where it lost the fewest.
-    def dead(key: tuple[float, float]) -> float:
-        return relu[key][0] if math.isfinite(relu[key][0]) else -1.0
+    def dead(cell: tuple) -> float:
+        return relu[cell][0] if math.isfinite(relu[cell][0]) else -1.0
+
+    def words(cell: tuple) -> str:
+        lr, shift, depth = cell
+        return messages("experiments.remedies.cell", lr=lr, bias_shift=shift, depth=depth)
 
     worst, best = max(relu, key=dead), min(relu, key=dead)
     for name in variants:
-        runs = groups.get((name, *worst), [])
         steps: dict[int, list[float]] = defaultdict(list)
-        for run in runs:
+        for run in groups.get((name, worst), []):
             for step, metric, value in run.metrics:
                 if metric == "dead_fraction":
                     steps[step].append(value)
@@ -488,12 +492,12 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
         xlabel=messages("experiments.remedies.xlabel"),
         ylabel=messages("experiments.remedies.ylabel"),
         ylim=(-0.03, 1.03),
-        title=messages("experiments.remedies.left_title", lr=worst[0], bias_shift=worst[1]),
+        title=messages("experiments.remedies.left_title", cell=words(worst)),
     )
     cells = [(worst, "dying_cell", "o")] + ([(best, "healthy_cell", "s")] if best != worst else [])
     for offset, (cell, label, marker) in zip((-0.15, 0.15), cells, strict=False):
         for i, name in enumerate(variants):
-            runs = groups.get((name, *cell), [])
+            runs = groups.get((name, cell), [])
             if not runs:
                 continue
             mean, low, high, _ = _dying_cell(runs, "test_accuracy")
@@ -506,9 +510,7 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
                 color=color_for(_base_activation(name)),
                 mfc="white" if label == "healthy_cell" else None,
                 capsize=3,
-                label=messages(f"experiments.remedies.{label}", lr=cell[0], bias_shift=cell[1])
-                if i == 0
-                else None,
+                label=None if i else messages(f"experiments.remedies.{label}", cell=words(cell)),
             )
     right.set_xticks(range(len(variants)))
     right.set_xticklabels([activation_label(n, messages) for n in variants], rotation=30,

@@ -207,8 +207,10 @@ def cell_stats(runs: Sequence[RunRecord], chance: float) -> dict[str, Any]:
     }
 
 
-def cell_name(lr: float, shift: float) -> str:
-    return f"lr={lr:g} bias_shift={shift:g}"
+def cell_name(lr: float, shift: float, depth: int | None = None) -> str:
+    """A cell's name in the findings: ``lr=0.3 bias_shift=-1`` (and ``depth=8`` if given)."""
+    name = f"lr={lr:g} bias_shift={shift:g}"
+    return name if depth is None else f"{name} depth={depth}"
 
 
 def _summarize(config: DyingConfig, runs: Sequence[RunRecord]) -> list[Finding]:
@@ -298,8 +300,8 @@ def paired_with_relu(
 
 def recovery(
     name: str,
-    groups: dict[tuple[str, float, float], list[RunRecord]],
-    relu: dict[tuple[float, float], list[RunRecord]],
+    groups: dict[tuple[Any, ...], list[RunRecord]],
+    relu: dict[tuple[Any, ...], list[RunRecord]],
     chance: float,
     key: str = "dying.leaky_recovers",
 ) -> Finding | None:
@@ -312,10 +314,11 @@ def recovery(
     """
     regions: dict[str, dict[str, Any]] = {"recovers": {}, "neither": {}, "no_gain": {}}
     seeds_used = []
-    for (lr, shift), relu_runs in sorted(relu.items()):
+    # A cell is (lr, bias shift), or (lr, bias shift, depth) where depth is an axis too.
+    for cell, relu_runs in sorted(relu.items()):
         if not relu_fails(relu_runs, chance):
             continue  # ReLU did not fail here: nothing to recover from
-        other = groups.get((name, lr, shift))
+        other = groups.get((name, *cell))
         if not other:
             continue
         row, paired = paired_with_relu(relu_runs, other, chance)
@@ -328,7 +331,7 @@ def recovery(
             region = "neither"
         else:
             region = "no_gain"
-        regions[region][cell_name(lr, shift)] = row
+        regions[region][cell_name(*cell)] = row
     if not seeds_used:
         return None  # ReLU failed nowhere it was compared: nothing to claim
     seeds = min(seeds_used)
