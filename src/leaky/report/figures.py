@@ -23,6 +23,7 @@ from leaky.data import is_file_task, parse_task_spec
 from leaky.lab.experiments.base import wilson_interval
 from leaky.lab.experiments.born_dead import pooled_counts
 from leaky.lab.experiments.fused_memory import VARIANTS
+from leaky.lab.experiments.remedies import cell_depth
 from leaky.lab.experiments.stats import mean_ci
 from leaky.messages import Messages
 from leaky.messages.style import ACTIVATION_COLORS, color_for
@@ -452,7 +453,7 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     groups: dict[tuple[str, tuple], list] = defaultdict(list)
     for run in sweep.runs:
         c = run.cell
-        groups[(c["activation"], (c["lr"], c["bias_shift"], c.get("depth")))].append(run)
+        groups[(c["activation"], (c["lr"], c["bias_shift"], cell_depth(run)))].append(run)
     present = {a for a, _ in groups}
     variants = [n for n in _REMEDY_ORDER if n in present] + sorted(present - set(_REMEDY_ORDER))
     relu = {cell: _dying_cell(runs, "final_dead_fraction") for (a, cell), runs in

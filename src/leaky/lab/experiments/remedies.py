@@ -26,7 +26,7 @@ from leaky.lab.experiments import dying
 from leaky.lab.experiments.base import Experiment, Finding, RunOutput, comparison_verdict
 from leaky.lab.store import RunRecord
 
-__all__ = ["EXPERIMENT", "RemediesConfig"]
+__all__ = ["EXPERIMENT", "RemediesConfig", "cell_depth", "dying_config"]
 
 REMEDIES = (
     "relu_lr/10",
@@ -102,8 +102,13 @@ def _groups(runs: Sequence[RunRecord]) -> dict[tuple[Any, ...], list[RunRecord]]
     groups: dict[tuple[Any, ...], list[RunRecord]] = defaultdict(list)
     for run in runs:
         c = run.cell
-        groups[(c["activation"], c["lr"], c["bias_shift"], c["depth"])].append(run)
+        groups[(c["activation"], c["lr"], c["bias_shift"], cell_depth(run))].append(run)
     return groups
+
+
+def cell_depth(run: RunRecord) -> int:
+    """A run's depth: its cell's, or (runs stored before depth was an axis) its config's."""
+    return int(run.cell.get("depth", run.config.get("depth", 4)))
 
 
 def _summarize(config: RemediesConfig, runs: Sequence[RunRecord]) -> list[Finding]:
