@@ -72,6 +72,11 @@ def main(out: str, devices: int) -> None:
         }
         with open(out, "w") as file:
             json.dump({"batches": report.batches, "sites": sites}, file)
+    # Leave the process group before exiting: torn down at interpreter exit, gloo's threads
+    # can abort the process ("terminate called without an active exception").
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
