@@ -342,8 +342,9 @@ def _check_units(plan: _Plan, units: list[int]) -> None:
             f"Cannot recycle units {bad} at {plan.site!r}: it has {count} units (0..{count - 1})"
         )
     outgoing = plan.outgoing[1]
-    reads = outgoing.weight.shape[1] * (outgoing.groups if hasattr(outgoing, "groups") else 1)
-    if reads != count * plan.span or getattr(outgoing, "groups", 1) != 1:
+    groups = getattr(outgoing, "groups", 1)
+    reads = outgoing.weight.shape[1] * groups
+    if groups != 1 or reads != count * plan.span:
         raise RecycleError(
             f"Cannot recycle {plan.site!r}: {plan.outgoing[0]!r} reads {reads} inputs, not "
             f"its {count} units x {plan.span} (grouped or reshaped in between)"
