@@ -286,6 +286,7 @@ def test_paired_comparison_verdicts():
         ("init", {"lr": "-1"}, "lr > 0"),
         ("accuracy", {"tasks": ""}, "at least one task"),
         ("born-dead", {"bias_std": "-1"}, "bias_std >= 0"),
+        ("remedies", {"depths": "0"}, "depths >= 1"),
     ],
 )
 def test_configs_reject_what_cannot_run(name, overrides, message):

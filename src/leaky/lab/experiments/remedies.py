@@ -23,7 +23,13 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from leaky.lab.experiments import dying
-from leaky.lab.experiments.base import Experiment, Finding, RunOutput, comparison_verdict
+from leaky.lab.experiments.base import (
+    Experiment,
+    Finding,
+    RunOutput,
+    comparison_verdict,
+    positive,
+)
 from leaky.lab.store import RunRecord
 
 __all__ = ["EXPERIMENT", "RemediesConfig", "cell_depth", "dying_config"]
@@ -64,6 +70,7 @@ class RemediesConfig:
     def __post_init__(self) -> None:
         if not self.depths:
             raise ValueError("Expected at least one depth")
+        positive(self, "depths")  # named as this config's key, before dying's checks
         for depth in self.depths:
             dying_config(self, depth)  # the dying experiment checks every shared setting
 
