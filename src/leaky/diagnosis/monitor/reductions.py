@@ -28,6 +28,7 @@ import torch
 __all__ = [
     "EXACT_FLOAT_COUNT",
     "Scratch",
+    "count_all",
     "count_per_unit",
     "has_nonfinite",
     "histogram_counts",
@@ -229,6 +230,32 @@ def count_per_unit(
         counts = partial if counts is None else counts.add_(partial)
     assert counts is not None  # y holds at least one row: dims is not empty
     return counts.long()
+
+
+def count_all(
+    compare: str, y: torch.Tensor, other: float, scratch: Scratch | None = None
+) -> torch.Tensor:
+    """How many values of ``y`` satisfy ``y <compare> other``, as a 0-dim int64 tensor.
+
+    As :func:`count_per_unit` but over the whole tensor: with a :class:`Scratch` the
+    comparison writes 0.0 / 1.0 into its float32 buffer, a slice at a time (each slice
+    below :data:`EXACT_FLOAT_COUNT`, so its sum is exact), which on the CPU is about four
+    times faster than summing a freshly allocated bool tensor.
+
+    Examples:
+        >>> y = torch.tensor([[0.0, 0.5], [0.001, -2.0]])
+        >>> int(count_all("le", y.abs(), 0.01)), int(count_all("le", y.abs(), 0.01, Scratch(3)))
+        (2, 2)
+    """
+    op = getattr(torch, compare)
+    flat = y.reshape(-1)
+    if scratch is None:
+        return op(flat, other).sum()
+    step = min(scratch.max_elements, EXACT_FLOAT_COUNT - 1)
+    counts = [
+        op(part, other, out=scratch.take(part.numel(), y.device)).sum() for part in flat.split(step)
+    ]
+    return (counts[0] if len(counts) == 1 else torch.stack(counts).sum()).long()
 
 
 def squared_norm(t: torch.Tensor) -> torch.Tensor:

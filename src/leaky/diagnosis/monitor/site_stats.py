@@ -47,6 +47,7 @@ from leaky.core.spec import get_spec
 from leaky.diagnosis.monitor.metric import Metric
 from leaky.diagnosis.monitor.reductions import (
     Scratch,
+    count_all,
     count_per_unit,
     has_nonfinite,
     histogram_counts,
@@ -369,7 +370,7 @@ class SiteStatistics(Metric):
                 magnitude = magnitude.float()
             per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
             self.abs_total.add_(per_unit)
-            self.near_zero_count.add_((magnitude <= self.near_zero).sum())
+            self.near_zero_count.add_(count_all("le", magnitude, self.near_zero, self.scratch))
             total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
         self.total.add_(total)
         self.total_sq.add_(squared_norm(y))
