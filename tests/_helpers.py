@@ -1,5 +1,8 @@
 """Helpers shared by the tests: comparisons, edge values, small models, store reads."""
 
+import http.server
+import threading
+
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -147,3 +150,40 @@ def stored_bits(store) -> dict[str, str]:
     return {
         r.run_id: repr((r.status, r.cell, r.metrics, r.layers, r.results)) for r in store.runs()
     }
+
+
+class LoopbackServer:
+    """Serves path -> (bytes, declared length) on 127.0.0.1 from a thread; counts requests."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[bytes, int]] = {}
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests += 1
+                if self.path not in server.routes:
+                    self.send_error(404)
+                    return
+                body, length = server.routes[self.path]
+                self.send_response(200)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                self.wfile.write(body)  # fewer bytes than declared: the connection just ends
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def serve(self, path: str, body: bytes, declared: int | None = None) -> str:
+        self.routes[path] = (body, len(body) if declared is None else declared)
+        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

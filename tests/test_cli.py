@@ -214,9 +214,11 @@ def test_list_datasets_and_activations():
         "spirals",
         "fn1d",
         "fsdd",  # read from disk: its state says whether it is here
+        "mnist",
     ]
-    fsdd = result.output.splitlines()[-1]
+    fsdd, mnist = result.output.splitlines()[-2:]
     assert "present (" in fsdd or "not here: leaky data fetch fsdd" in fsdd
+    assert "test set only: split 8,000 / 2,000" in mnist or "leaky data fetch mnist" in mnist
     result = _run("list", "activations")
     assert (
         result.exit_code == 0

@@ -1,12 +1,10 @@
 """`leaky data fetch fsdd` against a local HTTP server (127.0.0.1) serving archives built here."""
 
 import hashlib
-import http.server
 import io
 import os
 import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from leaky.app.cli import cli
 from leaky.data.fetch import FetchError, fetch_fsdd
 from leaky.data.fsdd import fsdd_recordings
 
-from _helpers import wav_bytes
+from _helpers import LoopbackServer, wav_bytes
 
 TOP = "free-spoken-digit-dataset-1.0.10"
 
@@ -46,46 +44,9 @@ def _sums(files: dict[str, bytes]) -> dict[str, str]:
     }
 
 
-class _Server:
-    """Serves path -> (bytes, declared length) on 127.0.0.1 from a thread; counts requests."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[bytes, int]] = {}
-        self.requests = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                if self.path not in server.routes:
-                    self.send_error(404)
-                    return
-                body, length = server.routes[self.path]
-                self.send_response(200)
-                self.send_header("Content-Length", str(length))
-                self.end_headers()
-                self.wfile.write(body)  # fewer bytes than declared: the connection just ends
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def serve(self, path: str, body: bytes, declared: int | None = None) -> str:
-        self.routes[path] = (body, len(body) if declared is None else declared)
-        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def server():
-    running = _Server()
+    running = LoopbackServer()
     yield running
     running.close()
 

@@ -13,10 +13,12 @@ REQUIRED = ("relu", "leaky_relu", "prelu", "rrelu", "sigmoid", "tanh", "elu", "g
 CLIPPED = ("relu6", "hardtanh")
 # Common in models found in the wild (MobileNetV3, SE blocks, Mish networks).
 FOUND_IN_THE_WILD = ("hardsigmoid", "hardswish", "mish", "softplus")
+# Compared with sigmoid and tanh by Glorot & Bengio (2010).
+SATURATING_PEERS = ("softsign",)
 
 
 def test_table_has_every_required_row_once():
-    assert activation_names() == REQUIRED + CLIPPED + FOUND_IN_THE_WILD
+    assert activation_names() == REQUIRED + CLIPPED + FOUND_IN_THE_WILD + SATURATING_PEERS
 
 
 def test_names_and_aliases_are_unique():
@@ -55,7 +57,7 @@ def test_which_rows_can_die_and_which_saturate():
         "hardsigmoid",
         "hardswish",
     ]
-    saturating = ["sigmoid", "tanh", "relu6", "hardtanh", "hardsigmoid"]
+    saturating = ["sigmoid", "tanh", "relu6", "hardtanh", "hardsigmoid", "softsign"]
     assert [s.name for s in SPECS if s.saturates] == saturating
     assert [s.name for s in SPECS if s.output_range is not None] == saturating
 
@@ -67,13 +69,15 @@ def test_output_range_holds_the_outputs_and_is_reached_where_the_derivative_vani
     y = spec.forward(x)
     assert low <= y.min() and y.max() <= high
     low_end, high_end = spec.saturating_ends
-    # At a saturating end the output reaches the bound and the derivative vanishes.
+    # At a saturating end the output reaches the bound and the derivative vanishes: by
+    # |x| = 40 for the exponential ones, only far out for softsign's 1 / x^2 tails.
+    far = 1e10 if spec.name == "softsign" else 40.0
     if low_end:
-        assert spec.forward(np.array([-40.0]))[0] == pytest.approx(low, abs=1e-9)
-        assert spec.derivative(np.array([-40.0]))[0] == pytest.approx(0.0, abs=1e-9)
+        assert spec.forward(np.array([-far]))[0] == pytest.approx(low, abs=1e-9)
+        assert spec.derivative(np.array([-far]))[0] == pytest.approx(0.0, abs=1e-9)
     if high_end:
-        assert spec.forward(np.array([40.0]))[0] == pytest.approx(high, abs=1e-9)
-        assert spec.derivative(np.array([40.0]))[0] == pytest.approx(0.0, abs=1e-9)
+        assert spec.forward(np.array([far]))[0] == pytest.approx(high, abs=1e-9)
+        assert spec.derivative(np.array([far]))[0] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_hardtanh_output_range_follows_its_options():
@@ -116,6 +120,7 @@ TORCH_F = {
     "hardswish": torch.nn.functional.hardswish,
     "mish": torch.nn.functional.mish,
     "softplus": torch.nn.functional.softplus,
+    "softsign": torch.nn.functional.softsign,
 }
 
 

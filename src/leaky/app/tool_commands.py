@@ -116,31 +116,40 @@ def playground(host: str, port: int, no_browser: bool, **options: Any) -> None:
 
 @click.group(name="data")
 def data_group() -> None:
-    """Data sets that leaky reads from disk (FSDD's spoken digits): fetch them, list them."""
+    """Data sets that leaky reads from disk (FSDD's spoken digits, MNIST): fetch them, list them."""
 
 
 @data_group.command(name="fetch")
-@click.argument("name", type=click.Choice(["fsdd"]))
+@click.argument("name", type=click.Choice(["fsdd", "mnist"]))
 @click.option(
     "--dir",
     "target",
     type=click.Path(file_okay=False),
-    help="Folder to put the data set in.  [default: $LEAKY_DATA_DIR/fsdd, else "
-    "~/.cache/leaky/fsdd]",
+    help="Folder to put the data set in.  [default: $LEAKY_DATA_DIR/NAME, else "
+    "~/.cache/leaky/NAME]",
 )
-@click.option("--url", default=None, help="Archive to download.  [default: FSDD's v1.0.10 tag]")
+@click.option(
+    "--url",
+    default=None,
+    help="Where to download from: FSDD's archive, or the folder of MNIST's four .gz files.  "
+    "[default: FSDD's v1.0.10 tag; PyTorch's MNIST mirror]",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_fetch(name: str, target: str | None, url: str | None, quiet: bool) -> None:
-    """Download NAME (fsdd), check the SHA-256 of every file, and move it into place.
+    """Download NAME (fsdd or mnist), check every file's checksum, and move it into place.
 
     Nothing that looks complete is left behind by a failed download. Exit code 1 when the
     download fails or does not check out (no network, truncated, corrupt), 2 for a user
     error (a bad --url or --dir).
     """
-    from leaky.data.fetch import FSDD_URL, FetchError, fetch_fsdd
+    from leaky.data.fetch import FSDD_URL, MNIST_URL, FetchError, fetch_fsdd, fetch_mnist
 
+    progress = False if quiet else None
     try:
-        result = fetch_fsdd(target, url=url or FSDD_URL, progress=False if quiet else None)
+        if name == "mnist":
+            result = fetch_mnist(target, url=url or MNIST_URL, progress=progress)
+        else:
+            result = fetch_fsdd(target, url=url or FSDD_URL, progress=progress)
     except FetchError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)  # the command ran and the download failed or did not check out
@@ -152,6 +161,7 @@ def data_fetch(name: str, target: str | None, url: str | None, quiet: bool) -> N
 def data_list() -> None:
     """Which data sets are present, where, and their licence."""
     from leaky.data.fsdd import FETCH_COMMAND, FSDD_LICENSE, fsdd_status
+    from leaky.data.mnist import MNIST_FETCH_COMMAND, MNIST_LICENSE, T10K_SPLIT, mnist_status
 
     status = fsdd_status()
     state, place = {
@@ -159,5 +169,22 @@ def data_list() -> None:
         "absent": (f"not present: {FETCH_COMMAND}", f"looked in {status.where}"),
         "damaged": ("damaged", status.where),
     }[status.state]
-    table(("data set", "state", "where", "licence"), [("fsdd", state, place, FSDD_LICENSE)])
+    mnist = mnist_status()
+    mnist_state, mnist_place = {
+        "full": ("present (60,000 train / 10,000 test)", mnist.where),
+        "test set": (
+            f"test set only (split {T10K_SPLIT[0]:,} / {T10K_SPLIT[1]:,}); full: "
+            f"{MNIST_FETCH_COMMAND}",
+            mnist.where,
+        ),
+        "absent": (f"not present: {MNIST_FETCH_COMMAND}", f"looked in {mnist.where}"),
+        "damaged": ("damaged", mnist.where),
+    }[mnist.state]
+    table(
+        ("data set", "state", "where", "licence"),
+        [
+            ("fsdd", state, place, FSDD_LICENSE),
+            ("mnist", mnist_state, mnist_place, MNIST_LICENSE),
+        ],
+    )
     click.echo("The built-in data sets ship with leaky's dependencies: leaky list datasets.")

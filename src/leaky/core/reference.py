@@ -56,6 +56,8 @@ __all__ = [
     "silu_derivative",
     "softplus",
     "softplus_derivative",
+    "softsign",
+    "softsign_derivative",
     "tanh",
     "tanh_derivative",
 ]
@@ -157,6 +159,20 @@ def tanh(x: np.typing.ArrayLike) -> np.ndarray:
 def tanh_derivative(x: np.typing.ArrayLike) -> np.ndarray:
     """tanh'(x) = 1 - tanh(x)^2."""
     return 1.0 - np.tanh(_f64(x)) ** 2
+
+
+# Softsign (Glorot & Bengio 2010) also saturates at -1 and 1, but polynomially, not
+# exponentially: its derivative falls off as 1 / x^2, so units leave saturation more easily.
+def softsign(x: np.typing.ArrayLike) -> np.ndarray:
+    """softsign(x) = x / (1 + |x|)."""
+    x = _f64(x)
+    with np.errstate(invalid="ignore"):  # inf / inf: the limit, +-1
+        return np.where(np.isinf(x), np.sign(x), x / (1.0 + np.abs(x)))
+
+
+def softsign_derivative(x: np.typing.ArrayLike) -> np.ndarray:
+    """softsign'(x) = 1 / (1 + |x|)^2."""
+    return 1.0 / (1.0 + np.abs(_f64(x))) ** 2
 
 
 # Clipped rectifiers: ReLU6 is Hardtanh on [0, 6]. Beyond either bound the gradient is 0.

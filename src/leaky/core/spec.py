@@ -513,6 +513,22 @@ SPECS: tuple[ActivationSpec, ...] = (
         torch_modules=(torch.nn.Softplus,),
         saves="input",
     ),
+    ActivationSpec(
+        name="softsign",
+        title="Softsign",
+        aliases=(),
+        family="saturating",
+        defaults={},
+        reference=ref.softsign,
+        reference_derivative=ref.softsign_derivative,
+        # 1 / (1 + |x|)^2 = (1 - |y|)^2: the output alone gives it.
+        torch_derivative=lambda x, y, o: (1 - y.abs()).square(),
+        module="torch.nn:Softsign",
+        torch_modules=(torch.nn.Softsign,),
+        saves="input",  # torch composes it from abs, add and div
+        saturates=True,
+        bounds=lambda: (-1.0, 1.0),
+    ),
 )
 
 _BY_NAME: Mapping[str, ActivationSpec] = MappingProxyType(

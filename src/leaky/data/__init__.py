@@ -25,6 +25,7 @@ from leaky.data.files import (
     load_npz,
 )
 from leaky.data.fsdd import cached_fsdd, load_fsdd
+from leaky.data.mnist import cached_mnist, load_mnist
 from leaky.data.npz_archive import npz_array_names, read_npz
 from leaky.data.size_limit import DEFAULT_MAX_DATA_BYTES, MAX_DATA_BYTES_ENV, max_data_bytes
 from leaky.data.user_task import (
@@ -42,6 +43,7 @@ __all__ = [
     "BUILTIN",
     "DEFAULT_MAX_DATA_BYTES",
     "MAX_DATA_BYTES_ENV",
+    "ON_DISK",
     "BuiltinInfo",
     "Dataset",
     "Task",
@@ -56,6 +58,7 @@ __all__ = [
     "load_dataset_or_file",
     "load_fsdd",
     "load_idx",
+    "load_mnist",
     "load_named_dataset",
     "load_npz",
     "load_user_task",
@@ -68,19 +71,24 @@ __all__ = [
 ]
 
 
+# Data sets read from disk (fetched by `leaky data fetch NAME`), beside the built-in ones.
+ON_DISK: tuple[str, ...] = ("fsdd", "mnist")
+
+
 def list_datasets() -> list[BuiltinInfo]:
     """The built-in tasks, in a fixed order."""
     return list(BUILTIN.values())
 
 
 def load_named_dataset(name: str, **options: Any) -> Dataset:
-    """One of leaky's own data sets by name: a built-in task, or ``fsdd`` read from disk.
+    """One of leaky's own data sets by name: a built-in task, or ``fsdd`` / ``mnist`` from disk.
 
     For the user's files too, see :func:`load_dataset_or_file`.
 
     Options go to the task's maker (``seed``; for ``fsdd``: ``data_dir`` and
-    ``holdout_speaker``, see :func:`leaky.data.fsdd.load_fsdd`). Made once per process and
-    options, then shared: treat the tensors as read-only.
+    ``holdout_speaker``, see :func:`leaky.data.fsdd.load_fsdd`; for ``mnist``: ``data_dir``,
+    see :func:`leaky.data.mnist.load_mnist`). Made once per process and options, then
+    shared: treat the tensors as read-only.
 
     Raises:
         ValueError: unknown name (the message lists the valid ones); for ``fsdd``, data
@@ -88,8 +96,11 @@ def load_named_dataset(name: str, **options: Any) -> Dataset:
     """
     if name == "fsdd":
         return cached_fsdd(options.get("data_dir"), options.get("holdout_speaker"))
+    if name == "mnist":
+        return cached_mnist(options.get("data_dir"))
     if name not in BUILTIN:
-        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join([*BUILTIN, 'fsdd'])}")
+        valid = ", ".join([*BUILTIN, *ON_DISK])
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {valid}")
     return _cached(name, tuple(sorted(options.items())))
 
 

@@ -1,6 +1,8 @@
-"""``leaky data fetch fsdd``: download FSDD's tagged release, check every file, move it into place.
+"""``leaky data fetch fsdd|mnist``: download a data set, check every file, move it into place.
 
-The one place leaky touches the network, and only when a person asks. The archive is
+The one place leaky touches the network, and only when a person asks.
+
+FSDD: its tagged release's archive is
 streamed into a private temporary folder beside the target (with a progress bar), every
 recording under ``recordings/`` is checked against the SHA-256 list shipped with leaky
 (``leaky/data/fsdd_SHA256SUMS``, the 3,000 recordings of the checked copy), and only when
@@ -12,6 +14,10 @@ Which files are checked: every recording in the archive whose name is in the lis
 match its checksum exactly (one mismatch and nothing is installed). A recording the list
 does not name (a release with a speaker the checked copy lacks) is left out and counted.
 A release with fewer recordings than the list installs those it has, and says how many.
+
+MNIST: its four gzipped IDX files, from PyTorch's public mirror by default, each checked
+against MNIST's canonical MD5 sum (:data:`leaky.data.mnist.MNIST_MD5`), installed in the
+same way: all four, or nothing.
 
 Examples:
     >>> check_url("ftp://example.org/x.tar.gz")
@@ -45,15 +51,27 @@ from leaky.data.fsdd import (
     fsdd_candidates,
     packaged_checksums,
 )
+from leaky.data.mnist import MNIST_CREDIT, MNIST_LICENSE, MNIST_MD5, mnist_candidates
 from leaky.system.atomic import staging_folder
 from leaky.system.errors import ParameterError
 
-__all__ = ["FSDD_URL", "FetchError", "FetchResult", "check_url", "fetch_fsdd"]
+__all__ = [
+    "FSDD_URL",
+    "MNIST_URL",
+    "FetchError",
+    "FetchResult",
+    "check_url",
+    "fetch_fsdd",
+    "fetch_mnist",
+]
 
 FSDD_URL = (
     "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz"
 )
+# torchvision's first mirror; the folder that holds the four .gz files.
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _MAX_ARCHIVE_BYTES = 256 * 2**20  # the 3,000 recordings are 27 MB as WAV files (du -sh)
+_MAX_MNIST_FILE_BYTES = 64 * 2**20  # the largest, train-images, is 9.9 MB
 _MAX_RECORDING_BYTES = 4 * 2**20  # the longest recording is 36 KB
 _CHUNK = 2**16
 
@@ -64,7 +82,7 @@ class FetchError(Exception):
 
 @dataclass(frozen=True)
 class FetchResult:
-    """Where FSDD is, and what the fetch did."""
+    """Where the fetched data set is, and what the fetch did."""
 
     path: Path
     installed: int  # recordings moved into place (0 when it was there already)
@@ -76,7 +94,8 @@ class FetchResult:
         """What the fetch did, a sentence a line."""
         if self.already_present:
             return [f"{name} is already in {self.path}; nothing to do."]
-        lines = [f"Checked and installed {self.installed:,} recordings in {self.path}."]
+        files = "files" if name == "mnist" else "recordings"
+        lines = [f"Checked and installed {self.installed:,} {files} in {self.path}."]
         if self.left_out:
             lines.append(
                 f"Left out {self.left_out:,} recordings that the checked list does not name."
@@ -98,22 +117,31 @@ def check_url(url: str) -> str:
     return url
 
 
-def _offline_hint() -> str:
+def _offline_hint(what: str = "FSDD", folder: str = "fsdd") -> str:
     return (
-        f"Without a network, copy a checked FSDD folder from a machine that has one and "
-        f"point --set data_dir=DIR or {DATA_DIR_ENV} (the folder that holds fsdd/) at it"
+        f"Without a network, copy a checked {what} folder from a machine that has one and "
+        f"point --set data_dir=DIR or {DATA_DIR_ENV} (the folder that holds {folder}/) at it"
     )
 
 
-def _download(url: str, archive: Path, timeout: float, progress: bool | None) -> None:
+def _download(
+    url: str,
+    archive: Path,
+    timeout: float,
+    progress: bool | None,
+    what: str = "FSDD's release",
+    max_bytes: int = _MAX_ARCHIVE_BYTES,
+    hint: str | None = None,
+) -> None:
+    # Stream ``url`` into ``archive``, refusing more than ``max_bytes`` (``what`` names
+    # what was expected; ``hint`` says what to do offline).
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            if total is not None and total > _MAX_ARCHIVE_BYTES:
+            if total is not None and total > max_bytes:
                 raise FetchError(
-                    f"{url} announces {total:,} bytes, far more than FSDD's release; "
-                    "nothing was installed"
+                    f"{url} announces {total:,} bytes, far more than {what}; nothing was installed"
                 )
             received = 0
             with (
@@ -122,17 +150,17 @@ def _download(url: str, archive: Path, timeout: float, progress: bool | None) ->
                     total=total,
                     unit="B",
                     unit_scale=True,
-                    desc="FSDD",
+                    desc=archive.name,
                     disable=progress is False,
                     leave=False,
                 ) as bar,
             ):
                 while chunk := response.read(_CHUNK):
                     received += len(chunk)
-                    if received > _MAX_ARCHIVE_BYTES:
+                    if received > max_bytes:
                         raise FetchError(
-                            f"{url} sent more than {_MAX_ARCHIVE_BYTES:,} bytes, far more than "
-                            "FSDD's release; nothing was installed"
+                            f"{url} sent more than {max_bytes:,} bytes, far more than "
+                            f"{what}; nothing was installed"
                         )
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -144,7 +172,7 @@ def _download(url: str, archive: Path, timeout: float, progress: bool | None) ->
         reason = getattr(error, "reason", error)
         raise FetchError(
             f"Cannot download {url} ({reason}): no network? Nothing was installed. "
-            + _offline_hint()
+            + (hint or _offline_hint())
         ) from None
     except OSError as error:  # the connection broke off mid-way, or the disk is full
         raise FetchError(f"The download of {url} failed ({error}); nothing was installed") from None
@@ -276,3 +304,82 @@ def fetch_fsdd(
     return FetchResult(
         target, len(written), left_out=left_out, not_in_archive=len(set(sums) - set(written))
     )
+
+
+def _mnist_target() -> Path:
+    return next(place for label, place in mnist_candidates(None) if not label.endswith("-t10k"))
+
+
+def fetch_mnist(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    url: str = MNIST_URL,
+    checksums: Mapping[str, str] | None = None,
+    progress: bool | None = None,
+    timeout: float = 60.0,
+) -> FetchResult:
+    """Download MNIST's four files into ``target``, each checked against its MD5 sum.
+
+    Args:
+        target: default: ``$LEAKY_DATA_DIR/mnist`` when that is set, else the user cache
+            (``$XDG_CACHE_HOME/leaky/mnist``).
+        url: the folder that holds the four ``.gz`` files. Default: PyTorch's mirror.
+        checksums: file name -> MD5 of the four files. Default: MNIST's canonical sums.
+        progress: a progress bar on stderr (None: tqdm's default).
+        timeout: seconds without an answer before the download gives up.
+
+    Raises:
+        ValueError: a bad URL, or a ``target`` that exists, is not empty and is not a
+            complete MNIST (leaky never overwrites a folder it did not make).
+        FetchError: no network, a truncated download or a file whose MD5 differs.
+            Nothing is installed then.
+    """
+    check_url(url)
+    sums = dict(checksums) if checksums is not None else MNIST_MD5
+    base = url if url.endswith("/") else url + "/"
+    target = Path(target).expanduser() if target is not None else _mnist_target()
+    if target.is_dir() and all((target / name).is_file() for name in sums):
+        return FetchResult(target, 0, already_present=True)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ParameterError(
+            f"{target} exists and is not a complete MNIST; remove it or choose another {{target}}",
+            "target",
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"Cannot create {target.parent}: {error.strerror or error}") from None
+    with staging_folder(target.parent, target.name) as stage:
+        folder = stage / target.name
+        folder.mkdir()
+        for name, expected in sums.items():
+            path = folder / name
+            _download(
+                base + name,
+                path,
+                timeout,
+                progress,
+                what=f"MNIST's {name}",
+                max_bytes=_MAX_MNIST_FILE_BYTES,
+                hint=_offline_hint("MNIST", "mnist"),
+            )
+            digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+            if digest != expected:
+                raise FetchError(
+                    f"{name}: its MD5 ({digest}) differs from MNIST's ({expected}): the download "
+                    "is damaged or is not MNIST; nothing was installed"
+                )
+        (folder / "MD5SUMS").write_text(
+            "".join(f"{digest}  {name}\n" for name, digest in sums.items()), "ascii"
+        )
+        (folder / "README.txt").write_text(
+            f"{MNIST_CREDIT}\nLicence: {MNIST_LICENSE} "
+            "(https://creativecommons.org/licenses/by-sa/3.0/)\n"
+            f"Downloaded by `leaky data fetch mnist` from {base}; every file was checked "
+            "against MD5SUMS.\n",
+            "utf-8",
+        )
+        with contextlib.suppress(OSError):
+            target.rmdir()  # an empty folder in the way (a non-empty one was refused above)
+        os.replace(folder, target)  # one rename: the data set appears complete or not at all
+    return FetchResult(target, len(sums))

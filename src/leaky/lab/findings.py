@@ -18,6 +18,7 @@ from typing import Any
 from leaky.core.spec import SPECS
 from leaky.data import list_datasets, load_user_task, task_spec_from_table
 from leaky.data.fsdd import FETCH_COMMAND, FSDD_DESCRIPTION, FSDD_LICENSE, fsdd_status
+from leaky.data.mnist import MNIST_FETCH_COMMAND, MNIST_LICENSE, T10K_SPLIT, mnist_status
 from leaky.lab.config import Setting, config_to_dict, describe_config, format_value, resolve
 from leaky.lab.experiments import EXPERIMENTS, Finding, check_stored_results, get_experiment
 from leaky.lab.plan import DEFAULT_THREADS, Sweep, plan
@@ -94,6 +95,21 @@ def listing(what: str, experiment: str | None = None) -> tuple[tuple[str, ...], 
             "damaged": "damaged: leaky data list says why",
         }[fsdd.state]
         rows.append(("fsdd", FSDD_DESCRIPTION, f"FSDD ({FSDD_LICENSE}), fetched", state))
+        mnist = mnist_status()
+        mnist_state = {
+            "full": "present (60,000 / 10,000)",
+            "test set": f"test set only: split {T10K_SPLIT[0]:,} / {T10K_SPLIT[1]:,}",
+            "absent": f"not here: {MNIST_FETCH_COMMAND}",
+            "damaged": "damaged: leaky data list says why",
+        }[mnist.state]
+        rows.append(
+            (
+                "mnist",
+                "real 28x28 handwritten digits, 10 classes",
+                f"MNIST ({MNIST_LICENSE}), fetched",
+                mnist_state,
+            )
+        )
         return ("dataset", "what", "source", "state"), rows
     if what == "activations":
         rows = [

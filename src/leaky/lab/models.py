@@ -5,6 +5,8 @@ Every builder takes ``activation`` (a spec name) with its options, and ``init``:
 * ``"kaiming"``: He et al. (2015) normal weights with the activation's own gain
   (:func:`leaky.core.init.calculate_gain`), zero biases; the output layer gets gain 1;
 * ``"xavier"``: Glorot normal weights (gain 1, fan-in and fan-out averaged), zero biases;
+* ``"standard"``: the "standard initialization" Glorot & Bengio (2010) start from,
+  weights uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], zero biases;
 * ``"torch"``: PyTorch's default initialisation, untouched.
 
 PReLU gets one slope per unit or channel.
@@ -38,8 +40,8 @@ __all__ = [
     "pooled_mlp",
 ]
 
-Init = Literal["kaiming", "xavier", "torch"]
-INITS: tuple[str, ...] = ("kaiming", "xavier", "torch")
+Init = Literal["kaiming", "xavier", "standard", "torch"]
+INITS: tuple[str, ...] = ("kaiming", "xavier", "standard", "torch")
 
 
 def _activation(name: str, units: int, options: dict[str, Any]) -> nn.Module:
@@ -94,7 +96,11 @@ def initialise(
                 init_layer_(layer, spec.name, generator=generator, **params)
         else:
             with torch.no_grad():
-                nn.init.xavier_normal_(layer.weight, generator=generator)
+                if init == "standard":
+                    bound = fan(layer.weight) ** -0.5
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                else:
+                    nn.init.xavier_normal_(layer.weight, generator=generator)
                 if layer.bias is not None:
                     layer.bias.zero_()
     return model

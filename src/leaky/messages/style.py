@@ -40,6 +40,7 @@ ACTIVATION_COLORS: dict[str, str] = {
     "hardswish": "#332288",  # indigo (Tol's muted palette)
     "mish": "#117733",  # green (Tol's muted palette)
     "softplus": "#AA4499",  # purple (Tol's muted palette)
+    "softsign": "#88CCEE",  # cyan (Tol's muted palette)
 }
 
 LINE_STYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (

@@ -54,6 +54,7 @@ FUNCTIONAL_ACTIVATIONS: dict[Callable[..., Any], str] = {
     torch_f.hardswish: "hardswish",
     torch_f.mish: "mish",
     torch_f.softplus: "softplus",
+    torch_f.softsign: "softsign",
 }
 
 # Elementwise activations the spec table has no row for: calls are named in the report
@@ -64,7 +65,6 @@ UNMONITORED_ACTIVATIONS: frozenset[Callable[..., Any]] = frozenset(
         torch.selu,
         torch_f.celu,
         torch.celu,
-        torch_f.softsign,
         torch_f.logsigmoid,
         torch_f.tanhshrink,
         torch_f.softshrink,

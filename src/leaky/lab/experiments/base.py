@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leaky.core.spec import get_spec
-from leaky.data import BUILTIN, is_file_task, parse_task_spec
+from leaky.data import BUILTIN, ON_DISK, is_file_task, parse_task_spec
 from leaky.data.fsdd import find_fsdd
+from leaky.data.mnist import find_mnist
 from leaky.lab.store import RunRecord
 from leaky.messages import get_messages
 
@@ -273,13 +274,14 @@ def known_activations(names: Sequence[str], allowed: Sequence[str] | None = None
 def classification_dataset(name: str) -> None:
     """Check that ``name`` is a classification task (what these experiments train).
 
-    The built-in ones, and ``fsdd`` (spoken digits read from disk, see
-    :mod:`leaky.data.fsdd`).
+    The built-in ones, ``fsdd`` (spoken digits read from disk, see :mod:`leaky.data.fsdd`)
+    and ``mnist`` (handwritten digits read from disk, see :mod:`leaky.data.mnist`).
     """
-    if name == "fsdd":
+    if name in ON_DISK:
         return
     if name not in BUILTIN:
-        raise ValueError(f"Unknown dataset {name!r}. Valid names: {', '.join([*BUILTIN, 'fsdd'])}")
+        valid = ", ".join([*BUILTIN, *ON_DISK])
+        raise ValueError(f"Unknown dataset {name!r}. Valid names: {valid}")
     if BUILTIN[name].task != "classification":
         classification = [n for n, info in BUILTIN.items() if info.task == "classification"]
         raise ValueError(
@@ -291,12 +293,16 @@ def classification_dataset(name: str) -> None:
 def dataset_on_disk(config: Any) -> None:
     """Check, before a sweep starts, that a config's ``dataset`` read from disk is there.
 
-    ``fsdd`` is looked for where :func:`leaky.data.fsdd.find_fsdd` looks; a missing copy is
-    one ``ValueError`` that says where it looked and how to get it. Built-in tasks and the
-    user's files (checked when their spec is read) need nothing here.
+    ``fsdd`` and ``mnist`` are looked for where :func:`leaky.data.fsdd.find_fsdd` and
+    :func:`leaky.data.mnist.find_mnist` look; a missing copy is one ``ValueError`` that
+    says where it looked and how to get it. Built-in tasks and the user's files (checked
+    when their spec is read) need nothing here.
     """
-    if getattr(config, "dataset", None) == "fsdd":
+    dataset = getattr(config, "dataset", None)
+    if dataset == "fsdd":
         find_fsdd(None, data_dir_option=False)  # these configs have no data_dir
+    elif dataset == "mnist":
+        find_mnist(None, data_dir_option=False)
 
 
 def classification_data(name: str) -> None:

@@ -170,12 +170,15 @@ def classifier_mlp_bytes(config: Any, *, optimizer_states: int) -> int:
     """:func:`mlp_training_bytes` of a config's ``depth`` x ``width`` MLP on its dataset.
 
     For the experiments that train one MLP classifier per run (dying, slope, init), with
-    the largest built-in task's sizes (or FSDD's spectrograms when the config's
-    ``dataset`` is ``fsdd``) and an evaluation chunk of :data:`EVAL_ROWS` rows.
+    the largest built-in task's sizes (or FSDD's spectrograms or MNIST's images when the
+    config's ``dataset`` is ``fsdd`` or ``mnist``) and an evaluation chunk of
+    :data:`EVAL_ROWS` rows.
     """
     inputs = INPUT_FEATURES
     if getattr(config, "dataset", None) == "fsdd":
         inputs = max(inputs, MelSettings().n_mels * MelSettings().frames)
+    elif getattr(config, "dataset", None) == "mnist":
+        inputs = max(inputs, 28 * 28)
     return mlp_training_bytes(
         inputs,
         CLASSES,
