@@ -339,3 +339,31 @@ def test_playground_command_names_a_missing_extra(monkeypatch):
     result = CliRunner().invoke(cli, ["playground", "--no-browser"])
     assert result.exit_code == 2
     assert "needs uvicorn: pip install 'leaky[playground]'" in result.output
+
+
+def test_lessons_and_the_python_export_are_served(client):
+    from leaky.playground.lessons import LESSONS
+
+    lessons = client.get("/api/lessons").json()["lessons"]
+    assert [lesson["key"] for lesson in lessons] == [lesson.key for lesson in LESSONS]
+    assert lessons[0]["preset"]["activation"] == "sigmoid"
+    assert lessons[0]["checks"][0] == {
+        "metric": "gradient_ratio",
+        "activation": "sigmoid",
+        "at_most": 1e-3,
+        "at_least": None,
+    }
+    ja = client.get("/api/messages/ja").json()["messages"]
+    assert ja["lessons.vanishing.title"] == "シグモイドでは勾配が消える"
+    query = {"depth": "3", "compare": "true", "noise": "0.1", "steps": "7"}
+    script = client.get("/api/export", params=query)
+    assert script.status_code == 200
+    assert script.headers["content-disposition"] == 'attachment; filename="leaky_playground.py"'
+    assert "STEPS = 7" in script.text and "depth=3," in script.text
+    assert '"leaky_relu": build("leaky_relu", negative_slope=0.01)' in script.text
+    assert "noise=0.1," in script.text
+    compile(script.text, "leaky_playground.py", "exec")
+    bad = client.get("/api/export", params={"depth": "0", "compare": "yes", "steps": "x"})
+    assert bad.status_code == 400
+    problem = bad.json()["error"]
+    assert "`depth`" in problem and "`compare`" in problem and "`steps`" in problem

@@ -7,6 +7,9 @@ Routes:
   package (no CDN: the page works with the network off);
 * ``GET /api/fields``: every setting with its range and default;
 * ``GET /api/messages/{lang}``: the page's words from the message catalogue;
+* ``GET /api/lessons``: the lessons, in order (:mod:`leaky.playground.lessons`);
+* ``GET /api/export?setting=value&...&steps=n``: the setup as a Python script
+  (:mod:`leaky.playground.export_script`); bad settings get a 400 that names each one;
 * ``WS /ws``: one session. The page sends commands (see :mod:`leaky.playground.worker`);
   the server sends views, errors, and a last message before it closes the socket
   (``refused`` for one session too many, ``closed`` when reclaimed after being idle).
@@ -51,7 +54,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from leaky.core.spec import SPECS
 from leaky.messages import LANGUAGES, get_messages
-from leaky.playground.params import FIELDS, MAX_PARAMETERS, PlaygroundParams
+from leaky.playground.export_script import DEFAULT_STEPS, export_script
+from leaky.playground.lessons import LESSONS
+from leaky.playground.params import (
+    FIELDS,
+    MAX_PARAMETERS,
+    PlaygroundParams,
+    read_text_values,
+    validate_params,
+)
 from leaky.playground.worker import SessionWorker
 from leaky.system.errors import MissingExtraError
 
@@ -371,6 +382,26 @@ def create_app(
         }
         return JSONResponse({"lang": lang, "messages": words}, headers=_HEADERS)
 
+    async def lessons(request: Request) -> Response:
+        return JSONResponse({"lessons": [lesson.to_dict() for lesson in LESSONS]}, headers=_HEADERS)
+
+    async def export(request: Request) -> Response:
+        texts = dict(request.query_params)
+        steps_text = texts.pop("steps", str(DEFAULT_STEPS))
+        steps = int(steps_text) if steps_text.isdigit() and len(steps_text) <= 9 else None
+        params, errors = validate_params(read_text_values(texts))
+        problems = [error.message for error in errors.values()]
+        if steps is None:
+            problems.append(f"Expected `steps` to be an integer >= 0, but got {steps_text!r}.")
+        if problems:
+            return JSONResponse({"error": " ".join(problems)}, status_code=400, headers=_HEADERS)
+        script = export_script(params, steps=steps or DEFAULT_STEPS)
+        headers = {
+            **_HEADERS,
+            "Content-Disposition": 'attachment; filename="leaky_playground.py"',
+        }
+        return Response(script, media_type="text/x-python; charset=utf-8", headers=headers)
+
     def serving() -> int:
         # A closed page's session counts until its thread has stopped: the limit is on
         # training threads, not on open sockets.
@@ -462,6 +493,8 @@ def create_app(
             Route("/favicon.ico", lambda request: Response(status_code=204)),
             Route("/api/fields", fields),
             Route("/api/messages/{lang}", messages),
+            Route("/api/lessons", lessons),
+            Route("/api/export", export),
             WebSocketRoute("/ws", session),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

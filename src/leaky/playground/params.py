@@ -19,6 +19,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "FieldRange",
     "PlaygroundParams",
     "parameter_count",
+    "read_text_values",
     "validate_params",
 ]
 
@@ -198,6 +200,33 @@ def _check_value(name: str, value: Any, spec: FieldRange) -> tuple[Any, FieldErr
             {**got, "low": spec.low, "high": spec.high},
         )
     return (int(value) if spec.kind == "int" else float(value)), None
+
+
+def read_text_values(texts: Mapping[str, str]) -> dict[str, Any]:
+    """Settings written as text (a link's query) -> JSON values, for :func:`validate_params`.
+
+    Numbers and ``true`` / ``false`` are read by their field's kind; text that is not one
+    is kept as it is, so the validator names the field and what it got.
+
+    Examples:
+        >>> read_text_values({"depth": "3", "compare": "true", "noise": "x", "dataset": "xor"})
+        {'depth': 3, 'compare': True, 'noise': 'x', 'dataset': 'xor'}
+    """
+    values: dict[str, Any] = {}
+    for name, text in texts.items():
+        spec = FIELDS.get(name)
+        value: Any = text
+        if spec is not None and spec.kind == "bool":
+            value = {"true": True, "false": False}.get(text, text)
+        elif spec is not None and spec.kind in ("int", "float"):
+            try:
+                number = float(text)
+            except ValueError:
+                number = None
+            if number is not None and math.isfinite(number):
+                value = int(number) if spec.kind == "int" and number.is_integer() else number
+        values[name] = value
+    return values
 
 
 def validate_params(

@@ -95,14 +95,21 @@ class Network:
             "test_loss": [],
             "dead": [],
             "never_active": [],
+            "slope": [],  # PReLU: each hidden layer's mean learned slope (None otherwise)
         }
     )
     gradients: dict[str, Any] = field(default_factory=dict)
     recycled: int = 0  # units recycled so far (recycle_every)
+    seconds: float = 0.0  # spent in this network's training steps (forward, backward, step)
 
     def hidden_linears(self) -> list[nn.Linear]:
         """The Linear layers in forward order (the last one is the output layer)."""
         return [m for m in self.model if isinstance(m, nn.Linear)]
+
+    def prelu_slopes(self) -> list[list[float]] | None:
+        """Each hidden layer's learned PReLU slopes, one per unit; None without PReLU."""
+        slopes = [m.weight.detach().tolist() for m in self.model if isinstance(m, nn.PReLU)]
+        return slopes or None
 
 
 def build_networks(params: PlaygroundParams, data: PlaygroundData) -> list[Network]:
@@ -112,6 +119,10 @@ def build_networks(params: PlaygroundParams, data: PlaygroundData) -> list[Netwo
     models = []
     for activation in params.activations():
         generator = torch.Generator().manual_seed(params.seed)
+        options = params.activation_options(activation)
+        # PReLU's initial slope is its `init`, a name the builder keeps for the weights'
+        # scheme: the slopes are set after building (the weights' gain uses slope 0.25).
+        slope = options.pop("init") if activation == "prelu" else None
         with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
             torch.manual_seed(params.seed)
             model = mlp(
@@ -122,11 +133,14 @@ def build_networks(params: PlaygroundParams, data: PlaygroundData) -> list[Netwo
                 activation=activation,
                 init=params.init,  # type: ignore[arg-type]
                 generator=generator,
-                **params.activation_options(activation),
+                **options,
             )
         for module in model.modules():
             if hasattr(module, "generator") and isinstance(module, nn.RReLU):
                 module.generator = torch.Generator().manual_seed(params.seed + 1)
+            if slope is not None and isinstance(module, nn.PReLU):
+                with torch.no_grad():
+                    module.weight.fill_(slope)
         models.append(model)
     # The compared network starts from the main one's weights: one difference only.
     main = [m for m in models[-1] if isinstance(m, nn.Linear)]
@@ -242,9 +256,11 @@ class TrainingSession:
                 break
             batch = torch.randint(0, len(x), (self.params.batch_size,), generator=self.order)
             for network in self.networks:
+                began = time.perf_counter()
                 network.optimizer.zero_grad(set_to_none=True)
                 self._loss(network.model(x[batch]), y[batch]).backward()
                 network.optimizer.step()
+                network.seconds += time.perf_counter() - began
             self.step += 1
             taken += 1
             every = self.params.recycle_every
@@ -327,6 +343,8 @@ class TrainingSession:
         history["test_loss"].append(_finite(test_loss))
         history["dead"].append(dead)
         history["never_active"].append(never)
+        slopes = network.prelu_slopes()
+        history["slope"].append(None if slopes is None else [sum(s) / len(s) for s in slopes])
         _thin(history)
         if data.classes is None:
             prediction = {"x": grid.squeeze(-1).tolist(), "y": grid_out.squeeze(-1).tolist()}
@@ -348,6 +366,9 @@ class TrainingSession:
             "never_active": never,
             "dead_units": [row.summary.dead_units for row in units.sites],
             "recycled": network.recycled,
+            "slopes": slopes,
+            # Each network's own training time: compare mode shows what an activation costs.
+            "ms_per_step": 1000 * network.seconds / self.step if self.step else None,
             "firing": [[v if math.isfinite(v) else 0.0 for v in rates] for rates in firing],
             "gradients": network.gradients,
             "prediction": prediction,
