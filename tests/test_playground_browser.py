@@ -155,3 +155,133 @@ def test_playground_in_a_real_browser(server_url, tmp_path):
             browser.close()
     assert not errors, errors
     assert not outside, f"the page asked the network for {outside}"
+
+
+# A lesson's preset is on the page, at ``step``, and drawn.
+AT_STEP = """([preset, step]) => { const m = window.playground.last;
+  return Boolean(m) && m.step === step && Number(document.body.dataset.step) === step
+    && Object.entries(preset).every(([name, value]) => m.params[name] === value); }"""
+
+
+def _browser(playwright):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium installed (apt-get install chromium): page not checked")
+    return playwright.chromium.launch(
+        executable_path=chromium,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+@pytest.mark.parametrize(("locale", "lang"), [("en-GB", "en"), ("ja-JP", "ja")])
+def test_every_lesson_shows_its_point_in_a_real_browser(server_url, tmp_path, locale, lang):
+    from playwright.sync_api import sync_playwright
+
+    from leaky.messages import get_messages
+    from leaky.playground.lessons import LESSONS, measure
+
+    words = get_messages(lang)
+    shots = Path(os.environ.get("LEAKY_PLAYGROUND_SCREENSHOTS", tmp_path))
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            # A first-time visitor, in the browser's language: the first lesson opens.
+            page = browser.new_context(viewport={"width": 1400, "height": 1250}, locale=locale)
+            page = page.new_page()
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(server_url)
+            _wait(page, "window.playground && window.playground.rendered > 0")
+            assert page.evaluate("document.documentElement.lang") == lang
+            for number, lesson in enumerate(LESSONS, start=1):
+                _wait(page, AT_STEP, [lesson.preset, 0])
+                assert page.get_attribute("#lesson", "data-lesson") == lesson.key
+                title = words(f"playground.lessons.{lesson.key}.title")
+                assert page.text_content("#lesson-title") == title
+                assert page.text_content("#lesson-number") == words(
+                    "playground.lessons.number", number=number, count=len(LESSONS)
+                )
+                page.click("#lesson-train")
+                _wait(page, AT_STEP, [lesson.preset, lesson.steps])
+                if any(check.metric == "born_dead" for check in lesson.checks):
+                    _wait(page, "window.playground.last.born_dead.done")
+                view = page.evaluate("window.playground.last")
+                # The point, from the page's own data, and as the page itself reads it.
+                for check in lesson.checks:
+                    assert check.holds(view), (lesson.key, check, measure(view, check))
+                shown = page.eval_on_selector_all(
+                    "#lesson-checks li",
+                    "items => items.map((i) => [i.dataset.value, i.dataset.holds])",
+                )
+                assert [holds for _, holds in shown] == ["true"] * len(lesson.checks)
+                for (value, _), check in zip(shown, lesson.checks, strict=True):
+                    assert float(value) == pytest.approx(measure(view, check))
+                page.screenshot(path=str(shots / f"lesson-{number}-{lesson.key}-{lang}.png"))
+                if number < len(LESSONS):
+                    page.click("#lesson-next")
+            # Free play is one click away; the link then names no lesson.
+            page.click("#lesson-close")
+            page.wait_for_selector("#lesson", state="hidden", timeout=WAIT_MS)
+            assert "lesson=" not in page.url and page.is_visible("#lessons-open")
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+def test_a_hand_out_link_reopens_its_lesson_with_controls_hidden(server_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from leaky.playground import TrainingSession
+    from leaky.playground.lessons import get_lesson
+
+    lesson = get_lesson("relu_dies")
+    link = server_url + "#lesson=relu_dies&learning_rate=0.02&hide=seed,optimizer,batch_size"
+    hidden = ("seed", "optimizer", "batch_size")
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1250})
+            page = context.new_page()
+            page.goto(link)
+            setup = {**lesson.preset, "learning_rate": 0.02}
+            _wait(page, AT_STEP, [setup, 0])
+            for name in hidden:
+                assert not page.is_visible(f"#control-{name}")
+            assert page.is_visible("#control-depth") and page.is_visible("#control-learning_rate")
+            assert page.evaluate("document.documentElement.lang") == "en"
+            shared = page.url  # what the teacher copies: written back by the page
+            assert "lesson=relu_dies" in shared and "learning_rate=0.02" in shared
+            assert "hide=seed%2Coptimizer%2Cbatch_size" in shared and "depth=" not in shared
+            first = page.evaluate("window.playground.last")
+
+            # The shared link reopens the same view: same settings, same numbers.
+            again = context.new_page()
+            again.goto(shared)
+            _wait(again, AT_STEP, [setup, 0])
+            view = again.evaluate("window.playground.last")
+            assert view["params"] == first["params"]
+            assert view["networks"][0]["train_loss"] == first["networks"][0]["train_loss"]
+            session = TrainingSession(setup).snapshot()
+            assert view["networks"][0]["train_loss"] == pytest.approx(
+                session["networks"][0]["train_loss"], rel=1e-6
+            )
+            for name in hidden:
+                assert not again.is_visible(f"#control-{name}")
+
+            # Export as Python: the page's setup as a script that trains as many steps.
+            again.click("#lesson-train")
+            _wait(again, AT_STEP, [setup, lesson.steps])
+            with again.expect_download(timeout=WAIT_MS) as download:
+                again.click("#export-python")
+            script = Path(download.value.path()).read_text()
+            assert download.value.suggested_filename == "leaky_playground.py"
+            assert f"STEPS = {lesson.steps}" in script and "LEARNING_RATE = 0.02" in script
+            compile(script, "leaky_playground.py", "exec")
+
+            # A link naming what does not exist says so.
+            bad = context.new_page()
+            bad.goto(server_url + "#lesson=gelu&hide=colour")
+            bad.wait_for_selector("#banner:not([hidden])", timeout=WAIT_MS)
+            assert "gelu" in bad.text_content("#banner") and "colour" in bad.text_content("#banner")
+        finally:
+            browser.close()

@@ -194,3 +194,19 @@ def test_recycling_brings_dead_units_back_without_starting_again():
     assert revived["train_loss"] == pytest.approx(0.039, abs=1e-3)
     errors = repaired.update({"recycle_every": -1})
     assert errors["recycle_every"].code == "range"
+
+
+def test_prelu_starts_at_its_initial_slope_and_the_view_follows_it_learning():
+    # PReLU's initial slope shares its name (`init`) with the builder's weight scheme: the
+    # session sets it after building, for the main and the compared network alike.
+    session = TrainingSession({**SMALL, "activation": "prelu", "prelu_init": 0.1, "compare": True})
+    relu, prelu = session.snapshot()["networks"]
+    assert relu["slopes"] is None and relu["history"]["slope"] == [None]
+    assert prelu["slopes"] == [[pytest.approx(0.1)] * 8] * 2
+    session.train(20)
+    relu, prelu = session.snapshot()["networks"]
+    assert prelu["history"]["step"] == [0, 20]
+    assert prelu["history"]["slope"][0] == [pytest.approx(0.1)] * 2
+    assert prelu["history"]["slope"][1] != prelu["history"]["slope"][0]
+    assert [sum(s) / len(s) for s in prelu["slopes"]] == prelu["history"]["slope"][1]
+    assert relu["ms_per_step"] > 0 and prelu["ms_per_step"] > 0

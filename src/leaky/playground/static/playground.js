@@ -7,6 +7,7 @@ const state = {
   fields: null, defaults: null, titles: {}, params: {}, words: {}, lang: "en",
   last: null, running: false, ws: null, closed: null, updateTimes: [], updates: 0,
   firstView: true, deadKind: {}, rendered: 0, drawCost: {}, drawn: {},
+  lessons: [], lesson: null, hide: new Set(),
 };
 window.playground = state; // read by the end-to-end test and handy in the console
 
@@ -21,6 +22,7 @@ const STEPS = { noise: 0.01, train_fraction: 0.05, negative_slope: 0.01, prelu_i
   rrelu_lower: 0.01, rrelu_upper: 0.01, bias_shift: 0.1 };
 const HINTS = { bias_shift: "bias_shift_hint", compare: "compare_hint", recycle_every: "recycle_every_hint" };
 const COLOURS = ["#1f77b4", "#d62728"];
+const SEEN = "leaky-playground-seen"; // set once a visitor has opened the page
 const FONT = { family: "system-ui, IPAexGothic, sans-serif", size: 11 };
 
 function t(key, fields) {
@@ -60,6 +62,7 @@ function buildControls() {
   for (const [section, names] of GROUPS) {
     const heading = document.createElement("h2");
     heading.dataset.msg = section;
+    heading.id = section;
     form.appendChild(heading);
     for (const name of names) form.appendChild(buildControl(name, state.fields[name]));
   }
@@ -156,11 +159,18 @@ function showParams(params) {
 function showRelevantControls(params) {
   const used = new Set([params.activation]);
   if (params.compare) used.add(params.compare_activation);
-  $("control-negative_slope").hidden = !used.has("leaky_relu");
-  $("control-prelu_init").hidden = !used.has("prelu");
-  $("control-rrelu_lower").hidden = !used.has("rrelu");
-  $("control-rrelu_upper").hidden = !used.has("rrelu");
-  $("control-compare_activation").hidden = !params.compare;
+  const unused = {
+    negative_slope: !used.has("leaky_relu"), prelu_init: !used.has("prelu"),
+    rrelu_lower: !used.has("rrelu"), rrelu_upper: !used.has("rrelu"),
+    compare_activation: !params.compare,
+  };
+  // A control is shown when it matters to this setup and the link did not hide it.
+  for (const name of Object.keys(state.fields)) {
+    $("control-" + name).hidden = Boolean(unused[name]) || state.hide.has(name);
+  }
+  for (const [section, names] of GROUPS) {
+    $(section).hidden = names.every((name) => state.hide.has(name));
+  }
 }
 
 function clearErrors() {
@@ -200,25 +210,62 @@ function banner(text) {
 }
 
 // ------------------------------------------------------------------ the page's URL
+// The link holds the lesson, the settings that differ from its preset (from the defaults
+// outside a lesson), the hidden controls and the language: opening it reproduces the view.
+function currentLesson() {
+  return state.lesson === null ? null : state.lessons[state.lesson];
+}
+
+function baseParams() {
+  const lesson = currentLesson();
+  return { ...state.defaults, ...(lesson ? lesson.preset : {}) };
+}
+
 function writeUrl() {
   const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(state.params)) query.set(name, String(value));
+  const lesson = currentLesson();
+  if (lesson) query.set("lesson", lesson.key);
+  const base = baseParams();
+  for (const [name, value] of Object.entries(state.params)) {
+    if (value !== base[name]) query.set(name, String(value));
+  }
+  if (state.hide.size) query.set("hide", [...state.hide].join(","));
   query.set("lang", state.lang);
   history.replaceState(null, "", "#" + query.toString());
 }
 
 function readUrl() {
-  const query = new URLSearchParams(location.hash.slice(1));
+  const hash = location.hash.slice(1);
+  const query = new URLSearchParams(hash);
   const params = {};
-  let lang = "en";
+  let lang = null;
+  let lesson = null;
+  let hide = [];
   for (const [name, text] of query) {
     if (name === "lang") { lang = text === "ja" ? "ja" : "en"; continue; }
+    if (name === "lesson") { lesson = text; continue; }
+    if (name === "hide") { hide = text.split(",").filter(Boolean); continue; }
     const spec = state.fields[name];
     if (!spec || spec.kind === "choice") params[name] = text;
     else if (spec.kind === "bool") params[name] = text === "true" ? true : text === "false" ? false : text;
     else params[name] = text !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
   }
-  return { params, lang };
+  return { params, lang, lesson, hide, empty: hash === "" };
+}
+
+function browserLanguage() {
+  const first = (navigator.languages && navigator.languages[0]) || navigator.language || "en";
+  return first.toLowerCase().startsWith("ja") ? "ja" : "en";
+}
+
+function firstVisit() {
+  try {
+    const first = !localStorage.getItem(SEEN);
+    localStorage.setItem(SEEN, "1");
+    return first;
+  } catch (error) {
+    return true; // no storage (a private window): every visit is a first one
+  }
 }
 
 // ------------------------------------------------------------------ the session
@@ -270,6 +317,7 @@ function handle(message) {
   } else if (message.type === "born_dead") {
     if (state.last) state.last.born_dead = message.born_dead;
     renderBornDead(message.born_dead);
+    renderChecks();
   } else if (message.type === "error") {
     // Errors the page itself can cause carry a catalogue key; the rest are in English.
     banner(message.code && state.words[message.code] ? t(message.code, message) : message.message);
@@ -334,8 +382,10 @@ function render(m) {
   renderLoss(nets);
   renderGradients(nets);
   renderActivation(nets);
+  renderSlopes(nets);
   nets.forEach((net, i) => renderNetwork(net, i, m));
   renderBornDead(m.born_dead);
+  renderChecks();
   document.body.dataset.step = m.step; // lets a test wait for a given step
 }
 
@@ -420,13 +470,30 @@ function drawActivation(nets) {
   draw("view-activation", traces, { xaxis: { title: { text: "x" } } });
 }
 
+// PReLU's learned slopes: each hidden layer's mean slope over the steps.
+function renderSlopes(nets) {
+  const learned = nets.filter((net) => net.slopes);
+  $("slopes").hidden = !learned.length;
+  if (!learned.length) return;
+  const traces = [];
+  for (const net of learned) {
+    net.slopes.forEach((_, layer) => traces.push({ x: net.history.step,
+      y: net.history.slope.map((row) => (row ? row[layer] : null)), mode: "lines",
+      name: t("prelu.layer", { layer: layer + 1 }) }));
+  }
+  draw("view-slopes", traces, { xaxis: { title: { text: t("axis_step") } },
+    yaxis: { title: { text: t("prelu.axis") } } });
+}
+
 function renderNetwork(net, i, m) {
   $("net-title-" + i).textContent = netName(net);
   $("net-title-" + i).dataset.activation = net.activation;
   const summary = $("net-summary-" + i);
   summary.textContent = t("summary", { loss: fmt(net.train_loss), dead: pct(mean(net.dead)), never: pct(mean(net.never_active)) })
-    + (net.recycled ? " · " + t("recycled", { count: net.recycled }) : "");
+    + (net.recycled ? " · " + t("recycled", { count: net.recycled }) : "")
+    + (net.ms_per_step ? " · " + t("timing.ms_per_step", { ms: net.ms_per_step.toFixed(3) }) : "");
   summary.dataset.recycled = net.recycled || 0;
+  summary.dataset.msPerStep = net.ms_per_step ?? "";
   summary.dataset.dead = mean(net.dead);
   summary.dataset.neverActive = mean(net.never_active);
   summary.dataset.loss = net.train_loss;
@@ -510,6 +577,107 @@ function renderBornDead(estimate) {
   { yaxis: { range: [0, 1] }, margin: { l: 36, r: 10, t: 8, b: 24 } }));
 }
 
+// ------------------------------------------------------------------ lessons
+function renderLesson() {
+  const lesson = currentLesson();
+  $("lesson").hidden = !lesson;
+  $("lessons-open").hidden = Boolean(lesson);
+  if (!lesson) return;
+  const key = "lessons." + lesson.key + ".";
+  $("lesson").dataset.lesson = lesson.key;
+  $("lesson-number").textContent = t("lessons.number", { number: state.lesson + 1, count: state.lessons.length });
+  $("lesson-title").textContent = t(key + "title");
+  $("lesson-story").textContent = t(key + "story");
+  $("lesson-try").textContent = t(key + "try");
+  $("lesson-watch").textContent = t(key + "watch");
+  $("lesson-train").textContent = t("lessons.train", { steps: lesson.steps });
+  $("lesson-back").disabled = state.lesson === 0;
+  $("lesson-next").disabled = state.lesson === state.lessons.length - 1;
+  // The born-dead estimate is at the bottom of the page; its own lesson shows it first.
+  const bornDead = document.querySelector("figure.born-dead");
+  if (lesson.checks.some((check) => check.metric === "born_dead")) $("views").prepend(bornDead);
+  else $("views").append(bornDead);
+  renderChecks();
+}
+
+// The lesson's training in ten parts, so the views move while it trains (the batches,
+// and so the numbers, are the same as in one go).
+function trainLesson() {
+  const steps = currentLesson().steps;
+  const parts = Math.min(10, steps);
+  for (let k = 0; k < parts; k += 1) {
+    send({ type: "step", steps: Math.floor((steps * (k + 1)) / parts) - Math.floor((steps * k) / parts) });
+  }
+}
+
+// The number a check reads from a view: the page's copy of leaky.playground.lessons.measure.
+function measure(view, check) {
+  if (check.metric === "born_dead") {
+    const estimate = view.born_dead || {};
+    const row = estimate[check.activation];
+    return estimate.done && row ? row.probability : null;
+  }
+  const net = view.networks.find((n) => n.activation === check.activation);
+  if (!net) return null;
+  if (check.metric === "gradient_ratio") return net.gradients.ratio ?? null;
+  if (check.metric === "dead") return net.dead.length ? mean(net.dead) : null;
+  if (check.metric === "train_loss") return net.train_loss ?? null;
+  if (!net.slopes) return null; // slope_change
+  const start = view.params.prelu_init;
+  return Math.max(...net.slopes.map((layer) => Math.abs(mean(layer) - start)));
+}
+
+function showMeasure(metric, value) {
+  if (value === null || value === undefined) return "–";
+  if (metric === "dead" || metric === "born_dead") return pct(value);
+  if (value !== 0 && Math.abs(value) < 0.01) return value.toExponential(1);
+  return String(Number(Number(value).toPrecision(3))); // 0.1, not 0.100
+}
+
+function renderChecks() {
+  const lesson = currentLesson();
+  if (!lesson) return;
+  const list = $("lesson-checks");
+  list.innerHTML = "";
+  let all = true;
+  for (const check of lesson.checks) {
+    const value = state.last ? measure(state.last, check) : null;
+    const holds = value !== null && (check.at_most === null || value <= check.at_most)
+      && (check.at_least === null || value >= check.at_least);
+    all = all && holds;
+    const [low, high] = [check.at_least, check.at_most].map((v) => showMeasure(check.metric, v));
+    const bound = check.at_most === null ? t("lessons.at_least", { bound: low })
+      : check.at_least === null ? t("lessons.at_most", { bound: high })
+        : t("lessons.between", { low, high });
+    const item = document.createElement("li");
+    item.className = holds ? "holds" : "";
+    item.dataset.value = value === null ? "" : String(value);
+    item.dataset.holds = String(holds);
+    item.textContent = t("lessons.check", { name: state.titles[check.activation] || check.activation,
+      metric: t("lessons.metric_" + check.metric), value: showMeasure(check.metric, value), bound })
+      + " " + t(holds ? "lessons.shown" : "lessons.not_yet");
+    list.appendChild(item);
+  }
+  list.dataset.holds = String(all);
+}
+
+// Open lesson ``index`` from step 0: its preset over the defaults, paused.
+function openLesson(index) {
+  state.lesson = index;
+  send({ type: "pause" });
+  sendParams(baseParams());
+  send({ type: "reset" });
+  renderLesson();
+  writeUrl();
+}
+
+function closeLessons() {
+  state.lesson = null;
+  $("views").append(document.querySelector("figure.born-dead"));
+  renderLesson();
+  writeUrl();
+}
+
 // ------------------------------------------------------------------ export
 function exportJson() {
   const blob = new Blob([JSON.stringify({ exported: new Date().toISOString(), params: state.params,
@@ -517,6 +685,23 @@ function exportJson() {
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
   link.download = "leaky-playground.json";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+// The setup as a Python script (leaky.playground.export_script) that trains as many steps.
+async function exportPython() {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(state.params)) query.set(name, String(value));
+  query.set("steps", String(state.last ? state.last.step : 0));
+  const response = await fetch("/api/export?" + query.toString());
+  if (!response.ok) {
+    banner(t("export.failed", { message: (await response.json()).error }));
+    return;
+  }
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([await response.text()], { type: "text/x-python" }));
+  link.download = "leaky_playground.py";
   link.click();
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
@@ -534,12 +719,30 @@ async function main() {
   state.fields = info.fields;
   state.defaults = info.defaults;
   state.titles = info.titles;
-  const { params, lang } = readUrl();
-  state.lang = lang;
+  state.lessons = (await (await fetch("/api/lessons")).json()).lessons;
+  const url = readUrl();
+  const first = firstVisit();
+  state.lang = url.lang || browserLanguage();
   await loadWords(state.lang);
   buildControls();
   applyWords();
+  // A first-time visitor starts with the first lesson; a link names its own lesson, or none.
+  const problems = [];
+  if (url.lesson !== null) {
+    const index = state.lessons.findIndex((lesson) => lesson.key === url.lesson);
+    if (index < 0) {
+      problems.push(t("link.unknown_lesson", { lesson: url.lesson,
+        lessons: state.lessons.map((lesson) => lesson.key).join(", ") }));
+    } else state.lesson = index;
+  } else if (url.empty && first) state.lesson = 0;
+  const unknown = url.hide.filter((name) => !state.fields[name]);
+  if (unknown.length) {
+    problems.push(t("link.unknown_hide", { names: unknown.join(", "), controls: Object.keys(state.fields).join(", ") }));
+  }
+  state.hide = new Set(url.hide.filter((name) => state.fields[name]));
+  const params = state.lesson === null ? url.params : { ...baseParams(), ...url.params };
   showParams({ ...state.defaults, ...params });
+  renderLesson();
   $("lang").value = state.lang;
   $("status-state").textContent = t("status_connecting");
   $("play").addEventListener("click", () => send({ type: state.running ? "pause" : "play" }));
@@ -547,14 +750,22 @@ async function main() {
   $("reset").addEventListener("click", () => send({ type: "reset" }));
   $("export-json").addEventListener("click", exportJson);
   $("export-png").addEventListener("click", exportPng);
+  $("export-python").addEventListener("click", exportPython);
+  $("lessons-open").addEventListener("click", () => openLesson(0));
+  $("lesson-back").addEventListener("click", () => openLesson(state.lesson - 1));
+  $("lesson-next").addEventListener("click", () => openLesson(state.lesson + 1));
+  $("lesson-close").addEventListener("click", closeLessons);
+  $("lesson-train").addEventListener("click", trainLesson);
   $("lang").addEventListener("change", async () => {
     state.lang = $("lang").value;
     await loadWords(state.lang);
     applyWords();
     for (const select of document.querySelectorAll("#controls select")) select.dispatchEvent(new Event("relabel"));
+    renderLesson();
     if (state.last) render(state.last);
     if (state.params && Object.keys(state.params).length) writeUrl();
   });
   connect(params);
+  if (problems.length) banner(problems.join(" "));
 }
 main();
