@@ -6,8 +6,9 @@ Starts `leaky playground` on a free loopback port, opens each lesson's link in h
 Chromium (Debian's `chromium`; Japanese text needs `fonts-ipaexfont-gothic`), presses the
 lesson's "Train" button, waits for the view after those steps (and for the born-dead
 estimate), and writes lesson-<n>-<key>-<lang>.png into the folder given. It prints, as JSON,
-each lesson's checks as the page's data shows them (leaky.playground.lessons.measure) and
-the seconds from pressing "Train" to the drawn view.
+each lesson's checks as the page's data shows them (leaky.playground.lessons.measure) at
+step 0 and after the lesson's steps, each network's milliseconds per training step, and the
+seconds from pressing "Train" to the view after its last step.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
                     page.goto(f"{url}#lesson={lesson.key}&lang={lang}")
                     page.reload()  # a new session from the link alone
                     page.wait_for_function(AT_STEP, arg=[lesson.preset, 0])
+                    first = page.evaluate("window.playground.last")
                     start = time.perf_counter()
                     page.click("#lesson-train")
                     page.wait_for_function(AT_STEP, arg=[lesson.preset, lesson.steps])
@@ -67,10 +69,17 @@ def main() -> None:
                             "steps": lesson.steps,
                             "train_seconds": round(seconds, 1),
                             "checks": [
-                                {**check.to_dict(), "value": measure(view, check)}
+                                {
+                                    **check.to_dict(),
+                                    "at_step_0": measure(first, check),
+                                    "value": measure(view, check),
+                                }
                                 for check in lesson.checks
                             ],
                             "holds": all(check.holds(view) for check in lesson.checks),
+                            "ms_per_step": {
+                                net["activation"]: net["ms_per_step"] for net in view["networks"]
+                            },
                         }
                     )
                 page.close()
