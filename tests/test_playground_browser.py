@@ -281,10 +281,14 @@ def test_a_hand_out_link_reopens_its_lesson_with_controls_hidden(server_url, tmp
             assert f"STEPS = {lesson.steps}" in script and "LEARNING_RATE = 0.02" in script
             compile(script, "leaky_playground.py", "exec")
 
-            # A link naming what does not exist says so.
+            # A link naming what does not exist says so, and a bad value beside its control;
+            # the page then shows the session as it is.
             bad = context.new_page()
-            bad.goto(server_url + "#lesson=gelu&hide=colour")
+            bad.goto(server_url + "#lesson=gelu&hide=colour&depth=0")
             bad.wait_for_selector("#banner:not([hidden])", timeout=WAIT_MS)
             assert "gelu" in bad.text_content("#banner") and "colour" in bad.text_content("#banner")
+            bad.wait_for_selector("#error-depth:not([hidden])", timeout=WAIT_MS)
+            _wait(bad, "window.playground.rendered > 0")
+            assert bad.evaluate("window.playground.last.params.depth") == 4
         finally:
             browser.close()

@@ -280,7 +280,13 @@ function sendParams(params) {
 function connect(initial) {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
   state.ws = ws;
-  ws.onopen = () => { if (Object.keys(initial).length) sendParams(initial); };
+  ws.onopen = () => {
+    if (!Object.keys(initial).length) return;
+    // The session starts from the defaults; the link's settings follow at once. Its views
+    // of the defaults are held back, so a lesson never opens on the wrong network.
+    state.holding = true;
+    sendParams(initial);
+  };
   ws.onmessage = (event) => handle(JSON.parse(event.data));
   ws.onclose = () => {
     state.ws = null;
@@ -290,7 +296,9 @@ function connect(initial) {
 }
 
 function handle(message) {
-  if (message.type === "update") {
+  if (message.type === "update" && state.holding) {
+    state.held = message;
+  } else if (message.type === "update") {
     state.last = message;
     state.running = message.running;
     state.params = message.params;
@@ -305,6 +313,7 @@ function handle(message) {
     if (state.firstView) { state.firstView = false; showParams(state.params); writeUrl(); }
     scheduleRender(message);
   } else if (message.type === "accepted") {
+    state.holding = false; // the view with these settings comes next
     state.acceptedSentAt = state.changeSentAt;
     state.changeSentAt = undefined;
     state.params = message.params;
@@ -313,6 +322,10 @@ function handle(message) {
     writeUrl();
   } else if (message.type === "errors") {
     state.changeSentAt = undefined;
+    if (state.holding) { // the link's settings were refused: show the session as it is
+      state.holding = false;
+      if (state.held) handle(state.held);
+    }
     showErrors(message.errors);
   } else if (message.type === "born_dead") {
     if (state.last) state.last.born_dead = message.born_dead;
