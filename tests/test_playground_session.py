@@ -9,7 +9,13 @@ import torch
 
 from leaky.playground import TrainingSession, validate_params
 from leaky.playground import session as session_module
-from leaky.playground.params import FIELDS, MAX_PARAMETERS, PlaygroundParams, parameter_count
+from leaky.playground.params import (
+    FIELDS,
+    MAX_PARAMETERS,
+    PlaygroundParams,
+    parameter_count,
+    read_text_values,
+)
 
 SMALL = {"depth": 2, "width": 8}
 
@@ -51,6 +57,32 @@ def test_every_range_of_the_issue_is_enforced():
     assert set(FIELDS["activation"].choices) >= {"relu", "leaky_relu", "prelu", "rrelu", "tanh"}
     params, errors = validate_params({"depth": 50, "width": 140, "learning_rate": 1e-5})
     assert not errors and parameter_count(params) <= MAX_PARAMETERS
+
+
+def test_a_links_text_is_read_by_each_fields_kind_and_bad_text_is_named():
+    texts = {
+        "depth": "2.5",
+        "noise": "1e999",
+        "compare": "yes",
+        "seed": "7",
+        "learning_rate": "0.02",
+    }
+    values = read_text_values(texts)
+    assert values == {
+        "depth": 2.5,
+        "noise": "1e999",
+        "compare": "yes",
+        "seed": 7,
+        "learning_rate": 0.02,
+    }
+    _, errors = validate_params(values)
+    assert {name: error.code for name, error in errors.items()} == {
+        "depth": "type",
+        "noise": "type",
+        "compare": "type",
+    }
+    params, errors = validate_params(read_text_values({"seed": "7", "compare": "true"}))
+    assert not errors and (params.seed, params.compare) == (7, True)
 
 
 def test_a_model_too_large_is_refused_before_it_is_built(monkeypatch):
