@@ -367,3 +367,5 @@ def test_lessons_and_the_python_export_are_served(client):
     assert bad.status_code == 400
     problem = bad.json()["error"]
     assert "`depth`" in problem and "`compare`" in problem and "`steps`" in problem
+    assert client.get("/api/export", params={"steps": "²"}).status_code == 400
+    assert "STEPS = 500" in client.get("/api/export", params={"steps": "0"}).text  # unstarted

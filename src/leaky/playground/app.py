@@ -388,7 +388,8 @@ def create_app(
     async def export(request: Request) -> Response:
         texts = dict(request.query_params)
         steps_text = texts.pop("steps", str(DEFAULT_STEPS))
-        steps = int(steps_text) if steps_text.isdigit() and len(steps_text) <= 9 else None
+        digits = steps_text.isascii() and steps_text.isdigit() and len(steps_text) <= 9
+        steps = int(steps_text) if digits else None
         params, errors = validate_params(read_text_values(texts))
         problems = [error.message for error in errors.values()]
         if steps is None:
