@@ -29,7 +29,7 @@ from leaky.messages import Messages
 from leaky.messages.style import ACTIVATION_COLORS, color_for
 from leaky.report.sweeps import StoredSweep
 
-__all__ = ["FIGURES", "activation_label"]
+__all__ = ["FIGURES", "activation_label", "figure_grid", "finite_values"]
 
 _MARKERS = ("o", "s", "^", "D", "v", "P")
 
@@ -56,7 +56,8 @@ def _base_activation(name: str) -> str:
     return max(known, key=len) if known else name
 
 
-def _finite(values: Iterable[float]) -> list[float]:
+def finite_values(values: Iterable[float]) -> list[float]:
+    """The finite numbers among ``values`` (NaN, infinities and non-numbers left out)."""
     return [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
 
 
@@ -65,10 +66,13 @@ def _positive_or_nan(values: Iterable[float]) -> np.ndarray:
     return np.where(array > 0, array, np.nan)  # a log axis cannot show 0 or NaN
 
 
-def _grid(
+def figure_grid(
     rows: int, cols: int, width: float, height: float, **share: bool
 ) -> tuple[Figure, np.ndarray]:
-    # A bare Figure, not pyplot: no global backend or figure registry is touched.
+    """A bare Figure of rows x cols panels of about width x height inches each.
+
+    Not pyplot: no global backend or figure registry is touched.
+    """
     fig = Figure(figsize=(width * cols + 0.8, height * rows + 0.9), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, **share)
     return fig, axes
@@ -97,7 +101,7 @@ def vanishing_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Weight-gradient norm by layer at initialisation, log scale, one panel per depth."""
     config = sweep.config
     depths = sorted({run.cell["depth"] for run in sweep.runs})
-    fig, axes = _grid(1, len(depths), 4.2, 3.6, sharey=True)
+    fig, axes = figure_grid(1, len(depths), 4.2, 3.6, sharey=True)
     for ax, depth in zip(axes[0], depths, strict=True):
         for i, activation in enumerate(config.activations):
             cell = {"activation": activation, "depth": depth}
@@ -132,7 +136,9 @@ def _dying_cell(runs, field: str) -> tuple[float, float, float, int]:
     """Mean, 95% t interval and diverged count of one dying cell's runs."""
     chance = next((r.results["chance"] for r in runs if "chance" in r.results), 0.1)
     values = [
-        chance if field == "test_accuracy" and (r.status == "diverged" or not _finite([v])) else v
+        chance
+        if field == "test_accuracy" and (r.status == "diverged" or not finite_values([v]))
+        else v
         for r in runs
         for v in [r.results.get(field, math.nan)]
     ]
@@ -155,7 +161,9 @@ def dying_figure(sweep: StoredSweep, messages: Messages) -> Figure:
         ("final_dead_fraction", "experiments.dying.row_dead", "Reds"),
         ("test_accuracy", "experiments.dying.row_accuracy", "Greens"),
     )
-    fig, axes = _grid(2, max(1, len(activations)), 0.9 * len(lrs) + 1.6, 0.7 * len(shifts) + 1.4)
+    fig, axes = figure_grid(
+        2, max(1, len(activations)), 0.9 * len(lrs) + 1.6, 0.7 * len(shifts) + 1.4
+    )
     for r, (field, label, colormap) in enumerate(rows):
         for c, activation in enumerate(activations):
             ax = axes[r][c]
@@ -199,7 +207,7 @@ def born_dead_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     for (activation, _, width, depth), (dead, n) in by_init.items():
         pooled[(activation, width, depth)][0] += dead
         pooled[(activation, width, depth)][1] += n
-    fig, axes = _grid(1, 1, 7.0, 4.2)
+    fig, axes = figure_grid(1, 1, 7.0, 4.2)
     ax = axes[0][0]
     widths = sorted({w for a, _, w, _ in by_init if a == "relu"})
     inits = sorted({i for a, i, _, _ in by_init if a == "relu"})  # "he", then "rai"
@@ -263,7 +271,7 @@ def accuracy_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Per task: each activation's mean with its 95% t interval and the single seeds."""
     config = sweep.config
     tasks = [t for t in config.tasks if any(run.cell["task"] == t for run in sweep.runs)]
-    fig, axes = _grid(1, max(1, len(tasks)), 3.3, 3.8)
+    fig, axes = figure_grid(1, max(1, len(tasks)), 3.3, 3.8)
     for ax, task in zip(axes[0], tasks, strict=False):
         metric = "accuracy"
         # The speech tasks also run speech_activations (tanh): drawn where they ran.
@@ -279,7 +287,7 @@ def accuracy_figure(sweep: StoredSweep, messages: Messages) -> Figure:
             if not runs:
                 continue
             metric = runs[0].results.get("metric", metric)
-            values = _finite(r.results.get("value", math.nan) for r in runs)
+            values = finite_values(r.results.get("value", math.nan) for r in runs)
             if not values:  # every seed diverged: nothing to draw (the page says so)
                 continue
             color = color_for(_base_activation(activation))
@@ -323,19 +331,21 @@ def slope_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     for run in sweep.runs:
         by_slope[run.cell["negative_slope"]].append(run)
     slopes = sorted(by_slope)
-    fig, axes = _grid(1, 2, 4.6, 3.8, sharex=True)
+    fig, axes = figure_grid(1, 2, 4.6, 3.8, sharex=True)
     ax_acc, ax_dead = axes[0]
     color = color_for("leaky_relu")
-    stats = [mean_ci(_finite(r.results.get("test_accuracy") for r in by_slope[s])) for s in slopes]
+    stats = [
+        mean_ci(finite_values(r.results.get("test_accuracy") for r in by_slope[s])) for s in slopes
+    ]
     means, lows, highs = (np.array(v, dtype=float) for v in zip(*stats, strict=True))
     ax_acc.fill_between(slopes, lows, highs, color=color, alpha=0.2, linewidth=0)
     ax_acc.plot(slopes, means, color=color, marker="o", linewidth=2)
     for s in slopes:
-        values = _finite(r.results.get("test_accuracy") for r in by_slope[s])
+        values = finite_values(r.results.get("test_accuracy") for r in by_slope[s])
         ax_acc.scatter([s] * len(values), values, s=10, color=color, alpha=0.45)
     dead = [
         statistics.fmean(v)
-        if (v := _finite(r.results.get("dead_fraction") for r in by_slope[s]))
+        if (v := finite_values(r.results.get("dead_fraction") for r in by_slope[s]))
         else math.nan
         for s in slopes
     ]
@@ -353,7 +363,7 @@ def slope_figure(sweep: StoredSweep, messages: Messages) -> Figure:
         ax.set_xlabel(messages("experiments.slope.xlabel"))
     ax_acc.set_ylabel(messages("experiments.slope.ylabel_accuracy"))
     ax_dead.set_ylabel(messages("experiments.slope.ylabel_dead"))
-    ax_dead.set_ylim(0.0, max(0.1, *_finite(dead)) * 1.15 if _finite(dead) else 1.0)
+    ax_dead.set_ylim(0.0, max(0.1, *finite_values(dead)) * 1.15 if finite_values(dead) else 1.0)
     for line in ax_dead.lines:  # markers at exactly 0 stay whole on the axis
         line.set_clip_on(False)
     fig.suptitle(messages("experiments.slope.figure_title"))
@@ -366,7 +376,7 @@ def init_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     activations = [
         a for a in config.activations if any(r.cell["activation"] == a for r in sweep.runs)
     ]
-    fig, axes = _grid(1, max(1, len(activations)), 4.6, 3.8, sharey=True)
+    fig, axes = figure_grid(1, max(1, len(activations)), 4.6, 3.8, sharey=True)
     styles = {"kaiming": "-", "xavier": "--", "torch": ":"}
     for ax, activation in zip(axes[0], activations, strict=False):
         for init in config.inits:
@@ -395,7 +405,7 @@ def fused_memory_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     """Kept-for-backward memory per network and variant, relative to the in-place pair."""
     saved = {(r.cell["network"], r.cell["variant"]): r.results["saved_mib"] for r in sweep.runs}
     networks = [n for n in sweep.config.networks if any(k[0] == n for k in saved)]
-    fig, axes = _grid(1, 1, 7.5, 4.2)
+    fig, axes = figure_grid(1, 1, 7.5, 4.2)
     ax = axes[0][0]
     width = 0.8 / len(VARIANTS)
     for i, variant in enumerate(VARIANTS):
@@ -458,7 +468,7 @@ def remedies_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     variants = [n for n in _REMEDY_ORDER if n in present] + sorted(present - set(_REMEDY_ORDER))
     relu = {cell: _dying_cell(runs, "final_dead_fraction") for (a, cell), runs in
             groups.items() if a == "relu"}  # fmt: skip
-    fig, axes = _grid(1, 2, 5.6, 4.4)
+    fig, axes = figure_grid(1, 2, 5.6, 4.4)
     left, right = axes[0]
     if not relu:
         return fig

@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 
 from leaky.data.fsdd import FETCH_COMMAND, FSDD_CREDIT, FSDD_LICENSE, example_spectrograms
+from leaky.data.mnist import MNIST_FETCH_COMMAND
 from leaky.lab.config import config_to_dict
 from leaky.lab.experiments import EXPERIMENTS, Finding
 from leaky.lab.experiments.base import MIN_SEEDS
@@ -28,6 +29,7 @@ from leaky.lab.store import DamagedRun
 from leaky.messages import LANGUAGES, Messages, get_messages
 from leaky.messages.figure_files import FIGURE_FORMATS, figure_language, save_figure
 from leaky.messages.style import figure_style
+from leaky.report.beyond_figures import BEYOND_FIGURES
 from leaky.report.curves import write_curves
 from leaky.report.figures import FIGURES
 from leaky.report.speech import SPEECH_FIGURE, fsdd_folder, spectrogram_figure
@@ -185,6 +187,7 @@ def _context(
             "question": messages(f"{key}.question"),
             "command": reproduce_command(name, sweep.config if sweep else None, store),
             "present": sweep is not None,
+            "part": EXPERIMENTS[name].part,
         }
         if sweep is not None:
             section |= {
@@ -209,6 +212,14 @@ def _context(
             + (["--lang", lang] if lang != "en" else [])
         ),
         "summary": [row for s in sections if s["present"] for row in s["findings"]],
+        "beyond_commands": "\n".join(
+            [MNIST_FETCH_COMMAND]
+            + [  # the full presets: the published settings as far as this CPU allows
+                shlex.join(["leaky", "run", name, "--store", store])
+                for name, experiment in EXPERIMENTS.items()
+                if experiment.part == "beyond"
+            ]
+        ),
         "sections": sections,
         "curves": image("curves"),
         "notices": notices,
@@ -285,7 +296,7 @@ def _draw_figures(
     folder = out / "figures"
     paths, png = [], {}
     with figure_style(font):
-        for name, draw in FIGURES.items():
+        for name, draw in {**FIGURES, **BEYOND_FIGURES}.items():
             sweep = sweeps.get(name)
             if sweep is None or not sweep.runs:
                 continue
@@ -313,7 +324,7 @@ def _remove_stale_temporaries(out: Path) -> None:
     """Temporary pages and figures that a killed ``leaky report`` left in ``out``."""
     for fmt in PAGE_FORMATS:
         remove_stale_temporaries(out / f"report.{fmt}")
-    for name in [*FIGURES, "curves", SPEECH_FIGURE]:
+    for name in [*FIGURES, *BEYOND_FIGURES, "curves", SPEECH_FIGURE]:
         for fmt in FIGURE_FORMATS:
             remove_stale_temporaries(out / "figures" / f"{name}.{fmt}")
 

@@ -16,8 +16,11 @@ from leaky.lab.experiments.base import (
 from leaky.lab.experiments.born_dead import EXPERIMENT as BORN_DEAD
 from leaky.lab.experiments.dying import EXPERIMENT as DYING
 from leaky.lab.experiments.fused_memory import EXPERIMENT as FUSED_MEMORY
+from leaky.lab.experiments.init_depth import EXPERIMENT as INIT_DEPTH
 from leaky.lab.experiments.init_scale import EXPERIMENT as INIT
+from leaky.lab.experiments.rectifiers import EXPERIMENT as RECTIFIERS
 from leaky.lab.experiments.remedies import EXPERIMENT as REMEDIES
+from leaky.lab.experiments.saturation import EXPERIMENT as SATURATION
 from leaky.lab.experiments.slope import EXPERIMENT as SLOPE
 from leaky.lab.experiments.vanishing import EXPERIMENT as VANISHING
 
@@ -34,7 +37,20 @@ __all__ = [
 ]
 
 EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e for e in (VANISHING, DYING, REMEDIES, BORN_DEAD, ACCURACY, SLOPE, INIT, FUSED_MEMORY)
+    e.name: e
+    for e in (
+        VANISHING,
+        DYING,
+        REMEDIES,
+        BORN_DEAD,
+        ACCURACY,
+        SLOPE,
+        INIT,
+        FUSED_MEMORY,
+        RECTIFIERS,
+        SATURATION,
+        INIT_DEPTH,
+    )
 }
 
 

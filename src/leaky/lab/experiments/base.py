@@ -166,6 +166,9 @@ class Experiment:
     # report and computed again. Keys declared in neither are left alone.
     results: Mapping[str, ResultKind] = field(default_factory=dict)
     optional_results: Mapping[str, ResultKind] = field(default_factory=dict)
+    # "article": a claim of the article itself (the demo runs it); "beyond": a published
+    # claim beyond it, on data read from disk (MNIST), run from its own command.
+    part: str = "article"
 
     def data_specs(self, config: Any) -> tuple[str, ...]:
         """The user-data specs (``file:...``) this config reads, in order, once each."""

@@ -116,6 +116,7 @@ def _run(config: InitConfig, cell: dict, seed: int) -> RunOutput:
         "test_accuracy": final["accuracy"],
         "final_loss": last_loss,
         "stalled": bool(result.diverged or not last_loss < 0.95 * chance),
+        "data": data.description,  # what it trained on (MNIST: the full set or the split)
     }
     return output
 
@@ -174,4 +175,5 @@ EXPERIMENT = Experiment(
         "final_loss": float,
         "stalled": bool,
     },
+    optional_results={"data": str},  # runs stored before it was recorded lack it
 )
