@@ -133,6 +133,12 @@ def _damaged_notice(damaged: Sequence[DamagedRun], store: str, messages: Message
     return [messages("report.damaged_runs", store=store, count=len(damaged), runs=runs)]
 
 
+def _data_line(sweep: StoredSweep, messages: Messages) -> str | None:
+    # What the runs trained on, where they recorded it (MNIST: the full set or the split).
+    named = sorted({str(r.results["data"]) for r in sweep.runs if "data" in r.results})
+    return messages("report.data_line", data="; ".join(named)) if named else None
+
+
 def _settings(config: Any) -> list[tuple[str, str]]:
     return [
         (key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
@@ -194,6 +200,7 @@ def _context(
                 "image": image(name) if name in figures else None,
                 "alt": messages(f"{key}.figure_title", depth=getattr(sweep.config, "depth", "")),
                 "caption": messages(f"{key}.caption"),
+                "data": _data_line(sweep, messages),
                 "findings": _finding_rows(sweep, lang, name),
                 "notices": _notices(sweep, messages),
                 "settings": _settings(sweep.config),
