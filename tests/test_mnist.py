@@ -213,3 +213,38 @@ def test_the_canonical_sums_are_mnists():
     # The two test files' sums as the checked copy's README gives them (torchvision's list).
     assert MNIST_MD5[IMAGES] == "9fb629c4189551a2d022fa330f9573f3"
     assert MNIST_MD5[LABELS] == "ec29112dd5afa0611ce80d1b7f02629c"
+
+
+# --- the mnist task in the article's experiments -------------------------------------------
+
+
+@needs_copy
+@pytest.mark.parametrize(
+    ("experiment", "overrides"),
+    [
+        ("accuracy", {"tasks": "mnist-mlp,mnist-cnn", "activations": "relu,leaky_relu"}),
+        ("dying", {"dataset": "mnist"}),
+        ("slope", {"dataset": "mnist"}),
+    ],
+)
+def test_the_mnist_task_runs_in_the_articles_experiments(experiment, overrides, tmp_path):
+    from leaky.lab.findings import resolve_config, run_experiment
+    from leaky.lab.store import Store
+
+    config = resolve_config(experiment, preset="tiny", overrides={**overrides, "seeds": 1})
+    with Store(tmp_path / "s.db") as store:
+        run_experiment(experiment, config, store, progress=False)
+        runs = store.runs()
+    assert runs and all(run.status == "finished" for run in runs)
+    accuracy = [r.results.get("test_accuracy", r.results.get("accuracy")) for r in runs]
+    assert all(0.0 <= a <= 1.0 for a in accuracy if a is not None)
+
+
+def test_an_experiment_on_mnist_without_it_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEAKY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for args in (["dying", "--set", "dataset=mnist"], ["accuracy", "--set", "tasks=mnist-cnn"]):
+        result = CliRunner().invoke(cli, ["run", *args, "--store", str(tmp_path / "s.db")])
+        assert result.exit_code == 2 and "leaky data fetch mnist" in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "s.db").exists()

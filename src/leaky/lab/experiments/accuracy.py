@@ -9,7 +9,10 @@ about 94%; a synthetic signal task), a 2-D CNN over log-mel spectrograms and an 
 time-pooled ones on the Free Spoken Digit Dataset (real speech, read from disk: see
 :mod:`leaky.data.fsdd`; official or speaker-held-out split), and a character-level MLP
 language model on CPython's documentation (text, in bits per character, lower is better).
-The user's own data joins as a task spec ``file:path`` (see :mod:`leaky.data.user_task`).
+Real MNIST digits (``mnist-mlp``, ``mnist-cnn``; read from disk, see :mod:`leaky.data.mnist`)
+join when asked for (``--set tasks=...``); the rectifiers experiment compares more rectifiers
+on them. The user's own data joins as a task spec ``file:path`` (see
+:mod:`leaky.data.user_task`).
 The summary gives each activation's mean with a 95% t interval, and a paired
 Leaky-vs-ReLU comparison per task whose verdict says "not significant" when the seeds do not
 separate them. The speech tasks also run tanh (``speech_activations``): Maas et al. (2013)
@@ -40,6 +43,7 @@ from leaky.data import (
 )
 from leaky.data.fsdd import FSDD_SPEAKERS, find_fsdd
 from leaky.data.log_mel import MelSettings
+from leaky.data.mnist import find_mnist
 from leaky.lab.experiments.base import (
     Experiment,
     Finding,
@@ -64,6 +68,7 @@ from leaky.lab.store import RunRecord
 
 __all__ = [
     "EXPERIMENT",
+    "MNIST_TASKS",
     "SPEECH_TASKS",
     "TASKS",
     "AccuracyConfig",
@@ -158,6 +163,7 @@ _PUBLISHED_MNIST1D = Recipe(steps=6000, batch_size=100, lr=1e-2, order="cycle")
 _MEL = MelSettings()
 _SPECTROGRAM = (1, _MEL.n_mels, _MEL.frames)
 _MNIST1D = (1, 40)
+_MNIST = (1, 28, 28)
 
 # The built-in tasks. ``kw`` is ``activation``, ``generator`` and the activation's options.
 TASKS: dict[str, AccuracyTask] = {
@@ -221,6 +227,26 @@ TASKS: dict[str, AccuracyTask] = {
             lambda shape, classes, **kw: cnn1d(*shape, classes, depth=3, channels=32, **kw),
             input_shape=_MNIST1D,
         ),
+        # Real MNIST digits read from disk (leaky data fetch mnist; the checked copy of its
+        # test set is split 8,000 / 2,000): an MLP and a small CNN.
+        AccuracyTask(
+            "mnist-mlp",
+            "mnist",
+            "image",
+            "accuracy",
+            lambda shape, classes, **kw: mlp(math.prod(shape), classes, depth=2, width=256, **kw),
+            input_shape=_MNIST,
+        ),
+        AccuracyTask(
+            "mnist-cnn",
+            "mnist",
+            "image",
+            "accuracy",
+            lambda shape, classes, **kw: cnn2d(
+                shape[0], shape[1:], classes, depth=2, channels=32, **kw
+            ),
+            input_shape=_MNIST,
+        ),
         # (1, mel bands, frames) -> three conv3 + pool blocks -> 10 digits
         AccuracyTask(
             "fsdd-cnn",
@@ -246,6 +272,7 @@ TASKS: dict[str, AccuracyTask] = {
     )
 }
 SPEECH_TASKS: tuple[str, ...] = tuple(t for t, row in TASKS.items() if row.kind == "speech")
+MNIST_TASKS: tuple[str, ...] = tuple(t for t, row in TASKS.items() if row.dataset == "mnist")
 
 
 def _user_model(
@@ -320,7 +347,8 @@ class AccuracyConfig:
     batch_size: int | None = None  # none: each task's recipe (128; MNIST-1D 100)
     lr: float | None = None  # Adam; none: each task's recipe (1e-3; MNIST-1D 1e-2)
     seeds: int = 5
-    # The speech tasks (fsdd-cnn, fsdd-mlp) read FSDD from disk: `leaky data fetch fsdd`.
+    # The speech tasks (fsdd-cnn, fsdd-mlp) read FSDD from disk: `leaky data fetch fsdd`;
+    # mnist-mlp and mnist-cnn read MNIST: `leaky data fetch mnist`.
     speech_activations: tuple[str, ...] = ("tanh",)  # run on the speech tasks as well
     speech_steps: int = 1000  # the speech tasks' steps (2,700 training recordings)
     data_dir: str = ""  # FSDD's folder; "": $LEAKY_DATA_DIR/fsdd, then ~/.cache/leaky/fsdd
@@ -368,6 +396,8 @@ def _check_data(config: AccuracyConfig) -> None:
     # Before a store is opened: missing recordings are one message that says how to get them.
     if any(task in SPEECH_TASKS for task in config.tasks):
         find_fsdd(config.data_dir or None)
+    if any(task in MNIST_TASKS for task in config.tasks):
+        find_mnist(None, data_dir_option=False)  # data_dir is FSDD's
 
 
 def _activations(config: AccuracyConfig, task: str) -> tuple[str, ...]:
