@@ -48,13 +48,25 @@ def _suptitle(fig: Figure, title: str, sweep: StoredSweep, width: int) -> None:
     fig.suptitle("\n".join([title, *textwrap.wrap(data_named(sweep), width)]), fontsize=10)
 
 
+def _name(activation: str, messages: Messages) -> str:
+    # The very leaky ReLU has no spec row of its own: its name comes from the catalogue.
+    if activation == "very_leaky_relu":
+        return messages("experiments.rectifiers.very_leaky")
+    return label(activation)
+
+
 def _rectifier_color(name: str) -> str:
     # The very leaky ReLU is a Leaky ReLU: its colour, drawn hollow.
     return color_for("leaky_relu" if name == "very_leaky_relu" else name)
 
 
 def _points(
-    ax: Axes, sweep: StoredSweep, result: str, activations: list[str], models: list[str]
+    ax: Axes,
+    sweep: StoredSweep,
+    result: str,
+    activations: list[str],
+    models: list[str],
+    messages: Messages,
 ) -> None:
     # Per rectifier and model: each seed (small dots) and the mean with its 95% t interval.
     offsets = np.linspace(-0.18, 0.18, len(models)) if len(models) > 1 else [0.0]
@@ -83,7 +95,7 @@ def _points(
                 markersize=6,
                 label=model.upper() if x == 0 else None,
             )
-    ax.set_xticks(range(len(activations)), [label(a) for a in activations])
+    ax.set_xticks(range(len(activations)), [_name(a, messages) for a in activations])
     for tick in ax.get_xticklabels():
         tick.set(rotation=25, ha="right", rotation_mode="anchor")
 
@@ -97,11 +109,11 @@ def rectifiers_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     fig, axes = figure_grid(1, 3, 4.2, 3.9)
     accuracy, gap, slopes = axes[0]
     key = "experiments.rectifiers"
-    _points(accuracy, sweep, "test_accuracy", activations, models)
+    _points(accuracy, sweep, "test_accuracy", activations, models, messages)
     accuracy.set_title(messages(f"{key}.accuracy_title"))
     low, high = accuracy.get_ylim()
     accuracy.set_ylim(max(low, 0.0), min(high, 1.0))
-    _points(gap, sweep, "gap", activations, models)
+    _points(gap, sweep, "gap", activations, models, messages)
     gap.axhline(0.0, color="#999999", linewidth=0.8)
     gap.set_title(messages(f"{key}.gap_title"))
     for model in models:
