@@ -19,6 +19,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from leaky.lab.experiments.dying import accuracy_or_chance, chance_of
 from leaky.lab.experiments.rectifiers import label, prelu_slopes
 from leaky.lab.experiments.saturation import saturation_by_layer
 from leaky.lab.experiments.stats import mean_ci
@@ -207,11 +208,11 @@ def init_depth_figure(sweep: StoredSweep, messages: Messages) -> Figure:
     fig, axes = figure_grid(1, 1, 5.6, 3.9)
     ax = axes[0][0]
     groups: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    chance = chance_of(sweep.runs)  # a diverged run counts as guessing, as in the finding
     for run in sweep.runs:
         c = run.cell
-        value = float(run.results.get("test_accuracy", math.nan))
         groups[(c["activation"], c["init"])][int(c["depth"])].append(
-            value if math.isfinite(value) else 0.1  # diverged: chance, as the finding counts
+            accuracy_or_chance(run, chance)
         )
     for (activation, init), by_depth in sorted(groups.items()):
         depths = sorted(by_depth)

@@ -53,7 +53,7 @@ from leaky.lab.experiments.base import (
     positive_numbers,
 )
 from leaky.lab.experiments.footprint import EVAL_ROWS, ModelSizes, model_sizes, training_bytes
-from leaky.lab.experiments.stats import mean_ci, paired_comparison
+from leaky.lab.experiments.stats import all_hold, mean_ci, paired_comparison
 from leaky.lab.experiments.training import evaluate, train
 from leaky.lab.models import (
     char_mlp,
@@ -565,14 +565,8 @@ def _rectifiers_beat_tanh(
         numbers["seeds"] = min(numbers.get("seeds", paired.n), paired.n)
         verdicts.append(paired.verdict)
     numbers["diverged"] = {a: diverged[(task, a)] for a in ("relu", "leaky_relu", "tanh")}
-    if any(numbers["diverged"].values()) or "inconclusive" in verdicts:
-        verdict = "inconclusive"
-    elif "does not hold" in verdicts:
-        verdict = "does not hold"
-    elif all(v == "holds" for v in verdicts):
-        verdict = "holds"
-    else:
-        verdict = "not significant"
+    diverged = any(numbers["diverged"].values())
+    verdict = "inconclusive" if diverged else all_hold(verdicts)
     return Finding("accuracy.rectifiers_beat_tanh", verdict, numbers)
 
 

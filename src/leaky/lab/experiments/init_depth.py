@@ -168,6 +168,7 @@ def _summarize(config: InitDepthConfig, runs: Sequence[RunRecord]) -> list[Findi
 
 
 def _or_chance(value: float) -> float:
+    # As dying.accuracy_or_chance, on a value: 10-class data, chance 0.1.
     return value if math.isfinite(value) else 0.1
 
 

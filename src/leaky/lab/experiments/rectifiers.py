@@ -45,7 +45,7 @@ from leaky.lab.experiments.base import (
     positive_numbers,
 )
 from leaky.lab.experiments.footprint import EVAL_ROWS, training_bytes
-from leaky.lab.experiments.stats import Paired, mean_ci, paired_comparison
+from leaky.lab.experiments.stats import Paired, all_hold, mean_ci, paired_comparison
 from leaky.lab.experiments.training import evaluate, train
 from leaky.lab.models import cnn2d, mlp
 from leaky.lab.store import RunRecord
@@ -242,15 +242,6 @@ def _numbers(paired: Paired) -> dict[str, Any]:
     }
 
 
-def _combine(verdicts: Sequence[str]) -> str:
-    """All comparisons must hold; any significant reversal is "does not hold"."""
-    if "inconclusive" in verdicts:
-        return "inconclusive"
-    if "does not hold" in verdicts:
-        return "does not hold"
-    return "holds" if all(v == "holds" for v in verdicts) else "not significant"
-
-
 def _means(values: dict[tuple[str, str], dict[int, float]], model: str) -> dict[str, list[float]]:
     return {
         activation: list(mean_ci(list(seeds.values())))
@@ -289,7 +280,7 @@ def _beats(
     if (model, name) not in accuracy or any((model, o) not in accuracy for o in others):
         return None
     comparisons = {o: _paired(accuracy[(model, o)], accuracy[(model, name)]) for o in others}
-    verdict = _combine([c.verdict for c in comparisons.values()])
+    verdict = all_hold([c.verdict for c in comparisons.values()])
     seeds = min(c.n for c in comparisons.values())
     return Finding(
         key,

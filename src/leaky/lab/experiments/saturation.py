@@ -43,7 +43,7 @@ from leaky.lab.experiments.base import (
     positive_numbers,
 )
 from leaky.lab.experiments.footprint import mlp_training_bytes
-from leaky.lab.experiments.stats import mean_ci, paired_comparison
+from leaky.lab.experiments.stats import all_hold, mean_ci, paired_comparison
 from leaky.lab.experiments.training import evaluate, train
 from leaky.lab.models import INITS, mlp
 from leaky.lab.store import RunRecord
@@ -208,12 +208,7 @@ def _sigmoid_worst(runs: dict[str, dict[int, RunRecord]]) -> Finding | None:
             "ci95": list(paired.ci95),
             "p_value": paired.p_value,
         }
-    if "inconclusive" in verdicts:
-        verdict = "inconclusive"
-    elif "does not hold" in verdicts:
-        verdict = "does not hold"
-    else:
-        verdict = "holds" if all(v == "holds" for v in verdicts) else "not significant"
+    verdict = all_hold(verdicts)
     means = {a: list(mean_ci(list(accuracy(a).values()))) for a in sorted(runs)}
     return Finding(
         "saturation.sigmoid_worst",

@@ -11,7 +11,7 @@ from scipy import stats
 
 from leaky.lab.experiments.base import comparison_verdict
 
-__all__ = ["Paired", "mean_ci", "paired_comparison"]
+__all__ = ["Paired", "all_hold", "mean_ci", "paired_comparison"]
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -70,3 +70,22 @@ def paired_comparison(
     better = mean > 0 if higher_is_better else mean < 0
     verdict = ("holds" if better else "does not hold") if p < alpha else "not significant"
     return Paired(len(diffs), mean, (low, high), p, verdict)
+
+
+def all_hold(verdicts: Sequence[str]) -> str:
+    """One verdict for a claim that needs every comparison to hold.
+
+    "inconclusive" if any is; "does not hold" if any comparison went the other way
+    significantly; "holds" if all hold; "not significant" otherwise.
+
+    Examples:
+        >>> all_hold(["holds", "holds"]), all_hold(["holds", "not significant"])
+        ('holds', 'not significant')
+        >>> all_hold(["holds", "does not hold"]), all_hold(["inconclusive", "does not hold"])
+        ('does not hold', 'inconclusive')
+    """
+    if "inconclusive" in verdicts:
+        return "inconclusive"
+    if "does not hold" in verdicts:
+        return "does not hold"
+    return "holds" if all(v == "holds" for v in verdicts) else "not significant"
