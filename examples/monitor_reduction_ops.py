@@ -8,11 +8,13 @@ output. Two columns: the same tensor again and again ("in cache") and a new one 
 from 64 MiB of them ("from memory", as inside a training step, where the activations have
 left the cache by the time anything reads them again).
 
-    python examples/monitor_reduction_ops.py
+    python examples/monitor_reduction_ops.py             # one thread
+    python examples/monitor_reduction_ops.py --threads 2
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -57,8 +59,10 @@ def _report(shape: tuple[int, ...]) -> None:
 
 
 def main() -> None:
-    """Print the time of each op, one thread."""
-    torch.set_num_threads(1)
+    """Print the time of each op with the threads asked for (one by default)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    torch.set_num_threads(parser.parse_args().threads)
     for shape in ((256, 1024), (1024, 1024), (64, 128, 16, 16)):
         _report(shape)
 

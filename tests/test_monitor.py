@@ -844,6 +844,63 @@ def test_non_finite_outputs_are_counted_in_batches_every_skips():
     assert stats.compute().nonfinite_batches == 2
 
 
+def test_the_minimum_of_a_never_negative_activation_is_read_with_the_moments():
+    # Its non-finite outputs show in the peaks; a Leaky ReLU's minimum is read every batch.
+    batches = [torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 3.0]]), torch.tensor([[4.0, 5.0]])]
+    relu, leaky = SiteStatistics("relu", every=2), SiteStatistics("leaky_relu", every=2)
+    for y in batches:
+        relu.update(y, y)
+        leaky.update(y, y)
+    assert (relu.compute().minimum, relu.compute().maximum) == (1.0, 5.0)  # batches 0, 2
+    assert (leaky.compute().minimum, leaky.compute().maximum) == (0.5, 5.0)
+
+
+def _mode_seen(model: nn.Module) -> list[bool]:
+    # Whether a TorchFunctionMode (the monitor's call watcher) was active in each forward.
+    seen: list[bool] = []
+    model.register_forward_pre_hook(
+        lambda mod, args: seen.append(torch._C._is_torch_function_mode_enabled())
+    )
+    return seen
+
+
+class _FunctionalReLU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch_f.relu(self.linear(x))
+
+
+def test_the_call_watcher_runs_on_the_moment_batches_unless_it_found_a_function():
+    modules_only = _model_with_dead_units()
+    seen = _mode_seen(modules_only[0])
+    report = _run(modules_only, batches=6, every=4)
+    assert seen == [True, False, False, False, True, False]  # batches 0 and 4 only
+    assert [row.name for row in report.layers] == ["0", "2", "4"]  # order still found
+    functional = _FunctionalReLU()
+    seen = _mode_seen(functional.linear)
+    report = _run(functional, batches=6, every=4)
+    assert seen == [True] * 6  # every batch: the function's counts are exact
+    assert report.sites[0].functional and report.sites[0].summary.samples == 6 * 32
+
+
+def test_non_finite_inputs_are_counted_across_checks_and_windows():
+    model = _three_layers()
+    with Monitor(model) as monitor:
+        for i in range(70):  # more than one check of pending inputs (64 at a time)
+            x = torch.randn(4, 4)
+            if i in (3, 66):
+                x[0, 0] = math.nan if i == 3 else -math.inf
+            model(x)
+        assert monitor.report().input_nonfinite == 2
+        monitor.reset()
+        model(torch.full((4, 4), math.inf))
+        model(torch.ones(4, 4))
+    assert monitor.report().input_nonfinite == 1
+
+
 def test_monitor_every_gives_the_same_counts_and_reads_gradients_on_its_batches():
     every_batch = _run(_model_with_dead_units(), batches=5, every=1)
     model = _model_with_dead_units()

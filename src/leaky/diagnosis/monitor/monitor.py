@@ -144,7 +144,7 @@ class Monitor:
         hist_max_elements: values per batch and site read for the histogram (every
             k-th sample of the batch beyond that; 0: all). Counts and moments always read
             every value.
-            Default: 65536
+            Default: 16384
         every: read the moments (mean, std), the histogram and the gradient norms on
             every ``every``-th batch; counts read every batch regardless. 1 reads
             everything on every batch. Default: 16
@@ -188,7 +188,7 @@ class Monitor:
         dying_above: float = DYING_ABOVE,
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
-        hist_max_elements: int = 65536,
+        hist_max_elements: int = 16384,
         every: int = DEFAULT_EVERY,
         log_to: Any = None,
         log_every: int = 100,
@@ -250,6 +250,9 @@ class Monitor:
         self._produced: dict[int, tuple[weakref.ref[torch.Tensor], str, int]] = {}
         self._not_monitored: dict[str, None] = {}  # an ordered set
         self._input_nonfinite: torch.Tensor | None = None  # batches with NaN or inf inputs
+        # The (min, max) of inputs not yet checked: checked 64 batches at a time, since the
+        # check is a handful of tiny ops that cost more than the pass over the input.
+        self._input_extremes: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._handles: list[Any] = []
         # module id -> (module, pre-hook callbacks, forward-hook callbacks) while attaching
         self._pending_hooks: dict[int, tuple[torch.nn.Module, list[Any], list[Any]]] = {}
@@ -263,6 +266,9 @@ class Monitor:
         self.last_input: tuple[torch.nn.Module, tuple[Any, ...], dict[str, Any]] | None = None
         self._site_calls: dict[str, int] = {}
         self._watcher: ActivationCallWatcher | None = None
+        # Sites whose unit dimension is not chosen yet: while there are any, the layers'
+        # outputs are remembered (which layer produced which tensor), else not.
+        self._undecided: set[str] = set()
         self.batches = 0
         self.attached = False
         self.log_to = log_to
@@ -351,6 +357,7 @@ class Monitor:
         for stats in (*self.sites.values(), *self.layers.values()):
             stats.reset()
         self._input_nonfinite = None
+        self._input_extremes.clear()
         self.batches = 0
         self._read_gradients = True
 
@@ -372,14 +379,16 @@ class Monitor:
     def _site(self, name: str, kind: str) -> SiteStatistics:
         if name not in self.sites:
             self.sites[name] = SiteStatistics(kind, **self._stats_options)  # type: ignore[arg-type]
+            self._undecided.add(name)
         return self.sites[name]
 
     def _seen(self, name: str) -> None:
         self._order.setdefault(name, len(self._order))
 
-    def _choose_unit_dim(self, stats: SiteStatistics, x_given: torch.Tensor) -> None:
+    def _choose_unit_dim(self, name: str, stats: SiteStatistics, x_given: torch.Tensor) -> None:
         # Decided once, at a site's first call: from the layer whose output is the
         # activation's input (the very same tensor, also after an in-place residual add).
+        self._undecided.discard(name)
         if self.unit_dim is not None:
             stats.unit_dim, stats.unit_dim_from = self.unit_dim, "given"
             return
@@ -406,13 +415,13 @@ class Monitor:
             name = f"{name}#{calls}"
         stats = self._site(name, kind)
         if stats.units is None:
-            self._choose_unit_dim(stats, x if x_given is None else x_given)
+            self._choose_unit_dim(name, stats, x if x_given is None else x_given)
         elif stats.units != stats.units_of(y):
             # One module object used at places of different widths: one site per width.
             name = f"{name}@{stats.units_of(y)}"
             stats = self._site(name, kind)
             if stats.units is None:
-                self._choose_unit_dim(stats, x if x_given is None else x_given)
+                self._choose_unit_dim(name, stats, x if x_given is None else x_given)
         self._seen(name)
         read = stats.update(x, y, params.pop("module", None), **params)
         if read and self.gradients and y.requires_grad:
@@ -478,8 +487,9 @@ class Monitor:
             )
 
         def first_call(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            for name in names:
-                self._seen(name)
+            if not self._weights_placed:
+                for name in names:
+                    self._seen(name)
 
         self._hook(module, first_call)
 
@@ -491,8 +501,10 @@ class Monitor:
         kind = type(module).__name__
 
         def produced(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if isinstance(output, torch.Tensor) and (
-                matrix is None or (args and matrix_on_last_dim(matrix, args[0], output))
+            if (
+                (self._undecided or self._watcher is not None)
+                and isinstance(output, torch.Tensor)
+                and (matrix is None or (args and matrix_on_last_dim(matrix, args[0], output)))
             ):
                 self._produced[id(output)] = (weakref.ref(output), kind, unit_dim)
 
@@ -518,7 +530,8 @@ class Monitor:
 
     def _hook_scope(self, name: str, module: torch.nn.Module) -> None:
         def enter(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            self._module_stack.append(name)
+            if self._watcher is not None:  # names the functional calls it sees
+                self._module_stack.append(name)
 
         def leave(mod: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if self._module_stack and self._module_stack[-1] == name:
@@ -569,15 +582,18 @@ class Monitor:
                 and not value.is_meta
                 and value.numel()
             ):
-                bad = has_nonfinite(*torch.aminmax(value.detach()))
-                if self._input_nonfinite is None:
-                    self._input_nonfinite = bad
-                else:
-                    self._input_nonfinite = self._input_nonfinite.to(bad.device) + bad
+                self._input_extremes.append(torch.aminmax(value.detach()))
+                if len(self._input_extremes) >= 64:
+                    self._check_inputs()
+        # The call watcher costs Python on every torch call of the forward pass. It runs on
+        # the batches that read the moments (the first of each window included) and, once it
+        # has found an activation called as a function, on every batch, whose counts are
+        # then exact as the modules' are; a model without one runs unwatched in between.
         # Weights are looked for among call arguments only until each has been seen: later
         # sightings cannot change the order of first use.
         place_weights = bool(self._weight_names) and not self._weights_placed
-        if (self.functional or place_weights) and self._watcher is None:
+        watch = self._read_gradients or bool(self._functional_sites)
+        if watch and (self.functional or place_weights) and self._watcher is None:
             self._watcher = ActivationCallWatcher(
                 self._on_functional_call if self.functional else None,
                 self._outside_modules,
@@ -585,6 +601,20 @@ class Monitor:
                 on_arguments=self._on_arguments if place_weights else None,
             )
             self._watcher.__enter__()
+
+    def _check_inputs(self) -> None:
+        # Fold the pending inputs' extremes into the count of inputs with NaN or inf.
+        if not self._input_extremes:
+            return
+        device = self._input_extremes[0][0].device
+        lows, highs = (
+            torch.stack([t.to(device) for t in ts])
+            for ts in zip(*self._input_extremes, strict=True)
+        )
+        self._input_extremes.clear()
+        bad = has_nonfinite(lows, highs).sum()
+        previous = self._input_nonfinite
+        self._input_nonfinite = bad if previous is None else previous.to(device) + bad
 
     def _on_root_end(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._stop_watching()
@@ -668,6 +698,7 @@ class Monitor:
             )
             for name in sorted(self.layers, key=self._forward_place)
         ]
+        self._check_inputs()
         inputs = self._input_nonfinite
         return MonitorReport(
             sites=sites,

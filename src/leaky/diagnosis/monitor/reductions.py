@@ -291,7 +291,7 @@ def squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     sq = squared_norm(t)
     if not t.numel():
         return sq, torch.zeros((), dtype=torch.int64, device=t.device)
-    if t.device.type == "cpu" and bool(torch.isfinite(sq)):
+    if t.device.type == "cpu" and math.isfinite(sq.item()):
         return sq, torch.zeros((), dtype=torch.int64)
     return sq, has_nonfinite(*torch.aminmax(t))
 

@@ -79,7 +79,7 @@ class SiteSummary:
     saturated_fraction: float | None  # fraction of outputs near a saturating bound; None: n/a
     mean: float
     std: float
-    minimum: float
+    minimum: float  # read with the moments where the activation is never negative
     maximum: float
     histogram: list[int]  # counts: below range, the bins, above range (see hist_max_elements)
     histogram_range: tuple[float, float]
@@ -132,7 +132,10 @@ class SiteStatistics(Metric):
     and the largest peak, which also flag NaN or inf outputs; the maximum ignores NaN).
     Every ``every``-th call (the first of a window included): the moments (mean, std), the
     histogram and the gradient at the output. Counts are therefore exact; moments, histogram
-    and gradient norms are read from a regular sample of the batches when ``every`` > 1.
+    and gradient norms are read from a regular sample of the batches when ``every`` > 1. So
+    is the minimum of an activation that is never negative (ReLU, ReLU6, sigmoid, hard
+    sigmoid): it cannot output -inf, and its NaN and +inf outputs show in the peaks, read
+    every call, so its non-finite batches are still all counted.
 
     Args:
         kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
@@ -145,7 +148,7 @@ class SiteStatistics(Metric):
         hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
         hist_max_elements: a batch with more values is histogrammed from every k-th
             sample, whole (an estimate of the distribution); 0 reads every value.
-            Default: 65536
+            Default: 16384
         every: read the moments, the histogram and the output gradient on every
             ``every``-th call only. Default: 1
         scratch: a buffer the per-unit counts write into (shared by a monitor's sites,
@@ -177,7 +180,7 @@ class SiteStatistics(Metric):
         unit_dim_from: str = "default",
         bins: int = 40,
         hist_range: tuple[float, float] = (-4.0, 4.0),
-        hist_max_elements: int = 65536,
+        hist_max_elements: int = 16384,
         every: int = 1,
         scratch: Scratch | None = None,
         count_active: bool = False,
@@ -216,8 +219,9 @@ class SiteStatistics(Metric):
         self.can_die = True
         self.tracks_saturation = spec.saturates and spec.output_range is not None
         self._calls = 0  # calls in this window: which ones read the moments
-        # (min, max, per-unit peaks) of batches not yet folded into the states
-        self._extremes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # (min, max, per-unit peaks) of batches not yet folded into the states; the min is
+        # None where it was not read (see update)
+        self._extremes: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]] = []
         self._pending_peaks = 0  # values in the pending peaks
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
@@ -262,13 +266,19 @@ class SiteStatistics(Metric):
         if not self._extremes:
             return
         pending, device = self._extremes, self.minimum.device
-        lows = torch.stack([low for low, _, _ in pending]).double().to(device)
         highs = torch.stack([high for _, high, _ in pending]).double().to(device)
-        peaks = torch.stack([p.to(self.peak.dtype) for _, _, p in pending]).to(device)
+        # Stacked in the outputs' dtype, then converted once: one op, not one per batch.
+        peaks = torch.stack([p for _, _, p in pending]).to(device, self.peak.dtype)
+        read = [low for low, _, _ in pending if low is not None]
+        # A batch whose min was not read is checked by its max alone (see update).
+        lows = torch.stack([high if low is None else low for low, high, _ in pending])
         self._extremes, self._pending_peaks = [], 0
-        torch.minimum(self.minimum, lows.min(), out=self.minimum)
+        if read:
+            torch.minimum(
+                self.minimum, torch.stack(read).double().min().to(device), out=self.minimum
+            )
         torch.maximum(self.maximum, highs.max(), out=self.maximum)
-        self.nonfinite_batches.add_(has_nonfinite(lows, highs).sum())
+        self.nonfinite_batches.add_(has_nonfinite(lows.double().to(device), highs).sum())
         torch.maximum(self.peak, peaks.amax(0), out=self.peak)
 
     def to(self, device: torch.device | str) -> SiteStatistics:
@@ -320,15 +330,21 @@ class SiteStatistics(Metric):
             )
         per_unit = y.numel() // units if units else 0
         self.samples += per_unit
+        read = self._calls % self.every == 0
+        self._calls += 1
         if y.numel():
             # A unit's largest output decides whether it fired; the largest of those and
             # the smallest output are the batch's extremes (NaN outputs show in the
             # minimum). One read-only pass each; folding them into the states is a
-            # handful of tiny ops, done for many batches at once.
+            # handful of tiny ops, done for many batches at once. An activation that is
+            # never negative cannot output -inf, and its NaN and +inf show in the peaks,
+            # so its minimum (0 but for a batch where every unit fired everywhere) is
+            # read with the moments only.
             peaks, largest = peak_per_unit(y, dims)
+            low = y.amin() if read or self.spec.name not in _NEVER_NEGATIVE else None
             # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an
             # (N, 1) output's (1,) are the same site's single unit.
-            self._extremes.append((y.amin(), largest, peaks.reshape(-1)))
+            self._extremes.append((low, largest, peaks.reshape(-1)))
             self._pending_peaks += peaks.numel()
             if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
                 self._fold_extremes()
@@ -349,8 +365,6 @@ class SiteStatistics(Metric):
             # The two ends are disjoint (the margin is under half the range): counts add.
             for compare, bound in self._saturating_bounds(module, params):
                 self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit, self.scratch))
-        read = self._calls % self.every == 0
-        self._calls += 1
         if read:
             self._read_moments(y, dims)
         return read
