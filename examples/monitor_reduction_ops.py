@@ -1,12 +1,14 @@
 """Microseconds per op for the passes the monitor's statistics make, on one output tensor.
 
 Why ``leaky.diagnosis.monitor.reductions`` counts with float32 0/1 values rather than bool masks,
-decides firing from each unit's largest value, reads a gradient once, and reduces in memory
-order: each op timed alone, in a loop, on a 256 x 1024 float32 tensor (the suite's MLP
-output), a 1024 x 1024 one (one of its weight gradients) and a 64 x 128 x 16 x 16 convolution
-output. Two columns: the same tensor again and again ("in cache") and a new one each time
-from 64 MiB of them ("from memory", as inside a training step, where the activations have
-left the cache by the time anything reads them again).
+decides firing from each unit's largest value, reads a gradient once, and reduces a large
+tensor in memory order but a small one in one call: each op timed alone on a 256 x 1024
+float32 tensor (the suite's MLP output, 1 MiB), a 1024 x 1024 one (4 MiB), a 2048 x 1024 one
+(8 MiB), an 8 x 64 x 32 x 32 convolution output (ResNet-18's first stage at batch 8, 2 MiB)
+and a 64 x 128 x 16 x 16 one (8 MiB). Three columns: the same tensor again and again ("in
+cache"), a new one each time from 64 MiB of them ("from memory"), and the tensor its layer
+(Linear or 3 x 3 convolution, then ReLU) has just written ("after its layer": what a forward
+hook reads, the case that decides).
 
     python examples/monitor_reduction_ops.py             # one thread
     python examples/monitor_reduction_ops.py --threads 2
@@ -17,9 +19,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from unittest import mock
 
 import torch
 
+from leaky.diagnosis.monitor import reductions
 from leaky.diagnosis.monitor.reductions import reduce_per_unit
 
 
@@ -33,6 +37,23 @@ def _us(fn: Callable[[torch.Tensor], object], tensors: list[torch.Tensor], round
     return (time.perf_counter() - start) / (rounds * len(tensors)) * 1e6
 
 
+def _after_layer_us(fn: Callable[[torch.Tensor], object], shape: tuple[int, ...]) -> float:
+    # The layer that writes a tensor of this shape, run before every timed call.
+    if len(shape) == 2:
+        layer: torch.nn.Module = torch.nn.Linear(shape[1], shape[1])
+    else:
+        layer = torch.nn.Conv2d(shape[1], shape[1], 3, padding=1)
+    x = torch.randn(*shape)
+    times = []
+    with torch.no_grad():
+        for _ in range(61):
+            y = torch.relu(layer(x))
+            start = time.perf_counter()
+            fn(y)
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] * 1e6
+
+
 def _report(shape: tuple[int, ...]) -> None:
     count = max(2, (64 << 20) // (4 * torch.Size(shape).numel()))  # 64 MiB of them
     cold = [torch.randn(*shape) for _ in range(count)]
@@ -44,18 +65,32 @@ def _report(shape: tuple[int, ...]) -> None:
         "gt into bool": lambda y: torch.gt(y, 0, out=mask),
         "gt into float32": lambda y: torch.gt(y, 0, out=marks),
         "sum per unit, one call": lambda y: y.sum(dims),
-        "sum per unit, memory order": lambda y: reduce_per_unit("sum", y, dims),
+        "sum per unit, memory order": lambda y: _memory_order("sum", y, dims),
         "amax per unit, one call": lambda y: y.amax(dims),
-        "amax per unit, memory order": lambda y: reduce_per_unit("amax", y, dims),
+        "amax per unit, memory order": lambda y: _memory_order("amax", y, dims),
+        "amax per unit, as leaky does": lambda y: reduce_per_unit("amax", y, dims),
         "amin": lambda y: y.amin(),
         "aminmax": lambda y: torch.aminmax(y),
         "vector_norm": lambda y: torch.linalg.vector_norm(y),
         "dot(y, y)": lambda y: torch.dot(y.view(-1), y.view(-1)),
         "sum": lambda y: y.sum(),
     }
-    print(f"{' x '.join(map(str, shape))} float32{'in cache':>24s}{'from memory':>14s}")
+    size = torch.Size(shape).numel() * 4 / 2**20
+    print(
+        f"{' x '.join(map(str, shape))} float32 ({size:g} MiB)"
+        f"{'in cache':>12s}{'from memory':>14s}{'after its layer':>18s}"
+    )
     for name, fn in ops.items():
-        print(f"  {name:30s} {_us(fn, hot, 100):8.1f} us {_us(fn, cold, 3):10.1f} us")
+        print(
+            f"  {name:30s} {_us(fn, hot, 100):8.1f} us {_us(fn, cold, 3):10.1f} us "
+            f"{_after_layer_us(fn, shape):12.1f} us"
+        )
+
+
+def _memory_order(reduce: str, y: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    # leaky's memory-order path whatever the size: rows in blocks, channels' H * W first.
+    with mock.patch.object(reductions, "_ONE_CALL_BYTES", 0):
+        return reduce_per_unit(reduce, y, dims)
 
 
 def main() -> None:
@@ -63,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     torch.set_num_threads(parser.parse_args().threads)
-    for shape in ((256, 1024), (1024, 1024), (64, 128, 16, 16)):
+    for shape in ((256, 1024), (1024, 1024), (2048, 1024), (8, 64, 32, 32), (64, 128, 16, 16)):
         _report(shape)
 
 

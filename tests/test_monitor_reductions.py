@@ -175,6 +175,14 @@ def test_units_in_the_first_dimension_are_never_sliced_apart():
     assert got.tolist() == [2, 1]
 
 
+@pytest.fixture(params=["one call", "memory order"])
+def reduce_path(request, monkeypatch):
+    """Both of reduce_per_unit's paths: small tensors in one call, large ones in memory order."""
+    if request.param == "memory order":
+        monkeypatch.setattr(reductions, "_ONE_CALL_BYTES", 0)
+    return request.param
+
+
 LAYOUTS = {
     "contiguous": lambda t: t,
     "channels_last": lambda t: t.to(memory_format=torch.channels_last),
@@ -186,7 +194,9 @@ LAYOUTS = {
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("reduce", ["sum", "amax", "amin"])
 @pytest.mark.parametrize("unit_dim", [0, 1, 3])
-def test_reduce_per_unit_matches_float64_numpy_in_every_layout(layout, reduce, unit_dim):
+def test_reduce_per_unit_matches_float64_numpy_in_every_layout(
+    layout, reduce, unit_dim, reduce_path
+):
     t = LAYOUTS[layout](torch.randn(5, 6, 4, 3))
     dims = [d for d in range(4) if d != unit_dim]
     expected = getattr(np, {"sum": "sum", "amax": "max", "amin": "min"}[reduce])(
@@ -199,7 +209,7 @@ def test_reduce_per_unit_matches_float64_numpy_in_every_layout(layout, reduce, u
 
 @pytest.mark.parametrize("rows", [31, 32, 37, 64])
 @pytest.mark.parametrize("reduce", ["sum", "amax", "amin"])
-def test_long_rows_reduced_in_blocks_match_float64_numpy(rows, reduce):
+def test_long_rows_reduced_in_blocks_match_float64_numpy(rows, reduce, reduce_path):
     # Rows of 600 float32 (2,400 bytes): extremes are reduced 16 rows at a time, then the rest.
     t = torch.randn(rows, 600)
     t[-1, 5] = 99.0 if reduce != "amin" else -99.0  # in the rows after the last block
@@ -209,7 +219,7 @@ def test_long_rows_reduced_in_blocks_match_float64_numpy(rows, reduce):
     np.testing.assert_allclose(got.double().numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_reduce_per_unit_of_a_single_sample_and_of_an_empty_batch():
+def test_reduce_per_unit_of_a_single_sample_and_of_an_empty_batch(reduce_path):
     t = torch.tensor([[[1.0, -2.0], [3.0, 4.0]]])  # one sample, 2 units, 2 positions
     assert reduce_per_unit("amax", t, [0, 2]).tolist() == [1.0, 4.0]
     assert reduce_per_unit("sum", torch.empty(0, 3, 2), [0, 2]).tolist() == [0.0, 0.0, 0.0]
@@ -246,13 +256,13 @@ def test_a_unit_that_fired_once_beside_nan_is_not_never_active():
     ("shape", "dims"),
     [((2, 3, 0, 2), [0, 2, 3]), ((2, 0, 1), [0, 2]), ((2, 0, 1, 1), [0, 2, 3]), ((0, 4), [0])],
 )
-def test_reduce_per_unit_of_empty_tensors_sums_as_torch_does(shape, dims):
+def test_reduce_per_unit_of_empty_tensors_sums_as_torch_does(shape, dims, reduce_path):
     t = torch.empty(shape)
     assert reduce_per_unit("sum", t, dims).tolist() == t.sum(dims).tolist()
 
 
 @pytest.mark.parametrize("dims", [[-1, 0], [-1], [1], [], [-2]])
-def test_reduce_per_unit_takes_negative_and_no_dims_as_torch_does(dims):
+def test_reduce_per_unit_takes_negative_and_no_dims_as_torch_does(dims, reduce_path):
     t = torch.randn(3, 4)
     expected = t.sum(dims)
     got = reduce_per_unit("sum", t, dims)
