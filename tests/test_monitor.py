@@ -357,6 +357,30 @@ def test_a_shared_module_at_two_widths_gets_two_sites():
     assert sorted(row.summary.units for row in monitor.report().sites) == [5, 7]
 
 
+def test_a_site_first_called_in_a_lean_pass_takes_the_units_of_its_layer():
+    # From batch 3 on (a pass that runs only the counting hooks) the shared ReLU is also
+    # called after a narrower Linear: a second site, whose units are the features of
+    # (N, L, F) outputs, not dimension 1.
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wide, self.narrow, self.relu = nn.Linear(4, 6), nn.Linear(4, 3), nn.ReLU()
+            self.both = False
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, narrow = self.relu(self.wide(x)).sum(-1), self.narrow(x)
+            return y + (self.relu(narrow) if self.both else narrow).sum(-1)
+
+    model = Shared()
+    with Monitor(model, every=16) as monitor:
+        for i in range(6):
+            model.both = i >= 3
+            model(torch.randn(8, 5, 4)).sum().backward()
+    sites = {row.name: row.summary for row in monitor.report().sites}
+    assert (sites["relu"].units, sites["relu#1"].units) == (6, 3)
+    assert sites["relu#1"].unit_dim_from == "Linear" and sites["relu#1"].samples == 3 * 8 * 5
+
+
 def test_one_module_called_twice_is_two_sites_and_hides_no_dead_unit():
     class Twice(nn.Module):
         def __init__(self):
