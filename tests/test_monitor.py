@@ -897,17 +897,18 @@ class _FunctionalReLU(nn.Module):
         return torch_f.relu(self.linear(x))
 
 
-def test_the_call_watcher_runs_on_the_moment_batches_unless_it_found_a_function():
+@pytest.mark.parametrize("every", [1, 4])
+def test_the_call_watcher_runs_every_16th_batch_unless_it_found_a_function(every):
     modules_only = _model_with_dead_units()
     seen = _mode_seen(modules_only[0])
-    report = _run(modules_only, batches=6, every=4)
-    assert seen == [True, False, False, False, True, False]  # batches 0 and 4 only
+    report = _run(modules_only, batches=20, every=every)
+    assert [i for i, watched in enumerate(seen) if watched] == [0, 16]
     assert [row.name for row in report.layers] == ["0", "2", "4"]  # order still found
     functional = _FunctionalReLU()
     seen = _mode_seen(functional.linear)
-    report = _run(functional, batches=6, every=4)
-    assert seen == [True] * 6  # every batch: the function's counts are exact
-    assert report.sites[0].functional and report.sites[0].summary.samples == 6 * 32
+    report = _run(functional, batches=20, every=every)
+    assert seen == [True] * 20  # every batch: the function's counts are exact
+    assert report.sites[0].functional and report.sites[0].summary.samples == 20 * 32
 
 
 def test_non_finite_inputs_are_counted_across_checks_and_windows():

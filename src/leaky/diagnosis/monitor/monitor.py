@@ -23,6 +23,10 @@ Cost. Counts (never-active, dead and saturated units, samples, extremes and non-
 outputs) read every value of every batch; the moments, the histogram and the gradient
 norms are read on every ``every``-th batch (the first of a window included), which is
 what keeps the monitor cheap enough to leave on. ``every=1`` reads everything always.
+Activations called as functions are looked for on every 16th batch (a
+``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
+watched, so its counts are exact too (one first called on a later batch is counted from
+the next batch watched). The other batches run lean: only the hooks that count.
 
 ``torch.compile``: attach before the compiled model's first call (before or after
 ``torch.compile(model)``); the hooks run eagerly, one graph break each, so the counts equal
@@ -604,13 +608,13 @@ class Monitor:
                 if len(self._input_extremes) >= 64:
                     self._check_inputs()
         # The call watcher costs Python on every torch call of the forward pass. It runs on
-        # the batches that read the moments (the first of each window included) and, once it
-        # has found an activation called as a function, on every batch, whose counts are
-        # then exact as the modules' are; a model without one runs unwatched in between.
-        # Weights are looked for among call arguments only until each has been seen: later
-        # sightings cannot change the order of first use.
+        # every DEFAULT_EVERY-th batch (the first of each window included, whatever
+        # ``every`` is) and, once it has found an activation called as a function, on every
+        # batch, whose counts are then exact as the modules' are; a model without one runs
+        # unwatched in between. Weights are looked for among call arguments only until
+        # each has been seen: later sightings cannot change the order of first use.
         place_weights = bool(self._weight_names) and not self._weights_placed
-        watch = self._read_gradients or bool(self._functional_sites)
+        watch = (self.batches - 1) % DEFAULT_EVERY == 0 or bool(self._functional_sites)
         # A lean pass, once the layout is known and nothing is watched, runs only the
         # hooks that count: a dozen Python calls less per module and batch, which showed
         # as about 1% of a small model's step.
