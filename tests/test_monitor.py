@@ -877,6 +877,11 @@ def test_the_minimum_of_a_never_negative_activation_is_read_with_the_moments():
         leaky.update(y, y)
     assert (relu.compute().minimum, relu.compute().maximum) == (1.0, 5.0)  # batches 0, 2
     assert (leaky.compute().minimum, leaky.compute().maximum) == (0.5, 5.0)
+    # A window whose moment batch was empty reads the next batch's minimum.
+    relu = SiteStatistics("relu", every=3)
+    for y in (torch.empty(0, 2), torch.tensor([[1.5, 2.0]]), torch.tensor([[0.5, 3.0]])):
+        relu.update(y, y)
+    assert relu.compute().minimum == 1.5  # batch 2 is neither read nor the first
 
 
 def _mode_seen(model: nn.Module) -> list[bool]:

@@ -223,6 +223,7 @@ class SiteStatistics(Metric):
         # None where it was not read (see update)
         self._extremes: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]] = []
         self._pending_peaks = 0  # values in the pending peaks
+        self._minimum_read = False  # a minimum has been read in this window
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
         self.add_state("elements", 0, "sum")  # values read for the moments and histogram
@@ -259,6 +260,7 @@ class SiteStatistics(Metric):
         self._extremes.clear()
         self._pending_peaks = 0
         self._calls = 0
+        self._minimum_read = False
 
     def _fold_extremes(self) -> None:
         # Per-batch (min, max) pairs and per-unit peaks not yet in the states: the
@@ -339,9 +341,12 @@ class SiteStatistics(Metric):
             # handful of tiny ops, done for many batches at once. An activation that is
             # never negative cannot output -inf, and its NaN and +inf show in the peaks,
             # so its minimum (0 but for a batch where every unit fired everywhere) is
-            # read with the moments only.
+            # read with the moments only (and until one has been read in this window, in
+            # case the batch that read the moments was empty).
             peaks, largest = peak_per_unit(y, dims)
-            low = y.amin() if read or self.spec.name not in _NEVER_NEGATIVE else None
+            sampled = self.spec.name in _NEVER_NEGATIVE and self._minimum_read and not read
+            low = None if sampled else y.amin()
+            self._minimum_read = True
             # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an
             # (N, 1) output's (1,) are the same site's single unit.
             self._extremes.append((low, largest, peaks.reshape(-1)))
