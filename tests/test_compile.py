@@ -54,7 +54,8 @@ def test_a_monitored_compiled_model_counts_as_eager_and_compiles_once(order):
 
     from leaky.diagnosis.monitor import Monitor
 
-    batches = [torch.randn(64, 32, generator=torch.Generator().manual_seed(i)) for i in range(12)]
+    # 20 batches: lean passes from the second on, a watched one again at the 17th.
+    batches = [torch.randn(64, 32, generator=torch.Generator().manual_seed(i)) for i in range(40)]
     eager = _relu_network()
     with Monitor(eager, every=1) as monitor:
         for x in batches:

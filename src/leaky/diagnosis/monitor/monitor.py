@@ -45,6 +45,7 @@ in ``nn.MultiheadAttention``).
 from __future__ import annotations
 
 import math
+import sys
 import time
 import weakref
 from collections import defaultdict
@@ -265,6 +266,7 @@ class Monitor:
             int, tuple[torch.nn.Module, list[tuple[Any, bool]], list[tuple[Any, bool]]]
         ] = {}
         self._lean = False  # this forward pass runs only the hooks that count
+        self._compiled = False  # a forward pass has come from a torch.compile'd call
         self._module_stack: list[str] = []
         self._call_counts: dict[str, defaultdict[str, int]] = {}
         self._inside_activation = 0
@@ -533,6 +535,8 @@ class Monitor:
         # does) places its layer in forward order although its module is never called.
         # A weight several layers share (tied embeddings: the embedding's weight is the
         # output layer's) places only the layers inside the module using it now.
+        if self._weights_placed:
+            return
         scope = self._module_stack[-1] if self._module_stack else None
         for value in (*args, *kwargs.values()):
             if isinstance(value, torch.Tensor):
@@ -613,8 +617,16 @@ class Monitor:
         # batch, whose counts are then exact as the modules' are; a model without one runs
         # unwatched in between. Weights are looked for among call arguments only until
         # each has been seen: later sightings cannot change the order of first use.
+        # Under torch.compile the watcher (a TorchFunctionMode, on Dynamo's guarded mode
+        # stack) runs on every batch: switching it on and off made Dynamo compile the
+        # model's frames again until its recompile limit, then run them uncompiled.
         place_weights = bool(self._weight_names) and not self._weights_placed
-        watch = (self.batches - 1) % DEFAULT_EVERY == 0 or bool(self._functional_sites)
+        self._compiled = self._compiled or _called_from_compiled_code()
+        watch = (
+            self._compiled
+            or (self.batches - 1) % DEFAULT_EVERY == 0
+            or bool(self._functional_sites)
+        )
         # A lean pass, once the layout is known and nothing is watched, runs only the
         # hooks that count: a dozen Python calls less per module and batch, which showed
         # as about 1% of a small model's step.
@@ -624,7 +636,10 @@ class Monitor:
                 self._on_functional_call if self.functional else None,
                 self._outside_modules,
                 on_unmonitored=self._on_unmonitored if self.functional else None,
-                on_arguments=self._on_arguments if place_weights else None,
+                # Passed whether or not the weights are placed yet (it then returns at
+                # once): a compiled model's graphs are guarded on the watcher's callbacks,
+                # and one watcher made the same way each time is one variant less.
+                on_arguments=self._on_arguments if self._weight_names else None,
             )
             self._watcher.__enter__()
 
@@ -749,6 +764,25 @@ def _eager(hook: Any) -> Any:
     mode, so the counts equal eager's and the model's own graphs compile once.
     """
     return torch.compiler.disable(hook, recursive=True)
+
+
+def _called_from_compiled_code() -> bool:
+    """Whether the running hook was called from a ``torch.compile``'d call.
+
+    The hooks run eagerly (see :func:`_eager`), so ``torch.compiler.is_compiling()`` is
+    False in them; Dynamo's ``compile_wrapper`` is then among the callers, a few frames up
+    (the hook's wrapper, ``Module._call_impl``, a parent module's). A walk of at most 32
+    frames, once per forward pass.
+    """
+    frame = sys._getframe(1)
+    for _ in range(32):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "compile_wrapper" and "_dynamo" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _chain(callbacks: list[tuple[Any, bool]], *, lean: bool) -> Any:
