@@ -26,7 +26,9 @@ what keeps the monitor cheap enough to leave on. ``every=1`` reads everything al
 Activations called as functions are looked for on every 16th batch (a
 ``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
 watched, so its counts are exact too (one first called on a later batch is counted from
-the next batch watched). The other batches run lean: only the hooks that count.
+the next batch watched). Under ``torch.compile`` every batch is watched: Dynamo guards on
+the mode stack and would compile again each time the mode came or went. The other batches
+run lean: only the hooks that count.
 
 ``torch.compile``: attach before the compiled model's first call (before or after
 ``torch.compile(model)``); the hooks run eagerly, one graph break each, so the counts equal
