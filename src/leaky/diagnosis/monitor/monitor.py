@@ -22,8 +22,9 @@ counts and sums; nothing is copied to the host until :meth:`Monitor.report`.
 Cost. Counts (never-active, dead and saturated units, samples, extremes and non-finite
 outputs) read every value of every batch; the moments, the histogram and the gradient
 norms are read on every ``every``-th batch (the first of a window included), which is
-what keeps the monitor cheap enough to leave on. ``every=1`` reads everything always.
-Activations called as functions are looked for on every 16th batch (a
+what keeps the monitor cheap enough to leave on (so is the minimum of an activation that is
+never negative, whose NaN and inf already show in its peaks). ``every=1`` reads everything
+always. Activations called as functions are looked for on every 16th batch (a
 ``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
 watched, so its counts are exact too (one first called on a later batch is counted from
 the next batch watched). Under ``torch.compile`` every batch is watched: Dynamo guards on
