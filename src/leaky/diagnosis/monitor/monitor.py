@@ -280,8 +280,8 @@ class Monitor:
         self.last_input: tuple[torch.nn.Module, tuple[Any, ...], dict[str, Any]] | None = None
         self._site_calls: dict[str, int] = {}
         self._watcher: ActivationCallWatcher | None = None
-        # Sites whose unit dimension is not chosen yet: while there are any, the layers'
-        # outputs are remembered (which layer produced which tensor), else not.
+        # Sites whose unit dimension is not chosen yet: while there are any, passes run in
+        # full (see _on_root_start).
         self._undecided: set[str] = set()
         self._grad_hooks: dict[str, Any] = {}  # site -> its output-gradient hook
         self.batches = 0
@@ -538,8 +538,6 @@ class Monitor:
         # does) places its layer in forward order although its module is never called.
         # A weight several layers share (tied embeddings: the embedding's weight is the
         # output layer's) places only the layers inside the module using it now.
-        if self._weights_placed:
-            return
         scope = self._module_stack[-1] if self._module_stack else None
         for value in (*args, *kwargs.values()):
             if isinstance(value, torch.Tensor):
@@ -639,10 +637,7 @@ class Monitor:
                 self._on_functional_call if self.functional else None,
                 self._outside_modules,
                 on_unmonitored=self._on_unmonitored if self.functional else None,
-                # Passed whether or not the weights are placed yet (it then returns at
-                # once): a compiled model's graphs are guarded on the watcher's callbacks,
-                # and one watcher made the same way each time is one variant less.
-                on_arguments=self._on_arguments if self._weight_names else None,
+                on_arguments=self._on_arguments if place_weights else None,
             )
             self._watcher.__enter__()
 
