@@ -471,10 +471,16 @@ def test_nan_weights_give_a_non_finite_verdict_naming_the_layer():
     assert report.verdict == "non-finite"
     assert report.verdict_site == "2"  # the weight comes before the Tanh that shows it
     assert "'2'" in report.verdict_sentence() and "Verdict: non-finite" in str(report)
+    # Outputs' NaN and inf are read with the moments: the first of every 16 batches.
     assert (
-        report.sites[1].summary.nonfinite_batches == 5
+        report.sites[1].summary.nonfinite_batches == 1
         and report.sites[0].summary.nonfinite_batches == 0
     )
+    every_batch = _run(_three_layers(), every=1)
+    assert every_batch.sites[1].summary.nonfinite_batches == 0
+    model[2].weight.requires_grad_(False)
+    read_all = _run(model, every=1)
+    assert [row.summary.nonfinite_batches for row in read_all.sites] == [0, 5]
 
 
 def test_nan_in_a_bias_is_named_at_the_first_activation_that_shows_it():
@@ -853,35 +859,36 @@ def test_counts_read_every_batch_while_moments_read_every_kth():
     summary, expected = stats.compute(), every_batch.compute()
     assert summary.never_active_units == expected.never_active_units == []
     assert summary.dead_units == expected.dead_units == [] and summary.samples == 4
-    assert (summary.minimum, summary.maximum) == (0.0, 9.0)  # extremes read every batch
+    assert (summary.minimum, summary.maximum) == (0.0, 1.0)  # read with the moments: 0 and 3
     assert sum(summary.histogram) == 4  # batches 0 and 3: two values each
     assert summary.mean == pytest.approx((0 + 1 + 0 + 0) / 4)
     stats.reset()
     assert stats.update(batches[1], torch.relu(batches[1]))  # a new window reads at once
 
 
-def test_non_finite_outputs_are_counted_in_batches_every_skips():
-    stats = SiteStatistics("relu", every=4)
-    for value in (0.5, math.nan, math.inf, 0.1):
-        y = torch.full((2, 3), value)
-        stats.update(y, torch.relu(y))
-    assert stats.compute().nonfinite_batches == 2
+def test_non_finite_outputs_are_counted_in_the_batches_that_read_the_extremes():
+    # every=2 reads batches 0 and 2: the inf of batch 2, not the NaN of batch 1.
+    values = (0.5, math.nan, math.inf, 0.1)
+    for every, expected in ((2, 1), (1, 2)):
+        stats = SiteStatistics("relu", every=every)
+        for value in values:
+            y = torch.full((2, 3), value)
+            stats.update(y, torch.relu(y))
+        assert stats.compute().nonfinite_batches == expected
 
 
-def test_the_minimum_of_a_never_negative_activation_is_read_with_the_moments():
-    # Its non-finite outputs show in the peaks; a Leaky ReLU's minimum is read every batch.
-    batches = [torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 3.0]]), torch.tensor([[4.0, 5.0]])]
-    relu, leaky = SiteStatistics("relu", every=2), SiteStatistics("leaky_relu", every=2)
-    for y in batches:
-        relu.update(y, y)
-        leaky.update(y, y)
-    assert (relu.compute().minimum, relu.compute().maximum) == (1.0, 5.0)  # batches 0, 2
-    assert (leaky.compute().minimum, leaky.compute().maximum) == (0.5, 5.0)
-    # A window whose moment batch was empty reads the next batch's minimum.
+def test_the_extremes_are_read_with_the_moments_and_at_the_first_values_of_a_window():
+    batches = [torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 9.0]]), torch.tensor([[4.0, 5.0]])]
+    for kind in ("relu", "leaky_relu", "tanh"):
+        stats = SiteStatistics(kind, every=2)
+        for y in batches:
+            stats.update(y, y)
+        assert (stats.compute().minimum, stats.compute().maximum) == (1.0, 5.0)  # batches 0, 2
+    # A window whose moment batch was empty reads the extremes of its next batch.
     relu = SiteStatistics("relu", every=3)
     for y in (torch.empty(0, 2), torch.tensor([[1.5, 2.0]]), torch.tensor([[0.5, 3.0]])):
         relu.update(y, y)
-    assert relu.compute().minimum == 1.5  # batch 2 is neither read nor the first
+    assert (relu.compute().minimum, relu.compute().maximum) == (1.5, 2.0)
 
 
 def _mode_seen(model: nn.Module) -> list[bool]:
@@ -914,6 +921,67 @@ def test_the_call_watcher_runs_every_16th_batch_unless_it_found_a_function(every
     report = _run(functional, batches=20, every=every)
     assert seen == [True] * 20  # every batch: the function's counts are exact
     assert report.sites[0].functional and report.sites[0].summary.samples == 20 * 32
+
+
+def _rarely_firing(shape: tuple[int, ...], unit_dim: int, seed: int) -> torch.Tensor:
+    # Pre-activation offsets: units 0-7 from -5 (fires almost never) to -2 (fires on some
+    # batches), the others +1 (fire at once). After the first batch at most a fifth of the
+    # units are left to read.
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.ones(shape[unit_dim])
+    offsets[:8] = torch.linspace(-5.0, -2.0, 8)
+    view = [1] * len(shape)
+    view[unit_dim] = -1
+    return torch.randn(shape, generator=generator) + offsets.view(view)
+
+
+@pytest.mark.parametrize(
+    ("shape", "unit_dim", "layout"),
+    [
+        ((64, 40), -1, "contiguous"),
+        ((8, 6, 40), -1, "contiguous"),
+        ((4, 40, 3, 3), 1, "contiguous"),
+        ((4, 40, 3, 3), 1, "channels_last"),
+        ((40, 64), 1, "transposed"),  # a non-contiguous (64, 40) view
+    ],
+)
+@pytest.mark.parametrize("kind", ["relu", "leaky_relu", "gelu", "relu6", "tanh"])
+def test_units_not_yet_fired_are_read_on_every_batch_and_counts_stay_exact(
+    shape, unit_dim, layout, kind
+):
+    # Between moment batches only the units that have not fired are read again: the counts
+    # (never active, dead, saturated) equal reading every unit of every batch.
+    module = next(row for row in SPECS if row.name == kind).torch_modules[0]()
+    sparse, every_batch = (SiteStatistics(kind, unit_dim=unit_dim, every=e) for e in (16, 1))
+    for i in range(20):
+        x = _rarely_firing(shape, unit_dim if layout != "transposed" else 0, i)
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if layout == "transposed":
+            x = x.t()
+        y = module(x)
+        sparse.update(x, y, module)
+        every_batch.update(x, y, module)
+    got, expected = sparse.compute(), every_batch.compute()
+    assert got.never_active_units == expected.never_active_units
+    assert got.dead_units == expected.dead_units
+    assert got.saturated_units == expected.saturated_units
+    assert got.samples == expected.samples
+    if kind == "relu":  # some units fire only late in the window, some never
+        assert 0 < len(got.never_active_units) < 8
+        assert sparse.update(x, y, module) is False  # a batch between moment batches
+
+
+def test_a_nan_in_a_unit_not_yet_fired_leaves_its_other_values_counted():
+    # Units 0-7 fire in the first batch; 8 and 9 are read alone in the next, where a NaN
+    # sits beside unit 8's first positive output.
+    stats = SiteStatistics("relu", unit_dim=-1, every=16)
+    first = torch.cat([torch.ones(2, 8), -torch.ones(2, 2)], dim=1)
+    stats.update(first, first)
+    second = torch.cat([torch.ones(2, 8), torch.tensor([[math.nan, math.nan], [2.0, -1.0]])], 1)
+    stats.update(second, second)
+    assert stats.compute().never_active_units == [9]
+    assert stats.compute().nonfinite_batches == 0  # read with the extremes, on batch 0 only
 
 
 def test_non_finite_inputs_are_counted_across_checks_and_windows():

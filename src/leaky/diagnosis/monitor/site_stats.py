@@ -63,8 +63,9 @@ __all__ = ["SiteStatistics", "SiteSummary", "check_every"]
 # Batches whose (min, max) and per-unit peaks wait before being folded into the states, and
 # at most this many pending peak values.
 _FOLD_EXTREMES = 64
-_NEVER_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "hardsigmoid"})
 _FOLD_PEAK_VALUES = 1 << 20
+# Activations that never output a negative value: their outputs are their own magnitude.
+_NEVER_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "hardsigmoid"})
 
 
 @dataclass(frozen=True)
@@ -219,11 +220,15 @@ class SiteStatistics(Metric):
         self.can_die = True
         self.tracks_saturation = spec.saturates and spec.output_range is not None
         self._calls = 0  # calls in this window: which ones read the moments
-        # (min, max, per-unit peaks) of batches not yet folded into the states; the min is
-        # None where it was not read (see update)
-        self._extremes: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]] = []
+        # (min, max, per-unit peaks) of batches not yet folded into the states; min and max
+        # are None for a batch that did not read its extremes (see update)
+        self._extremes: list[tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]] = []
         self._pending_peaks = 0  # values in the pending peaks
-        self._minimum_read = False  # a minimum has been read in this window
+        self._extremes_read = False  # a batch of this window has read its extremes
+        # On the CPU, after a batch read in full: the units that have not fired yet in this
+        # window (None: not known), and whether every unit has passed gradient.
+        self._unfired: torch.Tensor | None = None
+        self._all_passed = False
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
         self.add_state("elements", 0, "sum")  # values read for the moments and histogram
@@ -260,33 +265,33 @@ class SiteStatistics(Metric):
         self._extremes.clear()
         self._pending_peaks = 0
         self._calls = 0
-        self._minimum_read = False
+        self._extremes_read = False
+        self._unfired = None
+        self._all_passed = False
 
     def _fold_extremes(self) -> None:
-        # Per-batch (min, max) pairs and per-unit peaks not yet in the states: the
-        # extremes, each unit's peak, and how many of those batches held NaN or inf.
+        # Per-batch peaks and (min, max) pairs not yet in the states: each unit's peak, the
+        # extremes, and how many of the batches that read them held NaN or inf.
         if not self._extremes:
             return
         pending, device = self._extremes, self.minimum.device
-        highs = torch.stack([high for _, high, _ in pending]).double().to(device)
         # Stacked in the outputs' dtype, then converted once: one op, not one per batch.
         peaks = torch.stack([p for _, _, p in pending]).to(device, self.peak.dtype)
-        read = [low for low, _, _ in pending if low is not None]
-        # A batch whose min was not read is checked by its max alone (see update).
-        lows = torch.stack([high if low is None else low for low, high, _ in pending])
+        read = [(low, high) for low, high, _ in pending if low is not None and high is not None]
         self._extremes, self._pending_peaks = [], 0
-        if read:
-            torch.minimum(
-                self.minimum, torch.stack(read).double().min().to(device), out=self.minimum
-            )
-        torch.maximum(self.maximum, highs.max(), out=self.maximum)
-        self.nonfinite_batches.add_(has_nonfinite(lows.double().to(device), highs).sum())
         torch.maximum(self.peak, peaks.amax(0), out=self.peak)
+        if read:
+            lows = torch.stack([low for low, _ in read]).double().to(device)
+            highs = torch.stack([high for _, high in read]).double().to(device)
+            torch.minimum(self.minimum, lows.min(), out=self.minimum)
+            torch.maximum(self.maximum, highs.max(), out=self.maximum)
+            self.nonfinite_batches.add_(has_nonfinite(lows, highs).sum())
 
     def to(self, device: torch.device | str) -> SiteStatistics:
         """Move every state to ``device``."""
         self._fold_extremes()
         super().to(device)
+        self._unfired = None  # found again from the states at the next batch read in full
         return self
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -334,38 +339,24 @@ class SiteStatistics(Metric):
         self.samples += per_unit
         read = self._calls % self.every == 0
         self._calls += 1
+        cpu = y.device.type == "cpu"
         if y.numel():
-            # A unit's largest output decides whether it fired; the largest of those and
-            # the smallest output are the batch's extremes (NaN outputs show in the
-            # minimum). One read-only pass each; folding them into the states is a
-            # handful of tiny ops, done for many batches at once. An activation that is
-            # never negative cannot output -inf, and its NaN and +inf show in the peaks,
-            # so its minimum (0 but for a batch where every unit fired everywhere) is
-            # read with the moments only (and until one has been read in this window, in
-            # case the batch that read the moments was empty).
-            peaks, largest = peak_per_unit(y, dims)
-            sampled = self.spec.name in _NEVER_NEGATIVE and self._minimum_read and not read
-            low = None if sampled else y.amin()
-            self._minimum_read = True
-            # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an
-            # (N, 1) output's (1,) are the same site's single unit.
-            self._extremes.append((low, largest, peaks.reshape(-1)))
-            self._pending_peaks += peaks.numel()
-            if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
-                self._fold_extremes()
+            self._read_peaks(y, dims, read or not self._extremes_read, cpu)
         if self.count_active:
             self.active.add_(count_per_unit("gt", y, 0.0, dims, per_unit, self.scratch))
         # Rectifiers with a non-zero slope below zero always pass gradient; ReLU passes it
-        # exactly where it fired (read from `peak` in compute); everything else
-        # needs its derivative.
+        # exactly where it fired (read from `peak` in compute); everything else needs its
+        # derivative, until (on the CPU) every unit has passed some: only whether a unit
+        # ever did is used, so the count may then stop until the next moment batch.
         self.can_die = not slope_is_never_zero(self.kind, module, **params)
         if not self.can_die:
             self.always_passing += per_unit
-        elif self.kind != "relu":
+        elif self.kind != "relu" and (read or not cpu or not self._all_passed):
             derivative = local_derivative(self.kind, x, y, module, **params)
             self.nonzero_grad.add_(
                 count_per_unit("ne", derivative, 0.0, dims, per_unit, self.scratch)
             )
+            self._all_passed = cpu and bool(self.nonzero_grad.gt(0).all())
         if self.tracks_saturation:
             # The two ends are disjoint (the margin is under half the range): counts add.
             for compare, bound in self._saturating_bounds(module, params):
@@ -373,6 +364,45 @@ class SiteStatistics(Metric):
         if read:
             self._read_moments(y, dims)
         return read
+
+    def _read_peaks(self, y: torch.Tensor, dims: list[int], extremes: bool, cpu: bool) -> None:
+        # Which units fired, and on ``extremes`` batches the batch's min, max and NaN / inf.
+        # A unit has fired in this window once its largest output is above 0, and nothing
+        # later in the window changes that; on the CPU only the units that have not fired
+        # yet are read again (none, in a healthy layer: no pass at all) until the next
+        # batch that reads the extremes. Elsewhere every batch is read in full, since
+        # knowing which units are left would wait for the device.
+        unfired = self._unfired
+        if cpu and not extremes and unfired is not None:
+            if not unfired.numel():
+                return
+            if y.dim() >= 2 and 4 * unfired.numel() <= (self.units or 0):
+                self._read_unfired(y, dims, unfired)
+                return
+        # One read-only pass each for the per-unit peaks and the minimum (which shows NaN;
+        # the peaks ignore it); folding them into the states is a handful of tiny ops,
+        # done for many batches at once, and on the CPU at each batch that reads the
+        # extremes, when the units left to read are found again. Until then they are the
+        # ones found last time, a few more than are left: only slower, never wrong.
+        peaks, largest = peak_per_unit(y, dims)
+        low = y.amin() if extremes else None
+        self._extremes_read = self._extremes_read or extremes
+        # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an (N, 1)
+        # output's (1,) are the same site's single unit.
+        self._extremes.append((low, largest if extremes else None, peaks.reshape(-1)))
+        self._pending_peaks += peaks.numel()
+        pending = len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES
+        if pending or (cpu and extremes):
+            self._fold_extremes()
+            if cpu:
+                self._unfired = torch.nonzero(self.peak <= 0).flatten()
+
+    def _read_unfired(self, y: torch.Tensor, dims: list[int], unfired: torch.Tensor) -> None:
+        # The per-unit peaks of the units that have not fired yet, read from those alone.
+        part = y.index_select(self.unit_dim % y.dim(), unfired)
+        peaks = peak_per_unit(part, dims)[0].reshape(-1).to(self.peak.dtype)
+        self.peak.index_copy_(0, unfired, torch.maximum(self.peak.index_select(0, unfired), peaks))
+        self._unfired = unfired[peaks <= 0]
 
     def _read_moments(self, y: torch.Tensor, dims: list[int]) -> None:
         # Per-batch sums in the tensor's precision (accurate enough for one batch), folded
