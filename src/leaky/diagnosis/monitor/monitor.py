@@ -470,7 +470,7 @@ class Monitor:
                 if args and isinstance(output, torch.Tensor):
                     # Outside the call watcher: its per-call Python would cost more than
                     # the statistics' own ops.
-                    with _statistics_scope():
+                    with _statistics_scope() if self._watcher is not None else nullcontext():
                         if input_from_output:
                             self._record(name, kind, output, output, output, module=mod)
                         else:
@@ -622,12 +622,14 @@ class Monitor:
         # stack) runs on every batch: switching it on and off made Dynamo compile the
         # model's frames again until its recompile limit, then run them uncompiled.
         place_weights = bool(self._weight_names) and not self._weights_placed
-        self._compiled = self._compiled or _called_from_compiled_code()
         watch = (
             self._compiled
             or (self.batches - 1) % DEFAULT_EVERY == 0
             or bool(self._functional_sites)
         )
+        # Looked for on the watched batches (the first one included): a model compiled
+        # after some eager batches is found at the next, one recompile later.
+        self._compiled = self._compiled or (watch and _called_from_compiled_code())
         # A lean pass, once the layout is known and nothing is watched, runs only the
         # hooks that count: a dozen Python calls less per module and batch.
         self._lean = not (watch or self._undecided or place_weights)

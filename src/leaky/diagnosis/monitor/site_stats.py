@@ -229,6 +229,8 @@ class SiteStatistics(Metric):
         # window (None: not known), and whether every unit has passed gradient.
         self._unfired: torch.Tensor | None = None
         self._all_passed = False
+        self._idle = False  # nothing to read until the next moment batch (see update)
+        self._rank = 0  # dimensions of the outputs
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
         self.add_state("elements", 0, "sum")  # values read for the moments and histogram
@@ -268,6 +270,7 @@ class SiteStatistics(Metric):
         self._extremes_read = False
         self._unfired = None
         self._all_passed = False
+        self._idle = False
 
     def _fold_extremes(self) -> None:
         # Per-batch peaks and (min, max) pairs not yet in the states: each unit's peak, the
@@ -292,6 +295,7 @@ class SiteStatistics(Metric):
         self._fold_extremes()
         super().to(device)
         self._unfired = None  # found again from the states at the next batch read in full
+        self._idle = False
         return self
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -323,12 +327,21 @@ class SiteStatistics(Metric):
 
         Returns whether this call read the moments (and so should read its gradient).
         """
+        if self._idle and self._calls % self.every and not params and self._same_units(y):
+            # Nothing to read until the next moment batch: count the samples, no tensor op.
+            per_unit = y.numel() // self.units  # type: ignore[operator]
+            self.samples += per_unit
+            if not self.can_die:
+                self.always_passing += per_unit
+            self._calls += 1
+            return False
         x, y = x.detach(), y.detach()
         if y.is_meta:  # shapes only, no values to count
             return False
         units, dims = self._reduce_dims(y)
         if self.units is None:
             self.resolved_unit_dim = self.unit_dim % y.dim() if y.dim() >= 2 else None
+            self._rank = y.dim()
             self._unit_states(units, y.device)
         elif units != self.units:
             raise ValueError(
@@ -363,7 +376,30 @@ class SiteStatistics(Metric):
                 self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit, self.scratch))
         if read:
             self._read_moments(y, dims)
+        # Idle between moment batches: every unit has fired (and, where that is read from
+        # the derivative, passed gradient) and no count is asked for every value. The
+        # module's options (a Leaky ReLU's slope) are then read again at the next batch
+        # read in full, not at every call.
+        self._idle = (
+            cpu
+            and self._unfired is not None
+            and not self._unfired.numel()
+            and not self.count_active
+            and not self.tracks_saturation
+            and (not self.can_die or self.kind == "relu" or self._all_passed)
+        )
         return read
+
+    def _same_units(self, y: torch.Tensor) -> bool:
+        # A CPU tensor with values, of this site's rank and unit count.
+        unit_dim = self.resolved_unit_dim
+        return (
+            y.is_cpu
+            and not y.is_meta
+            and unit_dim is not None
+            and y.dim() == self._rank
+            and y.shape[unit_dim] == self.units
+        )
 
     def _read_peaks(self, y: torch.Tensor, dims: list[int], extremes: bool, cpu: bool) -> None:
         # Which units fired, and on ``extremes`` batches the batch's min, max and NaN / inf.
@@ -380,22 +416,39 @@ class SiteStatistics(Metric):
                 self._read_unfired(y, dims, unfired)
                 return
         # One read-only pass each for the per-unit peaks and the minimum (which shows NaN;
-        # the peaks ignore it); folding them into the states is a handful of tiny ops,
-        # done for many batches at once, and on the CPU at each batch that reads the
-        # extremes, when the units left to read are found again. Until then they are the
-        # ones found last time, a few more than are left: only slower, never wrong.
+        # the peaks ignore it).
         peaks, largest = peak_per_unit(y, dims)
         low = y.amin() if extremes else None
         self._extremes_read = self._extremes_read or extremes
         # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an (N, 1)
         # output's (1,) are the same site's single unit.
-        self._extremes.append((low, largest if extremes else None, peaks.reshape(-1)))
+        peaks = peaks.reshape(-1)
+        if cpu:
+            self._fold_on_host(peaks, low, largest)
+            return
+        # Elsewhere folding is a handful of tiny ops, done for many batches at once.
+        self._extremes.append((low, largest if extremes else None, peaks))
         self._pending_peaks += peaks.numel()
-        pending = len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES
-        if pending or (cpu and extremes):
+        if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
             self._fold_extremes()
-            if cpu:
-                self._unfired = torch.nonzero(self.peak <= 0).flatten()
+
+    def _fold_on_host(
+        self, peaks: torch.Tensor, low: torch.Tensor | None, largest: torch.Tensor
+    ) -> None:
+        # On the CPU a batch's peaks go straight into the states (one op), and its extremes
+        # are compared as numbers, which reading costs nothing there. The units left to
+        # read are found again where the extremes are read; until then they are the ones
+        # found last time, a few more than are left: only slower, never wrong.
+        torch.maximum(self.peak, peaks, out=self.peak)
+        if low is None:
+            return
+        lowest, highest = low.item(), largest.item()
+        self.minimum.clamp_(max=lowest)  # NaN stays NaN, as torch.minimum keeps it
+        self.maximum.clamp_(min=highest)
+        if not (math.isfinite(lowest) and math.isfinite(highest)):
+            self.nonfinite_batches.add_(1)
+        if self.every > 1:  # with every=1 each batch reads every unit: none is asked for
+            self._unfired = torch.nonzero(self.peak <= 0).flatten()
 
     def _read_unfired(self, y: torch.Tensor, dims: list[int], unfired: torch.Tensor) -> None:
         # The per-unit peaks of the units that have not fired yet, read from those alone.
