@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as torch_f
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -124,6 +125,51 @@ def test_histogram_of_one_sample_larger_than_the_limit_strides_through_it():
     y = torch.arange(40, dtype=torch.float32).view(1, 40)
     counts = histogram_counts(y, 4, (0.0, 40.0), max_elements=10)
     assert counts.tolist() == [0, 3, 2, 3, 2, 0]  # values 0, 4, 8, ..., 36
+
+
+def test_a_sample_larger_than_the_limit_is_read_as_whole_rows_from_every_place():
+    # y[n, c, h, :] = h: every k-th row of the last dimension, k odd, so the rows read
+    # come from every h (an even k would read h = 0 and 2 only).
+    y = torch.arange(4, dtype=torch.float32).view(1, 1, 4, 1).expand(2, 4, 4, 8).contiguous()
+    part = reductions.sample_values(y, 64)
+    assert part.numel() <= 64 and part.shape[-1] == 8
+    assert sorted(set(part[:, 0].tolist())) == [0.0, 1.0, 2.0, 3.0]
+    assert (part == part[:, :1]).all()  # each row read whole
+
+
+@pytest.mark.parametrize("kind", ["leaky_relu", "relu", "tanh"])
+def test_moments_read_through_the_scratch_buffer_equal_those_without(kind):
+    generator = torch.Generator().manual_seed(0)
+    with_scratch, without = (
+        SiteStatistics(kind, every=1, scratch=scratch, dormant_tau=0.5)
+        for scratch in (reductions.Scratch(), None)
+    )
+    for _ in range(3):
+        scale = torch.linspace(0.1, 2.0, 5).view(5, 1, 1)
+        x = torch.randn(64, 5, 6, 6, generator=generator) * scale
+        y = torch_f.leaky_relu(x) if kind == "leaky_relu" else getattr(torch, kind)(x)
+        with_scratch.update(x, y)
+        without.update(x, y)
+    got, expected = with_scratch.compute(), without.compute()
+    assert torch.equal(with_scratch.abs_total, without.abs_total)
+    assert got.dormant_units == expected.dormant_units and got.histogram == expected.histogram
+    assert (got.mean, got.std, got.near_zero_fraction) == (
+        expected.mean,
+        expected.std,
+        expected.near_zero_fraction,
+    )
+
+
+def test_the_near_zero_share_is_read_from_the_histograms_values():
+    # 8 samples of 2 values, at most 4 read: samples 0 and 4, which hold the near-zero ones.
+    y = torch.ones(8, 2)
+    y[0, 0] = y[4, 1] = 0.001
+    for limit, expected in ((4, 2 / 4), (0, 2 / 16)):
+        stats = SiteStatistics("leaky_relu", unit_dim=-1, hist_max_elements=limit)
+        stats.update(y, y)
+        summary = stats.compute()
+        assert summary.near_zero_fraction == expected
+        assert sum(summary.histogram) == (4 if limit else 16)
 
 
 def test_extremes_and_nonfinite_batches_survive_folding_and_reset():

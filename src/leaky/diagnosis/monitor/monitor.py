@@ -19,12 +19,13 @@ inside one fused call; their weight matrices are layers, one row each
 (``lstm.weight_ih_l0``, ``lstm.weight_hh_l0``, ...). Statistics stay on the device as
 counts and sums; nothing is copied to the host until :meth:`Monitor.report`.
 
-Cost. Counts (never-active, dead and saturated units, samples, extremes and non-finite
-outputs) read every value of every batch; the moments, the histogram and the gradient
-norms are read on every ``every``-th batch (the first of a window included), which is
-what keeps the monitor cheap enough to leave on (so is the minimum of an activation that is
-never negative, whose NaN and inf already show in its peaks). ``every=1`` reads everything
-always. Activations called as functions are looked for on every 16th batch (a
+Cost. The unit counts (never-active, dead and saturated units) and the samples are exact:
+every batch counts. Everything else (the extremes and non-finite outputs, the moments,
+the histogram and the gradient norms) is read on every ``every``-th batch, the first of a
+window included. In between, on the CPU, a site reads only its units that have not fired
+yet in the window (a unit that has fired cannot become never-active again), so a healthy
+site reads nothing: that is what keeps the monitor cheap enough to leave on. ``every=1``
+reads everything always. Activations called as functions are looked for on every 16th batch (a
 ``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
 watched, so its counts are exact too (one first called on a later batch is counted from
 the next batch watched). Under ``torch.compile`` every batch is watched: Dynamo guards on
@@ -154,9 +155,9 @@ class Monitor:
             k-th sample of the batch beyond that; 0: all). Counts and moments always read
             every value.
             Default: 16384
-        every: read the moments (mean, std), the histogram and the gradient norms on
-            every ``every``-th batch; counts read every batch regardless. 1 reads
-            everything on every batch. Default: 16
+        every: read the extremes and non-finite outputs, the moments (mean, std), the
+            histogram and the gradient norms on every ``every``-th batch; the unit counts
+            are exact regardless. 1 reads everything on every batch. Default: 16
         log_to: a TensorBoard ``SummaryWriter``: every ``log_every`` forward passes of the
             model the monitor writes its report there (:meth:`log`, at the step that counts
             the forward passes so far) and starts a new window (:meth:`reset`), so each

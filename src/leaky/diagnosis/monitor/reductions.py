@@ -42,6 +42,7 @@ __all__ = [
     "histogram_counts",
     "peak_per_unit",
     "reduce_per_unit",
+    "sample_values",
     "squared_norm",
     "squared_norm_and_nonfinite",
 ]
@@ -310,15 +311,31 @@ def squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return sq, has_nonfinite(*torch.aminmax(t))
 
 
-def _sample(y: torch.Tensor, max_elements: int) -> torch.Tensor:
-    # Every k-th sample of the batch (dimension 0), whole: all units, and only the rows
-    # read are touched in memory. A single sample larger than that: an even flat stride.
+def sample_values(y: torch.Tensor, max_elements: int) -> torch.Tensor:
+    """``y``, or a regular sample of at most ``max_elements`` of its values (0: all of them).
+
+    Every k-th sample of the batch (dimension 0), whole: all units, and only the rows read
+    are touched in memory. Where a single sample is larger than that, every k-th row of
+    the last dimension (k odd, so that a row's place in a power-of-two grid varies), each
+    read whole; failing that, an even stride through the values.
+
+    Examples:
+        >>> sample_values(torch.zeros(8, 3), 6).shape
+        torch.Size([2, 3])
+        >>> sample_values(torch.zeros(2, 4, 4, 8), 64).shape
+        torch.Size([7, 8])
+    """
     if not max_elements or y.numel() <= max_elements:
         return y
     per_sample = y[0].numel() if y.dim() >= 2 else 0
     if 0 < per_sample <= max_elements:
         fit = max_elements // per_sample  # whole samples that fit
         return y[:: -(-y.shape[0] // fit)]
+    row = y.shape[-1] if y.dim() >= 2 else 0
+    if 0 < row <= max_elements and y.is_contiguous():
+        rows = y.view(-1, row)
+        step = -(-rows.shape[0] // (max_elements // row))
+        return rows[:: step + 1 - step % 2]
     flat = y.reshape(-1)
     return flat[:: -(-flat.numel() // max_elements)]
 
@@ -332,17 +349,15 @@ def histogram_counts(
 ) -> torch.Tensor:
     """Counts in ``bins + 2`` bins: below ``hist_range``, the bins, above it (and NaN).
 
-    A tensor of more than ``max_elements`` values (0: no limit) is read in part: every
-    k-th sample of its first dimension, whole, at most ``max_elements`` values, or an even
-    stride through a single sample larger than that. The histogram is then an estimate of
-    the distribution (as in TensorBoard). With a :class:`Scratch`, nothing is allocated
-    beyond the counts.
+    A tensor of more than ``max_elements`` values (0: no limit) is read in part, as
+    :func:`sample_values` picks it. The histogram is then an estimate of the distribution
+    (as in TensorBoard). With a :class:`Scratch`, nothing is allocated beyond the counts.
 
     Examples:
         >>> histogram_counts(torch.tensor([-9.0, 0.1, 0.6, 9.0]), 2, (0.0, 1.0), 0).tolist()
         [1, 1, 1, 1]
     """
-    part = _sample(y, max_elements)
+    part = sample_values(y, max_elements)
     low, high = hist_range
     scale = bins / (high - low)
     if scratch is None:

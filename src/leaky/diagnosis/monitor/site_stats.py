@@ -53,6 +53,7 @@ from leaky.diagnosis.monitor.reductions import (
     histogram_counts,
     peak_per_unit,
     reduce_per_unit,
+    sample_values,
     squared_norm,
     squared_norm_and_nonfinite,
 )
@@ -80,7 +81,7 @@ class SiteSummary:
     saturated_fraction: float | None  # fraction of outputs near a saturating bound; None: n/a
     mean: float
     std: float
-    minimum: float  # read with the moments where the activation is never negative
+    minimum: float  # the extremes and non-finite batches: read with the moments
     maximum: float
     histogram: list[int]  # counts: below range, the bins, above range (see hist_max_elements)
     histogram_range: tuple[float, float]
@@ -92,7 +93,7 @@ class SiteSummary:
     near_zero_fraction: float | None = None  # share of outputs with |y| <= near_zero
     near_zero: float = 0.01
     saturated_units: int | None = None  # units with over half their outputs near a bound
-    nonfinite_batches: int = 0  # forward calls whose outputs held NaN or inf
+    nonfinite_batches: int = 0  # batches read with the moments whose outputs held NaN or inf
     grad_nonfinite_passes: int = 0  # backward passes whose dL/dy held NaN or inf
     unit_dim: int | None = None  # dimension of the output that held the units
     unit_dim_from: str = "default"  # why: the producing layer's type, "given" or "default"
@@ -127,16 +128,18 @@ def check_every(every: int) -> int:
 class SiteStatistics(Metric):
     """Counts and moments of one activation site, updated once per forward (and backward).
 
-    What is read when. Every call, from every value: whether each unit fired (an output
-    above 0: one read-only pass finds each unit's largest), the per-unit counts (non-zero
-    local gradient, near a saturating bound), the sample count, the extremes (the minimum
-    and the largest peak, which also flag NaN or inf outputs; the maximum ignores NaN).
-    Every ``every``-th call (the first of a window included): the moments (mean, std), the
-    histogram and the gradient at the output. Counts are therefore exact; moments, histogram
-    and gradient norms are read from a regular sample of the batches when ``every`` > 1. So
-    is the minimum of an activation that is never negative (ReLU, ReLU6, sigmoid, hard
-    sigmoid): it cannot output -inf, and its NaN and +inf outputs show in the peaks, read
-    every call, so its non-finite batches are still all counted.
+    What is read when. The unit counts are exact: whether each unit fired (an output above
+    0) and, where that needs the derivative, passed gradient, and the per-unit counts near a
+    saturating bound, from every value of every call; the sample count too. Every
+    ``every``-th call (the first of a window included) reads everything: each unit's
+    largest output, the extremes (the minimum, which shows NaN, and the largest output,
+    which ignores it) and whether the outputs held NaN or inf, the moments (mean, std), the
+    histogram and the gradient at the output; so extremes, non-finite batches, moments,
+    histogram and gradient norms come from a regular sample of the batches when ``every`` >
+    1. In between, on the CPU, a unit that has fired in this window is not read again (once
+    fired, nothing later in the window changes that): only the units that have not are,
+    and a healthy site, whose units have all fired, reads nothing at all. Other devices
+    read every unit of every call, since knowing which are left would wait for the device.
 
     Args:
         kind: spec name of the activation (``"relu"``, ``"sigmoid"``, ...).
@@ -244,6 +247,7 @@ class SiteStatistics(Metric):
         self.add_state("grad_sq", torch.zeros((), dtype=torch.float64), "sum")
         self.add_state("nonfinite_batches", torch.zeros((), dtype=torch.int64), "sum")
         self.add_state("near_zero_count", torch.zeros((), dtype=torch.int64), "sum")
+        self.add_state("near_zero_read", 0, "sum")  # the values near_zero_count looked at
         self.add_state("grad_nonfinite_passes", torch.zeros((), dtype=torch.int64), "sum")
 
     def _unit_states(self, units: int, device: torch.device) -> None:
@@ -463,25 +467,34 @@ class SiteStatistics(Metric):
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
         self.elements += y.numel()
         total = y.sum(dtype=acc) if not y.numel() else None
+        never_negative = self.spec.name in _NEVER_NEGATIVE
         if y.numel():
             # Outputs of an activation that is never negative are their own magnitude, and
-            # their per-unit sums add up to the total: one pass gives both.
-            never_negative = self.spec.name in _NEVER_NEGATIVE
-            magnitude = y if never_negative else y.abs()
+            # their per-unit sums add up to the total: one pass gives both. Others' |y| is
+            # written into the scratch buffer: a fresh full-size tensor costs more.
+            magnitude = y if never_negative else self._magnitude(y)
             if magnitude.dtype in (torch.float16, torch.bfloat16):  # no half-precision overflow
                 magnitude = magnitude.float()
             per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
             self.abs_total.add_(per_unit)
-            self.near_zero_count.add_(count_all("le", magnitude, self.near_zero, self.scratch))
             total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
         self.total.add_(total)
         self.total_sq.add_(squared_norm(y))
+        # The near-zero share and the histogram are read from the same values: all of them,
+        # or every k-th sample beyond hist_max_elements (see histogram_counts).
+        part = sample_values(y, self.hist_max_elements)
+        self.near_zero_read += part.numel()
+        if part.numel():
+            near = part if never_negative else part.abs()
+            self.near_zero_count.add_(count_all("le", near, self.near_zero, self.scratch))
         if self.bins:
-            self.histogram.add_(
-                histogram_counts(
-                    y, self.bins, self.hist_range, self.hist_max_elements, self.scratch
-                )
-            )
+            self.histogram.add_(histogram_counts(part, self.bins, self.hist_range, 0, self.scratch))
+
+    def _magnitude(self, y: torch.Tensor) -> torch.Tensor:
+        # |y|, into the scratch buffer where there is one (the reduction reads it at once).
+        if self.scratch is None or y.dtype not in (torch.float32, torch.float64):
+            return y.abs()
+        return torch.abs(y, out=self.scratch.take(y.numel(), y.device, y.dtype).view(y.shape))
 
     def _saturating_bounds(
         self, module: torch.nn.Module | None, params: dict[str, Any]
@@ -548,7 +561,11 @@ class SiteStatistics(Metric):
             dead_units=dead if self.can_die else [],
             dormant_units=dormant,
             dormant_tau=self.dormant_tau,
-            near_zero_fraction=int(s["near_zero_count"]) / elements if elements else None,
+            near_zero_fraction=(
+                int(s["near_zero_count"]) / int(s["near_zero_read"])
+                if int(s["near_zero_read"])
+                else None
+            ),
             near_zero=self.near_zero,
             saturated_units=saturated_units,
             nonfinite_batches=int(s["nonfinite_batches"]),
