@@ -5,8 +5,10 @@ the step-to-step spread can exceed the monitor's cost. This script measures the 
 work directly: it wraps the statistics' update methods with a clock and reports their time per
 step next to the step time, for the bench's three networks (``leaky.bench.monitor_overhead``).
 
-    python examples/monitor_profile.py                 # defaults and every=1, all networks
+    python examples/monitor_profile.py --steps 16      # defaults and every=1, all networks
     python examples/monitor_profile.py --model mlp --every 1 --steps 10
+
+With the defaults, 16 steps hold one batch that reads the moments (the 17th of the monitor's).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from leaky.diagnosis.monitor.monitor import DEFAULT_EVERY
 MODELS = {"mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
 # (class, method, label): the label's time includes the methods it calls.
 TIMED = [
-    (site_stats.SiteStatistics, "update", "forward: counts and extremes (+ moments)"),
+    (site_stats.SiteStatistics, "update", "forward: counts (+ extremes and moments)"),
     (site_stats.SiteStatistics, "_read_moments", "forward: moments and histogram"),
     (site_stats.SiteStatistics, "update_grad", "backward: output gradient norms"),
     (layer_stats.LayerGradientStatistics, "update", "backward: weight gradient norms"),
@@ -76,11 +78,21 @@ def profile(model: str, every: int, steps: int) -> None:
     print(f"{case}, every={every}: step {step:.1f} ms without, {watched_step:.1f} ms with")
     for label, seconds in spent.items():
         print(f"  {label:42s} {seconds / steps * 1e3:7.2f} ms/step  {seconds / plain_total:6.2%}")
-    inside = spent["forward: counts and extremes (+ moments)"] + sum(
+    inside = spent["forward: counts (+ extremes and moments)"] + sum(
         v for k, v in spent.items() if k.startswith("backward")
     )
     share = inside / plain_total
     print(f"  {'all of the monitor':42s} {inside / steps * 1e3:7.2f} ms/step  {share:6.2%}")
+    # Between moment batches a site reads only its units that have not fired yet: those
+    # still never active at the end of the run are what it read on every batch.
+    left = [
+        (row.name, row.summary.never_active, row.summary.units) for row in monitor.report().sites
+    ]
+    reading = [f"{name} {n}/{units}" for name, n, units in left if n]
+    print(
+        f"  sites with units never active ({len(reading)} of {len(left)}): "
+        f"{', '.join(reading) or 'none'}"
+    )
 
 
 def main() -> None:

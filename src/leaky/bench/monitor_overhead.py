@@ -143,7 +143,8 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
         "bar or checkpointing on either side; the callback computes its report every 50 steps"
     )
     result.notes.append(
-        f"defaults: counts every batch; moments, histogram and gradient norms every "
+        f"defaults: unit counts exact, every batch (a site reads only its units not yet "
+        f"fired in the window); extremes, moments, histogram and gradient norms every "
         f"{DEFAULT_EVERY}th batch. every=1: every statistic on every batch"
     )
     result.notes.append(

@@ -151,9 +151,9 @@ class Monitor:
             "dying" (:data:`~leaky.diagnosis.monitor.report.DYING_ABOVE`). Default: 0.1
         bins: histogram bins. Default: 40
         hist_range: histogram range of the activation outputs. Default: (-4, 4)
-        hist_max_elements: values per batch and site read for the histogram (every
-            k-th sample of the batch beyond that; 0: all). Counts and moments always read
-            every value.
+        hist_max_elements: values per batch and site read for the histogram and the
+            near-zero rate (every k-th sample of the batch beyond that; 0: all). Counts
+            and moments always read every value.
             Default: 16384
         every: read the extremes and non-finite outputs, the moments (mean, std), the
             histogram and the gradient norms on every ``every``-th batch; the unit counts
@@ -174,7 +174,8 @@ class Monitor:
             is at most this share of its site's mean (see
             :mod:`leaky.diagnosis.monitor.site_stats`). Default: 0.025
         near_zero: the report's near-zero rate counts outputs with |output| at most this
-            (on the batches that read the moments). Default: 0.01
+            (on the batches that read the moments, among the histogram's values).
+            Default: 0.01
 
     Examples:
         >>> from torch import nn

@@ -32,7 +32,9 @@ Definitions of a unit that stopped contributing, each in :class:`SiteSummary`:
   batch;
 - *near zero* (a site's rate, not a unit's): the share of its outputs with |output| at most
   ``near_zero`` (default 0.01), as activation-statistics tools report it; absolute, so it
-  depends on the outputs' scale, unlike τ-dormant. Read on the same batches.
+  depends on the outputs' scale, unlike τ-dormant. Read on the same batches, from the
+  values the histogram reads (all of them up to ``hist_max_elements`` per batch, a regular
+  sample beyond).
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class SiteSummary:
     dead_units: list[int]
     dormant_units: list[int] = field(default_factory=list)  # τ-dormant (see the module doc)
     dormant_tau: float = 0.025
-    near_zero_fraction: float | None = None  # share of outputs with |y| <= near_zero
+    near_zero_fraction: float | None = None  # share of |y| <= near_zero (histogram's values)
     near_zero: float = 0.01
     saturated_units: int | None = None  # units with over half their outputs near a bound
     nonfinite_batches: int = 0  # batches read with the moments whose outputs held NaN or inf
@@ -150,11 +152,12 @@ class SiteStatistics(Metric):
             Default: ``"default"``
         bins: histogram bins between ``hist_range`` (0: no histogram). Default: 40
         hist_range: fixed histogram range, so windows and ranks merge. Default: (-4, 4)
-        hist_max_elements: a batch with more values is histogrammed from every k-th
-            sample, whole (an estimate of the distribution); 0 reads every value.
+        hist_max_elements: a batch with more values is histogrammed (and its near-zero
+            share read) from every k-th sample, whole, or every k-th row of a sample larger
+            than that (an estimate of the distribution); 0 reads every value.
             Default: 16384
-        every: read the moments, the histogram and the output gradient on every
-            ``every``-th call only. Default: 1
+        every: read the extremes, the moments, the histogram and the output gradient on
+            every ``every``-th call only. Default: 1
         scratch: a buffer the per-unit counts write into (shared by a monitor's sites,
             see :class:`leaky.diagnosis.monitor.reductions.Scratch`). Default: None (a new tensor
             per count)
