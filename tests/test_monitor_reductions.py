@@ -330,3 +330,23 @@ def test_one_unit_from_a_vector_and_from_a_column_folds_as_one_site():
     stats.update(torch.tensor([[3.0], [-1.0]]), torch.tensor([[3.0], [0.0]]))
     summary = stats.compute()
     assert summary.never_active_units == [] and summary.maximum == 3.0
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.sampled_from(EDGE) | st.floats(-3, 1, width=32), min_size=24, max_size=24),
+    st.integers(1, 6),
+)
+def test_reading_only_units_not_yet_fired_counts_as_a_bool_count_does(values, batches):
+    # 12 units, batches of 2 samples; units 0-9 fire in the first batch, 10 and 11 take the
+    # edge values (NaN, +-0.0, subnormals, +-inf) across the later ones, read alone.
+    stats = SiteStatistics("relu", unit_dim=-1, every=16)
+    outputs = [torch.cat([torch.ones(2, 10), -torch.ones(2, 2)], dim=1)]
+    for i in range(batches):
+        y = torch.ones(2, 12)
+        y[:, 10:] = torch.tensor(values[4 * i : 4 * i + 4], dtype=torch.float32).view(2, 2)
+        outputs.append(y)
+    for y in outputs:
+        stats.update(y, y)
+    fired = (torch.cat(outputs) > 0).any(dim=0)  # NaN is not above 0
+    assert stats.compute().never_active_units == torch.nonzero(~fired).flatten().tolist()
