@@ -6,7 +6,7 @@ work directly: it wraps the statistics' update methods with a clock and reports 
 step next to the step time, for the bench's three networks (``leaky.bench.monitor_overhead``).
 
     python examples/monitor_profile.py --steps 16      # defaults and every=1, all networks
-    python examples/monitor_profile.py --model mlp --every 1 --steps 10
+    python examples/monitor_profile.py --model small-mlp --every 1 --steps 10
 
 With the defaults, 16 steps hold one batch that reads the moments (the 17th of the monitor's).
 """
@@ -21,12 +21,12 @@ import time
 
 import torch
 
-from leaky.bench.monitor_overhead import _mlp, _resnet18, _to, _transformer
+from leaky.bench.monitor_overhead import _mlp, _resnet18, _small_mlp, _to, _transformer
 from leaky.bench.training_step import checked_steps
 from leaky.diagnosis.monitor import Monitor, layer_stats, site_stats
 from leaky.diagnosis.monitor.monitor import DEFAULT_EVERY
 
-MODELS = {"mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
+MODELS = {"small-mlp": _small_mlp, "mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
 # (class, method, label): the label's time includes the methods it calls.
 TIMED = [
     (site_stats.SiteStatistics, "update", "forward: counts (+ extremes and moments)"),
