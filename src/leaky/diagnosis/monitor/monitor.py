@@ -25,8 +25,8 @@ the histogram and the gradient norms) is read on every ``every``-th batch, the f
 window included. In between, on the CPU, a site reads only its units that have not fired
 yet in the window (a unit that has fired cannot become never-active again), so a healthy
 site reads nothing: that is what keeps the monitor cheap enough to leave on. ``every=1``
-reads everything always. Activations called as functions are looked for on every 16th batch (a
-``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
+reads everything always. Activations called as functions are looked for on every 16th
+batch (a ``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
 watched, so its counts are exact too (one first called on a later batch is counted from
 the next batch watched). Under ``torch.compile`` every batch is watched: Dynamo guards on
 the mode stack and would compile again each time the mode came or went. The other batches

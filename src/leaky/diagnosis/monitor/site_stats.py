@@ -63,8 +63,8 @@ from leaky.diagnosis.monitor.sites import local_derivative, slope_is_never_zero
 
 __all__ = ["SiteStatistics", "SiteSummary", "check_every"]
 
-# Batches whose (min, max) and per-unit peaks wait before being folded into the states, and
-# at most this many pending peak values.
+# Off the CPU: batches whose per-unit peaks and (min, max) wait before being folded into the
+# states, and at most this many pending peak values (the CPU folds each batch at once).
 _FOLD_EXTREMES = 64
 _FOLD_PEAK_VALUES = 1 << 20
 # Activations that never output a negative value: their outputs are their own magnitude.
@@ -287,7 +287,7 @@ class SiteStatistics(Metric):
         pending, device = self._extremes, self.minimum.device
         # Stacked in the outputs' dtype, then converted once: one op, not one per batch.
         peaks = torch.stack([p for _, _, p in pending]).to(device, self.peak.dtype)
-        read = [(low, high) for low, high, _ in pending if low is not None and high is not None]
+        read = [(low, high) for low, high, _ in pending if high is not None]  # set together
         self._extremes, self._pending_peaks = [], 0
         torch.maximum(self.peak, peaks.amax(0), out=self.peak)
         if read:
@@ -398,11 +398,10 @@ class SiteStatistics(Metric):
         return read
 
     def _same_units(self, y: torch.Tensor) -> bool:
-        # A CPU tensor with values, of this site's rank and unit count.
+        # A CPU tensor (so not meta: it has values) of this site's rank and unit count.
         unit_dim = self.resolved_unit_dim
         return (
             y.is_cpu
-            and not y.is_meta
             and unit_dim is not None
             and y.dim() == self._rank
             and y.shape[unit_dim] == self.units
