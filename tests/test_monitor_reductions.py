@@ -12,6 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from leaky.diagnosis.monitor import reductions
+from leaky.diagnosis.monitor.layer_stats import LayerGradientStatistics
+from leaky.diagnosis.monitor.metric import Metric
 from leaky.diagnosis.monitor.reductions import (
     count_per_unit,
     histogram_counts,
@@ -350,3 +352,62 @@ def test_reading_only_units_not_yet_fired_counts_as_a_bool_count_does(values, ba
         stats.update(y, y)
     fired = (torch.cat(outputs) > 0).any(dim=0)  # NaN is not above 0
     assert stats.compute().never_active_units == torch.nonzero(~fired).flatten().tolist()
+
+
+class _Folded(Metric):
+    # One state per reduction, each also fed host numbers.
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.add_state("low", torch.tensor(math.inf, dtype=torch.float64), "min")
+        self.add_state("high", torch.tensor(-math.inf, dtype=torch.float64), "max")
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_host_numbers_fold_as_the_tensor_states_would(values):
+    on_host, in_tensors = _Folded(), _Folded()
+    for value in values:
+        for name in ("total", "low", "high"):
+            on_host.add_on_host(name, value)
+        one = torch.tensor(value, dtype=torch.float64)
+        in_tensors.total.add_(one)
+        torch.minimum(in_tensors.low, one, out=in_tensors.low)
+        torch.maximum(in_tensors.high, one, out=in_tensors.high)
+    got, expected = on_host.state(), in_tensors.state()
+    for name in ("total", "low", "high"):
+        # The same float64 additions in the same order: equal, NaN where torch has NaN.
+        assert torch.equal(got[name], expected[name]) or (
+            got[name].isnan() and expected[name].isnan()
+        ), (name, got[name], expected[name])
+
+
+def test_host_numbers_are_folded_before_merging_moving_and_dropped_on_reset():
+    a, b = _Folded(), _Folded()
+    a.add_on_host("total", 2.0)
+    b.add_on_host("total", 3.0)
+    b.add_on_host("high", 7.0)
+    a.merge(b)  # both sides' host numbers are in the merged states
+    assert (float(a.total), float(a.high)) == (5.0, 7.0)
+    a.add_on_host("low", -1.0)
+    a.to("cpu")
+    assert float(a.low) == -1.0
+    a.add_on_host("total", 100.0)
+    a.reset()
+    assert float(a.state()["total"]) == 0.0
+
+
+def test_gradient_norms_read_on_the_host_equal_the_tensor_reduction():
+    torch.manual_seed(0)
+    grads = [torch.randn(33, 17) for _ in range(3)] + [torch.randn(17, 33).t()]
+    grads.append(torch.tensor([1.0, math.inf]))
+    layer = LayerGradientStatistics()
+    for g in grads:
+        layer.update(g)
+    expected = sum(float(g.double().square().sum()) for g in grads[:-1])
+    assert layer.compute() == math.inf
+    assert layer.nonfinite_passes_count() == 1
+    layer.reset()
+    for g in grads[:-1]:
+        layer.update(g)
+    assert layer.compute() == pytest.approx(math.sqrt(expected / 4), rel=1e-6)

@@ -7,9 +7,37 @@ import math
 import torch
 
 from leaky.diagnosis.monitor.metric import Metric
-from leaky.diagnosis.monitor.reductions import squared_norm_and_nonfinite
+from leaky.diagnosis.monitor.reductions import (
+    host_squared_norm_and_nonfinite,
+    squared_norm_and_nonfinite,
+)
 
-__all__ = ["LayerGradientStatistics"]
+__all__ = ["LayerGradientStatistics", "add_squared_norm"]
+
+
+def add_squared_norm(metric: Metric, t: torch.Tensor, squared: str, nonfinite: str) -> None:
+    """Add ``t``'s squared norm to state ``squared`` and 1 to ``nonfinite`` if it held NaN / inf.
+
+    The metric's states move to ``t``'s device first. On the CPU both are read as host
+    numbers (see :meth:`Metric.add_on_host`); elsewhere they stay on the device.
+
+    Examples:
+        >>> stats = LayerGradientStatistics()
+        >>> add_squared_norm(stats, torch.tensor([3.0, 4.0]), "grad_sq", "nonfinite_passes")
+        >>> float(stats.state()["grad_sq"])
+        25.0
+    """
+    if getattr(metric, squared).device != t.device:
+        metric.to(t.device)
+    if t.is_cpu:
+        value, bad = host_squared_norm_and_nonfinite(t)
+        metric.add_on_host(squared, value)
+        if bad:
+            metric.add_on_host(nonfinite, 1)
+        return
+    value_on_device, bad_on_device = squared_norm_and_nonfinite(t)
+    getattr(metric, squared).add_(value_on_device)
+    getattr(metric, nonfinite).add_(bad_on_device)
 
 
 class LayerGradientStatistics(Metric):
@@ -33,12 +61,8 @@ class LayerGradientStatistics(Metric):
         """Add the gradient of one backward pass."""
         if grad is None:
             return
-        if self.grad_sq.device != grad.device:
-            self.to(grad.device)
-        squared, nonfinite = squared_norm_and_nonfinite(grad.detach())
-        self.grad_sq.add_(squared)
         self.passes += 1
-        self.nonfinite_passes.add_(nonfinite)
+        add_squared_norm(self, grad.detach(), "grad_sq", "nonfinite_passes")
 
     def compute(self) -> float | None:
         """RMS of the gradient norm over the window."""

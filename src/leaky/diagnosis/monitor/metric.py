@@ -10,6 +10,11 @@ numbers known from shapes alone (samples, elements, passes). Adding to it costs 
 op and no device synchronisation; :meth:`Metric.state` hands it out as an int64 tensor on
 the device of the other states, so it merges and reduces across ranks like any other.
 
+On the CPU a tensor state can also take host numbers (:meth:`Metric.add_on_host`): reading a
+0-dim result there costs less than a tensor op folding it in, so a batch's scalar sums and
+extremes wait as Python numbers and are folded into their states, one op each, whenever
+the states are read (:meth:`Metric.state`, :meth:`Metric.merge`, :meth:`Metric.to`).
+
 Examples:
     >>> class Count(Metric):
     ...     def __init__(self):
@@ -27,6 +32,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -46,6 +52,7 @@ class Metric:
         self._defaults: dict[str, torch.Tensor] = {}
         self._host_counts: dict[str, int] = {}
         self._reductions: dict[str, Reduction] = {}
+        self._on_host: dict[str, float] = {}  # host numbers not yet in their tensor states
 
     def add_state(self, name: str, default: torch.Tensor | int, reduction: Reduction) -> None:
         """Register a state, its reset value and how it merges (an ``int``: a host count)."""
@@ -62,8 +69,43 @@ class Metric:
         self._reductions[name] = reduction
         setattr(self, name, default.detach().clone())
 
+    def add_on_host(self, name: str, value: float) -> None:
+        """Fold a host number into tensor state ``name`` with its reduction, when next read.
+
+        A NaN is kept by ``"max"`` and ``"min"`` as ``torch.maximum`` / ``torch.minimum`` keep it.
+
+        Examples:
+            >>> class Low(Metric):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.add_state("low", torch.tensor(math.inf), "min")
+            >>> m = Low(); m.add_on_host("low", 3.0); m.add_on_host("low", 2.0)
+            >>> float(m.state()["low"])
+            2.0
+        """
+        old = self._on_host.get(name)
+        reduction = self._reductions[name]
+        if old is not None and reduction == "sum":
+            value = old + value
+        elif old is not None and not math.isnan(value):  # an old NaN stays: it compares False
+            value = max(old, value) if reduction == "max" else min(old, value)
+        self._on_host[name] = value
+
+    def _fold_host(self) -> None:
+        # Host numbers into their tensor states: one in-place op each.
+        for name, value in self._on_host.items():
+            state, reduction = getattr(self, name), self._reductions[name]
+            if reduction == "sum":
+                state.add_(value)
+            elif reduction == "max":
+                state.clamp_(min=value)  # a NaN bound makes the state NaN
+            else:
+                state.clamp_(max=value)
+        self._on_host.clear()
+
     def to(self, device: torch.device | str) -> Metric:
         """Move every tensor state (and its reset value) to ``device``."""
+        self._fold_host()
         for name in self._defaults:
             self._defaults[name] = self._defaults[name].to(device)
             setattr(self, name, getattr(self, name).to(device))
@@ -71,6 +113,7 @@ class Metric:
 
     def reset(self) -> None:
         """Return every state to its default (start a new window)."""
+        self._on_host.clear()
         for name, default in self._defaults.items():
             setattr(self, name, default.clone().to(getattr(self, name).device))
         for name, count in self._host_counts.items():
@@ -83,6 +126,7 @@ class Metric:
 
     def state(self) -> dict[str, torch.Tensor]:
         """The current local states (this rank only); host counts as int64 tensors."""
+        self._fold_host()
         device = self._device()
         return {
             name: (
@@ -95,6 +139,8 @@ class Metric:
 
     def merge(self, other: Metric) -> None:
         """Fold another metric's states into this one, with the declared reductions."""
+        self._fold_host()
+        other._fold_host()
         for name, reduction in self._reductions.items():
             if name in self._host_counts:
                 setattr(self, name, getattr(self, name) + getattr(other, name))

@@ -40,6 +40,7 @@ __all__ = [
     "count_per_unit",
     "has_nonfinite",
     "histogram_counts",
+    "host_squared_norm_and_nonfinite",
     "peak_per_unit",
     "reduce_per_unit",
     "sample_values",
@@ -267,6 +268,8 @@ def count_all(
     if scratch is None:
         return op(flat, other).sum()
     step = min(scratch.max_elements, EXACT_FLOAT_COUNT - 1)
+    if flat.numel() <= step:  # one slice: no split
+        return op(flat, other, out=scratch.take(flat.numel(), y.device)).sum().long()
     counts = [
         op(part, other, out=scratch.take(part.numel(), y.device)).sum() for part in flat.split(step)
     ]
@@ -274,7 +277,10 @@ def count_all(
 
 
 def squared_norm(t: torch.Tensor) -> torch.Tensor:
-    """Sum of squares of ``t`` as a 0-dim float64 tensor, accumulated in at least float32.
+    """Sum of squares of ``t`` as a 0-dim tensor, accumulated in at least float32.
+
+    A float32 or float64 tensor in memory order: one BLAS dot, in its own dtype. Anything
+    else: its norm, squared in float64.
 
     Examples:
         >>> float(squared_norm(torch.tensor([3.0, 4.0])))
@@ -282,7 +288,7 @@ def squared_norm(t: torch.Tensor) -> torch.Tensor:
     """
     if t.dtype in (torch.float32, torch.float64) and t.is_contiguous() and t.numel():
         flat = t.view(-1)
-        return torch.dot(flat, flat).double()  # one pass, BLAS
+        return torch.dot(flat, flat)  # one pass, BLAS
     acc = torch.float64 if t.dtype == torch.float64 else torch.float32  # no f16 overflow
     return torch.linalg.vector_norm(t, dtype=acc).double().square_()
 
@@ -309,6 +315,19 @@ def squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     if t.device.type == "cpu" and math.isfinite(sq.item()):
         return sq, torch.zeros((), dtype=torch.int64)
     return sq, has_nonfinite(*torch.aminmax(t))
+
+
+def host_squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[float, bool]:
+    """:func:`squared_norm_and_nonfinite` of a CPU tensor as host numbers (no tensor left).
+
+    Examples:
+        >>> host_squared_norm_and_nonfinite(torch.tensor([3.0, 4.0]))
+        (25.0, False)
+    """
+    sq = squared_norm(t).item() if t.numel() else 0.0
+    if math.isfinite(sq):
+        return sq, False
+    return sq, bool(has_nonfinite(*torch.aminmax(t)))
 
 
 def sample_values(y: torch.Tensor, max_elements: int) -> torch.Tensor:

@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from leaky.core.spec import get_spec
+from leaky.diagnosis.monitor.layer_stats import add_squared_norm
 from leaky.diagnosis.monitor.metric import Metric
 from leaky.diagnosis.monitor.reductions import (
     Scratch,
@@ -57,7 +58,6 @@ from leaky.diagnosis.monitor.reductions import (
     reduce_per_unit,
     sample_values,
     squared_norm,
-    squared_norm_and_nonfinite,
 )
 from leaky.diagnosis.monitor.sites import local_derivative, slope_is_never_zero
 
@@ -449,10 +449,10 @@ class SiteStatistics(Metric):
         if low is None:
             return
         lowest, highest = low.item(), largest.item()
-        self.minimum.clamp_(max=lowest)  # NaN stays NaN, as torch.minimum keeps it
-        self.maximum.clamp_(min=highest)
+        self.add_on_host("minimum", lowest)  # NaN stays NaN, as torch.minimum keeps it
+        self.add_on_host("maximum", highest)
         if not (math.isfinite(lowest) and math.isfinite(highest)):
-            self.nonfinite_batches.add_(1)
+            self.add_on_host("nonfinite_batches", 1)
         if self.every > 1:  # with every=1 each batch reads every unit: none is asked for
             self._unfired = torch.nonzero(self.peak <= 0).flatten()
 
@@ -468,27 +468,30 @@ class SiteStatistics(Metric):
         # into float64 states; no float64 copy of the activations is ever made.
         acc = torch.float64 if y.dtype == torch.float64 else torch.float32  # no f16 overflow
         self.elements += y.numel()
-        total = y.sum(dtype=acc) if not y.numel() else None
+        if not y.numel():  # nothing to add; an empty histogram is all zeros
+            return
+        # Outputs of an activation that is never negative are their own magnitude, and
+        # their per-unit sums add up to the total: one pass gives both. Others' |y| is
+        # written into the scratch buffer: a fresh full-size tensor costs more.
         never_negative = self.spec.name in _NEVER_NEGATIVE
-        if y.numel():
-            # Outputs of an activation that is never negative are their own magnitude, and
-            # their per-unit sums add up to the total: one pass gives both. Others' |y| is
-            # written into the scratch buffer: a fresh full-size tensor costs more.
-            magnitude = y if never_negative else self._magnitude(y)
-            if magnitude.dtype in (torch.float16, torch.bfloat16):  # no half-precision overflow
-                magnitude = magnitude.float()
-            per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
-            self.abs_total.add_(per_unit)
-            total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
-        self.total.add_(total)
-        self.total_sq.add_(squared_norm(y))
+        magnitude = y if never_negative else self._magnitude(y)
+        if magnitude.dtype in (torch.float16, torch.bfloat16):  # no half-precision overflow
+            magnitude = magnitude.float()
+        per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
+        self.abs_total.add_(per_unit)
+        total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
         # The near-zero share and the histogram are read from the same values: all of them,
         # or every k-th sample beyond hist_max_elements (see histogram_counts).
         part = sample_values(y, self.hist_max_elements)
         self.near_zero_read += part.numel()
-        if part.numel():
-            near = part if never_negative else part.abs()
-            self.near_zero_count.add_(count_all("le", near, self.near_zero, self.scratch))
+        near = part if never_negative else part.abs()
+        near_zero = count_all("le", near, self.near_zero, self.scratch)
+        sums = {"total": total, "total_sq": squared_norm(y), "near_zero_count": near_zero}
+        for name, value in sums.items():
+            if y.is_cpu:  # read as a number there: cheaper than a tensor op adding it
+                self.add_on_host(name, value.item())
+            else:
+                getattr(self, name).add_(value)
         if self.bins:
             self.histogram.add_(histogram_counts(part, self.bins, self.hist_range, 0, self.scratch))
 
@@ -514,13 +517,8 @@ class SiteStatistics(Metric):
 
     def update_grad(self, grad_output: torch.Tensor) -> None:
         """Add one backward pass: the gradient arriving at the activation's output."""
-        g = grad_output.detach()
-        if self.grad_sq.device != g.device:
-            self.to(g.device)
-        squared, nonfinite = squared_norm_and_nonfinite(g)
-        self.grad_sq.add_(squared)
         self.grad_passes += 1
-        self.grad_nonfinite_passes.add_(nonfinite)
+        add_squared_norm(self, grad_output.detach(), "grad_sq", "grad_nonfinite_passes")
 
     def compute(self) -> SiteSummary:
         """Summarise the window (reduced across ranks when distributed)."""
