@@ -5,10 +5,11 @@ decides firing from each unit's largest value, reads a gradient once, and reduce
 tensor in memory order but a small one in one call: each op timed alone on a 256 x 1024
 float32 tensor (the suite's MLP output, 1 MiB), a 1024 x 1024 one (4 MiB), a 2048 x 1024 one
 (8 MiB), an 8 x 64 x 32 x 32 convolution output (ResNet-18's first stage at batch 8, 2 MiB)
-and a 64 x 128 x 16 x 16 one (8 MiB). Three columns: the same tensor again and again ("in
-cache"), a new one each time from 64 MiB of them ("from memory"), and the tensor its layer
-(Linear or 3 x 3 convolution, then ReLU) has just written ("after its layer": what a forward
-hook reads, the case that decides).
+and a 64 x 128 x 16 x 16 one (8 MiB); then small feature maps (4 x 4 to 10 x 10), where
+reducing the batch dimension first wins ("batch first"). Three columns: the same tensor
+again and again ("in cache"), a new one each time from 64 MiB of them ("from memory"), and
+the tensor its layer (Linear or 3 x 3 convolution, then ReLU) has just written ("after its
+layer": what a forward hook reads, the case that decides).
 
     python examples/monitor_reduction_ops.py             # one thread
     python examples/monitor_reduction_ops.py --threads 2
@@ -69,6 +70,14 @@ def _report(shape: tuple[int, ...]) -> None:
         "amax per unit, one call": lambda y: y.amax(dims),
         "amax per unit, memory order": lambda y: _memory_order("amax", y, dims),
         "amax per unit, as leaky does": lambda y: reduce_per_unit("amax", y, dims),
+        **(
+            {
+                "sum per unit, batch first": lambda y: _batch_first("sum", y),
+                "amax per unit, batch first": lambda y: _batch_first("amax", y),
+            }
+            if len(shape) == 4
+            else {}
+        ),
         "amin": lambda y: y.amin(),
         "aminmax": lambda y: torch.aminmax(y),
         "vector_norm": lambda y: torch.linalg.vector_norm(y),
@@ -89,8 +98,17 @@ def _report(shape: tuple[int, ...]) -> None:
 
 def _memory_order(reduce: str, y: torch.Tensor, dims: list[int]) -> torch.Tensor:
     # leaky's memory-order path whatever the size: rows in blocks, channels' H * W first.
-    with mock.patch.object(reductions, "_ONE_CALL_BYTES", 0):
+    with (
+        mock.patch.object(reductions, "_ONE_CALL_BYTES", 0),
+        mock.patch.object(reductions, "_SHORT_ROWS", 0),
+    ):
         return reduce_per_unit(reduce, y, dims)
+
+
+def _batch_first(reduce: str, y: torch.Tensor) -> torch.Tensor:
+    # An (N, C, H, W) output reduced over N first (whole rows), then over each channel's H * W.
+    across = getattr(y.reshape(y.shape[0], -1), reduce)(0)
+    return getattr(across.view(y.shape[1], -1), reduce)(1)
 
 
 def main() -> None:
@@ -99,6 +117,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     torch.set_num_threads(parser.parse_args().threads)
     for shape in ((256, 1024), (1024, 1024), (2048, 1024), (8, 64, 32, 32), (64, 128, 16, 16)):
+        _report(shape)
+    print("small feature maps:")
+    for shape in (
+        (8, 512, 4, 4),
+        (64, 128, 5, 5),
+        (256, 64, 7, 7),
+        (8, 128, 8, 8),
+        (8, 256, 10, 10),
+    ):
         _report(shape)
 
 

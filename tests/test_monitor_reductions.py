@@ -223,9 +223,11 @@ def test_units_in_the_first_dimension_are_never_sliced_apart():
     assert got.tolist() == [2, 1]
 
 
-@pytest.fixture(params=["one call", "memory order"])
+@pytest.fixture(params=["one call", "memory order", "batch first"])
 def reduce_path(request, monkeypatch):
-    """Both of reduce_per_unit's paths: small tensors in one call, large ones in memory order."""
+    """Each of reduce_per_unit's paths: small tensors in one call, large ones in memory
+    order, small feature maps batch first (here: every tensor that path can take)."""
+    monkeypatch.setattr(reductions, "_SHORT_ROWS", 10**9 if request.param == "batch first" else 0)
     if request.param == "memory order":
         monkeypatch.setattr(reductions, "_ONE_CALL_BYTES", 0)
     return request.param

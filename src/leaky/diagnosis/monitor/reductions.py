@@ -106,6 +106,14 @@ def _unit_dim(t: torch.Tensor, dims: Sequence[int]) -> int | None:
     return kept[0] if len(kept) == 1 and len(reduced) == len(dims) > 0 else None
 
 
+# A convolution's output whose feature maps hold fewer values than this is reduced over its
+# batch dimension first, which reads whole rows of (units x positions), then over each
+# unit's positions: reducing every unit's short run of positions first is the slow case of
+# torch's CPU reductions. After its layer, 2 threads (``python
+# examples/monitor_reduction_ops.py --threads 2``, "small feature maps"): per-unit amax of
+# 8 x 512 x 4 x 4 118 us in one call, 53 us batch first; of 8 x 128 x 8 x 8 15 against 27 us.
+_SHORT_ROWS = 64
+
 # Up to this many bytes a tensor is reduced in one call (it is still in the cache after
 # the layer that wrote it); larger ones in memory order (see the module's docstring).
 _ONE_CALL_BYTES = 4 << 20
@@ -114,8 +122,10 @@ _ONE_CALL_BYTES = 4 << 20
 def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
     """``t.<reduce>(dims)`` (``"sum"``, ``"amax"`` or ``"amin"``), a large ``t`` in memory order.
 
-    A tensor of at most :data:`_ONE_CALL_BYTES` is reduced in one call, always a new
-    tensor. A larger one whose ``dims`` leave one dimension (the units) is read in memory
+    A contiguous tensor whose units each hold fewer than :data:`_SHORT_ROWS` values per
+    sample (a small feature map) is reduced over the batch first, whatever its size. Else a
+    tensor of at most :data:`_ONE_CALL_BYTES` is reduced in one call, always a new
+    tensor; a larger one whose ``dims`` leave one dimension (the units) is read in memory
     order: a contiguous tensor viewed as ``(before, units, after)`` and reduced over its
     contiguous last dimension first, then its first; a tensor whose units are innermost in
     memory (channels_last) as ``(rest, units)``. Anything else (an empty tensor included) is
@@ -129,6 +139,12 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
         tensor([15., 19., 23.])
     """
     unit = _unit_dim(t, dims)
+    if unit is not None and t.is_contiguous() and t.numel():
+        before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
+        if before > 1 and 1 < after < _SHORT_ROWS:
+            # Small feature maps: the batch first (whole rows), then each unit's few values.
+            across = getattr(t.view(before, -1), reduce)(0)
+            return getattr(across.view(t.shape[unit], after), reduce)(1)
     if unit is None or t.numel() * t.element_size() <= _ONE_CALL_BYTES:
         return getattr(t, reduce)(list(dims))
     units = t.shape[unit]
