@@ -72,6 +72,14 @@ def _report(shape: tuple[int, ...]) -> None:
         "amax per unit, as leaky does": lambda y: reduce_per_unit("amax", y, dims),
         **(
             {
+                "amax of 1/4 of units, gathered": lambda y: _gathered(y, 4),
+                "amax of 1/64 of units, gathered": lambda y: _gathered(y, 64),
+            }
+            if len(shape) == 2
+            else {}
+        ),
+        **(
+            {
                 "sum per unit, batch first": lambda y: _batch_first("sum", y),
                 "amax per unit, batch first": lambda y: _batch_first("amax", y),
             }
@@ -103,6 +111,13 @@ def _memory_order(reduce: str, y: torch.Tensor, dims: list[int]) -> torch.Tensor
         mock.patch.object(reductions, "_SHORT_ROWS", 0),
     ):
         return reduce_per_unit(reduce, y, dims)
+
+
+def _gathered(y: torch.Tensor, share: int) -> torch.Tensor:
+    # Every share-th unit of an (N, units) output, gathered, then their per-unit peaks: how
+    # a site reads the units that have not fired yet (without its small ops around it).
+    units = torch.arange(0, y.shape[1], share)
+    return reduce_per_unit("amax", y.index_select(1, units), [0])
 
 
 def _batch_first(reduce: str, y: torch.Tensor) -> torch.Tensor:

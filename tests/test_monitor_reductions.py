@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as torch_f
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from leaky.diagnosis.monitor import reductions
+from leaky.diagnosis.monitor import reductions, site_stats
 from leaky.diagnosis.monitor.layer_stats import LayerGradientStatistics
 from leaky.diagnosis.monitor.metric import Metric
 from leaky.diagnosis.monitor.reductions import (
@@ -341,9 +342,10 @@ def test_one_unit_from_a_vector_and_from_a_column_folds_as_one_site():
     st.lists(st.sampled_from(EDGE) | st.floats(-3, 1, width=32), min_size=24, max_size=24),
     st.integers(1, 6),
 )
-def test_reading_only_units_not_yet_fired_counts_as_a_bool_count_does(values, batches):
+def test_reading_until_every_unit_fired_counts_as_a_bool_count_does(values, batches):
     # 12 units, batches of 2 samples; units 0-9 fire in the first batch, 10 and 11 take the
-    # edge values (NaN, +-0.0, subnormals, +-inf) across the later ones, read alone.
+    # edge values (NaN, +-0.0, subnormals, +-inf) across the later ones, between moment
+    # batches.
     stats = SiteStatistics("relu", unit_dim=-1, every=16)
     outputs = [torch.cat([torch.ones(2, 10), -torch.ones(2, 2)], dim=1)]
     for i in range(batches):
@@ -354,6 +356,18 @@ def test_reading_only_units_not_yet_fired_counts_as_a_bool_count_does(values, ba
         stats.update(y, y)
     fired = (torch.cat(outputs) > 0).any(dim=0)  # NaN is not above 0
     assert stats.compute().never_active_units == torch.nonzero(~fired).flatten().tolist()
+
+
+def test_a_site_reads_nothing_between_moment_batches_once_every_unit_has_fired():
+    stats = SiteStatistics("relu", unit_dim=-1, every=16)
+    for y in ([[1.0, -1.0, 0.0]], [[-1.0, 2.0, -1.0]], [[0.0, 0.0, 3.0]]):  # all fired by now
+        stats.update(torch.tensor(y), torch.tensor(y))
+    with mock.patch.object(site_stats, "peak_per_unit", side_effect=AssertionError("read")):
+        for _ in range(12):  # up to the next moment batch (the 17th call): nothing read
+            y = torch.full((2, 3), -5.0)
+            assert stats.update(y, y) is False
+    summary = stats.compute()
+    assert summary.never_active_units == [] and summary.samples == 3 + 12 * 2
 
 
 class _Folded(Metric):

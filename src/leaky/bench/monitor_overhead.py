@@ -143,9 +143,9 @@ def run_monitor(*, quick: bool = False, device: str = "cpu") -> SuiteResult:
         "bar or checkpointing on either side; the callback computes its report every 50 steps"
     )
     result.notes.append(
-        f"defaults: unit counts exact, every batch (a site reads only its units not yet "
-        f"fired in the window); extremes, moments, histogram and gradient norms every "
-        f"{DEFAULT_EVERY}th batch. every=1: every statistic on every batch"
+        f"defaults: unit counts exact, every batch (a site whose units have all fired in "
+        f"the window reads nothing more); extremes, moments, histogram and gradient norms "
+        f"every {DEFAULT_EVERY}th batch. every=1: every statistic on every batch"
     )
     result.notes.append(
         "in hooks: time the monitor spent computing statistics over the monitored steps' "

@@ -22,9 +22,9 @@ counts and sums; nothing is copied to the host until :meth:`Monitor.report`.
 Cost. The unit counts (never-active, dead and saturated units) and the samples are exact:
 every batch counts. Everything else (the extremes and non-finite outputs, the moments,
 the histogram and the gradient norms) is read on every ``every``-th batch, the first of a
-window included. In between, on the CPU, a site reads only its units that have not fired
-yet in the window (a unit that has fired cannot become never-active again), so a healthy
-site reads nothing: that is what keeps the monitor cheap enough to leave on. ``every=1``
+window included. In between, on the CPU, a site whose units have all fired in the window
+reads nothing (a unit that has fired cannot become never-active again), so a healthy site
+costs almost nothing: that is what keeps the monitor cheap enough to leave on. ``every=1``
 reads everything always. Activations called as functions are looked for on every 16th
 batch (a ``TorchFunctionMode`` costs Python on every torch call); once one is found, every batch is
 watched, so its counts are exact too (one first called on a later batch is counted from
