@@ -10,6 +10,7 @@ cost.
 
     python examples/monitor_pairs.py --model resnet18 --pairs 81
     python examples/monitor_pairs.py --model mlp --settings none hooks-only defaults
+    python examples/monitor_pairs.py --model small-mlp --threads 2 --settings defaults every=1
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ from unittest import mock
 
 import torch
 
-from leaky.bench.monitor_overhead import _HookShare, _mlp, _resnet18, _to, _transformer
+from leaky.bench.monitor_overhead import (
+    _HookShare,
+    _mlp,
+    _resnet18,
+    _small_mlp,
+    _to,
+    _transformer,
+)
 from leaky.bench.timing import compare
 from leaky.bench.training_step import checked_steps
 from leaky.diagnosis.monitor import Monitor, layer_stats, site_stats
 
-MODELS = {"mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
+MODELS = {"small-mlp": _small_mlp, "mlp": _mlp, "resnet18": _resnet18, "transformer": _transformer}
 SETTINGS = {
     "none": None,
     "hooks-only": {"every": 1},

@@ -419,34 +419,40 @@ class SiteStatistics(Metric):
         # device.
         if cpu and not extremes and self._all_fired:
             return
+        self._extremes_read = self._extremes_read or extremes
+        if cpu:
+            self._fold_on_host(y, dims, extremes)
+            return
         # One read-only pass each for the per-unit peaks and the minimum (which shows NaN;
-        # the peaks ignore it).
+        # the peaks ignore it). One peak per unit whatever the shape: a 1-D output's 0-dim
+        # peak and an (N, 1) output's (1,) are the same site's single unit.
         peaks, largest = peak_per_unit(y, dims)
         low = y.amin() if extremes else None
-        self._extremes_read = self._extremes_read or extremes
-        # One peak per unit whatever the shape: a 1-D output's 0-dim peak and an (N, 1)
-        # output's (1,) are the same site's single unit.
         peaks = peaks.reshape(-1)
-        if cpu:
-            self._fold_on_host(peaks, low, largest)
-            return
         # Elsewhere folding is a handful of tiny ops, done for many batches at once.
         self._extremes.append((low, largest if extremes else None, peaks))
         self._pending_peaks += peaks.numel()
         if len(self._extremes) >= _FOLD_EXTREMES or self._pending_peaks >= _FOLD_PEAK_VALUES:
             self._fold_extremes()
 
-    def _fold_on_host(
-        self, peaks: torch.Tensor, low: torch.Tensor | None, largest: torch.Tensor
-    ) -> None:
-        # On the CPU a batch's peaks go straight into the states (one op), and its extremes
-        # are compared as numbers, which reading costs nothing there.
-        torch.maximum(self.peak, peaks, out=self.peak)
-        if self.every > 1:  # with every=1 each batch reads every unit anyway
-            self._all_fired = bool(self.peak.gt(0).all())
-        if low is None:
+    def _fold_on_host(self, y: torch.Tensor, dims: list[int], extremes: bool) -> None:
+        # On the CPU a batch's peaks go straight into the states, and one number tells
+        # whether they held NaN (the states never do, so the smallest merged peak is NaN
+        # only then) and whether every unit has now fired (it is above 0). A batch with NaN
+        # is read again with NaN as -inf. Its extremes are compared as numbers, which
+        # reading costs nothing there.
+        peaks = reduce_per_unit("amax", y, dims).reshape(-1)
+        merged = torch.maximum(self.peak, peaks)
+        least = merged.amin().item()
+        if math.isnan(least):
+            peaks = peak_per_unit(y, dims)[0].reshape(-1)
+            merged = torch.maximum(self.peak, peaks)
+            least = merged.amin().item()
+        self.peak = merged
+        self._all_fired = least > 0
+        if not extremes:
             return
-        lowest, highest = low.item(), largest.item()
+        lowest, highest = y.amin().item(), peaks.amax().item()
         self.add_on_host("minimum", lowest)  # NaN stays NaN, as torch.minimum keeps it
         self.add_on_host("maximum", highest)
         if not (math.isfinite(lowest) and math.isfinite(highest)):
