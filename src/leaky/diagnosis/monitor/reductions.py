@@ -193,9 +193,10 @@ def _reduce_rows(reduce: str, rows: torch.Tensor) -> torch.Tensor:
 def peak_per_unit(y: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per unit, the largest value of a non-empty ``y`` that is not NaN, and the largest of those.
 
-    A unit whose values are all NaN peaks at ``-inf``. On the CPU one read-only pass; only
-    a batch holding NaN (which ``amax`` propagates) is read again with NaN as ``-inf``.
-    Other devices mask NaN every time, since deciding would wait for the device.
+    A unit whose values are all NaN peaks at ``-inf``. NaN is masked as ``-inf`` before the
+    pass. On the CPU a site reads a plain ``amax`` first and comes here only for a batch
+    that held NaN (see ``SiteStatistics``); other devices come here every time, since
+    deciding would wait for the device.
 
     Examples:
         >>> y = torch.tensor([[1.0, -1.0, float("nan")], [2.0, 0.0, 3.0]])
@@ -203,15 +204,6 @@ def peak_per_unit(y: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, t
         >>> peaks.tolist(), float(largest)
         ([2.0, 0.0, 3.0], 3.0)
     """
-    if y.device.type == "cpu":
-        peaks = reduce_per_unit("amax", y, dims)
-        largest = peaks.amax()
-        if not math.isnan(largest.item()):
-            return peaks, largest
-    return _peaks_without_nan(y, dims)
-
-
-def _peaks_without_nan(y: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     peaks = reduce_per_unit("amax", y.masked_fill(y.isnan(), -math.inf), dims)
     return peaks, peaks.amax()
 
@@ -310,12 +302,10 @@ def squared_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 def squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of squares, 1 if ``t`` holds NaN or inf else 0), reading ``t`` once if it can.
+    """(sum of squares, 1 if ``t`` holds NaN or inf else 0), as tensors on ``t``'s device.
 
-    Any NaN or inf in ``t`` makes the sum of squares non-finite; a finite sum therefore
-    proves there is none. A non-finite sum can also come from finite values too large to
-    square, so only then is ``t`` read again for its extremes. On the CPU that decision is
-    free; on a GPU it would wait for the device, so there both are read every time.
+    Both are read every time: deciding whether the second read is needed would wait for the
+    device (on the CPU, :func:`host_squared_norm_and_nonfinite` decides it).
 
     Examples:
         >>> sq, bad = squared_norm_and_nonfinite(torch.tensor([3.0, float("inf")]))
@@ -328,13 +318,15 @@ def squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     sq = squared_norm(t)
     if not t.numel():
         return sq, torch.zeros((), dtype=torch.int64, device=t.device)
-    if t.device.type == "cpu" and math.isfinite(sq.item()):
-        return sq, torch.zeros((), dtype=torch.int64)
     return sq, has_nonfinite(*torch.aminmax(t))
 
 
 def host_squared_norm_and_nonfinite(t: torch.Tensor) -> tuple[float, bool]:
-    """:func:`squared_norm_and_nonfinite` of a CPU tensor as host numbers (no tensor left).
+    """(sum of squares, whether it held NaN or inf) of a CPU tensor, reading it once if it can.
+
+    Any NaN or inf in ``t`` makes the sum of squares non-finite; a finite sum therefore
+    proves there is none. A non-finite sum can also come from finite values too large to
+    square, so only then is ``t`` read again for its extremes.
 
     Examples:
         >>> host_squared_norm_and_nonfinite(torch.tensor([3.0, 4.0]))
