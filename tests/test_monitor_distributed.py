@@ -1,6 +1,7 @@
 """Two gloo processes on CPU: the monitor's result equals one process that saw all the data."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -56,6 +57,10 @@ def _worker(rank: int, store: str, out: str) -> None:
                 json.dump({"summary": summary, "local_active_rank0": local}, f)
     finally:
         dist.destroy_process_group()
+    # Done: leave without C++ static destructors, where this torch's gloo aborts about one
+    # process exit in five ("terminate called without an active exception", after the
+    # work is over and the result written). A failure above still raises as usual.
+    os._exit(0)
 
 
 @pytest.mark.slow
