@@ -262,6 +262,66 @@ def test_mean_std_histogram():
     assert (s.minimum, s.maximum) == (-3.0, 5.0)
 
 
+def _sampled_counts(batches, kind, bins, hist_range, max_elements, near_zero=0.01):
+    # The histogram and near-zero count of every batch's sample, each counted on its own.
+    from leaky.diagnosis.monitor.reductions import histogram_counts, sample_values
+
+    histogram, near = torch.zeros(bins + 2, dtype=torch.int64), 0
+    for y in batches:
+        part = sample_values(y, max_elements)
+        histogram += histogram_counts(part, bins, hist_range, 0)
+        magnitude = part if kind == "relu" else part.abs()
+        near += int((magnitude <= near_zero).sum())
+    return histogram.tolist(), near
+
+
+@pytest.mark.parametrize(
+    ("kind", "max_elements", "shapes"),
+    [
+        ("relu", 64, [(32, 8)] * 40 + [(3, 8)]),  # 16 samples a buffer, many buffers, a short one
+        ("tanh", 0, [(20, 8), (12000, 8), (20, 8)]),  # 96,000 values: more than a buffer holds
+        ("leaky_relu", 16384, [(256, 512), (64, 512), (256, 512)]),  # sampled, then whole
+    ],
+)
+def test_held_histogram_values_count_as_each_batch_on_its_own(kind, max_elements, shapes):
+    # A batch's sampled values wait in a buffer and are counted later, together: whenever
+    # the states are read the counts equal each batch's counted at once, NaN and inf included.
+    gen = torch.Generator().manual_seed(0)
+    site = SiteStatistics(kind, bins=8, hist_range=(-2.0, 2.0), hist_max_elements=max_elements)
+    seen = []
+    for i, shape in enumerate(shapes):
+        y = torch.randn(shape, generator=gen) * 2
+        y.view(-1)[::7] = 0.005  # near zero
+        if i == 1:
+            y.view(-1)[:3] = torch.tensor([math.nan, math.inf, -math.inf])
+        y = torch.relu(y) if kind == "relu" else y
+        site.update(y, y)
+        seen.append(y)
+        histogram, near = _sampled_counts(seen, kind, 8, (-2.0, 2.0), max_elements)
+        if i in (0, 23) or i == len(shapes) - 1:  # reading the states counts what is held
+            state = site.state()
+            assert state["histogram"].tolist() == histogram
+            assert int(state["near_zero_count"]) == near
+    summary = site.compute()
+    assert summary.histogram == histogram
+    assert summary.near_zero_fraction == pytest.approx(near / int(site.state()["near_zero_read"]))
+
+
+def test_held_histogram_values_follow_dtype_changes_merges_and_resets():
+    a, b = SiteStatistics("tanh", bins=4), SiteStatistics("tanh", bins=4)
+    y32 = torch.linspace(-3, 3, 40).view(8, 5)
+    a.update(y32, y32)
+    a.update(y32.double(), y32.double())  # a new dtype: what was held is counted first
+    b.update(y32, y32)
+    a.merge(b)  # the other site's held values count too
+    expected, _ = _sampled_counts([y32, y32, y32], "tanh", 4, (-4.0, 4.0), 0)
+    assert a.compute().histogram == expected
+    b.update(y32, y32)
+    b.reset()  # a new window: held values are dropped
+    b.update(y32[:2], y32[:2])
+    assert b.compute().histogram == _sampled_counts([y32[:2]], "tanh", 4, (-4.0, 4.0), 0)[0]
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_local_derivatives_match_the_reference(spec):
     x = torch.linspace(-7, 7, 301, dtype=torch.float64) + 1e-3

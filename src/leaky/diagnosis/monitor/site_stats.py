@@ -2,6 +2,9 @@
 
 Memory does not grow with the number of batches: every state is a count, a sum or an
 extreme, merged with a declared reduction (see :class:`leaky.diagnosis.monitor.metric.Metric`).
+The values a batch's histogram and near-zero share read wait, a few batches at a time, in
+a buffer of at most 65,536 values per site, and are counted when it fills or whenever the
+states are read, so every count read is complete.
 A unit is a feature of a 2-D output ``(N, F)`` and a channel of a convolution's output
 ``(N, C, *)``; ``unit_dim`` says which dimension holds the units (the monitor infers it
 from the layer that produced the activation's input: the last dimension after a
@@ -67,6 +70,11 @@ __all__ = ["SiteStatistics", "SiteSummary", "check_every"]
 # states, and at most this many pending peak values (the CPU folds each batch at once).
 _FOLD_EXTREMES = 64
 _FOLD_PEAK_VALUES = 1 << 20
+# The values a batch's histogram and near-zero count read (a sample of at most
+# hist_max_elements) wait in a buffer of this many values per site, copied there in one op,
+# and are counted together when it is full or the states are read: the eight small ops of
+# those counts cost more than the values they read, once per batch.
+_HELD_VALUES = 1 << 16
 # Activations that never output a negative value: their outputs are their own magnitude.
 _NEVER_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "hardsigmoid"})
 
@@ -231,13 +239,20 @@ class SiteStatistics(Metric):
         # are None for a batch that did not read its extremes (see update)
         self._extremes: list[tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]] = []
         self._pending_peaks = 0  # values in the pending peaks
+        # Sampled outputs not yet in the histogram and near-zero count: the first
+        # `_held_count` values of `_held` (see _hold_values).
+        self._held: torch.Tensor | None = None
+        self._held_count = 0
         self._extremes_read = False  # a batch of this window has read its extremes
         # On the CPU, as of the last batch read: whether every unit has fired in this
         # window, and whether every unit has passed gradient.
         self._all_fired = False
         self._all_passed = False
-        self._idle = False  # nothing to read until the next moment batch (see update)
+        # Between moment batches only the per-unit peaks are read, and nothing once every
+        # unit has fired (see update).
+        self._lean = False
         self._rank = 0  # dimensions of the outputs
+        self._dims: list[int] = []  # the dimensions reduced per unit
         # Numbers known from shapes are host counts: no tensor op per batch.
         self.add_state("samples", 0, "sum")
         self.add_state("elements", 0, "sum")  # values read for the moments and histogram
@@ -274,11 +289,17 @@ class SiteStatistics(Metric):
         super().reset()
         self._extremes.clear()
         self._pending_peaks = 0
+        self._held_count = 0
         self._calls = 0
         self._extremes_read = False
         self._all_fired = False
         self._all_passed = False
-        self._idle = False
+        self._lean = False
+
+    def _fold_pending(self) -> None:
+        # What batches left to count later: the held values, then the peaks and extremes.
+        self._count_held()
+        self._fold_extremes()
 
     def _fold_extremes(self) -> None:
         # Per-batch peaks and (min, max) pairs not yet in the states: each unit's peak, the
@@ -300,22 +321,23 @@ class SiteStatistics(Metric):
 
     def to(self, device: torch.device | str) -> SiteStatistics:
         """Move every state to ``device``."""
-        self._fold_extremes()
+        self._fold_pending()
+        self._held = None  # made again where the next values are
         super().to(device)
         self._all_fired = False  # found again from the states at the next batch read
-        self._idle = False
+        self._lean = False
         return self
 
     def state(self) -> dict[str, torch.Tensor]:
         """The current local states (this rank only)."""
-        self._fold_extremes()
+        self._fold_pending()
         return super().state()
 
     def merge(self, other: Metric) -> None:
         """Fold another site's states into this one."""
-        self._fold_extremes()
+        self._fold_pending()
         if isinstance(other, SiteStatistics):
-            other._fold_extremes()
+            other._fold_pending()
         super().merge(other)
 
     def units_of(self, y: torch.Tensor) -> int:
@@ -335,13 +357,16 @@ class SiteStatistics(Metric):
 
         Returns whether this call read the moments (and so should read its gradient).
         """
-        if self._idle and self._calls % self.every and not params and self._same_units(y):
-            # Nothing to read until the next moment batch: count the samples, no tensor op.
+        if self._lean and self._calls % self.every and not params and self._same_units(y):
+            # Between moment batches a lean site reads only its units' peaks, until every
+            # unit has fired, then nothing: the shortest path, run at nearly every call.
             per_unit = y.numel() // self.units  # type: ignore[operator]
             self.samples += per_unit
             if not self.can_die:
                 self.always_passing += per_unit
             self._calls += 1
+            if per_unit and not self._all_fired:
+                self._fold_on_host(y.detach(), self._dims, False)
             return False
         x, y = x.detach(), y.detach()
         if y.is_meta:  # shapes only, no values to count
@@ -350,6 +375,7 @@ class SiteStatistics(Metric):
         if self.units is None:
             self.resolved_unit_dim = self.unit_dim % y.dim() if y.dim() >= 2 else None
             self._rank = y.dim()
+            self._dims = dims
             self._unit_states(units, y.device)
         elif units != self.units:
             raise ValueError(
@@ -384,13 +410,13 @@ class SiteStatistics(Metric):
                 self.saturated.add_(count_per_unit(compare, y, bound, dims, per_unit, self.scratch))
         if read:
             self._read_moments(y, dims)
-        # Idle between moment batches: every unit has fired (and, where that is read from
-        # the derivative, passed gradient) and no count is asked for every value. The
-        # module's options (a Leaky ReLU's slope) are then read again at the next batch
-        # read in full, not at every call.
-        self._idle = (
+        # Lean between moment batches: on the CPU, no count is asked for every value and
+        # whether a unit can pass gradient needs no derivative; the units' peaks are then
+        # all a call reads, until every unit has fired. The module's options (a Leaky
+        # ReLU's slope) are read again at the next moment batch, not at every call.
+        self._lean = (
             cpu
-            and self._all_fired
+            and self._extremes_read
             and not self.count_active
             and not self.tracks_saturation
             and (not self.can_die or self.kind == "relu" or self._all_passed)
@@ -475,20 +501,57 @@ class SiteStatistics(Metric):
         per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
         self.abs_total.add_(per_unit)
         total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
-        # The near-zero share and the histogram are read from the same values: all of them,
-        # or every k-th sample beyond hist_max_elements (see histogram_counts).
-        part = sample_values(y, self.hist_max_elements)
-        self.near_zero_read += part.numel()
-        near = part if never_negative else part.abs()
-        near_zero = count_all("le", near, self.near_zero, self.scratch)
-        sums = {"total": total, "total_sq": squared_norm(y), "near_zero_count": near_zero}
+        sums = {"total": total, "total_sq": squared_norm(y)}
         for name, value in sums.items():
             if y.is_cpu:  # read as a number there: cheaper than a tensor op adding it
                 self.add_on_host(name, value.item())
             else:
                 getattr(self, name).add_(value)
+        # The near-zero share and the histogram are read from the same values: all of them,
+        # or every k-th sample beyond hist_max_elements (see histogram_counts).
+        part = sample_values(y, self.hist_max_elements)
+        self.near_zero_read += part.numel()
+        self._hold_values(part)
+
+    def _hold_values(self, part: torch.Tensor) -> None:
+        # Copy a batch's sampled values into the buffer (room for up to 16 such samples),
+        # counting what it held first when they do not fit or differ in dtype or device.
+        # A sample larger than _HELD_VALUES (hist_max_elements 0 or above it) is counted
+        # at once.
+        held, n = self._held, part.numel()
+        if n > _HELD_VALUES:
+            self._count_values(part)
+            return
+        if (
+            held is None
+            or n > held.numel()
+            or (held.dtype, held.device) != (part.dtype, part.device)
+        ):
+            self._count_held()
+            size = min(_HELD_VALUES, 16 * n)
+            held = self._held = torch.empty(size, dtype=part.dtype, device=part.device)
+        elif self._held_count + n > held.numel():
+            self._count_held()
+        held[self._held_count : self._held_count + n].view(part.shape).copy_(part)
+        self._held_count += n
+
+    def _count_held(self) -> None:
+        if self._held is not None and self._held_count:
+            values, self._held_count = self._held[: self._held_count], 0
+            self._count_values(values)
+
+    def _count_values(self, values: torch.Tensor) -> None:
+        # The near-zero count and the histogram of sampled outputs.
+        near = values if self.spec.name in _NEVER_NEGATIVE else values.abs()
+        near_zero = count_all("le", near, self.near_zero, self.scratch)
+        if values.is_cpu:
+            self.add_on_host("near_zero_count", near_zero.item())
+        else:
+            self.near_zero_count.add_(near_zero)
         if self.bins:
-            self.histogram.add_(histogram_counts(part, self.bins, self.hist_range, 0, self.scratch))
+            self.histogram.add_(
+                histogram_counts(values, self.bins, self.hist_range, 0, self.scratch)
+            )
 
     def _magnitude(self, y: torch.Tensor) -> torch.Tensor:
         # |y|, into the scratch buffer where there is one (the reduction reads it at once).
