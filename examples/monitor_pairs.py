@@ -6,11 +6,13 @@ stepped with its Monitor attached and detached in turn, neither timed) for the c
 settings, and prints each median speed-up with its 95% interval and
 the share of the step spent computing statistics. ``hooks-only`` attaches a Monitor whose
 statistics do nothing: what the hooks themselves (dispatch, the functional-call watcher)
-cost.
+cost. ``peaks-off`` is the defaults with the per-unit peaks not read on the CPU (wrong
+never-active counts; what everything but those reads costs).
 
     python examples/monitor_pairs.py --model resnet18 --pairs 81
     python examples/monitor_pairs.py --model mlp --settings none hooks-only defaults
     python examples/monitor_pairs.py --model small-mlp --threads 2 --settings defaults every=1
+    python examples/monitor_pairs.py --model mlp --threads 2 --settings none peaks-off defaults
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ MODELS = {"small-mlp": _small_mlp, "mlp": _mlp, "resnet18": _resnet18, "transfor
 SETTINGS = {
     "none": None,
     "hooks-only": {"every": 1},
+    "peaks-off": {},
     "defaults": {},
     "every=1": {"every": 1},
 }
@@ -50,6 +53,11 @@ def _statistics_off() -> tuple[Any, ...]:
         update=lambda self, *args, **kwargs: True,
         update_grad=lambda self, grad: None,
     ), mock.patch.object(layer_stats.LayerGradientStatistics, "update", lambda self, g: None)
+
+
+def _peaks_off() -> tuple[Any, ...]:
+    # The CPU's per-unit peaks (and a moment batch's extremes) not read at all.
+    return (mock.patch.object(site_stats.SiteStatistics, "_fold_on_host", lambda *args: None),)
 
 
 def main() -> None:
@@ -70,7 +78,7 @@ def main() -> None:
         options = SETTINGS[name]
         monitor = None if options is None else Monitor(watched, **options).attach()
         step, _ = checked_steps(watched, plain, x, loss)
-        patches = _statistics_off() if name == "hooks-only" else ()
+        patches = {"hooks-only": _statistics_off(), "peaks-off": _peaks_off()}.get(name, ())
         for patch in patches:
             patch.start()
         try:
