@@ -501,12 +501,8 @@ class SiteStatistics(Metric):
         per_unit = reduce_per_unit("sum", magnitude, dims).reshape(-1)
         self.abs_total.add_(per_unit)
         total = per_unit.sum(dtype=acc) if never_negative else y.sum(dtype=acc)
-        sums = {"total": total, "total_sq": squared_norm(y)}
-        for name, value in sums.items():
-            if y.is_cpu:  # read as a number there: cheaper than a tensor op adding it
-                self.add_on_host(name, value.item())
-            else:
-                getattr(self, name).add_(value)
+        self.add_sum("total", total)
+        self.add_sum("total_sq", squared_norm(y))
         # The near-zero share and the histogram are read from the same values: all of them,
         # or every k-th sample beyond hist_max_elements (see histogram_counts).
         part = sample_values(y, self.hist_max_elements)
@@ -543,11 +539,7 @@ class SiteStatistics(Metric):
     def _count_values(self, values: torch.Tensor) -> None:
         # The near-zero count and the histogram of sampled outputs.
         near = values if self.spec.name in _NEVER_NEGATIVE else values.abs()
-        near_zero = count_all("le", near, self.near_zero, self.scratch)
-        if values.is_cpu:
-            self.add_on_host("near_zero_count", near_zero.item())
-        else:
-            self.near_zero_count.add_(near_zero)
+        self.add_sum("near_zero_count", count_all("le", near, self.near_zero, self.scratch))
         if self.bins:
             self.histogram.add_(
                 histogram_counts(values, self.bins, self.hist_range, 0, self.scratch)
