@@ -366,12 +366,66 @@ def test_a_site_reads_nothing_between_moment_batches_once_every_unit_has_fired()
     with (
         mock.patch.object(site_stats, "peak_per_unit", side_effect=read),
         mock.patch.object(site_stats, "reduce_per_unit", side_effect=read),
+        mock.patch.object(torch, "amax", side_effect=read),  # a repeated shape's direct read
     ):
         for _ in range(12):  # up to the next moment batch (the 17th call): nothing read
             y = torch.full((2, 3), -5.0)
             assert stats.update(y, y) is False
     summary = stats.compute()
     assert summary.never_active_units == [] and summary.samples == 3 + 12 * 2
+
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+# Values each dtype holds, and positives too small for the narrower ones (they round to 0).
+PEAK_VALUES = [*EDGE, 1e-300, 1e-40, 1e-9, -1e-300, 0.5]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(DTYPES),
+            st.lists(st.sampled_from(PEAK_VALUES), min_size=6, max_size=6),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from([1, 4, 16]),
+)
+def test_running_peaks_equal_the_float64_maximum_across_dtypes_and_reads(batches, every):
+    # Batches of 2 samples x 3 units whose dtype changes as it likes, the states read (folded)
+    # after some of them: a unit that never fired peaks at its largest non-NaN value, as
+    # float64 sees the values each batch held; one that fired peaks above 0 but perhaps
+    # below that (reading stops once every unit has fired); never-active units are those
+    # never above 0.
+    stats = SiteStatistics("leaky_relu", unit_dim=-1, every=every)
+    seen = []
+    for dtype, values, read_states in batches:
+        y = torch.tensor(values, dtype=torch.float64).view(2, 3).to(dtype)
+        stats.update(y, y, torch.nn.LeakyReLU())
+        seen.append(y.double())
+        if read_states:
+            stats.state()
+    held = torch.cat(seen)
+    expected = held.masked_fill(held.isnan(), -math.inf).amax(0)
+    peak = stats.state()["peak"]
+    assert torch.equal(peak > 0, expected > 0) and bool((peak <= expected).all())
+    assert torch.equal(peak[expected <= 0], expected[expected <= 0])
+    never = torch.nonzero(~(held > 0).any(0)).flatten().tolist()
+    assert stats.compute().never_active_units == never
+
+
+def test_merging_mid_window_goes_on_from_the_merged_peaks():
+    # Site a has seen unit 0 fire; b merges into it mid-window, then both go on.
+    a, b = SiteStatistics("relu", unit_dim=-1), SiteStatistics("relu", unit_dim=-1)
+    a.update(torch.tensor([[1.0, -1.0, -1.0]]), torch.tensor([[1.0, -1.0, -1.0]]))
+    b.update(torch.tensor([[-1.0, 2.0, -1.0]]), torch.tensor([[-1.0, 2.0, -1.0]]))
+    a.merge(b)
+    y = torch.tensor([[-1.0, -1.0, -2.0]])
+    a.update(y, y)
+    assert a.state()["peak"].tolist() == [1.0, 2.0, -1.0]
+    assert a.compute().never_active_units == [2]
 
 
 class _Folded(Metric):

@@ -43,6 +43,7 @@ __all__ = [
     "host_squared_norm_and_nonfinite",
     "peak_per_unit",
     "reduce_per_unit",
+    "reduces_in_one_call",
     "sample_values",
     "squared_norm",
     "squared_norm_and_nonfinite",
@@ -119,6 +120,30 @@ _SHORT_ROWS = 64
 _ONE_CALL_BYTES = 4 << 20
 
 
+def reduces_in_one_call(t: torch.Tensor, dims: Sequence[int]) -> bool:
+    """Whether :func:`reduce_per_unit` reduces ``t`` over ``dims`` in one plain ``torch`` call.
+
+    It does for anything that is not reduced to one dimension (its units), for an empty
+    tensor, and for a tensor of at most :data:`_ONE_CALL_BYTES` that is not a small
+    feature map. Which path a tensor takes depends only on its shape, strides and dtype,
+    so a caller that sees the same kind of tensor again may decide once.
+
+    Examples:
+        >>> reduces_in_one_call(torch.zeros(256, 1024), [0])
+        True
+        >>> reduces_in_one_call(torch.zeros(8, 512, 4, 4), [0, 2, 3])  # a small feature map
+        False
+    """
+    unit = _unit_dim(t, dims)
+    if unit is None or not t.numel():
+        return True
+    if t.is_contiguous():
+        before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
+        if before > 1 and 1 < after < _SHORT_ROWS:
+            return False
+    return t.numel() * t.element_size() <= _ONE_CALL_BYTES
+
+
 def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
     """``t.<reduce>(dims)`` (``"sum"``, ``"amax"`` or ``"amin"``), a large ``t`` in memory order.
 
@@ -138,23 +163,22 @@ def reduce_per_unit(reduce: str, t: torch.Tensor, dims: Sequence[int]) -> torch.
         >>> reduce_per_unit("amax", t.permute(0, 2, 1).contiguous().permute(0, 2, 1), [0, 2])
         tensor([15., 19., 23.])
     """
-    unit = _unit_dim(t, dims)
-    if unit is not None and t.is_contiguous() and t.numel():
-        before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
-        if before > 1 and 1 < after < _SHORT_ROWS:
-            # Small feature maps: the batch first (whole rows), then each unit's few values.
-            across = getattr(t.view(before, -1), reduce)(0)
-            return getattr(across.view(t.shape[unit], after), reduce)(1)
-    if unit is None or t.numel() * t.element_size() <= _ONE_CALL_BYTES:
+    if reduces_in_one_call(t, dims):
         return getattr(t, reduce)(list(dims))
+    unit = _unit_dim(t, dims)
+    assert unit is not None  # reduces_in_one_call said so
     units = t.shape[unit]
+    before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
+    if t.is_contiguous() and before > 1 and 1 < after < _SHORT_ROWS:
+        # Small feature maps: the batch first (whole rows), then each unit's few values.
+        across = getattr(t.view(before, -1), reduce)(0)
+        return getattr(across.view(units, after), reduce)(1)
     if t.dim() > 2 and unit != t.dim() - 1 and t.stride(unit) == 1:
         inner = t.movedim(unit, -1)
         if inner.is_contiguous():  # units innermost in memory: channels_last
             return _reduce_rows(reduce, inner.reshape(-1, units))
     if not t.is_contiguous():
         return getattr(t, reduce)(list(dims))
-    before, after = math.prod(t.shape[:unit]), math.prod(t.shape[unit + 1 :])
     # Units last (a Linear's output): no inner reduction.
     out = t.view((before, units) if after == 1 else (before, units, after))
     if after > 1:
