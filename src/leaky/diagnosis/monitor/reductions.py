@@ -125,8 +125,8 @@ def reduces_in_one_call(t: torch.Tensor, dims: Sequence[int]) -> bool:
 
     It does for anything that is not reduced to one dimension (its units), for an empty
     tensor, and for a tensor of at most :data:`_ONE_CALL_BYTES` that is not a small
-    feature map. Which path a tensor takes depends only on its shape, strides and dtype,
-    so a caller that sees the same kind of tensor again may decide once.
+    feature map. For given ``dims`` the answer depends only on the tensor's shape, dtype
+    and whether it is contiguous, so a caller that sees the same kind again may decide once.
 
     Examples:
         >>> reduces_in_one_call(torch.zeros(256, 1024), [0])
